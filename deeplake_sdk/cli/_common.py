@@ -1,0 +1,55 @@
+"""Helpers shared by the command modules: exit codes, error output, credential options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1  # not found / no match
+EXIT_ERROR = 2  # usage or error
+
+
+class CliError(Exception):
+    """An error to report on stderr in one line, with an exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def fail(message: str, exit_code: int = EXIT_ERROR) -> int:
+    """Print ``deeplake-sdk: error: MESSAGE`` on stderr (one line) and return ``exit_code``."""
+    first_line = " ".join(str(message).split("\n")).strip()
+    print(f"deeplake-sdk: error: {first_line}", file=sys.stderr)
+    return exit_code
+
+
+def print_json(value: Any) -> None:
+    """Print ``value`` as JSON on stdout."""
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def add_credential_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--token --org --workspace --url`` (each falls back to env and credentials file)."""
+    group = parser.add_argument_group(
+        "credentials",
+        "default: DEEPLAKE_TOKEN, DEEPLAKE_ORG_ID, DEEPLAKE_WORKSPACE_ID, DEEPLAKE_API_URL, "
+        "then ~/.deeplake/credentials.json",
+    )
+    group.add_argument("--token", help="API token")
+    group.add_argument("--org", help="organisation id")
+    group.add_argument("--workspace", help="workspace id (default: 'default')")
+    group.add_argument("--url", help="API base URL (default: https://api.deeplake.ai)")
+
+
+def example_epilog(*examples: str) -> str:
+    """Format an ``--help`` epilog listing examples."""
+    return "examples:\n" + "\n".join(f"  {e}" for e in examples)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the example epilogs as written."""
