@@ -10,6 +10,7 @@ catches them all. Messages say what happened and, where there is one, what to do
     ├── ApiError               the service answered with an error status
     │   ├── AuthError          401 / 403
     │   ├── QueryError         400: the SQL was rejected (syntax, missing table, ...)
+    │   │   └── AlreadyExistsError  the object to create already exists (409, "already exists")
     │   ├── RateLimitError     429 / 503 after every retry was spent
     │   └── ServerError        5xx after every retry was spent
     ├── NetworkError           no usable answer (connect error, reset, timeout)
@@ -24,6 +25,7 @@ import errno as _errno
 from collections.abc import Iterable
 
 __all__ = [
+    "AlreadyExistsError",
     "AmbiguousWriteError",
     "ApiError",
     "AuthError",
@@ -54,7 +56,10 @@ class ApiError(DeeplakeError):
         message: The service's error message (or a summary of a non-JSON body).
         request_id: The service's request id, when it sent one (quote it in bug reports).
         code: The service's machine-readable error code, when it sent one.
+        retry_after: Seconds the service asked to wait (``Retry-After``), when it sent one.
     """
+
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -90,6 +95,14 @@ class QueryError(ApiError):
     """The service rejected the request itself (400 and other non-retryable 4xx)."""
 
 
+class AlreadyExistsError(QueryError):
+    """The object to create already exists (409, or any answer saying "already exists").
+
+    The real service answers 500 for this on ALTER/CREATE INDEX; the SDK recognises the message
+    and never retries it. ``ensure_table`` and friends treat it as success.
+    """
+
+
 class RateLimitError(ApiError):
     """The service kept answering 429/503 until the retry budget was spent.
 
@@ -102,7 +115,17 @@ class ServerError(ApiError):
 
 
 class NetworkError(DeeplakeError):
-    """No usable answer: connection refused or reset, or a timeout."""
+    """No usable answer: connection refused or reset, or a timeout.
+
+    Attributes:
+        ambiguous: ``True`` when the request may have reached the server and executed (reset
+            or disconnect after sending, read timeout); ``False`` when it surely did not
+            (connection refused, connect timeout).
+    """
+
+    def __init__(self, *args: object, ambiguous: bool = False) -> None:
+        super().__init__(*args)
+        self.ambiguous = ambiguous
 
 
 class AmbiguousWriteError(NetworkError):
@@ -112,6 +135,9 @@ class AmbiguousWriteError(NetworkError):
     (a check that tells whether the write took effect) or ``idempotent=True`` to
     :meth:`deeplake_sdk.DeeplakeApi.query` so the SDK can resolve it for you.
     """
+
+    def __init__(self, *args: object, ambiguous: bool = True) -> None:
+        super().__init__(*args, ambiguous=ambiguous)
 
 
 class FlushError(DeeplakeError):
@@ -149,7 +175,8 @@ class FsError(DeeplakeError, OSError):
         OSError.__init__(self, code, message, path)
 
     def __str__(self) -> str:
-        return f"[{_errno.errorcode.get(self.errno or 0, self.errno)}] {self.strerror}: {self.filename}"
+        code = _errno.errorcode.get(self.errno or 0, self.errno)
+        return f"[{code}] {self.strerror}: {self.filename}"
 
 
 def _errno_message(code: int) -> str:
