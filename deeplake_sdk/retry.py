@@ -1,0 +1,298 @@
+"""Retry policy, built on the ``retrying`` package.
+
+What is retried (DESIGN section 4): HTTP 429/500/502/503/504 and network errors (connect
+errors, resets, read timeouts). Never retried: other 4xx, answers saying "already exists" (the
+real service sends 500 for those on ALTER/CREATE INDEX), ambiguous writes the caller has not
+made safe (:class:`~deeplake_sdk.errors.AmbiguousWriteError`), and anything that is not an SDK
+error (a bug should surface, not be repeated).
+
+Delays: ``backoff_base * 2**k`` for the k-th retry (0.5, 1, 2, 4 s by default) plus up to
+``jitter`` of it at random, capped at ``backoff_max``; a ``Retry-After`` (seconds or an HTTP
+date) replaces it when longer, capped at ``retry_after_max``. A call stops when its retries are
+spent or when the next sleep would cross its total ``deadline``; the last error is raised.
+
+``retrying`` itself sleeps with :func:`time.sleep`, which would freeze every greenlet of an
+unpatched process, so the sleeping happens here with :func:`gevent.sleep` (which also blocks a
+plain synchronous caller exactly like ``time.sleep``) and ``retrying`` is told to wait 0 ms.
+A fresh ``Retrying`` is built per call because its state (deadline, last error) is per call.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import gevent
+from retrying import Retrying
+
+from deeplake_sdk.errors import AmbiguousWriteError, ApiError, NetworkError
+
+__all__ = [
+    "RETRY_STATUSES",
+    "RetryCall",
+    "RetryEvent",
+    "RetryPolicy",
+    "is_already_exists",
+    "parse_retry_after",
+    "retried",
+]
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: HTTP statuses that are retried.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+_ALREADY_EXISTS = re.compile(r"already exists", re.IGNORECASE)
+
+
+def is_already_exists(error: BaseException) -> bool:
+    """Tell whether ``error`` is an "already exists" answer (fast outcome, never retried)."""
+    return isinstance(error, ApiError) and bool(_ALREADY_EXISTS.search(error.message or ""))
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Parse a ``Retry-After`` header into seconds.
+
+    Args:
+        value: The header: delta-seconds (``"3"``; ``"1.5"`` tolerated) or an HTTP date.
+        now: Current time for HTTP dates (tests); default the real UTC time.
+
+    Returns:
+        Seconds to wait (0 when the date is past), or ``None`` when absent or unparseable.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a call is retried.
+
+    Attributes:
+        retries: Retries after the first attempt (``0`` disables retrying).
+        backoff_base: Delay before the first retry, in seconds; doubles per retry.
+        backoff_max: Cap of one backoff delay, in seconds.
+        jitter: Random extra delay, as a fraction of the backoff delay (0.5 = up to +50%).
+        retry_after_max: Cap applied to a server's ``Retry-After``, in seconds.
+        deadline: Total time budget of one call (attempts and sleeps), in seconds; ``None``
+            for no budget beyond ``retries``. No sleep is started that would cross it.
+    """
+
+    retries: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+    jitter: float = 0.5
+    retry_after_max: float = 30.0
+    deadline: float | None = 120.0
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError("retries must be >= 0")
+        if self.backoff_base < 0 or self.backoff_max < 0 or self.jitter < 0:
+            raise ValueError("backoff_base, backoff_max and jitter must be >= 0")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ValueError("deadline must be > 0 (or None)")
+
+    @classmethod
+    def coerce(cls, value: RetryPolicy | int | None) -> RetryPolicy:
+        """Build a policy from ``None`` (defaults), an int (number of retries) or a policy."""
+        if value is None:
+            return cls()
+        if isinstance(value, RetryPolicy):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"retries must be an int or a RetryPolicy, got {value!r}")
+        return cls(retries=value)
+
+    def should_retry(self, error: BaseException) -> bool:
+        """Tell whether ``error`` may be retried (budget aside)."""
+        if isinstance(error, AmbiguousWriteError):
+            return False
+        if isinstance(error, NetworkError):
+            return True
+        if isinstance(error, ApiError):
+            return error.status in RETRY_STATUSES and not is_already_exists(error)
+        return False
+
+    def backoff(self, retry_index: int, rng: Callable[[], float] = random.random) -> float:
+        """Backoff before retry number ``retry_index`` (0-based), jitter included, capped."""
+        base = self.backoff_base * (2 ** min(retry_index, 30))
+        return min(self.backoff_max, base * (1.0 + self.jitter * rng()))
+
+    def delay(
+        self, retry_index: int, error: BaseException, rng: Callable[[], float] = random.random
+    ) -> float:
+        """Seconds to sleep before retry number ``retry_index`` after ``error``.
+
+        A ``Retry-After`` longer than the backoff wins (capped at ``retry_after_max``) and gets
+        a little jitter on top so that clients told the same time do not return together.
+        """
+        backoff = self.backoff(retry_index, rng)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is None:
+            return backoff
+        told = min(float(retry_after), self.retry_after_max)
+        if told <= backoff:
+            return backoff
+        return told + self.jitter * self.backoff_base * rng() * 0.5
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """One retry decision, as recorded by observers (tests, benchmarks, logs).
+
+    Attributes:
+        label: What was retried (the operation's name).
+        attempt: Number of the attempt that failed (1-based).
+        delay: Seconds slept before the next attempt.
+        status: HTTP status of the failure, or ``None`` for a network error.
+        retry_after: The server's ``Retry-After`` in seconds, when it sent one.
+        error: The failure.
+    """
+
+    label: str
+    attempt: int
+    delay: float
+    status: int | None
+    retry_after: float | None
+    error: BaseException = field(repr=False)
+
+
+class RetryCall:
+    """Per-call retry state: attempt number, last error, deadline. Build one per call.
+
+    Args:
+        policy: The policy to apply.
+        label: Name of the operation, for logs and events.
+        observer: Called with a :class:`RetryEvent` before each sleep.
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        label: str = "call",
+        observer: Callable[[RetryEvent], None] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.label = label
+        self.observer = observer
+        self.started = time.monotonic()
+        self.attempt = 0
+        self.last_error: BaseException | None = None
+        self.delays: list[float] = []
+        self._next_delay = 0.0
+
+    def remaining(self) -> float | None:
+        """Seconds left of the call's deadline (``None`` when it has none)."""
+        if self.policy.deadline is None:
+            return None
+        return max(0.0, self.policy.deadline - (time.monotonic() - self.started))
+
+    # -- hooks given to retrying ------------------------------------------------------------
+    def _retry_on_exception(self, error: BaseException) -> bool:
+        self.last_error = error
+        return self.policy.should_retry(error)
+
+    def _stop(self, attempt_number: int, _delay_ms: int) -> bool:
+        error = self.last_error
+        if attempt_number > self.policy.retries or error is None:
+            return True
+        delay = self.policy.delay(attempt_number - 1, error)
+        remaining = self.remaining()
+        if remaining is not None and delay >= remaining:
+            logger.warning(
+                "%s: giving up after attempt %d, next retry in %.2fs would pass the %.1fs "
+                "deadline: %s", self.label, attempt_number, delay, self.policy.deadline, error
+            )
+            return True
+        self._next_delay = delay
+        return False
+
+    def _wait(self, attempt_number: int, _delay_ms: int) -> int:
+        error = self.last_error
+        delay = self._next_delay
+        status = getattr(error, "status", None)
+        event = RetryEvent(
+            self.label, attempt_number, delay, status, getattr(error, "retry_after", None),
+            error,  # type: ignore[arg-type]
+        )
+        self.delays.append(delay)
+        level = logging.INFO if status in (429, 503) else logging.WARNING
+        logger.log(
+            level, "%s: attempt %d/%d failed (%s), retrying in %.2fs", self.label,
+            attempt_number, self.policy.retries + 1, _describe(error), delay,
+        )
+        if self.observer is not None:
+            self.observer(event)
+        gevent.sleep(delay)
+        return 0
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn(*args, **kwargs)`` under the policy; return its result or raise its error."""
+
+        def attempt() -> Any:
+            self.attempt += 1
+            return fn(*args, **kwargs)
+
+        retrying = Retrying(
+            retry_on_exception=self._retry_on_exception,
+            stop_func=self._stop,
+            wait_func=self._wait,
+        )
+        return retrying.call(attempt)
+
+
+def _describe(error: BaseException | None) -> str:
+    if isinstance(error, ApiError):
+        return f"HTTP {error.status}: {error.message[:200]}"
+    return f"{type(error).__name__}: {error}"
+
+
+def retried(method: F) -> F:
+    """Decorate a client method ``m(self, call: RetryCall, ...)`` so each call is retried.
+
+    The wrapper builds a fresh :class:`RetryCall` from ``self.retry_policy`` (and
+    ``self._record_retry`` as observer when present) and passes it as the first argument after
+    ``self``, so the attempt can read ``call.attempt``, ``call.last_error`` and
+    ``call.remaining()``.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = RetryCall(
+            self.retry_policy,
+            label=method.__name__.lstrip("_"),
+            observer=getattr(self, "_record_retry", None),
+        )
+        return call.run(method, self, call, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
