@@ -1,7 +1,11 @@
 """deeplake-sdk: a synchronous, gevent-powered SDK for the Deeplake managed SQL API."""
 
 from deeplake_sdk._version import __version__
+from deeplake_sdk.api import DeeplakeApi
+from deeplake_sdk.api_types import QueryResult, Timeout
+from deeplake_sdk.config import Credentials, load_credentials
 from deeplake_sdk.errors import (
+    AlreadyExistsError,
     AmbiguousWriteError,
     ApiError,
     AuthError,
@@ -14,18 +18,26 @@ from deeplake_sdk.errors import (
     RateLimitError,
     ServerError,
 )
+from deeplake_sdk.retry import RetryPolicy
 
 __all__ = [
+    "AlreadyExistsError",
     "AmbiguousWriteError",
     "ApiError",
     "AuthError",
     "ConfigError",
+    "Credentials",
+    "DeeplakeApi",
     "DeeplakeError",
     "FlushError",
     "FsError",
     "NetworkError",
     "QueryError",
+    "QueryResult",
     "RateLimitError",
+    "RetryPolicy",
     "ServerError",
+    "Timeout",
     "__version__",
+    "load_credentials",
 ]

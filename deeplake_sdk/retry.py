@@ -20,6 +20,7 @@ A fresh ``Retrying`` is built per call because its state (deadline, last error) 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import math
 import random
@@ -47,6 +48,18 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# retrying logs every failed attempt with its traceback at WARNING; our own messages say what
+# matters, so its records go to a silent logger of ours (the library's global one is untouched).
+_retrying_logger = logging.getLogger(f"{__name__}.retrying")
+_retrying_logger.addHandler(logging.NullHandler())
+_retrying_logger.propagate = False
+# retrying < 1.3.5 has no logger argument (nor any logging).
+_RETRYING_KWARGS: dict[str, Any] = (
+    {"logger": _retrying_logger}
+    if "logger" in inspect.signature(Retrying.__init__).parameters
+    else {}
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -267,6 +280,7 @@ class RetryCall:
             retry_on_exception=self._retry_on_exception,
             stop_func=self._stop,
             wait_func=self._wait,
+            **_RETRYING_KWARGS,
         )
         return retrying.call(attempt)
 

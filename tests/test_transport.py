@@ -58,6 +58,9 @@ class Stub:
             def do_POST(self):
                 self.handle_one()
 
+            def do_DELETE(self):
+                self.handle_one()
+
             def handle_one(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""

@@ -1,0 +1,597 @@
+"""DeeplakeApi: the client of the Deeplake managed SQL API.
+
+Plain synchronous Python: ``api.query(sql)`` returns rows. Inside, requests share one
+keep-alive pool and one concurrency bound per endpoint (:mod:`deeplake_sdk.transport`), are
+retried per :class:`~deeplake_sdk.retry.RetryPolicy`, and writes whose outcome is unknown
+are never blindly re-sent (see :meth:`DeeplakeApi.execute`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from gevent.pool import Pool
+
+from deeplake_sdk import statements
+from deeplake_sdk._version import __version__
+from deeplake_sdk.api_types import QueryResult, Timeout
+from deeplake_sdk.config import Credentials, load_credentials
+from deeplake_sdk.errors import (
+    AlreadyExistsError,
+    AmbiguousWriteError,
+    DeeplakeError,
+    NetworkError,
+    QueryError,
+    ServerError,
+)
+from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, retried
+from deeplake_sdk.sql import DDL, READ, check_params, statement_kind
+from deeplake_sdk.transport import Endpoint, get_endpoint
+
+__all__ = ["Confirm", "DeeplakeApi", "QueryResult", "Statement", "Timeout"]
+
+logger = logging.getLogger(__name__)
+
+#: A check run after an ambiguous failure: "did the write take effect?"
+Confirm = Callable[[], bool]
+#: An item of :meth:`DeeplakeApi.query_many`: SQL text, or ``(sql, params)``.
+Statement = str | tuple[str, Sequence[Any] | None]
+
+# Tables already ensured by this process: (api_url, workspace, table).
+_ensured: set[tuple[str, str, str]] = set()
+_ensured_lock = threading.Lock()
+
+
+def _is_ambiguous(error: BaseException) -> bool:
+    """Tell whether a failed request may have executed (5xx but 503, resets, read timeouts)."""
+    if isinstance(error, NetworkError):
+        return error.ambiguous
+    return isinstance(error, ServerError) and error.status != 503
+
+
+@dataclass
+class _Call:
+    sql: str
+    params: list[Any]
+    timeout: Timeout
+    resend: bool
+    confirm: Confirm | None
+    kind: str
+    maybe_applied: bool = False
+    first_error: BaseException | None = field(default=None, repr=False)
+
+
+class DeeplakeApi:
+    """Client of one workspace of the Deeplake SQL API.
+
+    Args:
+        token: API token (default: ``DEEPLAKE_TOKEN``, then the credentials file).
+        org_id: Organisation id (default: ``DEEPLAKE_ORG_ID``, then the credentials file).
+        workspace_id: Workspace id (default: ``DEEPLAKE_WORKSPACE_ID``, file, ``default``).
+        api_url: Service URL (default: ``DEEPLAKE_API_URL``, file, ``https://api.deeplake.ai``).
+        max_concurrency: Requests in flight at most, for the whole process and this endpoint
+            (``None``: unbounded). Clients with equal URL and settings share pool and bound.
+        timeout: Statement timeout in seconds, or a :class:`Timeout` (connect 10 s, statement
+            60 s, read = statement + 2 s by default).
+        retries: Number of retries or a :class:`RetryPolicy` (default: 3 retries, 0.5 s
+            backoff doubling up to 8 s, ``Retry-After`` up to 30 s, 120 s deadline per call).
+        adaptive: Adapt the concurrency bound to 429/503 answers within
+            ``[1, max_concurrency]``.
+
+    Raises:
+        ConfigError: No token or org id could be found.
+
+    Example:
+        >>> with DeeplakeApi() as api:                       # doctest: +SKIP
+        ...     rows = api.query("SELECT path FROM memory WHERE size_bytes > $1", [1000])
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        org_id: str | None = None,
+        workspace_id: str | None = None,
+        api_url: str | None = None,
+        *,
+        max_concurrency: int | None = 5,
+        timeout: float | Timeout | None = None,
+        retries: int | RetryPolicy | None = None,
+        adaptive: bool = False,
+    ) -> None:
+        self.credentials: Credentials = load_credentials(token, org_id, workspace_id, api_url)
+        self.timeout = Timeout.coerce(timeout)
+        self.retry_policy = RetryPolicy.coerce(retries)
+        self.max_concurrency = max_concurrency
+        self.endpoint: Endpoint = get_endpoint(
+            self.credentials.api_url, max_concurrency, adaptive=adaptive
+        )
+        self.retry_events: deque[RetryEvent] = deque(maxlen=1000)
+        ws = quote(self.credentials.workspace_id, safe="")
+        self._tables_path = f"/workspaces/{ws}/tables"
+        self._query_path = f"{self._tables_path}/query"
+        self._headers = {
+            "Authorization": f"Bearer {self.credentials.token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-Activeloop-Org-Id": self.credentials.org_id,
+            "X-Deeplake-Client": f"deeplake-sdk/{__version__}",
+        }
+        self._closed = False
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> DeeplakeApi:
+        """Build a client from the environment / credentials file only.
+
+        Args:
+            **kwargs: Keyword options of :class:`DeeplakeApi` (``max_concurrency``, ...).
+        """
+        return cls(**kwargs)
+
+    def __repr__(self) -> str:
+        c = self.credentials
+        return f"<DeeplakeApi {c.api_url} org={c.org_id} workspace={c.workspace_id}>"
+
+    def __enter__(self) -> DeeplakeApi:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop using this client (the shared connection pool stays open for other clients)."""
+        self._closed = True
+
+    @property
+    def workspace_id(self) -> str:
+        """The workspace this client works in."""
+        return self.credentials.workspace_id
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DeeplakeError("this DeeplakeApi is closed; create a new one")
+
+    def _record_retry(self, event: RetryEvent) -> None:
+        self.retry_events.append(event)
+
+    def _request(self, call: RetryCall, method: str, path: str, body: Any = None,
+                 timeout: Timeout | None = None) -> Any:
+        timeout = timeout or self.timeout
+        return self.endpoint.request(
+            method, path, headers=self._headers, body=body,
+            timeout=(timeout.connect, timeout.read), acquire_timeout=call.remaining(),
+        )
+
+    # -- SQL ---------------------------------------------------------------------------------
+    def execute(
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        *,
+        timeout: float | Timeout | None = None,
+        idempotent: bool | None = None,
+        confirm: Confirm | None = None,
+    ) -> QueryResult:
+        r"""Run one SQL statement and return its full result.
+
+        Failures are retried per the client's :class:`RetryPolicy`. A failure after which the
+        statement may have run (reset after sending, read timeout, 500/502/504) is ambiguous:
+
+        * reads (``SELECT``, ``WITH .. SELECT``, ``SHOW``, ...) and DDL are re-sent;
+        * other writes are re-sent only if ``idempotent=True``; with ``confirm`` the check runs
+          first and the write is re-sent only if it did not take effect (the result then has
+          ``confirmed=True`` and no rows if it did); otherwise
+          :class:`~deeplake_sdk.errors.AmbiguousWriteError` is raised and nothing is re-sent.
+
+        429/503 and connect failures were not executed and are always retried.
+
+        Args:
+            sql: One statement; ``$1..$n`` placeholders for ``params``.
+            params: JSON scalars (``bytes`` become ``\x..`` text: write ``$n::bytea``).
+            timeout: Statement timeout for this call, in seconds (or a :class:`Timeout`).
+            idempotent: Override the inference from the statement kind.
+            confirm: Zero-argument callable telling whether the write took effect; it may run
+                queries of its own (they are retried normally).
+
+        Returns:
+            The :class:`QueryResult`.
+
+        Raises:
+            QueryError: The SQL was rejected (400, other 4xx, 408 statement timeout).
+            AuthError: Token or org rejected (401/403).
+            RateLimitError: 429/503 until the retries were spent.
+            ServerError: 5xx until the retries were spent.
+            NetworkError: No answer until the retries were spent.
+            AmbiguousWriteError: A write may have been applied and could not be re-sent safely.
+        """
+        self._check_open()
+        if not isinstance(sql, str) or not sql.strip():
+            raise ValueError("sql must be a non-empty string")
+        kind = statement_kind(sql)
+        resend = kind in (READ, DDL) if idempotent is None else bool(idempotent)
+        stmt = _Call(sql, check_params(params), Timeout.coerce(timeout, self.timeout), resend,
+                     confirm, kind)
+        try:
+            return self._execute(stmt)
+        except (ServerError, NetworkError) as exc:
+            if (stmt.confirm is None or not stmt.maybe_applied
+                    or isinstance(exc, AmbiguousWriteError)):
+                raise
+            if self._confirm(stmt, exc):
+                return QueryResult(confirmed=True)
+            raise
+
+    def _confirm(self, stmt: _Call, error: BaseException) -> bool:
+        assert stmt.confirm is not None
+        try:
+            applied = bool(stmt.confirm())
+        except Exception as exc:
+            raise AmbiguousWriteError(
+                f"the outcome of a {stmt.kind} is unknown after '{error}' and the confirm "
+                f"check failed ({exc}); check the data before writing again"
+            ) from exc
+        logger.info("ambiguous %s: confirm check says %s", stmt.kind,
+                    "applied" if applied else "not applied")
+        return applied
+
+    @retried
+    def _execute(self, call: RetryCall, stmt: _Call) -> QueryResult:
+        if stmt.maybe_applied and stmt.confirm is not None:
+            if self._confirm(stmt, call.last_error or stmt.first_error):
+                return QueryResult(confirmed=True)
+            stmt.maybe_applied = False
+        body: dict[str, Any] = {"query": stmt.sql}
+        if stmt.params:
+            body["params"] = stmt.params
+        body["timeout_ms"] = max(1, int(stmt.timeout.statement * 1000))
+        try:
+            answer = self._request(call, "POST", self._query_path, body, stmt.timeout)
+        except (ServerError, NetworkError) as exc:
+            if not _is_ambiguous(exc):
+                raise
+            stmt.first_error = stmt.first_error or exc
+            if stmt.confirm is not None:
+                stmt.maybe_applied = True
+            elif not stmt.resend:
+                raise AmbiguousWriteError(
+                    f"a {stmt.kind} statement may or may not have been applied ({exc}); it "
+                    "was not re-sent because that could apply it twice. Pass confirm=<check "
+                    "returning whether it took effect> or idempotent=True to execute()/query(),"
+                    " or use insert_row() for inserts"
+                ) from exc
+            raise
+        return QueryResult.from_answer(answer)
+
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        *,
+        timeout: float | Timeout | None = None,
+        idempotent: bool | None = None,
+        confirm: Confirm | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run one SQL statement and return its rows as dicts (``[]`` when it has none).
+
+        Same arguments, retries and errors as :meth:`execute`.
+        """
+        return self.execute(
+            sql, params, timeout=timeout, idempotent=idempotent, confirm=confirm
+        ).dicts()
+
+    def query_many(
+        self,
+        items: Iterable[Statement],
+        *,
+        timeout: float | Timeout | None = None,
+        idempotent: bool | None = None,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Run statements in parallel (on a gevent pool) and return their rows in input order.
+
+        Parallelism is bounded by the endpoint's concurrency limit and works with or without
+        ``gevent.monkey.patch_all()``.
+
+        Args:
+            items: SQL strings or ``(sql, params)`` pairs.
+            timeout: Statement timeout of each statement.
+            idempotent: Passed to each :meth:`execute`.
+            return_exceptions: Put a failed statement's exception in its place instead of
+                raising.
+
+        Returns:
+            One list of row dicts per statement (or an exception, see ``return_exceptions``).
+
+        Raises:
+            DeeplakeError: The first failure in input order, once every statement has finished;
+                its notes say how many failed.
+        """
+        jobs: list[tuple[str, Sequence[Any] | None]] = [
+            (item, None) if isinstance(item, str) else (item[0], item[1]) for item in items
+        ]
+        if not jobs:
+            return []
+
+        def one(job: tuple[str, Sequence[Any] | None]) -> list[dict[str, Any]]:
+            return self.query(job[0], job[1], timeout=timeout, idempotent=idempotent)
+
+        results = _parallel(one, jobs, self.endpoint.pool_size)
+        failed = [r for r in results if isinstance(r, _Failure)]
+        if failed and not return_exceptions:
+            first = failed[0].error
+            if len(failed) > 1 and hasattr(first, "add_note"):
+                first.add_note(f"{len(failed)} of {len(jobs)} statements failed; this is the "
+                               "first (pass return_exceptions=True to see each)")
+            raise first
+        return [r.error if isinstance(r, _Failure) else r for r in results]
+
+    # -- idempotent inserts -----------------------------------------------------------------
+    def insert_row(
+        self,
+        table: str,
+        row: Mapping[str, Any],
+        *,
+        id_column: str = "id",
+        casts: Mapping[str, str] | None = None,
+        timeout: float | Timeout | None = None,
+    ) -> str:
+        """Insert one row exactly once, however often the request has to be re-sent.
+
+        The row gets a client-generated id (``uuid4().hex``) unless ``row[id_column]`` is set;
+        the statement inserts nothing when a row with that id exists, so it is re-sent safely
+        after an ambiguous failure.
+
+        Args:
+            table: Table name.
+            row: Column -> value (JSON scalars or bytes).
+            id_column: Column holding the row id.
+            casts: SQL type per column for parameters PostgreSQL cannot type by itself
+                (``bytes`` values get ``bytea`` automatically).
+            timeout: Statement timeout.
+
+        Returns:
+            The row id.
+        """
+        values = dict(row)
+        if values.get(id_column) is None:
+            values[id_column] = uuid.uuid4().hex
+        columns = list(values)
+        sql = statements.guarded_insert(table, columns, id_column, _casts(values, casts))
+        self.execute(sql, [values[c] for c in columns], timeout=timeout, idempotent=True)
+        return str(values[id_column])
+
+    def insert_rows(
+        self,
+        table: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        id_column: str = "id",
+        casts: Mapping[str, str] | None = None,
+        chunk_size: int = 100,
+        timeout: float | Timeout | None = None,
+    ) -> list[str]:
+        """Insert rows exactly once, ``chunk_size`` per statement, chunks in parallel.
+
+        Like :meth:`insert_row` with a multi-row ``VALUES`` list; every row must have the same
+        columns. Parameters inside ``VALUES`` are typed from the first row's values (bytes,
+        bool, int, float); text going to a non-text column needs ``casts``
+        (``{"message": "jsonb"}``).
+
+        Returns:
+            The row ids, in input order.
+        """
+        prepared = []
+        for row in rows:
+            values = dict(row)
+            if values.get(id_column) is None:
+                values[id_column] = uuid.uuid4().hex
+            prepared.append(values)
+        if not prepared:
+            return []
+        columns = list(prepared[0])
+        if any(list(v) != columns and set(v) != set(columns) for v in prepared):
+            raise ValueError("insert_rows() needs the same columns in every row")
+        all_casts = _casts(prepared[0], casts, by_type=True)
+        jobs = []
+        for start in range(0, len(prepared), chunk_size):
+            chunk = prepared[start:start + chunk_size]
+            sql = statements.guarded_insert_many(table, columns, len(chunk), id_column, all_casts)
+            jobs.append((sql, [v[c] for v in chunk for c in columns]))
+        self.query_many(jobs, timeout=timeout, idempotent=True)
+        return [str(v[id_column]) for v in prepared]
+
+    # -- tables ------------------------------------------------------------------------------
+    def list_tables(self) -> list[str]:
+        """Return the names of the workspace's tables (retried like any read)."""
+        self._check_open()
+        return self._list_tables()
+
+    @retried
+    def _list_tables(self, call: RetryCall) -> list[str]:
+        answer = self._request(call, "GET", self._tables_path)
+        tables = answer.get("tables") or [] if isinstance(answer, dict) else []
+        return [t["table_name"] if isinstance(t, dict) else str(t) for t in tables]
+
+    def create_table(self, name: str, schema: Mapping[str, str], *, exists_ok: bool = True
+                     ) -> bool:
+        """Create a table through the tables endpoint (``POST /workspaces/{ws}/tables``).
+
+        Args:
+            name: Table name.
+            schema: Column -> SQL type.
+            exists_ok: Treat "already exists" (409) as success.
+
+        Returns:
+            ``True`` if created, ``False`` if it already existed.
+        """
+        self._check_open()
+        statements.validate_identifier(name)
+        body = {"table_name": name, "table_schema": dict(schema)}
+        try:
+            self._create_table(body)
+        except AlreadyExistsError:
+            if not exists_ok:
+                raise
+            return False
+        return True
+
+    @retried
+    def _create_table(self, call: RetryCall, body: dict[str, Any]) -> None:
+        self._request(call, "POST", self._tables_path, body)
+
+    def drop_table(self, name: str, missing_ok: bool = False) -> None:
+        """Drop a table (``DELETE /workspaces/{ws}/tables/{name}``).
+
+        Args:
+            name: Table name.
+            missing_ok: Do not raise when the table does not exist.
+
+        Raises:
+            QueryError: The table does not exist (404) and ``missing_ok`` is false.
+        """
+        self._check_open()
+        statements.validate_identifier(name)
+        with _ensured_lock:
+            _ensured.discard((self.credentials.api_url, self.workspace_id, name))
+        try:
+            self._drop_table(name)
+        except QueryError as exc:
+            if exc.status == 404 and missing_ok:
+                return
+            raise
+
+    @retried
+    def _drop_table(self, call: RetryCall, name: str) -> None:
+        try:
+            self._request(call, "DELETE", f"{self._tables_path}/{name}")
+        except QueryError as exc:
+            # A 404 after an attempt that may have dropped it: that attempt did.
+            if exc.status == 404 and call.attempt > 1 and _is_ambiguous(call.last_error):
+                return
+            raise
+
+    def sync_table(self, name: str) -> None:
+        """Make the latest commits of a table visible (``SELECT deeplake_sync_table('t')``)."""
+        self.execute(statements.sync_table(name))
+
+    def create_index(self, table: str, column: str, index_type: str | None = None) -> None:
+        """Create an index ``USING deeplake_index`` (e.g. ``index_type="bm25"``) if missing."""
+        try:
+            self.execute(statements.create_index(table, column, index_type))
+        except AlreadyExistsError:
+            logger.debug("index on %s.%s already exists", table, column)
+
+    def ensure_table(self, name: str | None = None) -> None:
+        """Create the memory table if missing, or add its missing columns.
+
+        One ``information_schema.columns`` probe, then ``CREATE TABLE IF NOT EXISTS`` or an
+        ``ALTER`` per missing column; "already exists" answers are success. Each table is
+        ensured once per process: later calls cost nothing.
+
+        Args:
+            name: Table name (default: the configured memory table, ``memory``).
+        """
+        self.ensure_tables({name or self.credentials.table: statements.MEMORY_COLUMNS})
+
+    def ensure_sessions_table(self, name: str | None = None) -> None:
+        """Like :meth:`ensure_table`, for the sessions table (default ``sessions``)."""
+        self.ensure_tables(
+            {name or self.credentials.sessions_table: statements.SESSIONS_COLUMNS}
+        )
+
+    def ensure_tables(self, tables: Mapping[str, Sequence[statements.Column]] | None = None
+                      ) -> None:
+        """Ensure several tables with one probe, creating/migrating them in parallel.
+
+        Args:
+            tables: Table name -> columns (default: the memory and the sessions table).
+        """
+        self._check_open()
+        if tables is None:
+            tables = {self.credentials.table: statements.MEMORY_COLUMNS,
+                      self.credentials.sessions_table: statements.SESSIONS_COLUMNS}
+        base = (self.credentials.api_url, self.workspace_id)
+        todo = {t: cols for t, cols in tables.items() if (*base, t) not in _ensured}
+        if not todo:
+            return
+        sql, params = statements.columns_probe(list(todo))
+        existing: dict[str, set[str]] = {t: set() for t in todo}
+        for row in self.query(sql, params):
+            existing.setdefault(row["table_name"], set()).add(row["column_name"])
+        plans: list[list[str]] = []
+        for table, columns in todo.items():
+            if not existing[table]:
+                plans.append([statements.create_table(table, columns)])
+            else:
+                missing = [c for c in columns if c.name not in existing[table]]
+                plans.append([statements.add_column(table, c) for c in missing])
+
+        def run(ddl: list[str]) -> None:  # one table's DDL, in order
+            for sql in ddl:
+                try:
+                    self.execute(sql)
+                except AlreadyExistsError:
+                    logger.debug("already exists (fine): %s", sql)
+
+        for outcome in _parallel(run, [p for p in plans if p], len(plans)):
+            if isinstance(outcome, _Failure):
+                raise outcome.error
+        with _ensured_lock:
+            _ensured.update((*base, t) for t in todo)
+
+
+@dataclass
+class _Failure:
+    error: Exception
+
+
+def _parallel(fn: Callable[[Any], Any], items: Sequence[Any], size: int) -> list[Any]:
+    """Run ``fn`` over ``items`` on a gevent pool; results (or ``_Failure``) in input order.
+
+    Errors are caught inside the greenlets (gevent would print them otherwise). If the caller
+    is interrupted, the outstanding greenlets are killed.
+    """
+    if len(items) == 1:
+        try:
+            return [fn(items[0])]
+        except Exception as exc:
+            return [_Failure(exc)]
+
+    def guarded(item: Any) -> Any:
+        try:
+            return fn(item)
+        except Exception as exc:
+            return _Failure(exc)
+
+    pool = Pool(max(1, min(len(items), size)))
+    try:
+        greenlets = [pool.spawn(guarded, item) for item in items]
+        pool.join(raise_error=True)
+    except BaseException:
+        pool.kill(block=False)
+        raise
+    return [g.value for g in greenlets]
+
+
+def _casts(values: Mapping[str, Any], casts: Mapping[str, str] | None, *, by_type: bool = False
+           ) -> dict[str, str]:
+    """Parameter casts: bytes -> bytea always; with ``by_type`` also bool/int/float."""
+    out: dict[str, str] = {}
+    for column, value in values.items():
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            out[column] = "bytea"
+        elif by_type and isinstance(value, bool):
+            out[column] = "boolean"
+        elif by_type and isinstance(value, int):
+            out[column] = "bigint"
+        elif by_type and isinstance(value, float):
+            out[column] = "double precision"
+    out.update(casts or {})
+    return out
+
