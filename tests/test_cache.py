@@ -281,6 +281,17 @@ def test_persistent_across_processes(tmp_path: Path) -> None:
     assert out == ["b'hello'", "None", "100000", "2"]
 
 
+def test_import_patches_nothing_and_starts_nothing() -> None:
+    code = """
+        import threading
+        import gevent.monkey
+        import deeplake_sdk.cache, deeplake_sdk.grep
+        from gevent._hub_local import get_hub_if_exists
+        print(gevent.monkey.is_anything_patched(), threading.active_count(), get_hub_if_exists())
+    """
+    assert run_python(code).stdout.split() == ["False", "1", "None"]
+
+
 def test_forked_child_gets_its_own_worker(tmp_path: Path) -> None:
     code = """
         import os, sys
