@@ -293,16 +293,35 @@ def grep_text(path: str, text: str | bytes, opts: GrepOptions) -> FileResult:
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
+    return grep_lines(path, enumerate(split_lines(text), 1), opts)
+
+
+def grep_lines(
+    path: str, numbered_lines: Iterable[tuple[int, str]], opts: GrepOptions
+) -> FileResult:
+    """Grep lines that carry their own 1-based line numbers (e.g. prefiltered log lines).
+
+    Args:
+        path: The file's path (copied into the result).
+        numbered_lines: ``(line_number, line)`` pairs in file order.
+        opts: The grep options.
+
+    Returns:
+        As :func:`grep_text`.
+
+    Raises:
+        GrepPatternError: If the pattern is not a valid regular expression.
+    """
     search = compile_pattern(opts).search
     result = FileResult(path)
     limit = opts.max_count
     if opts.files_with_matches or opts.files_without_match:
         limit = 1 if limit is None else min(limit, 1)
-    if limit == 0 or not text:
+    if limit == 0:
         return result
     invert = opts.invert
     matches = result.matches
-    for number, line in enumerate(split_lines(text), 1):
+    for number, line in numbered_lines:
         if (search(line) is None) is invert:
             matches.append(Match(path, number, line))
             if len(matches) == limit:
