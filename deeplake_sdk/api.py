@@ -188,6 +188,8 @@ class DeeplakeApi:
           first and the write is re-sent only if it did not take effect (the result then has
           ``confirmed=True`` and no rows if it did); otherwise
           :class:`~deeplake_sdk.errors.AmbiguousWriteError` is raised and nothing is re-sent.
+        * with both ``idempotent=True`` and ``confirm``, the write is re-sent without checking,
+          and the check only settles a last ambiguous failure once the retries are spent.
 
         429/503 and connect failures were not executed and are always retried.
 
@@ -242,7 +244,7 @@ class DeeplakeApi:
 
     @retried
     def _execute(self, call: RetryCall, stmt: _Call) -> QueryResult:
-        if stmt.maybe_applied and stmt.confirm is not None:
+        if stmt.maybe_applied and stmt.confirm is not None and not stmt.resend:
             if self._confirm(stmt, call.last_error or stmt.first_error):
                 return QueryResult(confirmed=True)
             stmt.maybe_applied = False
@@ -345,7 +347,8 @@ class DeeplakeApi:
 
         The row gets a client-generated id (``uuid4().hex``) unless ``row[id_column]`` is set;
         the statement inserts nothing when a row with that id exists, so it is re-sent safely
-        after an ambiguous failure.
+        after an ambiguous failure. If the last attempt still fails ambiguously, one read
+        checks whether the row is there before an error is raised.
 
         Args:
             table: Table name.
@@ -363,8 +366,11 @@ class DeeplakeApi:
             values[id_column] = uuid.uuid4().hex
         columns = list(values)
         sql = statements.guarded_insert(table, columns, id_column, _casts(values, casts))
-        self.execute(sql, [values[c] for c in columns], timeout=timeout, idempotent=True)
-        return str(values[id_column])
+        row_id = values[id_column]
+        probe = statements.row_exists(table, id_column)
+        self.execute(sql, [values[c] for c in columns], timeout=timeout, idempotent=True,
+                     confirm=lambda: bool(self.query(probe, [row_id])))
+        return str(row_id)
 
     def insert_rows(
         self,

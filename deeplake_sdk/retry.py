@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 _retrying_logger = logging.getLogger(f"{__name__}.retrying")
 _retrying_logger.addHandler(logging.NullHandler())
 _retrying_logger.propagate = False
+_retrying_logger.disabled = True
 # retrying < 1.3.5 has no logger argument (nor any logging).
 _RETRYING_KWARGS: dict[str, Any] = (
     {"logger": _retrying_logger}

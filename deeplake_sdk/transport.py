@@ -140,13 +140,16 @@ class Endpoint:
             finally:
                 limiter.release()
         try:
-            result = self._threadpool(hub).spawn(fn, *args)
+            result = self._threadpool(hub).spawn(_capture, fn, *args)
         except BaseException:
             limiter.release()
             raise
         # Released when the worker is done, even if this greenlet stops waiting earlier.
         result.rawlink(lambda _result: limiter.release())
-        return result.get()
+        value, error = result.get()
+        if error is not None:
+            raise error
+        return value
 
     # -- one HTTP attempt --------------------------------------------------------------------
     def request(
@@ -216,6 +219,17 @@ class Endpoint:
             return response.status_code, response.headers, response.content
         except requests.exceptions.RequestException as exc:
             raise _network_error(exc, url, timeout) from exc
+
+
+def _capture(fn: Any, *args: Any) -> tuple[Any, BaseException | None]:
+    """Run ``fn`` in a worker thread, returning its error instead of raising it.
+
+    (gevent prints the traceback of every thread-pool task that raises.)
+    """
+    try:
+        return fn(*args), None
+    except Exception as exc:
+        return None, exc
 
 
 def _network_error(exc: BaseException, url: str, timeout: tuple[float, float]) -> Exception:
