@@ -167,7 +167,7 @@ def load_credentials(
         raise ConfigError(
             f"no Deeplake {' and '.join(missing)} configured: set {ENV_TOKEN} and {ENV_ORG} "
             f'in the environment, or write {{"token": "...", "orgId": "..."}} to {path} '
-            "(or pass token=/org_id= explicitly)"
+            "(or pass the token and org id explicitly)"
         )
     api_url = (api_url or DEFAULT_API_URL).rstrip("/")
     if not api_url.startswith(("http://", "https://")):
