@@ -1,0 +1,181 @@
+"""A bounded pool of PostgreSQL connections keyed by login role.
+
+Each workspace's queries run on connections logged in as the workspace's own role, so the pool
+keeps idle connections per role. A global cap bounds the connections open at once: when it is
+reached, an idle connection of another role is closed to make room, and when every connection
+is busy, callers wait (up to ``acquire_timeout``).
+
+The pool uses :mod:`threading` primitives; under ``gevent.monkey.patch_all()`` they are gevent's,
+so waiting yields to other greenlets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class PoolTimeout(RuntimeError):
+    """No connection became free within the pool's acquire timeout."""
+
+
+class PooledConnection:
+    """A connection with the per-connection state the backend tracks.
+
+    Attributes:
+        conn: the psycopg connection.
+        role: the login role (None = the admin superuser connection).
+        statement_timeout_ms: the ``statement_timeout`` last set on it (None = unknown).
+        last_used: monotonic time it was last released.
+    """
+
+    __slots__ = ("conn", "last_used", "role", "statement_timeout_ms")
+
+    def __init__(self, conn: Any, role: str | None) -> None:
+        self.conn = conn
+        self.role = role
+        self.statement_timeout_ms: int | None = None
+        self.last_used = time.monotonic()
+
+
+class ConnectionPool:
+    """Bounded, role-keyed connection pool.
+
+    Args:
+        connect: ``connect(role)`` opens a new connection logged in as ``role``.
+        max_size: cap on open connections, all roles together.
+        acquire_timeout: seconds to wait for a free connection before :class:`PoolTimeout`.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[str | None], Any],
+        max_size: int = 100,
+        acquire_timeout: float = 30.0,
+    ) -> None:
+        if max_size < 1:
+            raise ValueError("max_size must be >= 1")
+        self._connect = connect
+        self.max_size = max_size
+        self.acquire_timeout = acquire_timeout
+        self._slots = threading.BoundedSemaphore(max_size)
+        self._lock = threading.Lock()
+        # idle connections, least recently used first: id -> PooledConnection
+        self._idle: OrderedDict[int, PooledConnection] = OrderedDict()
+        self._open = 0
+        self._closed = False
+        self.opened_total = 0
+
+    @property
+    def open_count(self) -> int:
+        """Connections currently open (busy + idle)."""
+        return self._open
+
+    @property
+    def idle_count(self) -> int:
+        """Idle connections."""
+        return len(self._idle)
+
+    @contextlib.contextmanager
+    def connection(self, role: str | None) -> Iterator[PooledConnection]:
+        """Borrow a connection logged in as ``role``; broken connections are discarded.
+
+        Raises:
+            PoolTimeout: every connection stayed busy for ``acquire_timeout`` seconds.
+        """
+        pc = self.acquire(role)
+        ok = False
+        try:
+            yield pc
+            ok = True
+        finally:
+            self.release(pc, discard=not ok or _is_broken(pc.conn))
+
+    def acquire(self, role: str | None) -> PooledConnection:
+        """Take an idle connection of ``role`` or open one (see :meth:`connection`)."""
+        if self._closed:
+            raise RuntimeError("connection pool is closed")
+        if not self._slots.acquire(timeout=self.acquire_timeout):
+            raise PoolTimeout(
+                f"all {self.max_size} database connections stayed busy for "
+                f"{self.acquire_timeout:.0f} s"
+            )
+        try:
+            victim: PooledConnection | None = None
+            with self._lock:
+                pc = self._take_idle(role)
+                if pc is None:
+                    if self._open >= self.max_size:
+                        # we hold a slot, so at least one idle connection of another role exists
+                        _, victim = self._idle.popitem(last=False)
+                    else:
+                        self._open += 1
+            if pc is not None:
+                return pc
+            if victim is not None:
+                _close_quietly(victim.conn)
+            try:
+                conn = self._connect(role)
+            except BaseException:
+                with self._lock:
+                    self._open -= 1
+                raise
+            self.opened_total += 1
+            return PooledConnection(conn, role)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, pc: PooledConnection, discard: bool = False) -> None:
+        """Return a borrowed connection (closed instead when ``discard`` or the pool is closed)."""
+        try:
+            if discard or self._closed:
+                _close_quietly(pc.conn)
+                with self._lock:
+                    self._open -= 1
+            else:
+                pc.last_used = time.monotonic()
+                with self._lock:
+                    self._idle[id(pc)] = pc
+        finally:
+            self._slots.release()
+
+    def _take_idle(self, role: str | None) -> PooledConnection | None:
+        # the most recently used connection of this role (keeps the working set small)
+        while True:
+            key = next((k for k in reversed(self._idle) if self._idle[k].role == role), None)
+            if key is None:
+                return None
+            pc = self._idle.pop(key)
+            if not _is_broken(pc.conn):
+                return pc
+            _close_quietly(pc.conn)
+            self._open -= 1
+
+    def close(self) -> None:
+        """Close idle connections now and busy ones when they are released."""
+        self._closed = True
+        with self._lock:
+            idle = list(self._idle.values())
+            self._idle.clear()
+            self._open -= len(idle)
+        for pc in idle:
+            _close_quietly(pc.conn)
+
+
+def _is_broken(conn: Any) -> bool:
+    return bool(getattr(conn, "closed", False) or getattr(conn, "broken", False))
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # closing a dead connection may fail; nothing to do about it
+        logger.debug("error closing a database connection", exc_info=True)
