@@ -1,0 +1,350 @@
+"""Local Deeplake-compatible API server on real PostgreSQL, with fault injection.
+
+Run it from the command line (``deeplake-sdk serve``) or from Python::
+
+    from deeplake_sdk.server import local
+
+    with local(faults="flaky", seed=7) as srv:
+        print(srv.url, srv.token, srv.org)
+        print(srv.stats()["requests"])
+
+:func:`local` runs the server in a child process (gevent-patched there, whatever the caller
+does) that is terminated when the caller's thread exits, even if the caller is killed. Without
+``data`` or ``dsn`` it uses a fresh temporary PostgreSQL data dir, removed afterwards, so tests
+and examples never touch ``~/.deeplake/local``.
+
+Importing this package is cheap and has no side effects: the server modules are imported only
+in the server process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from deeplake_sdk.server.faults import PROFILES, FaultConfig
+from deeplake_sdk.server.options import BOOT_CODE, DEFAULT_ORG, DEFAULT_TOKEN, FAULT_FLAGS
+from deeplake_sdk.server.postgres import set_parent_death_signal
+
+__all__ = ["PROFILES", "FaultConfig", "LocalServer", "ServerStartError", "local"]
+
+logger = logging.getLogger(__name__)
+_FLAG_OF = {field: flag for flag, field, _, _ in FAULT_FLAGS}
+
+
+class ServerStartError(RuntimeError):
+    """The server process exited or did not report ``listening on`` in time."""
+
+
+def _pdeathsig_sigterm() -> None:  # runs in the child between fork and exec
+    set_parent_death_signal(signal.SIGTERM)
+
+
+class LocalServer:
+    """A running server process started by :func:`local` (or :meth:`start`).
+
+    Attributes:
+        url: base URL, e.g. ``http://127.0.0.1:40123``.
+        token: the primary bearer token.
+        org: the primary token's org id.
+        pid: process id of the server.
+    """
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        *,
+        url: str,
+        token: str,
+        org: str,
+        cleanup: list[str],
+        stderr_path: str,
+    ) -> None:
+        self._proc = proc
+        self.url = url
+        self.token = token
+        self.org = org
+        self.pid = proc.pid
+        self._cleanup = cleanup
+        self._stderr_path = stderr_path
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers of an authenticated request for the primary token."""
+        return {
+            "Authorization": f"Bearer {self.token}",
+            "X-Activeloop-Org-Id": self.org,
+            "Content-Type": "application/json",
+        }
+
+    # ------------------------------------------------------------------------ admin API
+    def _admin(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers=self.headers
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            raise RuntimeError(f"{method} {path} failed: {exc.code} {detail}") from None
+
+    def stats(self) -> dict[str, Any]:
+        """``GET /_admin/stats``: request, status, fault, connection and query counters."""
+        return self._admin("GET", "/_admin/stats")
+
+    def reset_stats(self) -> dict[str, Any]:
+        """Zero the counters and restart the fault sequence; returns the fresh stats."""
+        return self._admin("POST", "/_admin/stats/reset")
+
+    def faults(self) -> dict[str, Any]:
+        """The current fault configuration (``GET /_admin/faults``)."""
+        return self._admin("GET", "/_admin/faults")
+
+    def set_faults(
+        self, profile: str | None = None, seed: int | None = None, **overrides: Any
+    ) -> dict[str, Any]:
+        """Change the fault injection and restart its sequence.
+
+        Args:
+            profile: start from this named profile (default: the current settings).
+            seed: new seed (default: keep the current one).
+            **overrides: :class:`FaultConfig` fields, e.g. ``p_500=0.1``.
+
+        Returns:
+            The configuration now in force.
+        """
+        body: dict[str, Any] = dict(overrides)
+        if profile is not None:
+            body["profile"] = profile
+        if seed is not None:
+            body["seed"] = seed
+        return self._admin("PUT", "/_admin/faults", body)
+
+    # ------------------------------------------------------------------------ lifecycle
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._proc.poll() is None
+
+    def stderr_text(self) -> str:
+        """What the server wrote on stderr so far (its log)."""
+        try:
+            return Path(self._stderr_path).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM the server, wait for it (it stops its PostgreSQL first), clean up.
+
+        Returns:
+            The server's exit status (None if it had to be killed).
+        """
+        proc = self._proc
+        code: int | None = proc.poll()
+        if code is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("server %s did not stop in %.0f s; killing it", proc.pid, timeout)
+                proc.kill()
+                proc.wait()
+                code = None
+        if proc.stdout is not None:
+            proc.stdout.close()
+        for path in self._cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+        self._cleanup = []
+        return code
+
+    def __enter__(self) -> LocalServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        faults: str = "none",
+        seed: int | None = None,
+        data: str | os.PathLike[str] | None = None,
+        dsn: str | None = None,
+        token: str | None = None,
+        org: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        extra_tokens: dict[str, str] | None = None,
+        startup_timeout: float = 120.0,
+        extra_args: list[str] | None = None,
+        **fault_overrides: Any,
+    ) -> LocalServer:
+        """Start a server process and wait until it listens (see :func:`local`)."""
+        if data is not None and dsn is not None:
+            raise ValueError("pass data or dsn, not both")
+        FaultConfig.from_profile(faults, **fault_overrides)  # fail fast on bad settings
+        token = token or DEFAULT_TOKEN
+        org = org or DEFAULT_ORG
+        work = tempfile.mkdtemp(prefix="dlsrv")
+        cleanup = [work]
+        args = ["--host", host, "--port", str(port), "--token", token, "--org", org]
+        args += ["--faults", faults]
+        if dsn is not None:
+            args += ["--dsn", dsn]
+        else:
+            if data is None:
+                data = os.path.join(work, "data")
+            args += ["--data", os.fspath(data)]
+        if seed is not None:
+            args += ["--seed", str(seed)]
+        for tok, tok_org in (extra_tokens or {}).items():
+            args += ["--extra-token", f"{tok}={tok_org}"]
+        for field, value in fault_overrides.items():
+            if field not in _FLAG_OF:
+                raise ValueError(f"unknown fault setting {field!r}")
+            if value is not None:
+                args += [_FLAG_OF[field], str(value)]
+        args += extra_args or []
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        stderr_path = os.path.join(work, "server.log")
+        with open(stderr_path, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", BOOT_CODE, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=env,
+                # the death signal needs code between fork and exec; the function only calls prctl
+                preexec_fn=_pdeathsig_sigterm,  # noqa: PLW1509
+            )
+        try:
+            url = _wait_listening(proc, startup_timeout, stderr_path)
+        except BaseException:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        logger.info("local server %s listening on %s", proc.pid, url)
+        return cls(proc, url=url, token=token, org=org, cleanup=cleanup, stderr_path=stderr_path)
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], timeout: float, stderr_path: str) -> str:
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    buf = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while b"\n" not in buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ServerStartError(
+                    f"server did not start within {timeout:.0f} s: {_tail(stderr_path)}"
+                )
+            if not sel.select(remaining):
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                proc.wait(10)
+                raise ServerStartError(
+                    f"server exited with status {proc.returncode}: {_tail(stderr_path)}"
+                )
+            buf += chunk
+    line = buf.split(b"\n", 1)[0].decode(errors="replace").strip()
+    prefix = "listening on "
+    if not line.startswith(prefix):
+        raise ServerStartError(f"unexpected server output {line!r}: {_tail(stderr_path)}")
+    return line[len(prefix) :]
+
+
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").strip()
+    except OSError:
+        return "(no output)"
+    return "\n".join(text.splitlines()[-lines:]) or "(no output)"
+
+
+@contextlib.contextmanager
+def local(
+    *,
+    faults: str = "none",
+    seed: int | None = None,
+    data: str | os.PathLike[str] | None = None,
+    dsn: str | None = None,
+    token: str | None = None,
+    org: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    extra_tokens: dict[str, str] | None = None,
+    **fault_overrides: Any,
+) -> Iterator[LocalServer]:
+    """Run a local server for the duration of a ``with`` block.
+
+    Args:
+        faults: fault profile (``none``, ``flaky``, ``beta``).
+        seed: seed of the fault sequence (default random).
+        data: embedded PostgreSQL data dir (default: a temporary dir removed afterwards).
+        dsn: use this PostgreSQL (superuser DSN) instead of an embedded one.
+        token: primary bearer token (default ``local-dev-token``).
+        org: org id of the primary token (default ``local``).
+        host: address to listen on.
+        port: port (0 = a free one; see ``srv.url``).
+        extra_tokens: more ``{token: org}`` pairs (for tests with several orgs).
+        **fault_overrides: :class:`FaultConfig` fields on top of the profile.
+
+    Yields:
+        The running :class:`LocalServer`; it is stopped (with its PostgreSQL) on exit.
+
+    Raises:
+        ServerStartError: the server failed to start (the message includes its log).
+    """
+    srv = LocalServer.start(
+        faults=faults,
+        seed=seed,
+        data=data,
+        dsn=dsn,
+        token=token,
+        org=org,
+        host=host,
+        port=port,
+        extra_tokens=extra_tokens,
+        **fault_overrides,
+    )
+    try:
+        yield srv
+    finally:
+        srv.stop()

@@ -1,0 +1,382 @@
+"""The WSGI application: Deeplake wire contract, auth, fault injection, admin endpoints.
+
+Routes (DESIGN section 3):
+
+- ``POST /workspaces/{ws}/tables/query`` ``{"query", "params"?, "timeout_ms"?}`` ->
+  ``{"columns", "rows", "row_count"}``
+- ``GET /workspaces/{ws}/tables`` -> ``{"tables": [{"table_name": ..}]}``
+- ``POST /workspaces/{ws}/tables`` ``{"table_name", "table_schema": {col: TYPE}}`` (409 if it
+  exists)
+- ``DELETE /workspaces/{ws}/tables/{name}`` (404 if unknown)
+- ``GET /_admin/stats``, ``POST /_admin/stats/reset``, ``GET /_admin/faults``,
+  ``PUT /_admin/faults`` (never subject to faults, not counted in the stats)
+
+Every error is JSON ``{"error", "code", "request_id"}``; every response has ``X-Request-Id``.
+Data requests go through: auth -> fault decision (reset / random status / pattern) ->
+capacity (max in flight) -> per-org rate limit -> added latency -> execution ->
+commit-then-fail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote, unquote
+
+from deeplake_sdk.server.backend import Backend, BackendError, json_default
+from deeplake_sdk.server.faults import FaultConfig, FaultDecision, FaultInjector
+from deeplake_sdk.server.http import RAW_PATH_KEY, DropConnection
+from deeplake_sdk.server.stats import Stats
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    411: "Length Required",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+_ROUTES = [
+    (re.compile(r"^/workspaces/(?P<ws>[^/]+)/tables/query$"), {"POST": "query", "DELETE": "drop"}),
+    (re.compile(r"^/workspaces/(?P<ws>[^/]+)/tables$"), {"GET": "list", "POST": "create"}),
+    (re.compile(r"^/workspaces/(?P<ws>[^/]+)/tables/(?P<name>[^/]+)$"), {"DELETE": "drop"}),
+]
+_ADMIN = {
+    ("/_admin/stats", "GET"): "stats",
+    ("/_admin/stats/reset", "POST"): "stats_reset",
+    ("/_admin/faults", "GET"): "faults",
+    ("/_admin/faults", "PUT"): "set_faults",
+}
+
+
+class HttpError(Exception):
+    """An error answer: status, code, message, extra JSON fields and headers."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: list[tuple[str, str]] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or []
+        self.extra = extra
+
+
+class App:
+    """WSGI application of the local Deeplake-compatible server.
+
+    Args:
+        backend: the PostgreSQL backend.
+        tokens: bearer token -> org id.
+        injector: fault injector.
+        stats: counters.
+    """
+
+    def __init__(
+        self, backend: Backend, tokens: dict[str, str], injector: FaultInjector, stats: Stats
+    ) -> None:
+        self.backend = backend
+        self.tokens = dict(tokens)
+        self.injector = injector
+        self.stats = stats
+
+    # ------------------------------------------------------------------------ WSGI entry
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        """Handle one request."""
+        request_id = uuid.uuid4().hex
+        method = environ.get("REQUEST_METHOD", "GET")
+        raw_path = environ.get(RAW_PATH_KEY)
+        if raw_path is None:  # another WSGI server: PATH_INFO is already decoded
+            raw_path = quote(_decode_path(environ.get("PATH_INFO", "")), safe="/")
+        path = unquote(raw_path)
+        admin = path.startswith("/_admin/") or path == "/_admin"
+        if not admin:
+            self.stats.request()
+        try:
+            if admin:
+                status, body = self._admin(environ, method, path)
+            else:
+                status, body = self._data(environ, method, raw_path, path)
+            return self._send(start_response, status, body, request_id=request_id, admin=admin)
+        except HttpError as exc:
+            payload = {"error": exc.message, "code": exc.code, "request_id": request_id}
+            payload.update(exc.extra)
+            return self._send(
+                start_response,
+                exc.status,
+                payload,
+                request_id=request_id,
+                admin=admin,
+                headers=exc.headers,
+            )
+        except DropConnection:
+            raise
+        except Exception as exc:
+            logger.exception("internal error on %s %s", method, path)
+            payload = {
+                "error": f"internal server error: {exc}",
+                "code": "internal",
+                "request_id": request_id,
+            }
+            return self._send(start_response, 500, payload, request_id=request_id, admin=admin)
+
+    def _send(
+        self,
+        start_response: Callable[..., Any],
+        status: int,
+        payload: Any,
+        *,
+        request_id: str,
+        admin: bool,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> list[bytes]:
+        data = json.dumps(payload, ensure_ascii=False, default=json_default).encode()
+        if not admin:
+            self.stats.status(status)
+        out = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            ("X-Request-Id", request_id),
+            *(headers or []),
+        ]
+        start_response(f"{status} {_REASONS.get(status, 'Error')}", out)
+        return [data]
+
+    # ------------------------------------------------------------------------ helpers
+    def _auth(self, environ: dict[str, Any]) -> str:
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise HttpError(
+                401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <token>'"
+            )
+        org = self.tokens.get(token)
+        if org is None:
+            raise HttpError(401, "unauthorized", "invalid token")
+        claimed = environ.get("HTTP_X_ACTIVELOOP_ORG_ID")
+        if claimed is not None and claimed != org:
+            raise HttpError(
+                403, "forbidden", f"this token belongs to another organization than {claimed!r}"
+            )
+        return org
+
+    def _body(self, environ: dict[str, Any], required: bool = True) -> Any:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or -1)
+        except ValueError:
+            raise HttpError(400, "bad_request", "invalid Content-Length") from None
+        if length > MAX_BODY_BYTES:
+            raise HttpError(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
+        stream = environ["wsgi.input"]
+        raw = stream.read(length) if length >= 0 else stream.read()
+        if not raw:
+            if required:
+                raise HttpError(400, "bad_request", "missing JSON request body")
+            return {}
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HttpError(400, "bad_request", f"request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise HttpError(400, "bad_request", "request body must be a JSON object")
+        return body
+
+    # ------------------------------------------------------------------------ data routes
+    def _data(
+        self, environ: dict[str, Any], method: str, raw_path: str, path: str
+    ) -> tuple[int, Any]:
+        for pattern, methods in _ROUTES:
+            m = pattern.match(raw_path)
+            if m is None:
+                continue
+            action = methods.get(method)
+            if action is None:
+                allow = ", ".join(methods)
+                raise HttpError(
+                    405,
+                    "method_not_allowed",
+                    f"{method} not allowed on {path} (allowed: {allow})",
+                    headers=[("Allow", allow)],
+                )
+            args = {k: unquote(v) for k, v in m.groupdict().items()}
+            if action == "drop" and "name" not in args:
+                args["name"] = "query"
+            org = self._auth(environ)
+            body = self._body(environ, required=action in ("query", "create"))
+            return self._dispatch(action, org, args, body)
+        raise HttpError(404, "not_found", f"no route for {method} {path}")
+
+    def _dispatch(
+        self, action: str, org: str, args: dict[str, str], body: dict[str, Any]
+    ) -> tuple[int, Any]:
+        query = timeout_ms = None
+        if action == "query":
+            query = body.get("query")
+            if not isinstance(query, str) or not query.strip():
+                raise HttpError(400, "bad_request", "'query' must be a non-empty string")
+            timeout_ms = body.get("timeout_ms")
+            if timeout_ms is not None and (
+                isinstance(timeout_ms, bool)
+                or not isinstance(timeout_ms, (int, float))
+                or timeout_ms < 0
+            ):
+                raise HttpError(400, "bad_request", "'timeout_ms' must be a number >= 0")
+        elif action == "create":
+            if not isinstance(body.get("table_name"), str):
+                raise HttpError(400, "bad_request", "'table_name' must be a string")
+            schema = body.get("table_schema", {})
+            if not isinstance(schema, dict) or not all(isinstance(v, str) for v in schema.values()):
+                raise HttpError(400, "bad_request", "'table_schema' must map column -> type")
+        decision = self.injector.decide(query)
+        self._pre_execution_faults(decision, org)
+        self.stats.enter()
+        try:
+            if decision.latency_s > 0:
+                time.sleep(decision.latency_s)  # cooperative under gevent
+            result = self._execute(action, org, args, body, timeout_ms)
+            if decision.commit_fail is not None:
+                self.stats.inject(decision.commit_fail)
+                if decision.commit_fail == "commit_drop":
+                    raise DropConnection()
+                raise HttpError(502, "commit_502", "injected fault: bad gateway (after commit)")
+            return result
+        finally:
+            self.stats.leave()
+
+    def _pre_execution_faults(self, decision: FaultDecision, org: str) -> None:
+        cfg = self.injector.config
+        if decision.kind == "reset":
+            self.stats.inject("reset")
+            raise DropConnection()
+        if decision.kind is not None and decision.status is not None:
+            self.stats.inject(decision.kind)
+            headers = []
+            if decision.status in (429, 503):
+                headers.append(("Retry-After", str(cfg.retry_after_s)))
+            raise HttpError(
+                decision.status,
+                decision.kind,
+                f"injected fault: {decision.status} {_REASONS.get(decision.status, 'Error')}",
+                headers=headers,
+            )
+        if cfg.max_inflight and self.stats.inflight >= cfg.max_inflight:
+            self.stats.inject("capacity_503")
+            raise HttpError(
+                503,
+                "capacity_503",
+                f"server at capacity ({cfg.max_inflight} requests in flight)",
+                headers=[("Retry-After", str(cfg.retry_after_s))],
+            )
+        wait = self.injector.take_token(org)
+        if wait:
+            self.stats.inject("rate_429")
+            raise HttpError(
+                429,
+                "rate_429",
+                f"rate limit of {cfg.rate_per_s:g} requests/s exceeded",
+                headers=[("Retry-After", str(wait))],
+            )
+
+    def _execute(
+        self,
+        action: str,
+        org: str,
+        args: dict[str, str],
+        body: dict[str, Any],
+        timeout_ms: float | None,
+    ) -> tuple[int, Any]:
+        ws = args["ws"]
+        try:
+            if action == "query":
+                result = self.backend.query(
+                    org,
+                    ws,
+                    body["query"],
+                    body.get("params"),
+                    None if timeout_ms is None else int(timeout_ms),
+                )
+                return 200, result
+            if action == "list":
+                names = self.backend.list_tables(org, ws)
+                return 200, {"tables": [{"table_name": n} for n in names]}
+            if action == "create":
+                name = body["table_name"]
+                self.backend.create_table(org, ws, name, body.get("table_schema") or {})
+                return 200, {"table_name": name, "created": True}
+            self.backend.drop_table(org, ws, args["name"])
+            return 200, {"table_name": args["name"], "dropped": True}
+        except BackendError as exc:
+            headers = [("Retry-After", "1")] if exc.status == 503 else []
+            raise HttpError(exc.status, exc.code, exc.message, headers, **exc.extra) from exc
+
+    # ------------------------------------------------------------------------ admin
+    def _admin(self, environ: dict[str, Any], method: str, path: str) -> tuple[int, Any]:
+        action = _ADMIN.get((path, method))
+        if action is None:
+            if any(p == path for p, _ in _ADMIN):
+                allowed = ", ".join(m for p, m in _ADMIN if p == path)
+                raise HttpError(
+                    405,
+                    "method_not_allowed",
+                    f"{method} not allowed on {path}",
+                    headers=[("Allow", allowed)],
+                )
+            raise HttpError(404, "not_found", f"no route for {method} {path}")
+        self._auth(environ)
+        if action == "stats":
+            return 200, self.stats.snapshot()
+        if action == "stats_reset":
+            self.stats.reset()
+            self.injector.reset_sequence()
+            return 200, self.stats.snapshot()
+        if action == "faults":
+            return 200, self.injector.config.to_dict()
+        body = self._body(environ, required=False)
+        try:
+            self.injector.configure(_fault_config(self.injector.config, body))
+        except ValueError as exc:
+            raise HttpError(400, "bad_request", str(exc)) from None
+        return 200, self.injector.config.to_dict()
+
+
+def _decode_path(path: str) -> str:
+    try:
+        return path.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return path
+
+
+def _fault_config(current: FaultConfig, body: dict[str, Any]) -> FaultConfig:
+    overrides = dict(body)
+    profile = overrides.pop("profile", None)
+    overrides.setdefault("seed", current.seed)
+    if profile is None:
+        return current.replace(**overrides)
+    return FaultConfig.from_profile(str(profile), **overrides)

@@ -1,0 +1,130 @@
+"""Server process: embedded PostgreSQL (or ``--dsn``), backend, WSGI server, signal handling.
+
+``gevent.monkey.patch_all()`` must have run before this module is imported (psycopg chooses
+its wait function at import time); :data:`BOOT_CODE` and ``python -m deeplake_sdk.server`` do
+that. Prints exactly ``listening on http://HOST:PORT`` on stdout once ready. SIGINT/SIGTERM
+stop the HTTP server, close the connections, stop PostgreSQL and exit with status 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gevent import monkey
+
+if not monkey.is_module_patched("select"):  # pragma: no cover - guarded entry points patch
+    raise ImportError("deeplake_sdk.server.main needs gevent.monkey.patch_all() to run first")
+
+import gevent
+import gevent.event
+
+from deeplake_sdk.server import options
+from deeplake_sdk.server.app import App
+from deeplake_sdk.server.backend import Backend
+from deeplake_sdk.server.faults import FaultConfig, FaultInjector
+from deeplake_sdk.server.http import Server
+from deeplake_sdk.server.postgres import EmbeddedPostgres
+from deeplake_sdk.server.stats import Stats
+
+logger = logging.getLogger(__name__)
+
+
+def _postgres_cpu(pg: EmbeddedPostgres | None) -> Any:
+    """Stats extra: CPU seconds of the embedded PostgreSQL (postmaster + backends)."""
+
+    def measure() -> float | None:
+        if pg is None or pg.pid is None:
+            return None
+        try:
+            import psutil
+
+            proc = psutil.Process(pg.pid)
+            t = proc.cpu_times()
+            total = t.user + t.system + t.children_user + t.children_system
+            for child in proc.children():
+                try:
+                    ct = child.cpu_times()
+                    total += ct.user + ct.system
+                except psutil.Error:
+                    pass
+            return total
+        except Exception:  # psutil missing or the process is gone
+            return None
+
+    def extra(base: dict[str, Any]) -> dict[str, Any]:
+        now = measure()
+        if "pg" not in base:
+            base["pg"] = now
+            return {}
+        start = base["pg"]
+        value = None if now is None or start is None else round(now - start, 6)
+        return {"postgres_cpu_seconds": value, "postgres_pid": pg.pid if pg else None}
+
+    return extra
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server until SIGINT/SIGTERM; returns the exit status."""
+    ns = options.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, ns.log_level), format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        tokens = options.parse_tokens(ns)
+        faults = FaultConfig.from_profile(ns.faults, seed=ns.seed, **options.fault_overrides(ns))
+    except ValueError as exc:
+        print(f"deeplake-sdk serve: error: {exc}", file=sys.stderr)
+        return 2
+    stop = gevent.event.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(sig, stop.set)
+
+    pg: EmbeddedPostgres | None = None
+    backend: Backend | None = None
+    server: Server | None = None
+    try:
+        if ns.dsn:
+            dsn = ns.dsn
+        else:
+            pg = EmbeddedPostgres(Path(ns.data) if ns.data else None)
+            dsn = pg.start()
+        if stop.is_set():
+            return 0
+        stats = Stats(extra=_postgres_cpu(pg))
+        backend = Backend(
+            dsn,
+            pool_size=ns.pool_size,
+            default_timeout_ms=ns.statement_timeout_ms,
+            on_execute=stats.executed,
+        )
+        backend.bootstrap()
+        app = App(backend, tokens, FaultInjector(faults), stats)
+        server = Server((ns.host, ns.port), app, on_accept=stats.connection)
+        server.start()
+        host, port = server.address[:2]
+        print(f"listening on http://{host}:{port}", flush=True)
+        logger.info(
+            "faults %s (seed %s); PostgreSQL %s",
+            faults.profile,
+            app.injector.config.seed,
+            "embedded in " + str(pg.data_dir) if pg else "at --dsn",
+        )
+        stop.wait()
+        logger.info("stopping")
+        return 0
+    except Exception as exc:
+        logger.debug("startup failed", exc_info=True)
+        print(f"deeplake-sdk serve: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            server.stop(timeout=2)
+        if backend is not None:
+            backend.close()
+        if pg is not None:
+            pg.stop()

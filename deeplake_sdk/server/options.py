@@ -1,0 +1,163 @@
+"""Command-line options of the server.
+
+Shared by ``deeplake-sdk serve`` and ``python -m deeplake_sdk.server``; no heavy imports here
+(the CLI imports this module before gevent patches anything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from typing import Any
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_TOKEN = "local-dev-token"
+DEFAULT_ORG = "local"
+
+# (flag, FaultConfig field, type, help)
+FAULT_FLAGS: list[tuple[str, str, type, str]] = [
+    ("--latency-ms", "latency_fixed_ms", float, "fixed latency added to each request (ms)"),
+    ("--latency-median-ms", "latency_median_ms", float, "median of a log-normal added latency"),
+    ("--latency-sigma", "latency_sigma", float, "log-normal sigma (long tail; 0 = constant)"),
+    ("--max-inflight", "max_inflight", int, "requests in flight before 503 (0 = unlimited)"),
+    ("--rate", "rate_per_s", float, "per-org requests/s before 429 (0 = unlimited)"),
+    ("--burst", "burst", int, "per-org token bucket size"),
+    ("--retry-after", "retry_after_s", int, "Retry-After seconds of injected 503/429"),
+    ("--p-429", "p_429", float, "probability of a random 429"),
+    ("--p-503", "p_503", float, "probability of a random 503"),
+    ("--p-500", "p_500", float, "probability of a random 500"),
+    ("--p-502", "p_502", float, "probability of a random 502"),
+    ("--p-504", "p_504", float, "probability of a random 504"),
+    ("--p-reset", "p_reset", float, "probability of a connection reset before execution"),
+    (
+        "--p-commit-fail",
+        "p_commit_fail",
+        float,
+        "probability that a committed statement's answer is lost (502 or dropped connection)",
+    ),
+    ("--fail-pattern", "fail_pattern", str, "regex: matching queries fail without running"),
+    ("--fail-status", "fail_status", int, "status for --fail-pattern matches (default 500)"),
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the server options to ``parser``."""
+    net = parser.add_argument_group("server")
+    net.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s)"
+    )
+    net.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s; 0 = any free)"
+    )
+    where = net.add_mutually_exclusive_group()
+    where.add_argument(
+        "--data", metavar="DIR", help="embedded PostgreSQL data dir (default ~/.deeplake/local)"
+    )
+    where.add_argument(
+        "--dsn", metavar="URL", help="use this PostgreSQL (superuser) instead of the embedded one"
+    )
+    net.add_argument(
+        "--token", default=DEFAULT_TOKEN, help="accepted bearer token (default %(default)s)"
+    )
+    net.add_argument("--org", default=DEFAULT_ORG, help="org id of --token (default %(default)s)")
+    net.add_argument(
+        "--extra-token",
+        action="append",
+        default=[],
+        metavar="TOKEN=ORG",
+        help="another accepted token and its org (repeatable)",
+    )
+    net.add_argument(
+        "--pool-size",
+        type=int,
+        default=100,
+        help="max PostgreSQL connections (default %(default)s)",
+    )
+    net.add_argument(
+        "--statement-timeout-ms",
+        type=int,
+        default=0,
+        help="timeout of queries sent without timeout_ms (default 0 = none)",
+    )
+    net.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="server log level (default %(default)s)",
+    )
+    faults = parser.add_argument_group(
+        "fault injection",
+        "a named profile, then any field override (env DEEPLAKE_SERVER_FAULTS "
+        "sets the default profile)",
+    )
+    faults.add_argument(
+        "--faults",
+        metavar="PROFILE",
+        default=os.environ.get("DEEPLAKE_SERVER_FAULTS", "none"),
+        help="none, flaky or beta (default %(default)s)",
+    )
+    faults.add_argument("--seed", type=int, help="seed of the fault sequence (default random)")
+    for flag, field, typ, text in FAULT_FLAGS:
+        faults.add_argument(flag, dest=field, type=typ, default=None, help=text)
+
+
+def fault_overrides(ns: argparse.Namespace) -> dict[str, Any]:
+    """FaultConfig field overrides given on the command line."""
+    return {
+        field: getattr(ns, field)
+        for _, field, _, _ in FAULT_FLAGS
+        if getattr(ns, field, None) is not None
+    }
+
+
+def parse_tokens(ns: argparse.Namespace) -> dict[str, str]:
+    """Token -> org map from ``--token/--org`` and ``--extra-token``."""
+    tokens = {ns.token: ns.org}
+    for pair in ns.extra_token or []:
+        token, sep, org = pair.partition("=")
+        if not sep or not token or not org:
+            raise ValueError(f"--extra-token expects TOKEN=ORG, got {pair!r}")
+        tokens[token] = org
+    return tokens
+
+
+def to_argv(ns: argparse.Namespace) -> list[str]:
+    """Rebuild command-line arguments equivalent to ``ns`` (for re-executing the server)."""
+    argv = ["--host", ns.host, "--port", str(ns.port), "--token", ns.token, "--org", ns.org]
+    argv += ["--pool-size", str(ns.pool_size), "--log-level", ns.log_level]
+    argv += ["--statement-timeout-ms", str(ns.statement_timeout_ms), "--faults", ns.faults]
+    if ns.data:
+        argv += ["--data", ns.data]
+    if ns.dsn:
+        argv += ["--dsn", ns.dsn]
+    for pair in ns.extra_token or []:
+        argv += ["--extra-token", pair]
+    if ns.seed is not None:
+        argv += ["--seed", str(ns.seed)]
+    for flag, field, _, _ in FAULT_FLAGS:
+        value = getattr(ns, field, None)
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``python -m deeplake_sdk.server`` arguments."""
+    parser = argparse.ArgumentParser(
+        prog="python -m deeplake_sdk.server",
+        description="Local Deeplake-compatible API server on PostgreSQL.",
+    )
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+#: ``python -c`` program running the server with gevent patched before anything else is
+#: imported (``-m deeplake_sdk.server`` would import the package's ``__init__`` first).
+BOOT_CODE = (
+    "from gevent import monkey; monkey.patch_all()\n"
+    "import sys\n"
+    "from deeplake_sdk.server.main import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)

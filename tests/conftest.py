@@ -1,0 +1,122 @@
+"""Fixtures shared by the whole test suite: a real local server on real PostgreSQL.
+
+- ``pg_dsn`` (session): DSN of one embedded PostgreSQL (fresh cluster in a short temporary
+  dir), stopped and removed at the end of the session. Start extra servers on it with
+  ``deeplake_sdk.server.local(dsn=pg_dsn, ...)``: no initdb, they start in about a second.
+- ``server`` (session): a :class:`deeplake_sdk.server.LocalServer` on ``pg_dsn``, profile
+  ``none``. Prefer ``srv`` in tests.
+- ``srv`` (function): the session server with faults set back to ``none`` (seed 0) and the
+  stats reset before the test. ``srv.url``, ``srv.token``, ``srv.org``, ``srv.headers``,
+  ``srv.stats()``, ``srv.reset_stats()``, ``srv.set_faults(profile=None, seed=None, **fields)``.
+  Extra tokens ``EXTRA_TOKENS`` (``tok-acme`` -> org ``acme``, ``tok-beta`` -> ``beta``) are
+  accepted for multi-org tests.
+- ``workspace`` (function): a unique workspace name ``t_<8 hex>`` (its schema is created on
+  first use), so tests never see each other's tables.
+- ``raw`` (function): a :class:`RawClient` (requests.Session with the token and org headers)
+  bound to ``srv`` and ``workspace``: ``raw.query(sql, *params, timeout_ms=None)`` returns the
+  ``requests.Response``; ``raw.rows(sql, *params)`` asserts 200 and returns the rows;
+  ``raw.get/post/put/delete(path, **kw)`` for other routes (path relative to the server URL).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from deeplake_sdk.server import LocalServer, local
+from deeplake_sdk.server.postgres import EmbeddedPostgres
+
+EXTRA_TOKENS = {"tok-acme": "acme", "tok-beta": "beta"}
+
+
+class RawClient:
+    """Raw HTTP calls to a local server for one workspace."""
+
+    def __init__(self, srv: LocalServer, workspace: str) -> None:
+        self.srv = srv
+        self.workspace = workspace
+        self.session = requests.Session()
+        self.session.headers.update(srv.headers)
+
+    def url(self, path: str) -> str:
+        return self.srv.url + path
+
+    def query(
+        self,
+        sql: str,
+        *params: Any,
+        timeout_ms: int | None = None,
+        workspace: str | None = None,
+        **kw: Any,
+    ) -> requests.Response:
+        body: dict[str, Any] = {"query": sql}
+        if params:
+            body["params"] = list(params)
+        if timeout_ms is not None:
+            body["timeout_ms"] = timeout_ms
+        ws = workspace or self.workspace
+        return self.session.post(
+            self.url(f"/workspaces/{ws}/tables/query"), json=body, timeout=60, **kw
+        )
+
+    def rows(self, sql: str, *params: Any, workspace: str | None = None) -> list[list[Any]]:
+        resp = self.query(sql, *params, workspace=workspace)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["rows"]
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.session.get(self.url(path), timeout=60, **kw)
+
+    def post(self, path: str, **kw: Any) -> requests.Response:
+        return self.session.post(self.url(path), timeout=60, **kw)
+
+    def put(self, path: str, **kw: Any) -> requests.Response:
+        return self.session.put(self.url(path), timeout=60, **kw)
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.session.delete(self.url(path), timeout=60, **kw)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    root = tempfile.mkdtemp(prefix="dlpgt")
+    pg = EmbeddedPostgres(root)
+    try:
+        yield pg.start()
+    finally:
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server(pg_dsn: str) -> Iterator[LocalServer]:
+    with local(dsn=pg_dsn, extra_tokens=EXTRA_TOKENS) as s:
+        yield s
+
+
+@pytest.fixture
+def srv(server: LocalServer) -> LocalServer:
+    server.set_faults(profile="none", seed=0)
+    server.reset_stats()
+    return server
+
+
+@pytest.fixture
+def workspace() -> str:
+    return f"t_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def raw(srv: LocalServer, workspace: str) -> Iterator[RawClient]:
+    client = RawClient(srv, workspace)
+    yield client
+    client.close()

@@ -1,0 +1,174 @@
+"""Start and stop: clean shutdown, SIGKILL of the server, stale pid file, CLI entry points."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import requests
+
+from deeplake_sdk.server import LocalServer, ServerStartError, local
+from deeplake_sdk.server.postgres import EmbeddedPostgres
+
+
+def _gone(pids, timeout=60.0):
+    """Wait until every pid has exited (zombies count as exited); returns the survivors."""
+    deadline = time.monotonic() + timeout
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        for pid in list(alive):
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    alive.discard(pid)
+            except psutil.NoSuchProcess:
+                alive.discard(pid)
+        if alive:
+            time.sleep(0.05)
+    return alive
+
+
+def _tree(pid):
+    proc = psutil.Process(pid)
+    return {pid} | {c.pid for c in proc.children(recursive=True)}
+
+
+def _query(srv, sql):
+    resp = requests.post(
+        f"{srv.url}/workspaces/w/tables/query", json={"query": sql}, headers=srv.headers, timeout=60
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()["rows"]
+
+
+def test_fresh_data_dir_start_and_sigterm_leaves_nothing(tmp_path):
+    data = tmp_path / "fresh"
+    with local(data=data) as srv:
+        assert _query(srv, "SELECT 1") == [[1]]
+        pg_pid = srv.stats()["postgres_pid"]
+        pids = _tree(srv.pid)
+        assert pg_pid in pids and len(pids) >= 3  # server, postmaster, backends
+        assert (data / "postgres" / "PG_VERSION").exists()
+        code = srv.stop()
+    assert code == 0
+    assert not _gone(pids)
+    assert not (data / "postgres" / "postmaster.pid").exists()
+
+
+def test_sigkill_of_server_stops_postgres_and_restart_recovers(tmp_path):
+    data = tmp_path / "killed"
+    srv = LocalServer.start(data=data)
+    try:
+        _query(srv, "CREATE TABLE keep (a text); INSERT INTO keep VALUES ('kept'); SELECT 1")
+        pg_pid = srv.stats()["postgres_pid"]
+        pg_tree = _tree(pg_pid)
+        os.kill(srv.pid, signal.SIGKILL)
+        assert not _gone({srv.pid})
+        assert not _gone(pg_tree), "postgres did not exit after its parent was killed"
+    finally:
+        srv.stop()
+    # plant a stale pid file (a dead pid), as left by a crashed machine
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    pid_file = data / "postgres" / "postmaster.pid"
+    pid_file.write_text(f"{dead.pid}\n{data / 'postgres'}\n0\n5432\n\n\n0 0\nready\n")
+    with local(data=data) as again:
+        assert _query(again, "SELECT a FROM keep") == [["kept"]]
+
+
+def test_embedded_postgres_refuses_a_running_cluster(tmp_path):
+    with EmbeddedPostgres(tmp_path / "pg") as pg:
+        assert pg.running and pg.pid
+        second = EmbeddedPostgres(tmp_path / "pg")
+        with pytest.raises(RuntimeError, match="already running"):
+            second.start()
+    assert not pg.running
+
+
+def test_start_failure_reports_the_server_log():
+    dsn = "postgresql://postgres@/postgres?host=/nonexistent-dir&connect_timeout=2"
+    with pytest.raises(ServerStartError, match=r"cannot connect|connection"), local(dsn=dsn):
+        pass
+
+
+def test_bad_fault_settings_fail_fast():
+    with pytest.raises(ValueError):
+        LocalServer.start(faults="nope")
+    with pytest.raises(ValueError):
+        LocalServer.start(p_500=3)
+
+
+def _read_listening(proc, timeout=120):
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    assert sel.select(timeout), "no output from the server"
+    line = proc.stdout.readline().decode().strip()
+    sel.close()
+    return line
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [["-m", "deeplake_sdk.cli", "serve"], ["-m", "deeplake_sdk.server"]],
+    ids=["cli-serve", "python-m-server"],
+)
+def test_command_line_entry_points(pg_dsn, entry):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            *entry,
+            "--port",
+            "0",
+            "--dsn",
+            pg_dsn,
+            "--token",
+            "tk",
+            "--org",
+            "o1",
+            "--extra-token",
+            "t2=o2",
+            "--faults",
+            "flaky",
+            "--seed",
+            "9",
+            "--p-500",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        line = _read_listening(proc)
+        assert line.startswith("listening on http://127.0.0.1:"), line
+        url = line.split()[-1]
+        headers = {"Authorization": "Bearer tk"}
+        faults = requests.get(url + "/_admin/faults", headers=headers, timeout=30).json()
+        assert faults["profile"] == "flaky" and faults["seed"] == 9 and faults["p_500"] == 0.5
+        ok = requests.get(url + "/_admin/stats", headers={"Authorization": "Bearer t2"}, timeout=30)
+        assert ok.status_code == 200
+        children = _tree(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        assert not _gone(children)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_serve_help_has_an_example():
+    out = subprocess.run(
+        [sys.executable, "-m", "deeplake_sdk.cli", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--faults PROFILE" in out and "--dsn URL" in out and "--p-commit-fail" in out
+    assert "examples:" in out and "deeplake-sdk serve --faults beta" in out
