@@ -241,6 +241,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.config = FaultConfig()
         self._pattern: re.Pattern[str] | None = None
+        self._random = False
         self._n = 0
         self._buckets: dict[str, _TokenBucket] = {}
         self.configure(config or FaultConfig())
@@ -252,6 +253,12 @@ class FaultInjector:
         with self._lock:
             self.config = config
             self._pattern = re.compile(config.fail_pattern) if config.fail_pattern else None
+            # whether decisions need the random generator (it costs ~30 us per request)
+            self._random = (
+                config.latency_sigma > 0
+                or any(getattr(config, name) > 0 for name, _, _ in _RANDOM_FAULTS)
+                or config.p_commit_fail > 0
+            )
             self._n = 0
             self._buckets = {}
 
@@ -271,6 +278,11 @@ class FaultInjector:
             self._n += 1
             cfg = self.config
             pattern = self._pattern
+        if not self._random:
+            latency_s = (cfg.latency_fixed_ms + cfg.latency_median_ms) / 1000.0
+            if pattern is not None and sql is not None and pattern.search(sql):
+                return FaultDecision(n, "pattern", cfg.fail_status, latency_s)
+            return FaultDecision(n, None, None, latency_s)
         rng = random.Random(f"{cfg.seed}/{n}")
         u = rng.random()
         latency = cfg.latency_fixed_ms
