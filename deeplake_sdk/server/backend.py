@@ -18,6 +18,7 @@ import hmac
 import logging
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -143,7 +144,12 @@ def _sql_error(exc: psycopg.Error) -> BackendError:
         )
     if state is None:
         if isinstance(exc, psycopg.OperationalError):
-            return BackendError(503, "database_unavailable", f"database connection failed: {exc}")
+            # the statement may or may not have run: answer like any ambiguous server failure
+            return BackendError(
+                500,
+                "database_connection_lost",
+                f"the database connection was lost during the query (it may have run): {exc}",
+            )
         return BackendError(400, "invalid_request", str(exc))
     return BackendError(
         400,
@@ -180,6 +186,7 @@ class Backend:
         self._adapters = _adapters()
         self._secret = b""
         self._provisioned: set[str] = set()
+        self._provision_locks: dict[str, threading.Lock] = {}
         self.pool = ConnectionPool(self._connect, max_size=pool_size)
 
     # ------------------------------------------------------------------------ connections
@@ -251,6 +258,13 @@ class Backend:
         role = workspace_role(org, workspace)
         if role in self._provisioned:
             return role
+        # one provisioning per role at a time; concurrent first requests wait for it
+        with self._provision_locks.setdefault(role, threading.Lock()):
+            if role not in self._provisioned:
+                self._provision(org, workspace, role)
+        return role
+
+    def _provision(self, org: str, workspace: str, role: str) -> None:
         ident = sql.Identifier(role)
         for attempt in range(3):
             try:
@@ -275,7 +289,6 @@ class Backend:
                 logger.debug("concurrent provisioning of %s; retrying", role)
         self._provisioned.add(role)
         logger.info("workspace %s/%s -> role and schema %s", org, workspace, role)
-        return role
 
     # ------------------------------------------------------------------------ queries
     def query(

@@ -95,7 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             dsn = pg.start()
         if stop.is_set():
             return 0
-        stats = Stats(extra=_postgres_cpu(pg))
+        pg_cpu = _postgres_cpu(pg)
+
+        def extra(base: dict[str, Any]) -> dict[str, Any]:
+            info = pg_cpu(base)
+            if backend is not None:
+                info["db_connections_open"] = backend.pool.open_count
+            return info
+
+        stats = Stats(extra=extra)
         backend = Backend(
             dsn,
             pool_size=ns.pool_size,

@@ -172,3 +172,26 @@ def test_serve_help_has_an_example():
     ).stdout
     assert "--faults PROFILE" in out and "--dsn URL" in out and "--p-commit-fail" in out
     assert "examples:" in out and "deeplake-sdk serve --faults beta" in out
+
+
+def test_concurrent_first_use_from_two_servers_sharing_a_cluster(srv, pg_dsn, workspace):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with local(dsn=pg_dsn, token=srv.token, org=srv.org) as other:
+
+        def first_query(i):
+            target = (srv, other)[i % 2]
+            resp = requests.post(
+                f"{target.url}/workspaces/{workspace}/tables/query",
+                json={"query": "SELECT current_schema(), $1::int", "params": [i]},
+                headers=target.headers,
+                timeout=60,
+            )
+            return resp.status_code, resp.json()
+
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            results = list(pool.map(first_query, range(40)))
+        stats = other.stats()
+    assert [status for status, _ in results] == [200] * 40
+    assert len({body["rows"][0][0] for _, body in results}) == 1
+    assert 1 <= stats["db_connections_open"] <= 21
