@@ -1,9 +1,10 @@
 """Embedded PostgreSQL: a private cluster run as a child process of the server.
 
 ``pgserver`` is used only as the PostgreSQL distribution (its ``initdb`` and ``postgres``
-binaries). The cluster is started directly as a child process that listens on a unix socket in a
-short private directory only (no TCP), and that receives ``SIGINT`` (fast shutdown) when its
-parent dies, even if the parent is killed with ``SIGKILL`` (``PR_SET_PDEATHSIG``).
+binaries). The cluster is started directly as a child process that listens on a unix socket only
+(no TCP; in the data directory, or in a short private directory when that path is too long for
+a socket), and that receives ``SIGINT`` (fast shutdown) when its parent dies, even if the
+parent is killed with ``SIGKILL`` (``PR_SET_PDEATHSIG``).
 
 When the current user is root, PostgreSQL refuses to run; the cluster then runs as the system
 user ``pgserver`` (created if missing), which owns the data directory.
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_DATA_DIR = Path("~/.deeplake/local")
 SYSTEM_USER_FOR_ROOT = "pgserver"
 _PR_SET_PDEATHSIG = 1
+_MAX_SOCKET_DIR_BYTES = 80  # + "/.s.PGSQL.5432.lock" stays under the ~107-byte sun_path limit
 _prefix_permissions_done: set[str] = set()
 
 
@@ -104,6 +106,7 @@ class EmbeddedPostgres:
         self.settings.update(settings or {})
         self._proc: subprocess.Popen[bytes] | None = None
         self._socket_dir: str | None = None
+        self._own_socket_dir = False
         self._user: str | None = SYSTEM_USER_FOR_ROOT if os.geteuid() == 0 else None
 
     # ------------------------------------------------------------------ properties
@@ -140,8 +143,11 @@ class EmbeddedPostgres:
         self._prepare_permissions()
         self._initdb()
         self._remove_stale_pid_file()
-        self._socket_dir = tempfile.mkdtemp(prefix="dlpg")
-        self._chown(Path(self._socket_dir))
+        if len(str(self.pgdata).encode()) <= _MAX_SOCKET_DIR_BYTES:
+            self._socket_dir, self._own_socket_dir = str(self.pgdata), False
+        else:  # unix socket paths are limited to ~107 bytes: use a short private dir
+            self._socket_dir, self._own_socket_dir = tempfile.mkdtemp(prefix="dlpg"), True
+            self._chown(Path(self._socket_dir))
         args = [str(_pg_bin() / "postgres"), "-D", str(self.pgdata), "-k", self._socket_dir]
         for name, value in self.settings.items():
             args += ["-c", f"{name}={value}"]
@@ -166,7 +172,7 @@ class EmbeddedPostgres:
         return self.dsn
 
     def stop(self, timeout: float = 20.0) -> None:
-        """Fast shutdown (``SIGINT``), ``SIGKILL`` after ``timeout``; removes the socket dir."""
+        """Stop the cluster: fast shutdown (``SIGINT``), then ``SIGKILL`` after ``timeout``."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -177,9 +183,9 @@ class EmbeddedPostgres:
                 logger.warning("postgres %s did not stop in %.0f s; killing it", proc.pid, timeout)
                 proc.kill()
                 proc.wait()
-        if self._socket_dir is not None:
+        if self._socket_dir is not None and self._own_socket_dir:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
-            self._socket_dir = None
+        self._socket_dir = None
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()
