@@ -12,8 +12,9 @@ date) replaces it when longer, capped at ``retry_after_max``. A call stops when 
 spent or when the next sleep would cross its total ``deadline``; the last error is raised.
 
 ``retrying`` itself sleeps with :func:`time.sleep`, which would freeze every greenlet of an
-unpatched process, so the sleeping happens here with :func:`gevent.sleep` (which also blocks a
-plain synchronous caller exactly like ``time.sleep``) and ``retrying`` is told to wait 0 ms.
+unpatched process, so the sleeping happens here with :func:`gevent.sleep` where greenlets may
+be waiting (plain threads without a gevent hub use ``time.sleep``) and ``retrying`` is told to
+wait 0 ms.
 A fresh ``Retrying`` is built per call because its state (deadline, last error) is per call.
 """
 
@@ -32,9 +33,9 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
-import gevent
 from retrying import Retrying
 
+from deeplake_sdk._coop import cooperative_sleep
 from deeplake_sdk.errors import AmbiguousWriteError, ApiError, NetworkError
 
 __all__ = [
@@ -267,7 +268,7 @@ class RetryCall:
         )
         if self.observer is not None:
             self.observer(event)
-        gevent.sleep(delay)
+        cooperative_sleep(delay)
         return 0
 
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

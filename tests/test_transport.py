@@ -25,8 +25,9 @@ from deeplake_sdk.errors import (
     RateLimitError,
     ServerError,
 )
+from deeplake_sdk.http_errors import error_for_status
 from deeplake_sdk.limiter import Limiter
-from deeplake_sdk.transport import Endpoint, error_for_status, get_endpoint
+from deeplake_sdk.transport import Endpoint, get_endpoint
 
 
 class Stub:
@@ -336,3 +337,58 @@ def test_http_errors_and_bodies(stub):
     stub.script = lambda h: ("json", 200, {}, b"<html>hi</html>")
     with pytest.raises(ServerError, match="not JSON"):
         post(ep)
+
+
+def test_network_error_mapping_of_urllib3_and_requests_failures():
+    import requests
+    import urllib3.exceptions as u3
+
+    from deeplake_sdk.errors import ConfigError
+    from deeplake_sdk.http_errors import network_error
+
+    url, timeout = "http://h:1", (3.0, 7.0)
+    cases = [
+        (u3.NewConnectionError(None, "refused"), False, "cannot connect"),
+        (u3.ConnectTimeoutError(None, "slow"), False, "within 3s"),
+        (u3.ReadTimeoutError(None, "/", "slow"), True, "within 7s"),
+        (u3.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset")), True,
+         "reset"),
+        (u3.SSLError("bad cert"), False, "bad cert"),
+        (requests.exceptions.ReadTimeout("slow"), True, "no answer"),
+        (requests.exceptions.ConnectTimeout("slow"), False, "could not connect"),
+        (requests.exceptions.ConnectionError(
+            u3.MaxRetryError(None, "/", u3.NewConnectionError(None, "refused"))), False,
+         "cannot connect"),
+        (ConnectionResetError(104, "reset by peer"), True, "lost before the answer"),
+    ]
+    for exc, ambiguous, text in cases:
+        err = network_error(exc, url, timeout)
+        assert isinstance(err, NetworkError), exc
+        assert err.ambiguous is ambiguous, exc
+        assert text in str(err), (exc, str(err))
+    assert isinstance(network_error(u3.LocationParseError("x"), url, timeout), ConfigError)
+
+
+def test_proxy_path_uses_the_session(stub):
+    ep = Endpoint(stub.url, 2)
+    ep._direct = False  # what a configured proxy selects
+    assert post(ep) == {"columns": ["a"], "rows": [[1]]}
+    stub.script = lambda h: ("reset",)
+    with pytest.raises(NetworkError) as info:
+        post(ep)
+    assert info.value.ambiguous
+
+
+def test_cooperative_sleep_creates_no_hub_in_plain_threads():
+    from deeplake_sdk._coop import cooperative_sleep, hub_if_exists
+
+    seen = []
+
+    def plain():
+        cooperative_sleep(0.01)
+        seen.append(hub_if_exists())
+
+    t = threading.Thread(target=plain)
+    t.start()
+    t.join()
+    assert seen == [None]

@@ -1,0 +1,162 @@
+"""Mapping of HTTP answers and transport failures to the SDK's typed errors.
+
+* :func:`error_for_status` - an error answer (JSON ``{"error", "code"?, "request_id"?}`` or a
+  gateway's HTML/text) to :class:`~deeplake_sdk.errors.ApiError` subclasses by status;
+* :func:`network_error` - a requests/urllib3 failure to
+  :class:`~deeplake_sdk.errors.NetworkError`, flagged ``ambiguous`` when the request may have
+  executed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3.exceptions
+
+from deeplake_sdk.errors import (
+    AlreadyExistsError,
+    ApiError,
+    AuthError,
+    ConfigError,
+    NetworkError,
+    QueryError,
+    RateLimitError,
+    ServerError,
+)
+from deeplake_sdk.retry import is_already_exists, parse_retry_after
+
+__all__ = ["error_for_status", "network_error", "origin", "summarise"]
+
+
+def origin(url: str) -> str:
+    """Return ``scheme://host:port`` of ``url``.
+
+    Raises:
+        ConfigError: Not an http(s) URL with a host.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"invalid API URL {url!r}: expected http(s)://host[:port]")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.hostname.lower()}:{port}"
+
+
+def network_error(exc: BaseException, url: str, timeout: tuple[float, float]) -> Exception:
+    """Map a requests/urllib3 failure to a NetworkError (ambiguous or not) or a ConfigError.
+
+    Not ambiguous (surely not executed): connect errors and timeouts, TLS and proxy errors.
+    Ambiguous: read timeouts, resets and disconnects after the request was sent.
+    """
+    where = origin(url)
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                        requests.exceptions.MissingSchema,
+                        urllib3.exceptions.LocationParseError)):
+        return ConfigError(f"invalid API URL {url!r}: {exc}")
+    reason: BaseException = exc
+    if isinstance(exc, requests.exceptions.RequestException) and exc.args and isinstance(
+            exc.args[0], BaseException):
+        reason = exc.args[0]
+    if isinstance(reason, urllib3.exceptions.MaxRetryError) and reason.reason is not None:
+        reason = reason.reason
+    connect_timeout = isinstance(exc, requests.exceptions.ConnectTimeout) or (
+        isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
+        and not isinstance(reason, urllib3.exceptions.NewConnectionError))
+    if connect_timeout:
+        return NetworkError(f"could not connect to {where} within {timeout[0]:g}s; "
+                            "check the URL and the network", ambiguous=False)
+    if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(
+            reason, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+        return NetworkError(
+            f"no answer from {where} within {timeout[1]:g}s (the request may have run); "
+            "raise the timeout or simplify the query", ambiguous=True)
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return NetworkError(f"cannot connect to {where}: {_root_cause(reason)}; "
+                            "check the URL and that the service is reachable", ambiguous=False)
+    if isinstance(reason, (urllib3.exceptions.SSLError, urllib3.exceptions.ProxyError)):
+        return NetworkError(f"cannot reach {where}: {_root_cause(reason)}", ambiguous=False)
+    return NetworkError(f"connection to {where} lost before the answer arrived "
+                        f"({_root_cause(exc)}); the request may have run", ambiguous=True)
+
+
+def _root_cause(exc: BaseException) -> str:
+    while True:
+        inner = exc.__cause__ or exc.__context__
+        if inner is None and exc.args and isinstance(exc.args[0], BaseException):
+            inner = exc.args[0]
+        if inner is None or inner is exc:
+            break
+        exc = inner
+    text = str(exc) or type(exc).__name__
+    return text.split(": ", 1)[-1] if "object at 0x" in text else text
+
+
+_TAG = re.compile(r"<[^>]+>")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def summarise(content: bytes, limit: int = 200) -> str:
+    """Summarise a non-JSON body (a gateway's HTML page) in one line."""
+    text = content.decode("utf-8", "replace")
+    title = _TITLE.search(text)
+    if title:
+        text = title.group(1)
+    text = " ".join(_TAG.sub(" ", text).split())
+    return (text[:limit] + "...") if len(text) > limit else (text or "(empty body)")
+
+
+def error_for_status(status: int, headers: Any, content: bytes) -> ApiError:
+    """Build the typed error for an error answer.
+
+    JSON bodies ``{"error", "code"?, "request_id"?}`` give the message; HTML or text bodies (a
+    gateway's) are summarised. 401/403 -> AuthError; 429/503 -> RateLimitError; other 5xx ->
+    ServerError; 409 or any "already exists" message -> AlreadyExistsError; other 4xx ->
+    QueryError.
+
+    Args:
+        status: HTTP status.
+        headers: Answer headers (case-insensitive mapping).
+        content: Raw body.
+    """
+    message, code, request_id = None, None, None
+    try:
+        data = json.loads(content) if content else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        raw = data.get("error") or data.get("message") or data.get("detail")
+        if isinstance(raw, dict):
+            raw = raw.get("message") or json.dumps(raw)
+        message = None if raw is None else str(raw)
+        code = data.get("code")
+        request_id = data.get("request_id") or data.get("requestId")
+    if message is None:
+        message = summarise(content) if content else f"HTTP {status} with an empty body"
+    request_id = request_id or (headers.get("x-request-id") if headers is not None else None)
+    code = None if code is None else str(code)
+    request_id = None if request_id is None else str(request_id)
+    cls: type[ApiError]
+    if status in (401, 403):
+        cls = AuthError
+    elif status in (429, 503):
+        cls = RateLimitError
+    elif status == 409:
+        cls = AlreadyExistsError
+    elif status >= 500:
+        cls = ServerError
+    else:
+        cls = QueryError
+    error = cls(status, message, request_id, code)
+    if cls in (ServerError, QueryError) and is_already_exists(error):
+        error = AlreadyExistsError(status, message, request_id, code)
+    if status in (401, 403):
+        error.message += (
+            " (check DEEPLAKE_TOKEN / DEEPLAKE_ORG_ID or ~/.deeplake/credentials.json)"
+        )
+    retry_after = parse_retry_after(headers.get("retry-after")) if headers is not None else None
+    if retry_after is not None:
+        error.retry_after = retry_after
+    return error
