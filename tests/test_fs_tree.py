@@ -1,0 +1,65 @@
+"""Pure units: path normalisation and the directory tree."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from deeplake_sdk import FsError
+from deeplake_sdk.fs import paths
+from deeplake_sdk.fs.tree import FileMeta, Tree
+
+
+@pytest.mark.parametrize(
+    ("raw", "norm"),
+    [
+        ("a/b", "/a/b"),
+        ("/a//b/", "/a/b"),
+        ("//a", "/a"),
+        ("/a/./b/../c", "/a/c"),
+        ("/../..", "/"),
+        ("/", "/"),
+        ("x_y%.md", "/x_y%.md"),
+    ],
+)
+def test_normalize(raw, norm):
+    assert paths.normalize(raw) == norm
+
+
+@pytest.mark.parametrize("bad", ["", "a\x00b"])
+def test_normalize_rejects(bad):
+    with pytest.raises(FsError) as info:
+        paths.normalize(bad)
+    assert info.value.errno == errno.EINVAL
+
+
+def test_ancestors_and_is_under():
+    assert paths.ancestors("/a/b/c") == ["/", "/a", "/a/b"]
+    assert paths.ancestors("/") == []
+    assert paths.is_under("/a/b", "/a") and not paths.is_under("/ab", "/a")
+    assert paths.is_under("/x", "/") and not paths.is_under("/", "/")
+
+
+def test_tree_links_and_prunes_implicit_dirs():
+    tree = Tree()
+    tree.put(FileMeta("/a/b/c.txt", 1))
+    tree.put(FileMeta("/a/d.txt", 1))
+    tree.add_dir("/a/empty")
+    assert tree.listdir("/") == ["a"] and tree.listdir("/a") == ["b", "d.txt", "empty"]
+    tree.remove("/a/b/c.txt")
+    assert not tree.is_dir("/a/b")  # implicit and now empty: gone
+    tree.remove("/a/d.txt")
+    assert tree.is_dir("/a")  # still holds the explicit /a/empty
+    tree.remove_dir("/a/empty")
+    assert tree.listdir("/") == [] and tree.is_dir("/")
+
+
+def test_tree_walk_and_file_under_directory_name():
+    tree = Tree()
+    tree.put_many([FileMeta("/x/1", 1), FileMeta("/x/y/2", 1), FileMeta("/x/y", 5)])
+    assert tree.is_file("/x/y") and tree.is_dir("/x/y")
+    assert list(tree.walk("/x")) == [("/x", ["y"], ["1", "y"]), ("/x/y", [], ["2"])]
+    tree.remove("/x/y/2")
+    assert tree.is_file("/x/y") and not tree.is_dir("/x/y")
+    assert tree.files_under("/x") == ["/x/1", "/x/y"]
