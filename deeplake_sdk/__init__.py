@@ -3,6 +3,7 @@
 from deeplake_sdk._version import __version__
 from deeplake_sdk.api import DeeplakeApi
 from deeplake_sdk.api_types import QueryResult, Timeout
+from deeplake_sdk.cache import ContentCache, NullCache
 from deeplake_sdk.config import Credentials, load_credentials
 from deeplake_sdk.errors import (
     AlreadyExistsError,
@@ -18,7 +19,9 @@ from deeplake_sdk.errors import (
     RateLimitError,
     ServerError,
 )
+from deeplake_sdk.fs import DeeplakeFs, FileStat
 from deeplake_sdk.retry import RetryPolicy
+from deeplake_sdk.sessions import SessionLog
 
 __all__ = [
     "AlreadyExistsError",
@@ -26,17 +29,22 @@ __all__ = [
     "ApiError",
     "AuthError",
     "ConfigError",
+    "ContentCache",
     "Credentials",
     "DeeplakeApi",
     "DeeplakeError",
+    "DeeplakeFs",
+    "FileStat",
     "FlushError",
     "FsError",
     "NetworkError",
+    "NullCache",
     "QueryError",
     "QueryResult",
     "RateLimitError",
     "RetryPolicy",
     "ServerError",
+    "SessionLog",
     "Timeout",
     "__version__",
     "load_credentials",

@@ -16,6 +16,8 @@
   bound to ``srv`` and ``workspace``: ``raw.query(sql, *params, timeout_ms=None)`` returns the
   ``requests.Response``; ``raw.rows(sql, *params)`` asserts 200 and returns the rows;
   ``raw.get/post/put/delete(path, **kw)`` for other routes (path relative to the server URL).
+- ``api`` (function): a :class:`deeplake_sdk.DeeplakeApi` on ``srv`` and ``workspace``.
+- ``fs`` (function): a :class:`deeplake_sdk.DeeplakeFs` on ``api`` with a temporary cache.
 """
 
 from __future__ import annotations
@@ -120,3 +122,24 @@ def raw(srv: LocalServer, workspace: str) -> Iterator[RawClient]:
     client = RawClient(srv, workspace)
     yield client
     client.close()
+
+
+@pytest.fixture
+def api(srv: LocalServer, workspace: str) -> Iterator[Any]:
+    """A DeeplakeApi bound to ``srv`` and a fresh ``workspace`` (default settings)."""
+    from deeplake_sdk import DeeplakeApi
+
+    client = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def fs(api: Any, tmp_path: Any) -> Iterator[Any]:
+    """A DeeplakeFs on ``api`` with a content cache in a temporary directory."""
+    from deeplake_sdk import ContentCache, DeeplakeFs
+
+    filesystem = DeeplakeFs.open(api, cache=ContentCache(tmp_path / "cache"))
+    yield filesystem
+    if not filesystem.closed:
+        filesystem.close()

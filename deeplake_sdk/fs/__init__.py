@@ -1,0 +1,6 @@
+"""The agent-memory filesystem over the memory and sessions tables."""
+
+from deeplake_sdk.fs.core import DeeplakeFs
+from deeplake_sdk.fs.reading import FileStat
+
+__all__ = ["DeeplakeFs", "FileStat"]

@@ -1,0 +1,250 @@
+"""Namespace operations of the filesystem: rm, mkdir, rmdir, cp, mv."""
+
+from __future__ import annotations
+
+import errno
+
+from deeplake_sdk import statements_fs as st
+from deeplake_sdk.errors import FsError
+from deeplake_sdk.fs import paths
+from deeplake_sdk.fs.base import FsBase
+from deeplake_sdk.fs.tree import FileMeta
+from deeplake_sdk.fs.writer import PendingWrite, new_row_id, utc_now
+
+
+class NamespaceMixin(FsBase):
+    """rm, mkdir, rmdir, cp, mv."""
+
+    def rm(self, path: str, recursive: bool = False, force: bool = False) -> None:
+        """Remove a file, or a directory tree with ``recursive``.
+
+        Args:
+            path: What to remove.
+            recursive: Remove a directory and everything inside it.
+            force: Ignore a missing path.
+
+        Raises:
+            FsError: ``ENOENT`` (missing, unless ``force``), ``EISDIR`` (a directory without
+                ``recursive``), ``EPERM`` (session files, or the root).
+        """
+        self._tick()
+        p = paths.normalize(path)
+        if self.tree.is_file(p):
+            self._rm_file(p)
+        elif self.tree.is_dir(p):
+            if not recursive:
+                raise FsError(errno.EISDIR, p, "is a directory (use recursive=True)")
+            self._rm_tree(p)
+        else:
+            with self.writer.lock:
+                sql, params = st.memory_delete(self.table, p)
+                result = self.api.execute(sql, params, idempotent=True)
+            self._invalidate(p)
+            if result.row_count == 0 and not force:
+                raise FsError(errno.ENOENT, p)
+
+    def _rm_file(self, p: str) -> None:
+        meta = self.tree.get(p)
+        if meta is not None and meta.kind == "session":
+            raise FsError(errno.EPERM, p, "session files are read-only")
+        with self.writer.lock:
+            self.writer.discard(p)
+            if meta is None or meta.persisted:
+                sql, params = st.memory_delete(self.table, p)
+                self.api.execute(sql, params, idempotent=True)
+            self.tree.remove(p)
+            self._invalidate(p)
+
+    def _rm_tree(self, p: str) -> None:
+        if p == paths.ROOT:
+            raise FsError(errno.EPERM, p, "refusing to remove the root recursively")
+        files = self.tree.files_under(p)
+        if any(self.tree.files[f].kind == "session" for f in files):
+            raise FsError(errno.EPERM, p, "contains session files, which are read-only")
+        with self.writer.lock:
+            for f in files:
+                self.writer.discard(f)
+            sql, params = st.memory_delete_tree(self.table, p)
+            self.api.execute(sql, params, idempotent=True)
+            for f in files:
+                self.tree.remove(f)
+                self._invalidate(f)
+            for d in reversed(self.tree.dirs_under(p)):
+                self.tree.remove_dir(d)
+            self.tree.remove_dir(p)
+
+    def mkdir(self, path: str, parents: bool = False, exist_ok: bool = False) -> None:
+        """Create a directory.
+
+        Directories are implicit in the tables: one created here lives while this filesystem
+        is open, or for good once a file is written inside it.
+
+        Raises:
+            FsError: ``EEXIST``, ``ENOENT`` (missing parent without ``parents``), ``ENOTDIR``.
+        """
+        self._tick()
+        p = paths.normalize(path)
+        if self.tree.is_dir(p):
+            if exist_ok:
+                return
+            raise FsError(errno.EEXIST, p)
+        if self.tree.is_file(p):
+            raise FsError(errno.EEXIST, p, "a file exists at this path")
+        for ancestor in paths.ancestors(p):
+            if self.tree.is_file(ancestor) and not self.tree.is_dir(ancestor):
+                raise FsError(errno.ENOTDIR, p, f"not a directory: {ancestor}")
+            if not self.tree.is_dir(ancestor) and not parents:
+                raise FsError(errno.ENOENT, p, f"parent directory missing: {ancestor}")
+        for ancestor in paths.ancestors(p):
+            if not self.tree.is_dir(ancestor):
+                self.tree.add_dir(ancestor)
+        self.tree.add_dir(p)
+
+    def rmdir(self, path: str) -> None:
+        """Remove an empty directory.
+
+        Raises:
+            FsError: ``ENOENT``, ``ENOTDIR``, ``ENOTEMPTY``, ``EPERM`` (the root).
+        """
+        self._tick()
+        p = paths.normalize(path)
+        if p == paths.ROOT:
+            raise FsError(errno.EPERM, p, "cannot remove the root")
+        if not self.tree.is_dir(p):
+            raise FsError(errno.ENOTDIR if self.tree.is_file(p) else errno.ENOENT, p)
+        if not self.tree.is_empty_dir(p):
+            raise FsError(errno.ENOTEMPTY, p)
+        self.tree.remove_dir(p)
+
+    def cp(self, src: str, dst: str, recursive: bool = False) -> None:
+        """Copy a file, or a directory tree with ``recursive``; into ``dst`` if it is a dir.
+
+        Raises:
+            FsError: ``ENOENT``, ``EISDIR`` (a directory without ``recursive``), ``EPERM``
+                (the target is a session file), ``EINVAL`` (a directory into itself).
+        """
+        self._tick()
+        s, d = paths.normalize(src), paths.normalize(dst)
+        if self.tree.is_dir(s) and not self.tree.is_file(s):
+            if not recursive:
+                raise FsError(errno.EISDIR, s, "is a directory (use recursive=True)")
+            if self.tree.is_dir(d):
+                d = paths.join(d, paths.basename(s))
+            if d == s or paths.is_under(d, s):
+                raise FsError(errno.EINVAL, d, f"cannot copy {s} into itself")
+            files = self.tree.files_under(s)
+            self.prefetch(files)
+            for f in files:
+                target = paths.dir_prefix(d) + f[len(paths.dir_prefix(s)) :]
+                self._copy_file(f, target)
+            return
+        if self.tree.is_dir(d):
+            d = paths.join(d, paths.basename(s))
+        self._copy_file(s, d)
+
+    def _copy_file(self, s: str, d: str) -> None:
+        data = self.read_bytes(s)
+        meta = self.tree.get(s)
+        mime = meta.mime_type if meta is not None and meta.kind == "memory" else None
+        self.write_bytes(d, data, mime_type=mime)
+
+    def mv(self, src: str, dst: str) -> None:
+        """Move or rename a file or directory; into ``dst`` if it is an existing directory.
+
+        A stored file is renamed in place with one ``UPDATE``; an existing file at the target
+        is replaced.
+
+        Raises:
+            FsError: ``ENOENT``, ``EPERM`` (session files), ``ENOTEMPTY`` (non-empty target
+                directory), ``ENOTDIR``, ``EINVAL`` (a directory into itself).
+        """
+        self._tick()
+        s, d = paths.normalize(src), paths.normalize(dst)
+        if not (self.tree.is_file(s) or self.tree.is_dir(s)):
+            raise FsError(errno.ENOENT, s)
+        if s == paths.ROOT:
+            raise FsError(errno.EPERM, s, "cannot move the root")
+        if self.tree.is_dir(d) and d != s:
+            d = paths.join(d, paths.basename(s))
+        if d == s:
+            return
+        if self.tree.is_file(s):
+            self._mv_file(s, d)
+        else:
+            self._mv_tree(s, d)
+
+    def _mv_file(self, s: str, d: str) -> None:
+        meta = self.tree.get(s)
+        assert meta is not None
+        if meta.kind == "session":
+            raise FsError(errno.EPERM, s, "session files are read-only")
+        self._check_writable(d)
+        with self.writer.lock:
+            if self.writer.get(s) is not None and meta.persisted:
+                self.writer.flush()
+            pending = self.writer.discard(s)
+            self._drop_target(d)
+            if pending is not None:
+                self.tree.remove(s)
+                self._invalidate(s)
+                self._queue(
+                    PendingWrite(
+                        d,
+                        pending.data,
+                        pending.mime_type,
+                        utc_now(),
+                        new_row_id(),
+                        pending.project,
+                        pending.description,
+                        pending.creation_date,
+                    )
+                )
+                return
+            date = utc_now()
+            sql, params = st.memory_rename(self.table, s, d, paths.basename(d), date)
+            self.api.execute(sql, params, idempotent=True)
+            self.tree.remove(s)
+            self._invalidate(s)
+            self.tree.put(FileMeta(d, meta.size, meta.mime_type, date, "memory", meta.description))
+
+    def _drop_target(self, d: str) -> None:
+        target = self.tree.get(d)
+        self.writer.discard(d)
+        if target is not None and target.persisted:
+            sql, params = st.memory_delete(self.table, d)
+            self.api.execute(sql, params, idempotent=True)
+        self.tree.remove(d)
+        self._invalidate(d)
+
+    def _mv_tree(self, s: str, d: str) -> None:
+        if paths.is_under(d, s):
+            raise FsError(errno.EINVAL, d, f"cannot move {s} into itself")
+        if self.tree.is_file(d) and not self.tree.is_dir(d):
+            raise FsError(errno.ENOTDIR, d)
+        if self.tree.is_dir(d) and not self.tree.is_empty_dir(d):
+            raise FsError(errno.ENOTEMPTY, d)
+        files = self.tree.files_under(s)
+        if any(self.tree.files[f].kind == "session" for f in files):
+            raise FsError(errno.EPERM, s, "contains session files, which are read-only")
+        with self.writer.lock:
+            if any(self.writer.get(f) is not None for f in files):
+                self.writer.flush()
+            date = utc_now()
+            sql, params = st.memory_rename_tree(self.table, s, d, date)
+            self.api.execute(sql, params, idempotent=True)
+            dirs = self.tree.dirs_under(s)
+            explicit = [x for x in [s, *dirs] if x in self.tree.explicit_dirs]
+            for f in files:
+                meta = self.tree.remove(f)
+                self._invalidate(f)
+                if meta is not None:
+                    target = paths.dir_prefix(d) + f[len(paths.dir_prefix(s)) :]
+                    self.tree.put(
+                        FileMeta(
+                            target, meta.size, meta.mime_type, date, "memory", meta.description
+                        )
+                    )
+            for x in reversed([s, *dirs]):
+                self.tree.remove_dir(x)
+            for x in explicit:
+                self.tree.add_dir(d + x[len(s) :])

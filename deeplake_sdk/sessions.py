@@ -1,0 +1,114 @@
+"""Session logs: append-only event rows in the sessions table, read back as JSONL files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from deeplake_sdk import statements_fs as st
+
+if TYPE_CHECKING:
+    from deeplake_sdk.api import DeeplakeApi
+
+log = logging.getLogger(__name__)
+
+_SAFE = re.compile(r"[^A-Za-z0-9._@+-]")
+
+
+class SessionLog:
+    """Log the events of one agent session as rows of the sessions table.
+
+    Every event becomes one JSONB row carrying a client-generated id, and the statement only
+    inserts when no row has that id, so a retried write never adds a second row. The events of a
+    session share one path and read back, through :class:`~deeplake_sdk.DeeplakeFs`, as a
+    JSONL file in the order they were logged::
+
+        log = SessionLog(api, "s-42", user="ada")
+        log.log({"type": "prompt", "text": "What did we decide?"})
+        log.log({"type": "response", "text": "To ship on Friday."})
+        fs.read_text(log.path)  # two JSON lines
+
+    Args:
+        api: The client to use.
+        session_id: Identifier of the session (part of the path).
+        user: Who the session belongs to (``author`` column, part of the path).
+        project: Value of the ``project`` column.
+        table: Sessions table name.
+        path: Path of the session file (default ``/sessions/<user>/<session_id>.jsonl``).
+        ensure: Create or migrate the sessions table first (once per process and table).
+    """
+
+    def __init__(
+        self,
+        api: DeeplakeApi,
+        session_id: str,
+        *,
+        user: str = "anonymous",
+        project: str = "",
+        table: str = "sessions",
+        path: str | None = None,
+        ensure: bool = True,
+    ) -> None:
+        if not session_id:
+            raise ValueError("session_id must not be empty")
+        self.api = api
+        self.session_id = session_id
+        self.user = user
+        self.project = project
+        self.table = table
+        self.path = path or f"/sessions/{_SAFE.sub('_', user)}/{_SAFE.sub('_', session_id)}.jsonl"
+        self.events_logged = 0
+        self._last_stamp: datetime | None = None
+        if ensure:
+            api.ensure_sessions_table(table)
+
+    def log(self, event: dict[str, Any], *, description: str | None = None) -> str:
+        """Store one event; returns the id of its row.
+
+        Args:
+            event: A JSON-serialisable mapping (stored as JSONB).
+            description: Value of the ``description`` column (default: the event's ``type``).
+
+        Raises:
+            TypeError: The event is not a JSON object.
+            DeeplakeError: The row could not be stored (after the client's retries).
+        """
+        if not isinstance(event, dict):
+            raise TypeError(f"event must be a dict, not {type(event).__name__}")
+        message = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        stamp = self._next_stamp()
+        row_id = uuid.uuid4().hex
+        row = {
+            "id": row_id,
+            "path": self.path,
+            "filename": self.path.rsplit("/", 1)[-1],
+            "message": message,
+            "author": self.user,
+            "mime_type": "application/json",
+            "size_bytes": len(message.encode()) + 1,
+            "project": self.project,
+            "description": description if description is not None else str(event.get("type", "")),
+            "creation_date": stamp,
+            "last_update_date": stamp,
+        }
+        sql, params = st.session_insert(self.table, row)
+        self.api.execute(sql, params, idempotent=True)
+        self.events_logged += 1
+        return row_id
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every event of this session, in the order they were logged."""
+        sql, params = st.session_lines(self.table, self.path)
+        return [json.loads(r["line"]) for r in self.api.query(sql, params)]
+
+    def _next_stamp(self) -> str:
+        """Creation date strictly after the previous event's (the file's order)."""
+        now = datetime.now(timezone.utc)
+        if self._last_stamp is not None and now <= self._last_stamp:
+            now = self._last_stamp + timedelta(microseconds=1)
+        self._last_stamp = now
+        return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
