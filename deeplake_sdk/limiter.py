@@ -6,16 +6,18 @@ retries. It works for greenlets (with or without ``gevent.monkey.patch_all()``) 
 threads: it is built on :class:`gevent.lock.Semaphore`, which supports cross-thread use, plus a
 native lock guarding the counters.
 
-Adaptive mode (AIMD): the effective limit starts at N, halves on a 429/503 answer (at most
-once per ``cooldown`` seconds, so one burst of rejections counts once) and grows by one after
-as many consecutive successes as the current limit; it stays within ``[1, N]``. Shrinking does
+Adaptive mode (AIMD): the effective limit starts at N, halves on a 429/503 answer and grows by
+one after ``GROW_AFTER`` (4) times as many consecutive successes as the current limit (a
+slow probe: each probe past the server's capacity costs a rejection); it stays within
+``[1, N]``.
+Rejections of requests that were already in flight when the limit was last lowered do not
+lower it again (one burst counts once). Shrinking does
 not block anyone: tokens are withheld ("reserved") as in-flight requests finish, and handed
 back when the limit grows.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,6 +30,9 @@ __all__ = ["Limiter"]
 
 _allocate_lock = get_original("_thread", "allocate_lock")
 
+#: Adaptive mode grows the limit by one after ``GROW_AFTER x limit`` consecutive successes.
+GROW_AFTER = 4
+
 
 class Limiter:
     """Bound the number of concurrent HTTP attempts.
@@ -35,21 +40,20 @@ class Limiter:
     Args:
         limit: Maximum attempts in flight; ``None`` means unbounded (only counted).
         adaptive: Adapt the effective limit to the server within ``[1, limit]`` (AIMD).
-        cooldown: Minimum seconds between two decreases in adaptive mode.
     """
 
-    def __init__(self, limit: int | None, *, adaptive: bool = False, cooldown: float = 1.0):
+    def __init__(self, limit: int | None, *, adaptive: bool = False):
         if limit is not None and limit < 1:
             raise ValueError("max_concurrency must be >= 1 (or None for unbounded)")
         self.max_limit = limit
         self.adaptive = bool(adaptive and limit)
-        self.cooldown = cooldown
         self._sem = Semaphore(limit) if limit else None
         self._lock = _allocate_lock()
         self._target = limit
         self._reserved = 0
         self._streak = 0
-        self._last_decrease = float("-inf")
+        self._completed = 0
+        self._quiet_until = 0
         self._in_flight = 0
         self._peak = 0
         self.decreases = 0
@@ -126,8 +130,9 @@ class Limiter:
         give = False
         with self._lock:
             assert self._target is not None and self.max_limit is not None
+            self._completed += 1
             self._streak += 1
-            if self._target < self.max_limit and self._streak >= self._target:
+            if self._target < self.max_limit and self._streak >= GROW_AFTER * self._target:
                 self._streak = 0
                 self._target += 1
                 self.increases += 1
@@ -139,15 +144,17 @@ class Limiter:
             self._sem.release()
 
     def on_overload(self) -> None:
-        """Record a 429/503 answer (adaptive mode halves the limit, once per cooldown)."""
+        """Record a 429/503 answer (adaptive mode halves the limit, once per burst)."""
         if not self.adaptive:
             return
         with self._lock:
             assert self._target is not None
+            self._completed += 1
             self._streak = 0
-            now = time.monotonic()
-            if now - self._last_decrease < self.cooldown or self._target <= 1:
+            if self._completed <= self._quiet_until or self._target <= 1:
                 return
-            self._last_decrease = now
+            # the requests in flight now were sent under the old limit: their answers are
+            # part of this burst
+            self._quiet_until = self._completed + self._in_flight
             self._target = max(1, self._target // 2)
             self.decreases += 1

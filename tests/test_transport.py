@@ -198,7 +198,7 @@ def test_limiter_acquire_timeout():
 
 
 def test_adaptive_limiter_shrinks_and_grows_within_bounds():
-    lim = Limiter(8, adaptive=True, cooldown=0.0)
+    lim = Limiter(8, adaptive=True)
     lim.on_overload()
     assert lim.limit == 4
     for _ in range(10):
@@ -219,7 +219,7 @@ def test_adaptive_limiter_shrinks_and_grows_within_bounds():
 
 
 def test_adaptive_limiter_effective_bound():
-    lim = Limiter(4, adaptive=True, cooldown=0.0)
+    lim = Limiter(4, adaptive=True)
     for _ in range(3):
         lim.on_overload()
     assert lim.limit == 1
