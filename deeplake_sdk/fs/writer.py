@@ -222,16 +222,47 @@ class WriteBuffer:
             meta.persisted = True
 
     def _store(self, batch: list[PendingWrite]) -> dict[str, BaseException]:
+        """Write a batch in two parallel phases; returns the error of each failed path.
+
+        Phase 1 updates known files and inserts new ones (multi-row); phase 2 reads back the
+        row ids of every inserted path (one query per :data:`CHUNK` paths) and settles races.
+        """
+        errors: dict[str, BaseException] = {}
         existing = [e for e in batch if self._persisted(e.path)]
         new = [e for e in batch if not self._persisted(e.path)]
-        tasks: list[tuple[Callable[..., None], list[PendingWrite]]] = [
-            (self._replace_one, [e]) for e in existing
-        ]
-        for i in range(0, len(new), self.batch_rows):
-            tasks.append((self._insert_chunk, new[i : i + self.batch_rows]))
-        errors: dict[str, BaseException] = {}
+        inserted: list[PendingWrite] = []
 
-        def run(task: tuple[Callable[..., None], list[PendingWrite]]) -> None:
+        def replace(entries: list[PendingWrite]) -> None:
+            (entry,) = entries
+            sql, params = st.memory_replace(self.table, entry.row(self.author))
+            if self.api.execute(sql, params, idempotent=True).row_count == 0:
+                # The row disappeared since we last saw it (removed elsewhere): create it.
+                insert(entries)
+
+        def insert(entries: list[PendingWrite]) -> None:
+            sql, params = st.memory_insert_new(self.table, [e.row(self.author) for e in entries])
+            self.api.execute(sql, params, idempotent=True)
+            inserted.extend(entries)
+
+        phase1 = [(replace, [e]) for e in existing]
+        phase1 += [
+            (insert, new[i : i + self.batch_rows]) for i in range(0, len(new), self.batch_rows)
+        ]
+        self._run(phase1, errors)
+        phase2 = [
+            (self._verify, inserted[i : i + st.CHUNK]) for i in range(0, len(inserted), st.CHUNK)
+        ]
+        self._run(phase2, errors)
+        return errors
+
+    def _run(
+        self,
+        tasks: list[tuple[Callable[[list[PendingWrite]], None], list[PendingWrite]]],
+        errors: dict[str, BaseException],
+    ) -> None:
+        """Run tasks (in parallel unless disabled), recording each failed entry's error."""
+
+        def run(task: tuple[Callable[[list[PendingWrite]], None], list[PendingWrite]]) -> None:
             func, entries = task
             try:
                 func(entries)
@@ -245,23 +276,13 @@ class WriteBuffer:
         else:
             for task in tasks:
                 run(task)
-        return errors
 
     def _persisted(self, path: str) -> bool:
         meta = self.tree.get(path)
         return meta is not None and meta.kind == "memory" and meta.persisted
 
-    def _replace_one(self, entries: list[PendingWrite]) -> None:
-        (entry,) = entries
-        sql, params = st.memory_replace(self.table, entry.row(self.author))
-        result = self.api.execute(sql, params, idempotent=True)
-        if result.row_count == 0:
-            # The row disappeared since we last saw it (removed elsewhere): create it again.
-            self._insert_chunk([entry])
-
-    def _insert_chunk(self, entries: list[PendingWrite]) -> None:
-        sql, params = st.memory_insert_new(self.table, [e.row(self.author) for e in entries])
-        self.api.execute(sql, params, idempotent=True)
+    def _verify(self, entries: list[PendingWrite]) -> None:
+        """Read back the row ids of inserted paths and make each entry its path's one row."""
         sql, params = st.memory_ids(self.table, [e.path for e in entries])
         ids: dict[str, list[str]] = {}
         for row in self.api.query(sql, params):
