@@ -9,28 +9,19 @@ are never blindly re-sent (see :meth:`DeeplakeApi.execute`).
 from __future__ import annotations
 
 import logging
-import threading
-import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from gevent.pool import Pool
-
-from deeplake_sdk import statements
+from deeplake_sdk._coop import Failure, run_parallel
 from deeplake_sdk._version import __version__
+from deeplake_sdk.api_tables import TablesMixin
 from deeplake_sdk.api_types import QueryResult, Timeout
 from deeplake_sdk.config import Credentials, load_credentials
-from deeplake_sdk.errors import (
-    AlreadyExistsError,
-    AmbiguousWriteError,
-    DeeplakeError,
-    NetworkError,
-    QueryError,
-    ServerError,
-)
+from deeplake_sdk.errors import AmbiguousWriteError, DeeplakeError, NetworkError, ServerError
+from deeplake_sdk.http_errors import is_ambiguous
 from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, retried
 from deeplake_sdk.sql import DDL, READ, check_params, statement_kind
 from deeplake_sdk.transport import Endpoint, get_endpoint
@@ -44,18 +35,6 @@ Confirm = Callable[[], bool]
 #: An item of :meth:`DeeplakeApi.query_many`: SQL text, or ``(sql, params)``.
 Statement = str | tuple[str, Sequence[Any] | None]
 
-# Tables already ensured by this process: (api_url, workspace, table).
-_ensured: set[tuple[str, str, str]] = set()
-_ensured_lock = threading.Lock()
-
-
-def _is_ambiguous(error: BaseException) -> bool:
-    """Tell whether a failed request may have executed (5xx but 503, resets, read timeouts)."""
-    if isinstance(error, NetworkError):
-        return error.ambiguous
-    return isinstance(error, ServerError) and error.status != 503
-
-
 @dataclass
 class _Call:
     sql: str
@@ -68,7 +47,7 @@ class _Call:
     first_error: BaseException | None = field(default=None, repr=False)
 
 
-class DeeplakeApi:
+class DeeplakeApi(TablesMixin):
     """Client of one workspace of the Deeplake SQL API.
 
     Args:
@@ -255,7 +234,7 @@ class DeeplakeApi:
         try:
             answer = self._request(call, "POST", self._query_path, body, stmt.timeout)
         except (ServerError, NetworkError) as exc:
-            if not _is_ambiguous(exc):
+            if not is_ambiguous(exc):
                 raise
             stmt.first_error = stmt.first_error or exc
             if stmt.confirm is not None:
@@ -323,281 +302,14 @@ class DeeplakeApi:
         def one(job: tuple[str, Sequence[Any] | None]) -> list[dict[str, Any]]:
             return self.query(job[0], job[1], timeout=timeout, idempotent=idempotent)
 
-        results = _parallel(one, jobs, self.endpoint.pool_size)
-        failed = [r for r in results if isinstance(r, _Failure)]
+        results = run_parallel(one, jobs, self.endpoint.pool_size)
+        failed = [r for r in results if isinstance(r, Failure)]
         if failed and not return_exceptions:
             first = failed[0].error
             if len(failed) > 1 and hasattr(first, "add_note"):
                 first.add_note(f"{len(failed)} of {len(jobs)} statements failed; this is the "
                                "first (pass return_exceptions=True to see each)")
             raise first
-        return [r.error if isinstance(r, _Failure) else r for r in results]
+        return [r.error if isinstance(r, Failure) else r for r in results]
 
     # -- idempotent inserts -----------------------------------------------------------------
-    def insert_row(
-        self,
-        table: str,
-        row: Mapping[str, Any],
-        *,
-        id_column: str = "id",
-        casts: Mapping[str, str] | None = None,
-        timeout: float | Timeout | None = None,
-    ) -> str:
-        """Insert one row exactly once, however often the request has to be re-sent.
-
-        The row gets a client-generated id (``uuid4().hex``) unless ``row[id_column]`` is set;
-        the statement inserts nothing when a row with that id exists, so it is re-sent safely
-        after an ambiguous failure. If the last attempt still fails ambiguously, one read
-        checks whether the row is there before an error is raised.
-
-        Args:
-            table: Table name.
-            row: Column -> value (JSON scalars or bytes).
-            id_column: Column holding the row id.
-            casts: SQL type per column for parameters PostgreSQL cannot type by itself
-                (``bytes`` values get ``bytea`` automatically).
-            timeout: Statement timeout.
-
-        Returns:
-            The row id.
-        """
-        values = dict(row)
-        if values.get(id_column) is None:
-            values[id_column] = uuid.uuid4().hex
-        columns = list(values)
-        sql = statements.guarded_insert(table, columns, id_column, _casts(values, casts))
-        row_id = values[id_column]
-        probe = statements.row_exists(table, id_column)
-        self.execute(sql, [values[c] for c in columns], timeout=timeout, idempotent=True,
-                     confirm=lambda: bool(self.query(probe, [row_id])))
-        return str(row_id)
-
-    def insert_rows(
-        self,
-        table: str,
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        id_column: str = "id",
-        casts: Mapping[str, str] | None = None,
-        chunk_size: int = 100,
-        timeout: float | Timeout | None = None,
-    ) -> list[str]:
-        """Insert rows exactly once, ``chunk_size`` per statement, chunks in parallel.
-
-        Like :meth:`insert_row` with a multi-row ``VALUES`` list; every row must have the same
-        columns. Parameters inside ``VALUES`` are typed from the first row's values (bytes,
-        bool, int, float); text going to a non-text column needs ``casts``
-        (``{"message": "jsonb"}``).
-
-        Returns:
-            The row ids, in input order.
-        """
-        prepared = []
-        for row in rows:
-            values = dict(row)
-            if values.get(id_column) is None:
-                values[id_column] = uuid.uuid4().hex
-            prepared.append(values)
-        if not prepared:
-            return []
-        columns = list(prepared[0])
-        if any(list(v) != columns and set(v) != set(columns) for v in prepared):
-            raise ValueError("insert_rows() needs the same columns in every row")
-        all_casts = _casts(prepared[0], casts, by_type=True)
-        jobs = []
-        for start in range(0, len(prepared), chunk_size):
-            chunk = prepared[start:start + chunk_size]
-            sql = statements.guarded_insert_many(table, columns, len(chunk), id_column, all_casts)
-            jobs.append((sql, [v[c] for v in chunk for c in columns]))
-        self.query_many(jobs, timeout=timeout, idempotent=True)
-        return [str(v[id_column]) for v in prepared]
-
-    # -- tables ------------------------------------------------------------------------------
-    def list_tables(self) -> list[str]:
-        """Return the names of the workspace's tables (retried like any read)."""
-        self._check_open()
-        return self._list_tables()
-
-    @retried
-    def _list_tables(self, call: RetryCall) -> list[str]:
-        answer = self._request(call, "GET", self._tables_path)
-        tables = answer.get("tables") or [] if isinstance(answer, dict) else []
-        return [t["table_name"] if isinstance(t, dict) else str(t) for t in tables]
-
-    def create_table(self, name: str, schema: Mapping[str, str], *, exists_ok: bool = True
-                     ) -> bool:
-        """Create a table through the tables endpoint (``POST /workspaces/{ws}/tables``).
-
-        Args:
-            name: Table name.
-            schema: Column -> SQL type.
-            exists_ok: Treat "already exists" (409) as success.
-
-        Returns:
-            ``True`` if created, ``False`` if it already existed.
-        """
-        self._check_open()
-        statements.validate_identifier(name)
-        body = {"table_name": name, "table_schema": dict(schema)}
-        try:
-            self._create_table(body)
-        except AlreadyExistsError:
-            if not exists_ok:
-                raise
-            return False
-        return True
-
-    @retried
-    def _create_table(self, call: RetryCall, body: dict[str, Any]) -> None:
-        self._request(call, "POST", self._tables_path, body)
-
-    def drop_table(self, name: str, missing_ok: bool = False) -> None:
-        """Drop a table (``DELETE /workspaces/{ws}/tables/{name}``).
-
-        Args:
-            name: Table name.
-            missing_ok: Do not raise when the table does not exist.
-
-        Raises:
-            QueryError: The table does not exist (404) and ``missing_ok`` is false.
-        """
-        self._check_open()
-        statements.validate_identifier(name)
-        with _ensured_lock:
-            _ensured.discard((self.credentials.api_url, self.workspace_id, name))
-        try:
-            self._drop_table(name)
-        except QueryError as exc:
-            if exc.status == 404 and missing_ok:
-                return
-            raise
-
-    @retried
-    def _drop_table(self, call: RetryCall, name: str) -> None:
-        try:
-            self._request(call, "DELETE", f"{self._tables_path}/{name}")
-        except QueryError as exc:
-            # A 404 after an attempt that may have dropped it: that attempt did.
-            if exc.status == 404 and call.attempt > 1 and _is_ambiguous(call.last_error):
-                return
-            raise
-
-    def sync_table(self, name: str) -> None:
-        """Make the latest commits of a table visible (``SELECT deeplake_sync_table('t')``)."""
-        self.execute(statements.sync_table(name))
-
-    def create_index(self, table: str, column: str, index_type: str | None = None) -> None:
-        """Create an index ``USING deeplake_index`` (e.g. ``index_type="bm25"``) if missing."""
-        try:
-            self.execute(statements.create_index(table, column, index_type))
-        except AlreadyExistsError:
-            logger.debug("index on %s.%s already exists", table, column)
-
-    def ensure_table(self, name: str | None = None) -> None:
-        """Create the memory table if missing, or add its missing columns.
-
-        One ``information_schema.columns`` probe, then ``CREATE TABLE IF NOT EXISTS`` or an
-        ``ALTER`` per missing column; "already exists" answers are success. Each table is
-        ensured once per process: later calls cost nothing.
-
-        Args:
-            name: Table name (default: the configured memory table, ``memory``).
-        """
-        self.ensure_tables({name or self.credentials.table: statements.MEMORY_COLUMNS})
-
-    def ensure_sessions_table(self, name: str | None = None) -> None:
-        """Like :meth:`ensure_table`, for the sessions table (default ``sessions``)."""
-        self.ensure_tables(
-            {name or self.credentials.sessions_table: statements.SESSIONS_COLUMNS}
-        )
-
-    def ensure_tables(self, tables: Mapping[str, Sequence[statements.Column]] | None = None
-                      ) -> None:
-        """Ensure several tables with one probe, creating/migrating them in parallel.
-
-        Args:
-            tables: Table name -> columns (default: the memory and the sessions table).
-        """
-        self._check_open()
-        if tables is None:
-            tables = {self.credentials.table: statements.MEMORY_COLUMNS,
-                      self.credentials.sessions_table: statements.SESSIONS_COLUMNS}
-        base = (self.credentials.api_url, self.workspace_id)
-        todo = {t: cols for t, cols in tables.items() if (*base, t) not in _ensured}
-        if not todo:
-            return
-        sql, params = statements.columns_probe(list(todo))
-        existing: dict[str, set[str]] = {t: set() for t in todo}
-        for row in self.query(sql, params):
-            existing.setdefault(row["table_name"], set()).add(row["column_name"])
-        plans: list[list[str]] = []
-        for table, columns in todo.items():
-            if not existing[table]:
-                plans.append([statements.create_table(table, columns)])
-            else:
-                missing = [c for c in columns if c.name not in existing[table]]
-                plans.append([statements.add_column(table, c) for c in missing])
-
-        def run(ddl: list[str]) -> None:  # one table's DDL, in order
-            for sql in ddl:
-                try:
-                    self.execute(sql)
-                except AlreadyExistsError:
-                    logger.debug("already exists (fine): %s", sql)
-
-        for outcome in _parallel(run, [p for p in plans if p], len(plans)):
-            if isinstance(outcome, _Failure):
-                raise outcome.error
-        with _ensured_lock:
-            _ensured.update((*base, t) for t in todo)
-
-
-@dataclass
-class _Failure:
-    error: Exception
-
-
-def _parallel(fn: Callable[[Any], Any], items: Sequence[Any], size: int) -> list[Any]:
-    """Run ``fn`` over ``items`` on a gevent pool; results (or ``_Failure``) in input order.
-
-    Errors are caught inside the greenlets (gevent would print them otherwise). If the caller
-    is interrupted, the outstanding greenlets are killed.
-    """
-    if len(items) == 1:
-        try:
-            return [fn(items[0])]
-        except Exception as exc:
-            return [_Failure(exc)]
-
-    def guarded(item: Any) -> Any:
-        try:
-            return fn(item)
-        except Exception as exc:
-            return _Failure(exc)
-
-    pool = Pool(max(1, min(len(items), size)))
-    try:
-        greenlets = [pool.spawn(guarded, item) for item in items]
-        pool.join(raise_error=True)
-    except BaseException:
-        pool.kill(block=False)
-        raise
-    return [g.value for g in greenlets]
-
-
-def _casts(values: Mapping[str, Any], casts: Mapping[str, str] | None, *, by_type: bool = False
-           ) -> dict[str, str]:
-    """Parameter casts: bytes -> bytea always; with ``by_type`` also bool/int/float."""
-    out: dict[str, str] = {}
-    for column, value in values.items():
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            out[column] = "bytea"
-        elif by_type and isinstance(value, bool):
-            out[column] = "boolean"
-        elif by_type and isinstance(value, int):
-            out[column] = "bigint"
-        elif by_type and isinstance(value, float):
-            out[column] = "double precision"
-    out.update(casts or {})
-    return out
-

@@ -29,7 +29,7 @@ from deeplake_sdk.errors import (
 )
 from deeplake_sdk.retry import is_already_exists, parse_retry_after
 
-__all__ = ["error_for_status", "network_error", "origin", "summarise"]
+__all__ = ["error_for_status", "is_ambiguous", "network_error", "origin", "summarise"]
 
 
 def origin(url: str) -> str:
@@ -160,3 +160,10 @@ def error_for_status(status: int, headers: Any, content: bytes) -> ApiError:
     if retry_after is not None:
         error.retry_after = retry_after
     return error
+
+
+def is_ambiguous(error: BaseException | None) -> bool:
+    """Tell whether a failed request may have executed (5xx but 503, resets, read timeouts)."""
+    if isinstance(error, NetworkError):
+        return error.ambiguous
+    return isinstance(error, ServerError) and error.status != 503
