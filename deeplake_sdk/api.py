@@ -101,6 +101,7 @@ class DeeplakeApi(TablesMixin):
             "Accept": "application/json",
             "X-Activeloop-Org-Id": self.credentials.org_id,
             "X-Deeplake-Client": f"deeplake-sdk/{__version__}",
+            "User-Agent": f"deeplake-sdk/{__version__}",
         }
         self._closed = False
 

@@ -273,6 +273,18 @@ def get_endpoint(base_url: str, max_concurrency: int | None = 5, *, adaptive: bo
     return endpoint
 
 
+def _forget_after_fork() -> None:
+    # A forked child must not share the parent's keep-alive sockets or its hub's primitives:
+    # it starts with no endpoints (the parent's stay untouched).
+    global _registry_lock
+    _registry.clear()
+    _registry_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def close_endpoints() -> None:
     """Close and forget every endpoint of the process (tests, or before ``fork``)."""
     with _registry_lock:

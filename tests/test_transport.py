@@ -392,3 +392,23 @@ def test_cooperative_sleep_creates_no_hub_in_plain_threads():
     t.start()
     t.join()
     assert seen == [None]
+
+
+def test_forked_child_gets_its_own_endpoints(stub):
+    import os
+
+    parent = get_endpoint(stub.url, 2)
+    assert post(parent)  # a pooled keep-alive connection now exists
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: must not reuse the parent's endpoint (and its socket)
+        try:
+            child = get_endpoint(stub.url, 2)
+            ok = child is not parent and post(child) == {"columns": ["a"], "rows": [[1]]}
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 1) == b"1"
+    os.waitpid(pid, 0)
+    assert post(parent)  # the parent's connection is intact
