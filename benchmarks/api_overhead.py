@@ -13,7 +13,7 @@ A raw keep-alive ``http.client`` loop is the floor (server + loopback cost only)
 
 Usage::
 
-    python benchmarks/api_overhead.py [--queries 2000] [--concurrency 5]
+    python benchmarks/api_overhead.py [--queries 2000] [--concurrency 5] [--rounds 3]
 
 It starts its own embedded server (PostgreSQL included) and stops it at the end. Each client
 runs in a fresh subprocess so that patching gevent in one cannot affect the other.
@@ -54,6 +54,7 @@ def urllib_query():
 
 
 lat = []
+cpu0 = time.process_time()
 if mode == "floor":
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port)
@@ -94,7 +95,7 @@ else:
         started = time.perf_counter()
         api.query_many(["SELECT 1"] * n)
         wall = time.perf_counter() - started
-print(json.dumps({"wall": wall, "lat": lat}))
+print(json.dumps({"wall": wall, "lat": lat, "cpu": time.process_time() - cpu0}))
 """
 
 
@@ -122,20 +123,27 @@ def summarise(result: dict, n: int) -> dict:
         "p50_ms": lat[len(lat) // 2] * 1000,
         "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
         "qps": n / result["wall"],
+        "cpu_ms": result["cpu"] / n * 1000,
         "conns": result["connections"],
     }
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median throughput (the machine may be shared and noisy)."""
+    return sorted(runs, key=lambda r: r["qps"])[len(runs) // 2]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=2000, help="queries per client run")
     parser.add_argument("--concurrency", type=int, default=5, help="concurrent callers")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds (clients interleaved); the median round is reported")
     args = parser.parse_args()
     n, conc = args.queries, args.concurrency
     sys.path.insert(0, str(ROOT))
     from deeplake_sdk.server import local
 
-    rows = []
     with local(faults="none") as srv:
         workspace = "bench_overhead"
         plan = [
@@ -146,21 +154,27 @@ def main() -> None:
             (f"DeeplakeApi.query_many, limit {conc}, unpatched", "sdk-par-unpatched", conc),
             (f"DeeplakeApi.query_many, limit {conc}, patch_all", "sdk-par-patched", conc),
         ]
-        results = {}
-        for label, mode, c in plan:
-            results[mode] = summarise(run_client(srv, workspace, mode, n, c), n)
-            rows.append((label, results[mode]))
-            print(f"  done: {label}", file=sys.stderr)
+        runs: dict[str, list[dict]] = {mode: [] for _, mode, _ in plan}
+        for round_no in range(args.rounds):
+            for _, mode, c in plan:
+                runs[mode].append(summarise(run_client(srv, workspace, mode, n, c), n))
+            print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+        results = {mode: median_run(runs[mode]) for mode in runs}
+        rows = [(label, results[mode]) for label, mode, _ in plan]
 
     print(f"\n{n} x 'SELECT 1' against the local server (profile none), "
-          f"{os.cpu_count()} CPUs\n")
-    print(f"{'client':52} {'mean ms':>8} {'p50 ms':>7} {'p99 ms':>7} {'qps':>7} {'conns':>6}")
+          f"{os.cpu_count()} CPUs, median of {args.rounds} rounds\n")
+    print(f"{'client':52} {'mean ms':>8} {'p50 ms':>7} {'p99 ms':>7} {'qps':>7} "
+          f"{'cpu ms/q':>9} {'conns':>6}")
     for label, r in rows:
         print(f"{label:52} {r['mean_ms']:8.2f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} "
-              f"{r['qps']:7.0f} {r['conns']:6d}")
+              f"{r['qps']:7.0f} {r['cpu_ms']:9.3f} {r['conns']:6d}")
     floor = results["floor"]["mean_ms"]
     seq_sdk, seq_url = results["sdk-seq"]["mean_ms"], results["urllib-seq"]["mean_ms"]
-    print(f"\nsequential: DeeplakeApi {seq_sdk:.2f} ms vs urllib {seq_url:.2f} ms per query "
+    cpu_sdk, cpu_url = results["sdk-seq"]["cpu_ms"], results["urllib-seq"]["cpu_ms"]
+    print(f"\nclient CPU per sequential query: DeeplakeApi {cpu_sdk:.3f} ms vs urllib "
+          f"{cpu_url:.3f} ms (ratio {cpu_sdk / cpu_url:.2f})")
+    print(f"sequential: DeeplakeApi {seq_sdk:.2f} ms vs urllib {seq_url:.2f} ms per query "
           f"(ratio {seq_sdk / seq_url:.2f}); overhead above the keep-alive floor: "
           f"DeeplakeApi {seq_sdk - floor:+.2f} ms, urllib {seq_url - floor:+.2f} ms")
     for mode in ("sdk-par-unpatched", "sdk-par-patched"):

@@ -62,7 +62,8 @@ class DeeplakeApi(TablesMixin):
         retries: Number of retries or a :class:`RetryPolicy` (default: 3 retries, 0.5 s
             backoff doubling up to 8 s, ``Retry-After`` up to 30 s, 120 s deadline per call).
         adaptive: Adapt the concurrency bound to 429/503 answers within
-            ``[1, max_concurrency]``.
+            ``[1, max_concurrency]`` (AIMD). Off by default: against an overloaded local
+            server it matched the fixed bound (benchmarks/query_many_waves.py).
 
     Raises:
         ConfigError: No token or org id could be found.
