@@ -1,0 +1,47 @@
+"""Every registered ``deeplake-sdk`` command has a ``--help`` with at least one example."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from deeplake_sdk.cli import build_parser
+
+
+def registered_commands() -> list[str]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(sub.choices)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "deeplake_sdk.cli", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_filesystem_commands_are_registered():
+    assert {"ls", "cat", "write", "append", "rm", "grep", "query", "tables", "serve"} <= set(
+        registered_commands())
+
+
+@pytest.mark.parametrize("command", registered_commands())
+def test_help_exits_0_with_an_example(command):
+    proc = run_cli(command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: deeplake-sdk {command}")
+    _, sep, examples = proc.stdout.partition("\nexamples:\n")
+    assert sep, f"'deeplake-sdk {command} --help' has no examples section"
+    assert any(line.strip().startswith(("deeplake-sdk ", "DEEPLAKE_")) or "| deeplake-sdk " in line
+               for line in examples.splitlines()), examples
+
+
+def test_top_level_help_and_usage_error():
+    proc = run_cli("--help")
+    assert proc.returncode == 0 and "COMMAND" in proc.stdout
+    proc = run_cli()
+    assert proc.returncode == 2  # no command: usage on stderr
+    proc = run_cli("no-such-command")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
