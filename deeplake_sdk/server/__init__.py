@@ -13,6 +13,9 @@ does) that is terminated when the caller's thread exits, even if the caller is k
 ``data`` or ``dsn`` it uses a fresh temporary PostgreSQL data dir, removed afterwards, so tests
 and examples never touch ``~/.deeplake/local``.
 
+:func:`connect` yields a client for the configured service when credentials exist, and
+otherwise for a :func:`local` server it starts and stops.
+
 Importing this package is cheap and has no side effects: the server modules are imported only
 in the server process.
 """
@@ -37,11 +40,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from deeplake_sdk.server.connect import connect
 from deeplake_sdk.server.faults import PROFILES, FaultConfig
 from deeplake_sdk.server.options import BOOT_CODE, DEFAULT_ORG, DEFAULT_TOKEN, FAULT_FLAGS
 from deeplake_sdk.server.postgres import set_parent_death_signal
 
-__all__ = ["PROFILES", "FaultConfig", "LocalServer", "ServerStartError", "local"]
+__all__ = ["PROFILES", "FaultConfig", "LocalServer", "ServerStartError", "connect", "local"]
 
 logger = logging.getLogger(__name__)
 _FLAG_OF = {field: flag for flag, field, _, _ in FAULT_FLAGS}

@@ -1,0 +1,77 @@
+"""The memory filesystem: write, append, read, list, copy, move, remove, errors and the cache.
+
+Run it with no arguments (see quickstart.py for where it connects). It works in its own
+tables ``example_memory`` and ``example_sessions``, dropped first so every run starts clean.
+"""
+
+import errno
+import tempfile
+
+from deeplake_sdk import ContentCache, DeeplakeFs, FsError
+from deeplake_sdk.server import connect
+
+TABLE, SESSIONS = "example_memory", "example_sessions"
+
+
+def show(title, value=""):
+    print(f"\n== {title}")
+    for line in str(value).rstrip("\n").splitlines():
+        print(f"   {line}".rstrip())
+
+
+with connect() as api, tempfile.TemporaryDirectory() as cache_dir:
+    for table in (TABLE, SESSIONS):
+        api.drop_table(table, missing_ok=True)
+
+    # Writes are queued and stored in batches (10 files, or 0.2 s after the first write),
+    # and always by flush() and close(): leaving the "with" block stores everything.
+    with DeeplakeFs.open(api, TABLE, SESSIONS, cache=ContentCache(cache_dir)) as fs:
+        fs.write_text("/profile/user.md", "name: Ada\nlikes: tea\n",
+                      description="who the user is")
+        fs.write_text("/projects/engine.md", "# Analytical engine\n")
+        fs.append_text("/projects/engine.md", "- status: designing\n")  # merged, no round trip
+        stored = fs.flush()
+        show(f"flush() stored {stored} files; /projects/engine.md reads",
+             fs.read_text("/projects/engine.md"))
+
+        # An append to a stored file is one UPDATE guarded by the expected size: applied
+        # exactly once even if it has to be retried.
+        fs.append_text("/projects/engine.md", "- next: punch cards\n")
+        show("after an append to the stored file", fs.read_text("/projects/engine.md"))
+
+        fs.mkdir("/archive")
+        fs.cp("/projects/engine.md", "/archive/engine-v1.md")
+        fs.mv("/profile/user.md", "/people/ada.md")
+        fs.flush()
+        show("walk('/')", "\n".join(f"{d}: dirs={sub} files={files}"
+                                     for d, sub, files in fs.walk("/")))
+        st = fs.stat("/people/ada.md")
+        show("stat('/people/ada.md')", f"{st.type}, {st.size} bytes, {st.mime_type}, "
+                                       f"updated {st.last_update_date}")
+        show("/people/ada.md (moved from /profile/user.md)", fs.read_text("/people/ada.md"))
+
+        # Errors carry errno codes, like the os module's.
+        show("errors")
+        for action in (lambda: fs.read_text("/nope.md"), lambda: fs.rm("/projects"),
+                       lambda: fs.ls("/people/ada.md")):
+            try:
+                action()
+            except FsError as exc:
+                print(f"   {errno.errorcode[exc.errno]:<8} {exc}")
+        fs.rm("/archive", recursive=True)
+
+        # /index.md is generated from the metadata when no real file has that path.
+        show("/index.md", fs.read_text("/index.md"))
+
+    # A new filesystem (another run, another process) on the same cache directory reads
+    # unchanged files from the cache: the entry is valid while size and date match.
+    cache = ContentCache(cache_dir)
+    with DeeplakeFs.open(api, TABLE, SESSIONS, cache=cache) as fs:
+        before = api.endpoint.requests_sent
+        fs.read_text("/projects/engine.md")
+        fs.read_text("/people/ada.md")
+        show("second open, two reads",
+             f"cache hits {cache.stats.hits}, misses {cache.stats.misses}, "
+             f"round trips {api.endpoint.requests_sent - before}")
+    cache.close()
+    print("\ndone")

@@ -1,0 +1,48 @@
+"""Session logs: every prompt, tool call and response of an agent session, as one JSONL file.
+
+Run it with no arguments (see quickstart.py for where it connects). It uses its own tables
+``example_memory`` and ``example_sessions``, dropped first so every run starts clean.
+
+Each event is one row of the sessions table with a client-generated id; the insert does
+nothing if that id exists, so a write retried after a lost answer is never stored twice.
+"""
+
+import errno
+import json
+
+from deeplake_sdk import DeeplakeFs, FsError, SessionLog
+from deeplake_sdk.server import connect
+
+TABLE, SESSIONS = "example_memory", "example_sessions"
+
+with connect() as api:
+    for table in (TABLE, SESSIONS):
+        api.drop_table(table, missing_ok=True)
+
+    log = SessionLog(api, "2024-06-01-a", user="ada", project="travel", table=SESSIONS)
+    log.log({"type": "prompt", "text": "When is my flight to Oslo?"})
+    log.log({"type": "tool", "name": "grep", "args": ["-i", "oslo", "/trips"]})
+    log.log({"type": "response", "text": "Friday 9:40 from Lisbon, seat 12A."})
+    print(f"logged {log.events_logged} events to {log.path}")
+
+    print("\n== log.read(): the events, in order")
+    for event in log.read():
+        print(f"   {event['type']:<8} {json.dumps(event, ensure_ascii=False)}")
+
+    with DeeplakeFs.open(api, TABLE, SESSIONS, cache=False) as fs:
+        print(f"\n== the session as a file: cat {log.path}")
+        print("   " + fs.read_text(log.path).rstrip("\n").replace("\n", "\n   "))
+        print(f"\n== ls /sessions/ada: {fs.ls('/sessions/ada')}")
+
+        fs.write_text("/trips/oslo.md", "Flight to Oslo: Friday 9:40, seat 12A\n")
+        fs.flush()
+        print("\n== grep -i oslo over memory and sessions (one query)")
+        for result in fs.grep("oslo", ignore_case=True, include_sessions=True,
+                              files_with_matches=True):
+            print(f"   {result.path}")
+
+        try:
+            fs.write_text(log.path, "rewrite history")
+        except FsError as exc:
+            print(f"\n== session files are read-only: {errno.errorcode[exc.errno]} {exc}")
+    print("\ndone")

@@ -1,0 +1,125 @@
+"""Every script of examples/ runs with no arguments and prints what it promises.
+
+Most run against the test server through the environment (the "configured service" path of
+``deeplake_sdk.server.connect``, which is faster); ``quickstart.py`` also runs without any
+credentials, so it starts and stops its own embedded server, and ``resilience.py`` always
+starts its own faulty local server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(name: str, env: dict[str, str]) -> str:
+    proc = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True,
+                          text=True, env=env, timeout=300, check=False, cwd=EXAMPLES)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.stdout.rstrip().endswith("done") or "done:" in proc.stdout
+    return proc.stdout
+
+
+def isolated_env(tmp_path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPLAKE_")}
+    env["DEEPLAKE_CREDENTIALS"] = str(tmp_path / "no-credentials.json")
+    env["DEEPLAKE_CACHE_DIR"] = str(tmp_path / "cache")
+    return env
+
+
+@pytest.fixture
+def service_env(srv, workspace, tmp_path) -> dict[str, str]:
+    env = isolated_env(tmp_path)
+    env.update(DEEPLAKE_API_URL=srv.url, DEEPLAKE_TOKEN=srv.token, DEEPLAKE_ORG_ID=srv.org,
+               DEEPLAKE_WORKSPACE_ID=workspace)
+    return env
+
+
+def test_every_example_has_a_test():
+    tested = {"quickstart.py", "memory_fs.py", "grep_memory.py", "session_log.py",
+              "parallel_flush.py", "resilience.py"}
+    assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+
+
+def check_quickstart(out: str) -> None:
+    assert re.search(r"Lisbon\s+545,000", out) and re.search(r"Oslo\s+709,000", out)
+    assert "Tallinn" not in out.split("cities by first letter", maxsplit=1)[0]
+    assert "cities by first letter: {'L': 1, 'O': 1, 'T': 1}" in out
+    assert "  # Today\n  - tried the quickstart\n" in out
+    assert "files: ['today.md']" in out
+
+
+def test_quickstart_on_the_configured_service(service_env, srv, workspace):
+    out = run_example("quickstart.py", service_env)
+    assert f"connected: <DeeplakeApi {srv.url} org={srv.org} workspace={workspace}>" in out
+    check_quickstart(out)
+
+
+def test_quickstart_without_credentials_uses_an_embedded_server(tmp_path, server):
+    out = run_example("quickstart.py", isolated_env(tmp_path))
+    first = out.splitlines()[0]
+    assert first.startswith("connected: <DeeplakeApi http://127.0.0.1:")
+    assert server.url not in first and first.endswith("org=local workspace=default>")
+    check_quickstart(out)
+
+
+def test_memory_fs(service_env):
+    out = run_example("memory_fs.py", service_env)
+    assert "flush() stored 2 files" in out
+    assert "- status: designing\n   - next: punch cards" in out
+    assert "/people/ada.md (moved from /profile/user.md)\n   name: Ada" in out
+    for code in ("ENOENT", "EISDIR", "ENOTDIR"):
+        assert re.search(rf"^   {code}\s+\[{code}\]", out, re.MULTILINE), code
+    assert "/archive" not in out.split("== /index.md")[1]  # removed with rm -r
+    assert ": who the user is" in out
+    assert "cache hits 2, misses 0, round trips 0" in out
+
+
+def test_grep_memory(service_env):
+    out = run_example("grep_memory.py", service_env)
+    headers = re.findall(r"^== grep (\S+) '.*' \S+: (\d+) lines, (\d+) round trip", out,
+                         re.MULTILINE)
+    assert [(flags, int(lines)) for flags, lines, _ in headers] == [
+        ("-n", 10), ("-il", 10), ("-ic", 20), ("-wl", 5), ("-vn", 50)]
+    assert all(trips == "1" for _, _, trips in headers)
+    assert "/meetings/security/005.md:3:TODO: rotate the API keys" in out
+    assert "one query vs one read per file: 1 vs 20 round trips" in out
+
+
+def test_session_log(service_env):
+    out = run_example("session_log.py", service_env)
+    assert "logged 3 events to /sessions/ada/2024-06-01-a.jsonl" in out
+    events = out.split("== log.read()")[1].split("==")[0]
+    assert [line.split()[0] for line in events.strip().splitlines()[1:]] == [
+        "prompt", "tool", "response"]
+    assert "== ls /sessions/ada: ['2024-06-01-a.jsonl']" in out
+    found = out.split("(one query)\n")[1].split("\n\n")[0].split()
+    assert found == ["/sessions/ada/2024-06-01-a.jsonl", "/trips/oslo.md"]
+    assert "session files are read-only: EPERM" in out
+
+
+def test_parallel_flush(service_env):
+    out = run_example("parallel_flush.py", service_env)
+    trips = [int(n) for n in re.findall(r"(\d+) round trips$", out, re.MULTILINE)]
+    assert trips == [102, 102, 4]  # 100 INSERTs (+ checks) vs 2 multi-row INSERTs (+ checks)
+    assert "25.5x fewer round trips" in out
+
+
+def test_resilience_shows_retries_and_exact_results(tmp_path):
+    out = run_example("resilience.py", isolated_env(tmp_path))
+    assert "AmbiguousWriteError: a write statement may or may not have been applied" in out
+    assert "rows in ledger: 1 (it had committed" in out
+    assert "memory rows: 20 (expected 20), wrong content: 0" in out
+    assert "session events: 10 in order, no duplicates: True" in out
+    assert "done: nothing lost, nothing doubled" in out
+    retries = re.findall(r"deeplake_sdk\.retry: .* failed \((.*)\), retrying in", out)
+    assert len(retries) >= 3
+    assert any("injected fault" in r for r in retries)
+    assert re.search(r"client: (\d+) retries", out)
