@@ -1,121 +1,149 @@
-"""``python -m deeplake_sdk.demo``: a short tour of the local server with plain HTTP.
+"""``make demo`` (``python -m deeplake_sdk.demo``): an agent-memory session, end to end.
 
-Starts :func:`deeplake_sdk.server.local` on a temporary embedded PostgreSQL, creates a table,
-writes and reads a few rows through the Deeplake wire API, prints the server's counters and
-stops everything (no PostgreSQL process is left behind).
+Starts the local server on a temporary embedded PostgreSQL, gives an agent some memory files,
+runs one short session (every prompt, tool call and answer logged with
+:class:`~deeplake_sdk.SessionLog`), writes and appends memory, greps it GNU-style, shows the
+generated ``/index.md``, then stops the server and its PostgreSQL and removes their data.
+Nothing outside a temporary directory is touched, and no credentials are needed.
 """
 
 from __future__ import annotations
 
-import json
 import sys
+import textwrap
 import time
 from typing import Any
 
-import requests
-
+from deeplake_sdk.api import DeeplakeApi
+from deeplake_sdk.fs import DeeplakeFs
+from deeplake_sdk.grep import GrepOptions, format_gnu
 from deeplake_sdk.server import local
+from deeplake_sdk.sessions import SessionLog
+
+MEMORY = {
+    "/profile/ada.md": (
+        "name: Ada Lovelace\nrole: product lead\nprefers: short answers, metric units\n",
+        "who the user is",
+    ),
+    "/projects/launch.md": (
+        "# Launch of the analytical engine\nDecision: launch on June 3\n"
+        "Owner of the checklist: Grace\nTODO: book the venue\n",
+        "launch plan and decisions",
+    ),
+    "/people/grace.md": (
+        "Grace Hopper, engineering. Owns the launch checklist.\n",
+        "colleague",
+    ),
+}
 
 
-def _show(title: str, value: Any) -> None:
-    print(f"\n== {title}")
-    if isinstance(value, dict) and "columns" in value and value["columns"]:
-        cells = [[json.dumps(c, ensure_ascii=False) for c in row] for row in value["rows"]]
-        widths = [
-            max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(value["columns"])
-        ]
-        print("  " + " | ".join(h.ljust(w) for h, w in zip(value["columns"], widths, strict=True)))
-        print("  " + "-+-".join("-" * w for w in widths))
-        for row in cells:
-            print("  " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-        print(f"  ({value['row_count']} rows)")
-    else:
-        print("  " + json.dumps(value, ensure_ascii=False))
+class Demo:
+    """Prints the demo's sections and keeps the clock."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.step = 0
+
+    def section(self, title: str) -> None:
+        """Start a numbered section."""
+        self.step += 1
+        print(f"\n[{self.step}] {title}")
+
+    @staticmethod
+    def say(text: str = "", indent: int = 4) -> None:
+        """Print indented lines, long ones wrapped."""
+        for line in text.splitlines() or [""]:
+            wrapped = textwrap.wrap(line, 76 - indent, subsequent_indent="  ",
+                                    break_on_hyphens=False, break_long_words=False) or [""]
+            for part in wrapped:
+                print((" " * indent + part).rstrip())
+
+    def elapsed(self) -> str:
+        """Seconds since the demo started."""
+        return f"{time.monotonic() - self.started:.1f} s"
+
+
+def grep_lines(fs: DeeplakeFs, pattern: str, path: str = "/", **flags: Any) -> list[str]:
+    """Run ``fs.grep`` and format the result as GNU grep prints it."""
+    sessions = flags.pop("include_sessions", False)
+    results = fs.grep(pattern, path, include_sessions=sessions, **flags)
+    return format_gnu(results, GrepOptions(pattern, **flags), with_filename=True)
+
+
+def run(demo: Demo) -> None:
+    """The session itself, with the server already chosen by :func:`main`."""
+    demo.section("starting the local server (embedded PostgreSQL, temporary data)")
+    with local() as srv:
+        demo.say(f"listening on {srv.url} after {demo.elapsed()}")
+        api = DeeplakeApi(srv.token, srv.org, "demo", srv.url)
+
+        demo.section("opening the memory filesystem")
+        with DeeplakeFs.open(api, cache=False, author="agent") as fs:
+            demo.say("tables 'memory' and 'sessions' ensured, synced and loaded "
+                     "in parallel")
+            for path, (text, description) in MEMORY.items():
+                fs.write_text(path, text, description=description)
+            stored = fs.flush()
+            demo.say(f"wrote {stored} memory files in one flush: {', '.join(MEMORY)}")
+
+            demo.section("an agent session, every event logged")
+            log = SessionLog(api, "2024-06-01-launch", user="ada", project="demo")
+            prompt = "When do we launch, and who owns the checklist?"
+            log.log({"type": "prompt", "text": prompt})
+            demo.say(f"user  > {prompt}")
+            hits = grep_lines(fs, "launch|checklist", "/projects", ignore_case=True,
+                              line_numbers=True)
+            log.log({"type": "tool", "name": "grep", "args": ["-in", "launch|checklist",
+                                                               "/projects"],
+                     "matches": len(hits)})
+            demo.say("tool  $ grep -in 'launch|checklist' /projects")
+            for line in hits:
+                demo.say(line, indent=12)
+            answer = "June 3. Grace owns the checklist; the venue is still to book."
+            log.log({"type": "response", "text": answer})
+            demo.say(f"agent < {answer}")
+            demo.say(f"{log.events_logged} events stored in {log.path}")
+
+            demo.section("writing and appending memory")
+            fs.append_text("/projects/launch.md", "Venue: booked by Ada on June 1\n")
+            fs.write_text("/journal/2024-06-01.md", "- asked about the launch date\n",
+                          description="what happened today")
+            fs.append_text("/journal/2024-06-01.md", "- venue booked\n")
+            fs.flush()
+            demo.say("append /projects/launch.md   (one guarded UPDATE, applied once)")
+            demo.say("write  /journal/2024-06-01.md + append (merged before the flush)")
+            demo.say("")
+            demo.say(fs.read_text("/journal/2024-06-01.md").rstrip(), indent=6)
+
+            demo.section("grep, GNU style, one round trip each")
+            for title, lines in [
+                ("grep -in venue /", grep_lines(fs, "venue", ignore_case=True,
+                                                 line_numbers=True)),
+                ("grep -c -i grace /", grep_lines(fs, "grace", ignore_case=True,
+                                                   count=True)),
+                ("grep -l --sessions launch /",
+                 grep_lines(fs, "launch", files_with_matches=True,
+                            include_sessions=True)),
+            ]:
+                demo.say(f"$ {title}")
+                for line in lines:
+                    demo.say(line, indent=6)
+
+            demo.section("/index.md (generated from the tables' metadata)")
+            fs.refresh()  # reload the metadata: the session logged meanwhile appears
+            demo.say(fs.read_text("/index.md").rstrip(), indent=6)
+        stats = srv.stats()
+        demo.section("stopping the server and its PostgreSQL")
+        demo.say(f"the server answered {stats['requests']} requests "
+                 f"({stats['queries_executed']} SQL statements) for this session")
+    demo.say(f"stopped; temporary data removed. demo took {demo.elapsed()}")
 
 
 def main() -> int:
     """Run the demo; returns the exit status."""
-    started = time.monotonic()
-    with local() as srv:
-        print(
-            f"local server on {srv.url} (pid {srv.pid}, token {srv.token!r}, org {srv.org!r}), "
-            f"up in {time.monotonic() - started:.2f} s"
-        )
-        http = requests.Session()
-        http.headers.update(srv.headers)
-        base = f"{srv.url}/workspaces/demo"
-
-        def query(sql: str, *params: Any) -> dict[str, Any]:
-            body: dict[str, Any] = {"query": sql}
-            if params:
-                body["params"] = list(params)
-            resp = http.post(f"{base}/tables/query", json=body, timeout=30)
-            resp.raise_for_status()
-            return resp.json()
-
-        created = http.post(
-            f"{base}/tables",
-            json={
-                "table_name": "memory",
-                "table_schema": {
-                    "path": "TEXT NOT NULL",
-                    "content": "BYTEA NOT NULL DEFAULT ''::bytea",
-                    "summary": "TEXT NOT NULL DEFAULT ''",
-                    "size_bytes": "BIGINT NOT NULL DEFAULT 0",
-                },
-            },
-            timeout=30,
-        )
-        created.raise_for_status()
-        _show("tables", http.get(f"{base}/tables", timeout=30).json())
-        notes = {
-            "/notes/hello.md": "Hello from the local Deeplake server.",
-            "/notes/unicode.md": "naïve café — 日本語 😀",
-            "/notes/todo.md": "buy milk\nwrite tests\n",
-        }
-        for path, text in notes.items():
-            data = text.encode()
-            query(
-                "INSERT INTO memory (path, content, summary, size_bytes) "
-                "VALUES ($1, $2::bytea, $3, $4)",
-                path,
-                "\\x" + data.hex(),
-                text,
-                len(data),
-            )
-        _show("SELECT path, size_bytes", query("SELECT path, size_bytes FROM memory ORDER BY path"))
-        _show(
-            "append with || then read back",
-            query(
-                "UPDATE memory SET summary = summary || $1 WHERE path = $2 RETURNING path, summary",
-                "call mom\n",
-                "/notes/todo.md",
-            ),
-        )
-        _show(
-            "ILIKE search",
-            query("SELECT path FROM memory WHERE summary ILIKE $1 ORDER BY path", "%CAFÉ%"),
-        )
-        _show(
-            "bm25-style score (<#>)",
-            query("SELECT path, summary <#> 'local server' AS score FROM memory ORDER BY 2 DESC"),
-        )
-        stats = srv.stats()
-        _show(
-            "server stats",
-            {
-                k: stats[k]
-                for k in (
-                    "requests",
-                    "status_counts",
-                    "connections_opened",
-                    "queries_executed",
-                    "inflight_peak",
-                    "cpu_seconds",
-                )
-            },
-        )
-    print(f"\nserver and PostgreSQL stopped; demo took {time.monotonic() - started:.2f} s")
+    print("deeplake-sdk demo: an AI agent's memory, on a local Deeplake-compatible server")
+    run(Demo())
+    print("\nnext: 'make test', the examples in examples/, and the docs (make docs)")
     return 0
 
 
