@@ -16,7 +16,7 @@ from deeplake_sdk._version import __version__
 from deeplake_sdk.cli._common import EXIT_ERROR, CliError, fail
 
 # Modules of deeplake_sdk.cli that contribute commands, in --help order.
-COMMAND_MODULES = ["serve", "api_cmds", "fs_cmds"]
+COMMAND_MODULES = ["serve", "api_cmds", "fs_cmds", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,190 @@
+"""Benchmark output: ``results.json``, ``results.md`` / ``results.rst`` tables, ``results.png``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HEADER = (
+    "Experiment",
+    "Sessions",
+    "Baseline queries",
+    "Baseline errors",
+    "Baseline crashed",
+    "Baseline QPS",
+    "Optimized queries",
+    "Optimized errors",
+    "Optimized crashed",
+    "Optimized QPS",
+    "QPS ratio",
+    "Lost / dup (opt.)",
+)
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.2f}%"
+
+
+def table_rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per experiment with both modes side by side (``-`` where a mode did not run)."""
+    points: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
+    for run in doc["runs"]:
+        key = (run["numUsers"], run["sessionsPerUser"])
+        points.setdefault(key, {})[run["mode"]] = run
+    rows = []
+    for (users, per_user), modes in sorted(
+        points.items(), key=lambda kv: (kv[0][0] * kv[0][1], kv[0])
+    ):
+        base, opt = modes.get("baseline"), modes.get("optimized")
+        cells = [f"{users} users x {per_user} sessions", str(users * per_user)]
+        for run in (base, opt):
+            if run is None:
+                cells += ["-"] * 4
+                continue
+            cells += [
+                str(run["totalQueries"]),
+                f"{run['totalErrors']} ({_pct(run['errorRate'])})",
+                str(run["crashedSessions"]),
+                f"{run['throughputQps']:.1f}",
+            ]
+        both_ok = base and opt and base["completedSessions"] and opt["completedSessions"]
+        ratio = f"{opt['throughputQps'] / base['throughputQps']:.2f}x" if both_ok else "-"
+        cells.append(ratio)
+        cells.append(f"{opt['lostWrites']} / {opt['duplicateWrites']}" if opt else "-")
+        rows.append(tuple(cells))
+    return rows
+
+
+def latency_rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Per run: completion, goodput, server load, latency percentiles and durability."""
+    rows = []
+    for run in doc["runs"]:
+        o = run["overall"]
+        rows.append(
+            (
+                run["experiment"],
+                run["mode"],
+                f"{run['completedSessions']}/{run['totalSessions']}",
+                f"{run['sessionErrorRate'] * 100:.2f}%",
+                f"{run.get('goodputQps', 0):.1f}",
+                f"{run.get('admittedQps', 0):.1f}",
+                f"{run['capacityFraction'] * 100:.0f}%" if "capacityFraction" in run else "-",
+                f"{o['p50']:.0f} / {o['p95']:.0f} / {o['p99']:.0f}",
+                f"{run['lostWrites']} / {run['duplicateWrites']}",
+            )
+        )
+    return rows
+
+
+LATENCY_HEADER = (
+    "Experiment",
+    "Mode",
+    "Completed",
+    "Session-visible errors",
+    "Goodput QPS",
+    "Admitted QPS",
+    "Of capacity",
+    "Latency p50 / p95 / p99 (ms)",
+    "Lost / dup",
+)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The results as markdown tables."""
+    cfg = doc["config"]
+    out = [
+        f"Profile `{cfg['profile']}`, seed {cfg['seed']}, {cfg['rounds']} QA rounds per session, "
+        f"{cfg['processes']} worker process(es); machine: {doc['machine']['cpus']} CPUs, "
+        f"Python {doc['machine']['python']}; run {doc['startedAt']}.",
+        "",
+        _md_table(HEADER, table_rows(doc)),
+        "",
+        _md_table(LATENCY_HEADER, latency_rows(doc)),
+        "",
+    ]
+    return "\n".join(out)
+
+
+def restructuredtext(doc: dict[str, Any]) -> str:
+    """The results as reStructuredText list tables (for the Sphinx docs)."""
+    cfg = doc["config"]
+    out = [
+        f"Profile ``{cfg['profile']}``, seed {cfg['seed']}, {cfg['rounds']} QA rounds per "
+        f"session, {cfg['processes']} worker process(es); machine: {doc['machine']['cpus']} "
+        f"CPUs, Python {doc['machine']['python']}; run {doc['startedAt']}.",
+        "",
+        _rst_table("Throughput, errors and durability per experiment", HEADER, table_rows(doc)),
+        _rst_table("Latency and server load per run", LATENCY_HEADER, latency_rows(doc)),
+    ]
+    return "\n".join(out)
+
+
+def _md_table(header: Sequence[str], rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _rst_table(title: str, header: Sequence[str], rows: list[tuple[str, ...]]) -> str:
+    lines = [f".. list-table:: {title}", "   :header-rows: 1", ""]
+    for row in (tuple(header), *rows):
+        lines.append(f"   * - {row[0]}")
+        lines += [f"     - {cell}" for cell in row[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(doc: dict[str, Any], path: Path) -> bool:
+    """Error rate and QPS against concurrent sessions, both modes; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, (ax_err, ax_qps) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for mode, style in (("baseline", "o--"), ("optimized", "s-")):
+        runs = sorted(
+            (r for r in doc["runs"] if r["mode"] == mode), key=lambda r: r["totalSessions"]
+        )
+        if not runs:
+            continue
+        x = [r["totalSessions"] for r in runs]
+        ax_err.plot(x, [r["errorRate"] * 100 for r in runs], style, label=mode)
+        ax_qps.plot(x, [r["throughputQps"] for r in runs], style, label=mode)
+    ticks = sorted({r["totalSessions"] for r in doc["runs"]})
+    for ax, title, ylabel in (
+        (ax_err, "Error rate", "errors / queries (%)"),
+        (ax_qps, "Throughput", "queries per second"),
+    ):
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_title(title)
+        ax.set_xlabel("concurrent sessions")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"deeplake-sdk benchmark, profile {doc['config']['profile']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_reports(doc: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Write every output file into ``out_dir``; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in (
+        ("results.json", json.dumps(doc, indent=2) + "\n"),
+        ("results.md", markdown(doc)),
+        ("results.rst", restructuredtext(doc)),
+    ):
+        (out_dir / name).write_text(text, encoding="utf-8")
+        written.append(out_dir / name)
+    if plot(doc, out_dir / "results.png"):
+        written.append(out_dir / "results.png")
+    return written

@@ -1,0 +1,269 @@
+"""The users x sessions matrix: runs every point in every mode and measures it.
+
+For each point and mode the runner takes a fresh workspace, seeds a few notes per user, sets
+the server's fault profile (same profile and seed for both modes), starts worker processes
+that run all the sessions of the run at once, then reads the database to count lost and
+duplicated writes. The runner itself does no gevent patching; the workers do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import requests
+
+from deeplake_sdk.api import DeeplakeApi
+from deeplake_sdk.bench.metrics import aggregate, server_capacity_qps
+from deeplake_sdk.bench.verify import verify_writes
+from deeplake_sdk.bench.worker import BOOT_CODE
+from deeplake_sdk.bench.workload import MODES, seed_notes
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int, int], None]
+
+
+@dataclass
+class BenchConfig:
+    """What to run.
+
+    Attributes:
+        users: Numbers of users (matrix rows).
+        sessions: Sessions per user (matrix columns).
+        rounds: QA rounds per session.
+        modes: ``baseline`` and/or ``optimized``.
+        profile: Fault profile of the server.
+        seed: Fault seed (the same for every run).
+        processes: Worker processes sharing a run's sessions.
+        url: Use this server instead of starting one (its token/org from ``token``/``org``).
+        token: Token for ``url``.
+        org: Org for ``url``.
+        fault_overrides: Extra fault fields on top of the profile.
+        max_concurrency: Concurrency limit of the optimized mode (per worker process).
+        adaptive: Adaptive limit in the optimized mode.
+    """
+
+    users: list[int]
+    sessions: list[int]
+    rounds: int = 5
+    modes: list[str] = field(default_factory=lambda: ["baseline", "optimized"])
+    profile: str = "beta"
+    seed: int = 7
+    processes: int = 1
+    url: str | None = None
+    token: str | None = None
+    org: str | None = None
+    fault_overrides: dict[str, Any] = field(default_factory=dict)
+    max_concurrency: int = 5
+    adaptive: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.modes if m not in MODES]
+        if unknown:
+            raise ValueError(f"unknown mode(s) {unknown}; choose from {sorted(MODES)}")
+        if not self.users or not self.sessions or min(self.users + self.sessions) < 1:
+            raise ValueError("--users and --sessions need positive integers")
+        if self.rounds < 1 or self.processes < 1:
+            raise ValueError("--rounds and --processes must be at least 1")
+
+
+class AdminClient:
+    """Fault and stats control of a server given by URL (no-ops when it has no /_admin)."""
+
+    def __init__(self, url: str, token: str, org: str) -> None:
+        self.url, self.token, self.org = url.rstrip("/"), token, org
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        try:
+            resp = self.session.request(method, self.url + path, json=body, timeout=30)
+        except requests.RequestException:
+            return {}
+        return resp.json() if resp.ok else {}
+
+    def stats(self) -> dict[str, Any]:  # noqa: D102
+        return self._call("GET", "/_admin/stats")
+
+    def reset_stats(self) -> dict[str, Any]:  # noqa: D102
+        return self._call("POST", "/_admin/stats/reset")
+
+    def faults(self) -> dict[str, Any]:  # noqa: D102
+        return self._call("GET", "/_admin/faults")
+
+    def set_faults(self, profile: str | None = None, seed: int | None = None, **kw: Any) -> Any:  # noqa: D102
+        body = {k: v for k, v in {"profile": profile, "seed": seed, **kw}.items() if v is not None}
+        return self._call("PUT", "/_admin/faults", body)
+
+
+@contextlib.contextmanager
+def bench_server(cfg: BenchConfig) -> Iterator[Any]:
+    """The server under test: the one at ``cfg.url``, or a fresh embedded one."""
+    if cfg.url:
+        if not cfg.token or not cfg.org:
+            raise ValueError("--url needs a token and an org (--token/--org or the environment)")
+        yield AdminClient(cfg.url, cfg.token, cfg.org)
+        return
+    from deeplake_sdk.server import local
+
+    with local() as srv:
+        yield srv
+
+
+def run_matrix(cfg: BenchConfig, progress: Progress | None = None) -> dict[str, Any]:
+    """Run every (users, sessions) point in every mode; returns the results document."""
+    runs = []
+    started = time.time()
+    with bench_server(cfg) as srv:
+        for users in cfg.users:
+            for per_user in cfg.sessions:
+                for mode in cfg.modes:
+                    runs.append(run_point(srv, cfg, users, per_user, mode, progress=progress))
+    return {
+        "config": asdict(cfg),
+        "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": _machine(),
+        "runs": runs,
+    }
+
+
+def run_point(
+    srv: Any,
+    cfg: BenchConfig,
+    users: int,
+    per_user: int,
+    mode: str,
+    *,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """One run: ``users x per_user`` concurrent sessions in ``mode``, measured and verified."""
+    workspace = f"bench_{mode}_{users}x{per_user}_{uuid.uuid4().hex[:6]}"
+    setup = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
+    srv.set_faults(profile="none")
+    user_names = [f"user{u:03d}" for u in range(users)]
+    seed_notes(setup, user_names)
+    sessions = [(u, f"s{s}") for u in user_names for s in range(per_user)]
+    srv.set_faults(profile=cfg.profile, seed=cfg.seed, **cfg.fault_overrides)
+    faults = srv.faults()
+    srv.reset_stats()
+    label = f"{mode} {users}u x {per_user}s"
+    records, duration = _run_workers(
+        srv, cfg, workspace, mode, sessions, label=label, progress=progress
+    )
+    server_stats = srv.stats()
+    srv.set_faults(profile="none")
+    result: dict[str, Any] = {
+        "experiment": f"{users} users x {per_user} sessions",
+        "mode": mode,
+        "numUsers": users,
+        "sessionsPerUser": per_user,
+        "totalSessions": len(sessions),
+        **aggregate(records, duration),
+        **verify_writes(setup, records),
+    }
+    capacity = server_capacity_qps(faults)
+    admitted = server_stats.get("admitted")
+    result["server"] = server_stats
+    result["faults"] = faults
+    if admitted is not None:
+        result["admittedQps"] = round(admitted / max(duration, 1e-9), 1)
+    if capacity and admitted is not None:
+        result["serverCapacityQps"] = capacity
+        result["capacityFraction"] = round(result["admittedQps"] / capacity, 3)
+    setup.close()
+    log.info(
+        "%s: %s",
+        label,
+        {k: result[k] for k in ("totalQueries", "totalErrors", "throughputQps", "crashedSessions")},
+    )
+    return result
+
+
+def _run_workers(
+    srv: Any,
+    cfg: BenchConfig,
+    workspace: str,
+    mode: str,
+    sessions: list[tuple[str, str]],
+    *,
+    label: str,
+    progress: Progress | None,
+) -> tuple[list[dict[str, Any]], float]:
+    shares = [sessions[i :: cfg.processes] for i in range(cfg.processes)]
+    procs = []
+    for share in shares:
+        if not share:
+            continue
+        job = {
+            "url": srv.url,
+            "token": srv.token,
+            "org": srv.org,
+            "workspace": workspace,
+            "mode": mode,
+            "rounds": cfg.rounds,
+            "sessions": share,
+            "max_concurrency": cfg.max_concurrency,
+            "adaptive": cfg.adaptive,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-c", BOOT_CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(job))
+        proc.stdin.close()
+        procs.append(proc)
+    messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
+
+    def pump(proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            messages.put(json.loads(line))
+        messages.put(None)
+
+    for proc in procs:
+        threading.Thread(target=pump, args=(proc,), daemon=True).start()
+    done = crashed = 0
+    records: list[dict[str, Any]] = []
+    duration = 0.0
+    finished = 0
+    while finished < len(procs):
+        message = messages.get()
+        if message is None:
+            finished += 1
+        elif "done" in message:
+            done += 1
+            crashed += bool(message.get("crashed"))
+            if progress:
+                progress(label, done, len(sessions), crashed)
+        elif "result" in message:
+            records.extend(message["result"]["records"])
+            duration = max(duration, message["result"]["duration_s"])
+    for proc in procs:
+        if proc.wait() != 0:
+            raise RuntimeError(f"benchmark worker failed with exit code {proc.returncode}")
+    return records, duration
+
+
+def _machine() -> dict[str, Any]:
+    import os
+    import platform
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }

@@ -1,0 +1,62 @@
+"""A benchmark worker process: runs its share of a run's sessions concurrently, on greenlets.
+
+Started by the runner with gevent patched before anything else is imported (see
+:data:`BOOT_CODE`). It reads its job (JSON) from stdin, writes one ``{"done": n}`` line per
+finished session (progress) and finally one ``{"result": ...}`` line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import tempfile
+import time
+from typing import Any
+
+#: ``python -c`` code starting a worker: gevent patches first, then the SDK is imported.
+BOOT_CODE = (
+    "from gevent import monkey; monkey.patch_all()\n"
+    "from deeplake_sdk.bench.worker import main; main()\n"
+)
+
+
+def run_job(job: dict[str, Any], emit: Any) -> dict[str, Any]:
+    """Run every session of ``job`` at once; returns the records and the wall time."""
+    import gevent
+
+    from deeplake_sdk.bench.workload import MODES, Target, run_session
+
+    mode = MODES[job["mode"]]
+    if mode.name == "optimized":
+        mode = dataclasses.replace(
+            mode, max_concurrency=job["max_concurrency"], adaptive=job["adaptive"]
+        )
+    with tempfile.TemporaryDirectory(prefix="dlbench-cache") as cache_dir:
+        target = Target(job["url"], job["token"], job["org"], job["workspace"], cache_dir)
+
+        def one(user: str, session: str) -> dict[str, Any]:
+            record = run_session(target, mode, user, session, job["rounds"])
+            emit({"done": 1, "crashed": record.crashed})
+            return record.to_json()
+
+        start = time.perf_counter()
+        greenlets = [gevent.spawn(one, u, s) for u, s in job["sessions"]]
+        gevent.joinall(greenlets, raise_error=True)
+        wall = time.perf_counter() - start
+    return {"records": [g.value for g in greenlets], "duration_s": wall}
+
+
+def main() -> None:
+    """Entry point of the worker process."""
+    # Retries and skipped tables are expected under a fault profile; only errors are shown.
+    logging.getLogger("deeplake_sdk").setLevel(logging.ERROR)
+    job = json.load(sys.stdin)
+    out = sys.stdout
+
+    def emit(obj: dict[str, Any]) -> None:
+        out.write(json.dumps(obj) + "\n")
+        out.flush()
+
+    emit({"result": run_job(job, emit)})
