@@ -62,8 +62,10 @@ class DeeplakeApi(TablesMixin):
         retries: Number of retries or a :class:`RetryPolicy` (default: 3 retries, 0.5 s
             backoff doubling up to 8 s, ``Retry-After`` up to 30 s, 120 s deadline per call).
         adaptive: Adapt the concurrency bound to 429/503 answers within
-            ``[1, max_concurrency]`` (AIMD). Off by default: against an overloaded local
-            server it matched the fixed bound (benchmarks/query_many_waves.py).
+            ``[1, max_concurrency]`` (AIMD). On by default: when the bound exceeds what the
+            service admits it turns a storm of 429s into a steady rate (benchmark, profile
+            ``beta``, 1,000 sessions at 32 in flight: 7% errors and 108 crashed sessions fixed,
+            none adaptive), and with random 429/503 it costs nothing measurable.
 
     Raises:
         ConfigError: No token or org id could be found.
@@ -83,7 +85,7 @@ class DeeplakeApi(TablesMixin):
         max_concurrency: int | None = 5,
         timeout: float | Timeout | None = None,
         retries: int | RetryPolicy | None = None,
-        adaptive: bool = False,
+        adaptive: bool = True,
     ) -> None:
         self.credentials: Credentials = load_credentials(token, org_id, workspace_id, api_url)
         self.timeout = Timeout.coerce(timeout)

@@ -261,9 +261,8 @@ class RetryCall:
             error,  # type: ignore[arg-type]
         )
         self.delays.append(delay)
-        level = logging.INFO if status in (429, 503) else logging.WARNING
-        logger.log(
-            level, "%s: attempt %d/%d failed (%s), retrying in %.2fs", self.label,
+        logger.info(
+            "%s: attempt %d/%d failed (%s), retrying in %.2fs", self.label,
             attempt_number, self.policy.retries + 1, _describe(error), delay,
         )
         if self.observer is not None:

@@ -71,7 +71,7 @@ class Endpoint:
         adaptive: Adapt the limit to 429/503 answers (see :class:`~deeplake_sdk.limiter.Limiter`).
     """
 
-    def __init__(self, base_url: str, max_concurrency: int | None = 5, *, adaptive: bool = False):
+    def __init__(self, base_url: str, max_concurrency: int | None = 5, *, adaptive: bool = True):
         self.origin = origin(base_url)
         self.base_url = base_url.rstrip("/")
         self.limiter = Limiter(max_concurrency, adaptive=adaptive)
@@ -249,7 +249,7 @@ _registry: dict[tuple[str, int | None, bool], Endpoint] = {}
 _registry_lock = threading.Lock()
 
 
-def get_endpoint(base_url: str, max_concurrency: int | None = 5, *, adaptive: bool = False
+def get_endpoint(base_url: str, max_concurrency: int | None = 5, *, adaptive: bool = True
                  ) -> Endpoint:
     """Return the process-wide endpoint for ``base_url`` and these concurrency settings.
 
