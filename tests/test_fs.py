@@ -321,3 +321,11 @@ def test_closed_fs_refuses_work(fs):
     fs.close()
     with pytest.raises(ValueError, match="closed"):
         fs.read_text("/x")
+
+
+def test_close_discard_drops_queued_writes(api, fs):
+    fs.write_text("/kept.txt", "k")
+    fs.flush()
+    fs.write_text("/dropped.txt", "d")
+    fs.close(discard=True)
+    assert rows_of(api, "/dropped.txt") == [] and len(rows_of(api, "/kept.txt")) == 1

@@ -221,8 +221,11 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
         self._check_open()
         return self.writer.flush()
 
-    def close(self) -> None:
+    def close(self, *, discard: bool = False) -> None:
         """Flush queued writes and release the filesystem (idempotent).
+
+        Args:
+            discard: Drop the queued writes instead of storing them (they are logged).
 
         Raises:
             FlushError: Queued writes could not be stored; they are retried once more at exit.
@@ -230,6 +233,13 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
         if self.closed:
             return
         self.writer.cancel_timer()
+        if discard and self.writer.pending:
+            log.warning(
+                "discarding %d queued write(s): %s",
+                len(self.writer.pending),
+                ", ".join(sorted(self.writer.pending)[:10]),
+            )
+            self.writer.pending.clear()
         self.writer.flush()
         self.closed = True
         _open_filesystems.discard(self)
