@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from deeplake_sdk import statements_fs as st
+from deeplake_sdk.statements import files as st
 
 if TYPE_CHECKING:
     from deeplake_sdk.api import DeeplakeApi

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import gevent.pool
 
-from deeplake_sdk import statements_fs as st
 from deeplake_sdk.errors import DeeplakeError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.namespace import NamespaceMixin
@@ -19,6 +18,7 @@ from deeplake_sdk.fs.search import SearchMixin
 from deeplake_sdk.fs.tree import FileMeta, Tree
 from deeplake_sdk.fs.writer import WriteBuffer, meta_for
 from deeplake_sdk.fs.writing import WritingMixin
+from deeplake_sdk.statements import files as st
 
 if TYPE_CHECKING:
     from deeplake_sdk.api import DeeplakeApi

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import errno
 
-from deeplake_sdk import statements_fs as st
 from deeplake_sdk.errors import FsError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.base import FsBase
 from deeplake_sdk.fs.tree import FileMeta
 from deeplake_sdk.fs.writer import PendingWrite, new_row_id, utc_now
+from deeplake_sdk.statements import files as st
 
 
 class NamespaceMixin(FsBase):

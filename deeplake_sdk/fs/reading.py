@@ -7,12 +7,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from deeplake_sdk import statements_fs as st
 from deeplake_sdk.errors import FsError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.base import FsBase
 from deeplake_sdk.fs.index import INDEX_PATH, render_index
 from deeplake_sdk.fs.tree import FileMeta
+from deeplake_sdk.statements import files as st
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class ReadingMixin(FsBase):
         return data
 
     def _fetch(self, batch: list[str]) -> dict[str, bytes]:
-        """Read memory rows, one query per :data:`~deeplake_sdk.statements_fs.CHUNK` paths."""
+        """Read memory rows, one query per :data:`~deeplake_sdk.statements.files.CHUNK` paths."""
         found: dict[str, bytes] = {}
         for i in range(0, len(batch), st.CHUNK):
             sql, params = st.memory_read(self.table, batch[i : i + st.CHUNK])

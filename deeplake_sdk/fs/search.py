@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from deeplake_sdk import statements_fs as st
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.base import FsBase
 from deeplake_sdk.fs.writer import text_copy
@@ -16,6 +15,7 @@ from deeplake_sdk.grep import (
     grep_text,
     literal_prefilter,
 )
+from deeplake_sdk.statements import files as st
 
 
 class SearchMixin(FsBase):

@@ -29,10 +29,10 @@ import gevent
 import gevent.lock
 import gevent.pool
 
-from deeplake_sdk import statements_fs as st
 from deeplake_sdk.errors import DeeplakeError, FlushError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.tree import FileMeta, Tree
+from deeplake_sdk.statements import files as st
 
 if TYPE_CHECKING:
     from deeplake_sdk.api import DeeplakeApi

@@ -6,12 +6,12 @@ import errno
 import logging
 from typing import Any
 
-from deeplake_sdk import statements_fs as st
 from deeplake_sdk.errors import DeeplakeError, FsError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.base import FsBase, guess_mime
 from deeplake_sdk.fs.tree import FileMeta
 from deeplake_sdk.fs.writer import PendingWrite, meta_for, new_row_id, text_copy, utc_now
+from deeplake_sdk.statements import files as st
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,9 @@ Rules every shape here follows:
 * tables are created ``USING deeplake``, indexes ``USING deeplake_index``;
 * every ``LIKE``/``ILIKE`` says ``ESCAPE '\'``; ``IN`` lists are chunked;
 * no ``SUM(..) GROUP BY`` (the real backend returned NULL: use ``MAX``), no ``<#>`` predicate.
+
+This module holds the table DDL, migration and generic insert shapes;
+:mod:`deeplake_sdk.statements.files` holds those of the memory filesystem, session logs and grep.
 """
 
 from __future__ import annotations
@@ -104,8 +107,10 @@ def create_table(table: str, columns: Sequence[Column]) -> str:
         columns: Its columns.
     """
     body = ", ".join(column.definition() for column in columns)
-    return f"CREATE TABLE IF NOT EXISTS {quote_ident(validate_identifier(table))} ({body}) " \
+    return (
+        f"CREATE TABLE IF NOT EXISTS {quote_ident(validate_identifier(table))} ({body}) "
         "USING deeplake"
+    )
 
 
 def columns_probe(tables: Sequence[str]) -> tuple[str, list[str]]:
@@ -136,8 +141,7 @@ def add_column(table: str, column: Column) -> str:
         table: Table name.
         column: The column to add.
     """
-    return f"ALTER TABLE {quote_ident(validate_identifier(table))} ADD COLUMN " \
-        f"{column.definition()}"
+    return f"ALTER TABLE {quote_ident(validate_identifier(table))} ADD COLUMN {column.definition()}"
 
 
 def index_name(table: str, column: str) -> str:
@@ -245,9 +249,9 @@ def guarded_insert_many(
     qcols = [quote_ident(c) for c in cols]
     width = len(cols)
     tuples = ", ".join(
-        "(" + ", ".join(
-            _placeholder(r * width + i, casts.get(c)) for i, c in enumerate(cols, start=1)
-        ) + ")"
+        "("
+        + ", ".join(_placeholder(r * width + i, casts.get(c)) for i, c in enumerate(cols, start=1))
+        + ")"
         for r in range(rows)
     )
     return (

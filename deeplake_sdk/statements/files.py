@@ -1,4 +1,4 @@
-r"""SQL shapes of the memory filesystem, session logs and grep.
+r"""SQL shapes of the memory filesystem, session logs and grep (the rest: the package).
 
 Every statement is built here so they can be reviewed together against the service's dialect:
 ``$n`` placeholders with JSON-scalar params, bytea passed as ``\\x..`` hex text cast with
@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deeplake_sdk.sql import bytea_param, like_escape, quote_ident
+from deeplake_sdk.statements import MEMORY_COLUMNS as MEMORY_TABLE
+from deeplake_sdk.statements import SESSIONS_COLUMNS as SESSIONS_TABLE
+from deeplake_sdk.statements import guarded_insert
 
 #: Rows per multi-row INSERT and values per IN list.
 CHUNK = 50
@@ -32,20 +35,8 @@ class Params:
         return f"${len(self.values)}{'::' + cast if cast else ''}"
 
 
-MEMORY_COLUMNS = (
-    "id",
-    "path",
-    "filename",
-    "content",
-    "summary",
-    "author",
-    "mime_type",
-    "size_bytes",
-    "project",
-    "description",
-    "creation_date",
-    "last_update_date",
-)
+MEMORY_COLUMNS = tuple(c.name for c in MEMORY_TABLE)
+SESSION_COLUMNS = tuple(c.name for c in SESSIONS_TABLE)
 _MEMORY_CASTS = {"content": "bytea", "size_bytes": "bigint"}
 
 
@@ -227,27 +218,8 @@ def session_lines(table: str, path: str) -> Statement:
 
 def session_insert(table: str, row: dict[str, Any]) -> Statement:
     """Insert one event row unless a row with its id exists (safe to re-send)."""
-    t, p = quote_ident(table), Params()
-    cols = (
-        "id",
-        "path",
-        "filename",
-        "message",
-        "author",
-        "mime_type",
-        "size_bytes",
-        "project",
-        "description",
-        "creation_date",
-        "last_update_date",
-    )
-    casts = {"message": "jsonb", "size_bytes": "bigint"}
-    values = ", ".join(p(row[c], casts.get(c, "text")) for c in cols)
-    return (
-        f"INSERT INTO {t} ({', '.join(cols)}) SELECT {values} "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {t} WHERE id = $1)",
-        p.values,
-    )
+    sql = guarded_insert(table, SESSION_COLUMNS, casts={"message": "jsonb", "size_bytes": "bigint"})
+    return sql, [row[c] for c in SESSION_COLUMNS]
 
 
 # -- grep ------------------------------------------------------------------------------------
