@@ -13,6 +13,7 @@ import contextlib
 import errno
 import logging
 import sys
+import textwrap
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,11 @@ _CREDENTIAL_HINT = (
 
 
 # ------------------------------------------------------------------------------ registration
+def _text(text: str) -> str:
+    """A description wrapped for ``--help`` (the formatter keeps text as given)."""
+    return textwrap.fill(text, 78)
+
+
 def register(subparsers: Any) -> None:
     """Add the memory filesystem commands to the ``deeplake-sdk`` parser."""
     _register_ls(subparsers)
@@ -61,9 +67,10 @@ def _register_ls(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "ls",
         help="list a directory of the memory filesystem",
-        description="List the entries of a directory (directories end with '/'), or a file "
-        "itself. -l adds type, size and last update: '-' memory file, 'd' directory, "
-        "'s' session log (read-only), 'v' the virtual /index.md.",
+        description=_text("List the entries of a directory (directories end with '/'), or a "
+                          "file itself. -l adds type, size and last update: '-' memory file, "
+                          "'d' directory, 's' session log (read-only), 'v' the virtual "
+                          "/index.md."),
         epilog=example_epilog(
             "deeplake-sdk ls /",
             "deeplake-sdk ls -l /notes",
@@ -86,8 +93,8 @@ def _register_cat(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "cat",
         help="print files",
-        description="Print the content of files, in order. Session logs print as JSONL, "
-        "/index.md as a generated index when no such file exists.",
+        description=_text("Print the content of files, in order. Session logs print as "
+                          "JSONL, /index.md as a generated index when no such file exists."),
         epilog=example_epilog(
             "deeplake-sdk cat /index.md",
             "deeplake-sdk cat /notes/a.md /notes/b.md",
@@ -120,8 +127,9 @@ def _register_write(subparsers: Any, name: str) -> None:
     p = subparsers.add_parser(
         name,
         help=summary,
-        description=f"{what}. TEXT given as an argument gets a trailing newline unless it "
-        "has one (like echo; -n: none); standard input is stored byte for byte.",
+        description=_text(f"{what}. TEXT given as an argument gets a trailing newline unless "
+                          "it has one (like echo; -n: none); standard input is stored byte "
+                          "for byte."),
         epilog=example_epilog(*examples),
         formatter_class=HelpFormatter,
     )
@@ -143,8 +151,8 @@ def _register_rm(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "rm",
         help="remove files or directories",
-        description="Remove files; with -r, directories and everything below them. Session "
-        "logs are read-only and cannot be removed.",
+        description=_text("Remove files; with -r, directories and everything below them. "
+                          "Session logs are read-only and cannot be removed."),
         epilog=example_epilog(
             "deeplake-sdk rm /notes/old.md",
             "deeplake-sdk rm -r /scratch",
@@ -165,10 +173,11 @@ def _register_grep(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "grep",
         help="search file contents (GNU grep flags and output)",
-        description="Search the memory files below each PATH (default /) for lines matching "
-        "PATTERN, in one round trip per PATH, and print them as GNU grep does. PATTERN is "
-        "an extended regular expression (-E is implied; -F for a literal string). Exit "
-        "status: 0 a line was selected, 1 none, 2 error.",
+        description=_text("Search the memory files below each PATH (default /) for lines "
+                          "matching PATTERN, in one round trip per PATH, and print them as GNU "
+                          "grep does. PATTERN is an extended regular expression (-E is "
+                          "implied; -F for a literal string). Exit status: 0 a line was "
+                          "selected, 1 none, 2 error."),
         epilog=example_epilog(
             "deeplake-sdk grep -n TODO /notes",
             "deeplake-sdk grep -il 'deadline|due date'",
