@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from deeplake_sdk._version import __version__
-from deeplake_sdk.cli._common import EXIT_ERROR, CliError, fail
+from deeplake_sdk.cli._common import EXIT_ERROR, CliError, fail, sdk_error
+from deeplake_sdk.errors import DeeplakeError
 
 # Modules of deeplake_sdk.cli that contribute commands, in --help order.
 COMMAND_MODULES = ["serve", "api_cmds", "fs_cmds", "bench"]
@@ -50,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CliError as exc:
         return fail(str(exc), exc.exit_code)
+    except DeeplakeError as exc:
+        error = sdk_error(exc)
+        return fail(str(error), error.exit_code)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_ERROR)
 

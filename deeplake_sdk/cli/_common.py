@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from typing import Any
 
 EXIT_OK = 0
@@ -51,5 +52,37 @@ def example_epilog(*examples: str) -> str:
     return "examples:\n" + "\n".join(f"  {e}" for e in examples)
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the example epilogs as written."""
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps prose paragraphs to the terminal; keeps example blocks (indented lines) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for para in text.split("\n\n"):
+            lines = para.splitlines()
+            if para.startswith("examples:") or any(line.startswith("  ") for line in lines):
+                paragraphs.append("\n".join(indent + line for line in lines))
+            else:
+                paragraphs.append(
+                    textwrap.fill(
+                        " ".join(para.split()),
+                        width,
+                        initial_indent=indent,
+                        subsequent_indent=indent,
+                    )
+                )
+        return "\n\n".join(paragraphs)
+
+
+CREDENTIAL_HINT = (
+    "set DEEPLAKE_TOKEN and DEEPLAKE_ORG_ID (or pass --token/--org), "
+    "or write ~/.deeplake/credentials.json"
+)
+
+
+def sdk_error(exc: BaseException) -> CliError:
+    """A one-line :class:`CliError` for an SDK error, with a hint on what to do."""
+    from deeplake_sdk.errors import AuthError
+
+    if isinstance(exc, AuthError):
+        return CliError(f"{exc}; {CREDENTIAL_HINT}")
+    return CliError(str(exc))

@@ -14,6 +14,7 @@ from deeplake_sdk.cli._common import (
     add_credential_options,
     example_epilog,
     print_json,
+    sdk_error,
 )
 
 __all__ = ["format_table", "register"]
@@ -136,7 +137,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             result = api.execute(args.sql, args.params, timeout=args.timeout,
                                  idempotent=True if args.idempotent else None)
         except DeeplakeError as exc:
-            raise CliError(str(exc)) from exc
+            raise sdk_error(exc) from exc
         except (TypeError, ValueError) as exc:
             raise CliError(f"invalid input: {exc}") from exc
     if args.json:
@@ -156,7 +157,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
         try:
             names = sorted(api.list_tables())
         except DeeplakeError as exc:
-            raise CliError(str(exc)) from exc
+            raise sdk_error(exc) from exc
     if args.json:
         print_json(names)
     else:

@@ -27,14 +27,10 @@ from deeplake_sdk.cli._common import (
     example_epilog,
     fail,
     print_json,
+    sdk_error,
 )
 
 __all__ = ["register"]
-
-_CREDENTIAL_HINT = (
-    "check --token/--org, DEEPLAKE_TOKEN/DEEPLAKE_ORG_ID or ~/.deeplake/credentials.json"
-)
-
 
 # ------------------------------------------------------------------------------ registration
 def _text(text: str) -> str:
@@ -232,9 +228,6 @@ def _open_fs(args: argparse.Namespace) -> Iterator[Any]:
     from deeplake_sdk.errors import DeeplakeError
     from deeplake_sdk.fs import DeeplakeFs
 
-    if not getattr(args, "verbose", 0):
-        # Retries show with -v; without it the final error is the one line on stderr.
-        logging.getLogger("deeplake_sdk.retry").setLevel(logging.ERROR)
     try:
         api = DeeplakeApi(args.token, args.org, args.workspace, args.url)
     except DeeplakeError as exc:
@@ -268,18 +261,16 @@ def _open_fs(args: argparse.Namespace) -> Iterator[Any]:
 
 def _cli_error(exc: BaseException) -> CliError:
     """A one-line, actionable :class:`CliError` for an SDK error."""
-    from deeplake_sdk.errors import AuthError, FlushError, FsError
+    from deeplake_sdk.errors import FlushError, FsError
 
     if isinstance(exc, FsError):
         return CliError(_fs_message(exc), _fs_status(exc))
-    if isinstance(exc, AuthError):
-        return CliError(f"{exc}; {_CREDENTIAL_HINT}")
     if isinstance(exc, FlushError):
         first = next(iter(exc.errors.values()), None)
         paths = ", ".join(exc.failed_paths[:5]) + (" ..." if len(exc.failed_paths) > 5 else "")
         return CliError(f"could not store {paths}" + (f": {first}" if first else "")
                         + "; nothing was written for them, run the command again")
-    return CliError(str(exc))
+    return sdk_error(exc)
 
 
 def _fs_message(exc: Any, *, recursive_hint: bool = False) -> str:

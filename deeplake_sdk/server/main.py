@@ -8,6 +8,7 @@ stop the HTTP server, close the connections, stop PostgreSQL and exit with statu
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import sys
@@ -68,6 +69,22 @@ def _postgres_cpu(pg: EmbeddedPostgres | None) -> Any:
     return extra
 
 
+def _fail(message: str) -> int:
+    """One line on stderr, exit status 2 (the CLI's usage/error status)."""
+    print("deeplake-sdk: error: " + " ".join(message.split()), file=sys.stderr)
+    return 2
+
+
+def _startup_hint(exc: Exception, ns: Any) -> str:
+    """The startup error plus what to do about it."""
+    text = str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return f"{text}; port {ns.port} is taken: pick another --port (0 = any free port)"
+    if ns.dsn and not isinstance(exc, OSError):
+        return f"cannot use PostgreSQL at --dsn ({text}); check the DSN and that PostgreSQL runs"
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGINT/SIGTERM; returns the exit status."""
     ns = options.parse_args(argv)
@@ -78,8 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tokens = options.parse_tokens(ns)
         faults = FaultConfig.from_profile(ns.faults, seed=ns.seed, **options.fault_overrides(ns))
     except ValueError as exc:
-        print(f"deeplake-sdk serve: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     stop = gevent.event.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, stop.set)
@@ -127,8 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:
         logger.debug("startup failed", exc_info=True)
-        print(f"deeplake-sdk serve: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(_startup_hint(exc, ns))
     finally:
         if server is not None:
             server.stop(timeout=2)
