@@ -41,20 +41,10 @@ intersphinx_mapping: dict = {}
 
 templates_path: list = []
 # docs/bench/ holds the benchmark's published results, included by benchmark.rst.
-exclude_patterns = ["_build", "bench/*"]
+exclude_patterns = ["_build", "bench/**"]
 html_theme = "furo"
 html_title = f"deeplake-sdk {release}"
 pygments_style = "sphinx"
-
-
-def _benchmark_plot(app, docname, source):
-    """Show docs/bench/results.png on the benchmark page once the benchmark has written it."""
-    if docname != "benchmark":
-        return
-    present = os.path.exists(os.path.join(app.srcdir, "bench", "results.png"))
-    image = (".. image:: bench/results.png\n   :alt: error rate and throughput against "
-             "concurrent sessions, baseline and optimized\n")
-    source[0] = source[0].replace(".. bench-plot-here\n", image if present else "")
 
 
 def _sentence(text):
@@ -84,5 +74,4 @@ class CliCommands(Directive):
 
 
 def setup(app):
-    app.connect("source-read", _benchmark_plot)
     app.add_directive("cli-commands", CliCommands)

@@ -104,6 +104,7 @@ def test_report_tables_pair_modes_per_experiment():
         "crashedSessions": 0,
         "completedSessions": 2,
         "throughputQps": 20.0,
+        "goodputQps": 20.0,
         "lostWrites": 0,
         "duplicateWrites": 0,
         "experiment": "2 users x 1 sessions",
@@ -115,10 +116,14 @@ def test_report_tables_pair_modes_per_experiment():
         "config": {"profile": "none", "seed": 1, "rounds": 1, "processes": 1},
         "machine": {"cpus": 2, "python": "3.11"},
         "startedAt": "now",
-        "runs": [{**run, "mode": "baseline", "throughputQps": 10.0}, {**run, "mode": "optimized"}],
+        "runs": [
+            {**run, "mode": "baseline", "throughputQps": 10.0, "goodputQps": 5.0},
+            {**run, "mode": "optimized"},
+        ],
     }
     (row,) = table_rows(doc)
-    assert row[0] == "2 users x 1 sessions" and row[-2] == "2.00x"
+    assert row[0] == "2 users x 1 sessions"
+    assert row[-3:] == ("2.00x", "4.00x", "0 / 0")  # QPS ratio, goodput ratio, lost / dup
     assert "| 2 users x 1 sessions |" in markdown(doc)
     assert ".. list-table::" in restructuredtext(doc)
 

@@ -19,6 +19,7 @@ HEADER = (
     "Optimized crashed",
     "Optimized QPS",
     "QPS ratio",
+    "Goodput ratio",
     "Lost / dup (opt.)",
 )
 
@@ -49,12 +50,18 @@ def table_rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
                 str(run["crashedSessions"]),
                 f"{run['throughputQps']:.1f}",
             ]
-        both_ok = base and opt and base["completedSessions"] and opt["completedSessions"]
-        ratio = f"{opt['throughputQps'] / base['throughputQps']:.2f}x" if both_ok else "-"
-        cells.append(ratio)
+        both_ran = base is not None and opt is not None
+        cells.append(_ratio(opt, base, "throughputQps") if both_ran else "-")
+        cells.append(_ratio(opt, base, "goodputQps") if both_ran else "-")
         cells.append(f"{opt['lostWrites']} / {opt['duplicateWrites']}" if opt else "-")
         rows.append(tuple(cells))
     return rows
+
+
+def _ratio(opt: Any, base: Any, key: str) -> str:
+    """``opt[key] / base[key]`` as ``1.23x`` (``-`` when the baseline value is 0)."""
+    denominator = base.get(key, 0)
+    return f"{opt.get(key, 0) / denominator:.2f}x" if denominator else "-"
 
 
 def latency_rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -135,8 +142,21 @@ def _rst_table(title: str, header: Sequence[str], rows: list[tuple[str, ...]]) -
     return "\n".join(lines) + "\n"
 
 
+def _by_sessions(runs: list[dict[str, Any]], key: str, scale: float = 1.0) -> tuple[list, list]:
+    """Mean of ``key`` per distinct number of concurrent sessions (several points share one)."""
+    groups: dict[int, list[float]] = {}
+    for run in runs:
+        groups.setdefault(run["totalSessions"], []).append(run.get(key, 0) * scale)
+    xs = sorted(groups)
+    return xs, [sum(groups[x]) / len(groups[x]) for x in xs]
+
+
 def plot(doc: dict[str, Any], path: Path) -> bool:
-    """Error rate and QPS against concurrent sessions, both modes; False without matplotlib."""
+    """Error rate and QPS against concurrent sessions, both modes; False without matplotlib.
+
+    Every run is a marker; the line joins the mean of the runs with the same number of
+    concurrent sessions. The throughput panel also shows goodput (successful queries/s).
+    """
     try:
         import matplotlib
 
@@ -145,16 +165,28 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
     except ImportError:
         return False
     fig, (ax_err, ax_qps) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for mode, style in (("baseline", "o--"), ("optimized", "s-")):
-        runs = sorted(
-            (r for r in doc["runs"] if r["mode"] == mode), key=lambda r: r["totalSessions"]
-        )
+    colors = {"baseline": "tab:blue", "optimized": "tab:orange"}
+    for mode, marker in (("baseline", "o"), ("optimized", "s")):
+        runs = [r for r in doc["runs"] if r["mode"] == mode]
         if not runs:
             continue
-        x = [r["totalSessions"] for r in runs]
-        ax_err.plot(x, [r["errorRate"] * 100 for r in runs], style, label=mode)
-        ax_qps.plot(x, [r["throughputQps"] for r in runs], style, label=mode)
-    ticks = sorted({r["totalSessions"] for r in doc["runs"]})
+        color = colors[mode]
+        x_all = [r["totalSessions"] for r in runs]
+        ax_err.scatter(
+            x_all, [r["errorRate"] * 100 for r in runs], marker=marker, color=color, alpha=0.5, s=18
+        )
+        ax_err.plot(*_by_sessions(runs, "errorRate", 100), "-", color=color, label=mode)
+        ax_qps.scatter(
+            x_all, [r["throughputQps"] for r in runs], marker=marker, color=color, alpha=0.5, s=18
+        )
+        ax_qps.plot(*_by_sessions(runs, "throughputQps"), "-", color=color, label=f"{mode} QPS")
+        ax_qps.plot(*_by_sessions(runs, "goodputQps"), ":", color=color, label=f"{mode} goodput")
+    sizes = [r["totalSessions"] for r in doc["runs"]]
+    ticks = [
+        t
+        for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+        if min(sizes) <= t <= max(sizes)
+    ]
     for ax, title, ylabel in (
         (ax_err, "Error rate", "errors / queries (%)"),
         (ax_qps, "Throughput", "queries per second"),
@@ -166,8 +198,13 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
         ax.set_xlabel("concurrent sessions")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"deeplake-sdk benchmark, profile {doc['config']['profile']}")
+        ax.legend(fontsize="small")
+    cfg = doc["config"]
+    fig.suptitle(
+        f"deeplake-sdk benchmark: profile {cfg['profile']}, optimized = "
+        f"{cfg.get('max_concurrency', 5)} in flight"
+        + (", adaptive" if cfg.get("adaptive", True) else "")
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
