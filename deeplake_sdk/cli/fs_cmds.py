@@ -13,7 +13,6 @@ import contextlib
 import errno
 import logging
 import sys
-import textwrap
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,11 +32,6 @@ from deeplake_sdk.cli._common import (
 __all__ = ["register"]
 
 # ------------------------------------------------------------------------------ registration
-def _text(text: str) -> str:
-    """A description wrapped for ``--help`` (the formatter keeps text as given)."""
-    return textwrap.fill(text, 78)
-
-
 def register(subparsers: Any) -> None:
     """Add the memory filesystem commands to the ``deeplake-sdk`` parser."""
     _register_ls(subparsers)
@@ -63,7 +57,7 @@ def _register_ls(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "ls",
         help="list a directory of the memory filesystem",
-        description=_text("List the entries of a directory (directories end with '/'), or a "
+        description=("List the entries of a directory (directories end with '/'), or a "
                           "file itself. -l adds type, size and last update: '-' memory file, "
                           "'d' directory, 's' session log (read-only), 'v' the virtual "
                           "/index.md."),
@@ -89,7 +83,7 @@ def _register_cat(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "cat",
         help="print files",
-        description=_text("Print the content of files, in order. Session logs print as "
+        description=("Print the content of files, in order. Session logs print as "
                           "JSONL, /index.md as a generated index when no such file exists."),
         epilog=example_epilog(
             "deeplake-sdk cat /index.md",
@@ -123,7 +117,7 @@ def _register_write(subparsers: Any, name: str) -> None:
     p = subparsers.add_parser(
         name,
         help=summary,
-        description=_text(f"{what}. TEXT given as an argument gets a trailing newline unless "
+        description=(f"{what}. TEXT given as an argument gets a trailing newline unless "
                           "it has one (like echo; -n: none); standard input is stored byte "
                           "for byte."),
         epilog=example_epilog(*examples),
@@ -147,7 +141,7 @@ def _register_rm(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "rm",
         help="remove files or directories",
-        description=_text("Remove files; with -r, directories and everything below them. "
+        description=("Remove files; with -r, directories and everything below them. "
                           "Session logs are read-only and cannot be removed."),
         epilog=example_epilog(
             "deeplake-sdk rm /notes/old.md",
@@ -169,7 +163,7 @@ def _register_grep(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "grep",
         help="search file contents (GNU grep flags and output)",
-        description=_text("Search the memory files below each PATH (default /) for lines "
+        description=("Search the memory files below each PATH (default /) for lines "
                           "matching PATTERN, in one round trip per PATH, and print them as GNU "
                           "grep does. PATTERN is an extended regular expression (-E is "
                           "implied; -F for a literal string). Exit status: 0 a line was "
