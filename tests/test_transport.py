@@ -1,15 +1,22 @@
-"""Transport and limiter tests against an in-process scripted HTTP stub (no PostgreSQL).
+"""Transport tests: ``Endpoint``, ``get_endpoint`` and ``Limiter``.
 
-The stub runs in native threads (``http.server``), independent of gevent, so it can answer
-while the client blocks, greenlets wait, or worker threads send. End-to-end behaviour against
-the real local server is covered by the test_api_*.py files.
+Endpoint behaviour (registry, keep-alive pool, concurrency bound, execution strategies,
+error classification, fork) runs against the real local server (fixtures ``srv`` and
+``workspace`` of conftest.py) over real HTTP; faults come from its fault injection and
+concurrency is observed in its stats (server-side latency keeps requests in flight).
+
+Pure units (error mapping of bodies and exceptions, the limiter, cooperative sleep) need no
+server.
+
+:class:`Stub`, a scripted HTTP server in native threads, is kept only for 2xx answers the real
+server never gives: an empty body and a non-JSON body.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
-import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import gevent
 import pytest
 
+from deeplake_sdk._coop import hub_if_exists
 from deeplake_sdk.errors import (
     AlreadyExistsError,
     AuthError,
@@ -31,13 +39,13 @@ from deeplake_sdk.transport import Endpoint, get_endpoint
 
 
 class Stub:
-    """Scripted HTTP/1.1 keep-alive server: ``script(path) -> action`` decides each answer."""
+    """Scripted HTTP/1.1 server for answers the real server never gives.
+
+    ``script(handler)`` returns ``("json", status, headers, payload)`` for each request (a
+    ``bytes`` payload is sent as is); ``requests`` lists ``(path, headers, body)`` as received.
+    """
 
     def __init__(self):
-        self.lock = threading.Lock()
-        self.connections = 0
-        self.inflight = 0
-        self.peak = 0
         self.requests = []
         self.script = lambda handler: ("json", 200, {}, {"columns": ["a"], "rows": [[1]]})
         stub = self
@@ -45,60 +53,31 @@ class Stub:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def setup(self):
-                super().setup()
-                with stub.lock:
-                    stub.connections += 1
-
             def log_message(self, *args):
                 pass
 
             def do_GET(self):
-                self.handle_one()
+                self.answer()
 
             def do_POST(self):
-                self.handle_one()
+                self.answer()
 
             def do_DELETE(self):
-                self.handle_one()
+                self.answer()
 
-            def handle_one(self):
+            def answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with stub.lock:
-                    stub.inflight += 1
-                    stub.peak = max(stub.peak, stub.inflight)
-                    stub.requests.append((self.path, dict(self.headers), body))
-                try:
-                    action = stub.script(self)
-                    kind = action[0]
-                    if kind == "sleep":
-                        time.sleep(action[1])
-                        action = action[2]
-                        kind = action[0]
-                    if kind == "reset":
-                        self.connection.setsockopt(
-                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                        self.connection.close()
-                        self.close_connection = True
-                        return
-                    _, status, headers, payload = action
-                    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                finally:
-                    with stub.lock:
-                        stub.inflight -= 1
+                stub.requests.append((self.path, dict(self.headers), self.rfile.read(length)))
+                _, status, headers, payload = stub.script(self)
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request, client_address):
-                pass  # clients that gave up (read-timeout tests) break pipes: expected
-
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
@@ -116,23 +95,62 @@ def stub():
     s.close()
 
 
-HEADERS = {"Authorization": "Bearer t", "Content-Type": "application/json"}
+@pytest.fixture
+def send(srv, workspace):
+    """``send(endpoint, sql, *params)``: one query through ``endpoint`` to the real server."""
+
+    def send(endpoint, sql="SELECT 1 AS a", *params, timeout=(5.0, 30.0), headers=None):
+        return endpoint.request(
+            "POST",
+            f"/workspaces/{workspace}/tables/query",
+            headers=headers or srv.headers,
+            body={"query": sql, "params": list(params)},
+            timeout=timeout,
+        )
+
+    return send
 
 
-def post(endpoint, timeout=(2.0, 5.0), body=None):
-    return endpoint.request("POST", "/q", headers=HEADERS, body=body or {"query": "SELECT 1"},
-                            timeout=timeout)
+@pytest.fixture(params=["direct", "session"])
+def make_endpoint(request, srv):
+    """Fresh endpoints on ``srv`` using the urllib3 pool directly or requests' session path
+    (the one a configured proxy selects)."""
+
+    def make(limit=2):
+        endpoint = Endpoint(srv.url, limit)
+        endpoint._direct = request.param == "direct"
+        return endpoint
+
+    return make
+
+
+def client_connections(stats):
+    """Connections opened by clients: the server also counts the one of the stats call."""
+    return stats["connections_opened"] - 1
+
+
+def wait_until(predicate, what):
+    deadline = time.monotonic() + 30
+    while not predicate():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        gevent.sleep(0.01)
 
 
 # -- error mapping -------------------------------------------------------------------------
 
+
 def test_error_for_status_json_and_types():
-    body = json.dumps({"error": 'syntax error at "SELEC"', "code": "42601",
-                       "request_id": "r-1"}).encode()
+    body = json.dumps(
+        {"error": 'syntax error at "SELEC"', "code": "42601", "request_id": "r-1"}
+    ).encode()
     err = error_for_status(400, {}, body)
     assert type(err) is QueryError
     assert (err.status, err.message, err.code, err.request_id) == (
-        400, 'syntax error at "SELEC"', "42601", "r-1")
+        400,
+        'syntax error at "SELEC"',
+        "42601",
+        "r-1",
+    )
     assert isinstance(error_for_status(401, {}, b'{"error":"bad token"}'), AuthError)
     assert "DEEPLAKE_TOKEN" in str(error_for_status(403, {}, b'{"error":"org"}'))
     assert type(error_for_status(500, {}, b'{"error":"boom"}')) is ServerError
@@ -154,7 +172,45 @@ def test_error_for_status_summarises_gateway_html():
     assert err.message.endswith("...") and len(err.message) < 210
 
 
+def test_network_error_mapping_of_urllib3_and_requests_failures():
+    import requests
+    import urllib3.exceptions as u3
+
+    from deeplake_sdk.errors import ConfigError
+    from deeplake_sdk.http_errors import network_error
+
+    url, timeout = "http://h:1", (3.0, 7.0)
+    cases = [
+        (u3.NewConnectionError(None, "refused"), False, "cannot connect"),
+        (u3.ConnectTimeoutError(None, "slow"), False, "within 3s"),
+        (u3.ReadTimeoutError(None, "/", "slow"), True, "within 7s"),
+        (
+            u3.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset")),
+            True,
+            "reset",
+        ),
+        (u3.SSLError("bad cert"), False, "bad cert"),
+        (requests.exceptions.ReadTimeout("slow"), True, "no answer"),
+        (requests.exceptions.ConnectTimeout("slow"), False, "could not connect"),
+        (
+            requests.exceptions.ConnectionError(
+                u3.MaxRetryError(None, "/", u3.NewConnectionError(None, "refused"))
+            ),
+            False,
+            "cannot connect",
+        ),
+        (ConnectionResetError(104, "reset by peer"), True, "lost before the answer"),
+    ]
+    for exc, ambiguous, text in cases:
+        err = network_error(exc, url, timeout)
+        assert isinstance(err, NetworkError), exc
+        assert err.ambiguous is ambiguous, exc
+        assert text in str(err), (exc, str(err))
+    assert isinstance(network_error(u3.LocationParseError("x"), url, timeout), ConfigError)
+
+
 # -- limiter -------------------------------------------------------------------------------
+
 
 def test_limiter_bounds_greenlets():
     lim = Limiter(3)
@@ -242,145 +298,8 @@ def test_non_adaptive_ignores_feedback():
     assert Limiter(None).limit is None
 
 
-# -- endpoint against the stub ---------------------------------------------------------------
-
-def test_registry_shares_endpoints(stub):
-    a = get_endpoint(stub.url, 5)
-    assert get_endpoint(stub.url + "/", 5) is a
-    assert get_endpoint(stub.url, 3) is not a
-
-
-def test_keepalive_and_bound_unpatched(stub):
-    ep = Endpoint(stub.url, 4)
-    stub.script = lambda h: ("sleep", 0.02, ("json", 200, {}, {"rows": [[1]]}))
-    gs = [gevent.spawn(post, ep) for _ in range(40)]
-    gevent.joinall(gs, raise_error=True)
-    assert stub.peak == 4  # parallel without monkey-patching ...
-    assert stub.connections <= 4  # ... over at most 4 keep-alive connections
-    assert ep.limiter.in_flight == 0 and ep.limiter.peak == 4
-
-
-def test_plain_synchronous_call(stub):
-    ep = Endpoint(stub.url, 2)
-    assert post(ep) == {"columns": ["a"], "rows": [[1]]}
-    _path, headers, body = stub.requests[-1]
-    assert json.loads(body) == {"query": "SELECT 1"}
-    assert headers["Authorization"] == "Bearer t"
-
-
-def test_native_threads_share_the_bound(stub):
-    ep = Endpoint(stub.url, 3)
-    stub.script = lambda h: ("sleep", 0.01, ("json", 200, {}, {}))
-    errors = []
-
-    def work():
-        try:
-            for _ in range(5):
-                post(ep)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
-    assert not errors
-    assert stub.peak <= 3 and ep.limiter.in_flight == 0
-
-
-def test_interrupted_waiter_keeps_slot_until_worker_finishes(stub):
-    ep = Endpoint(stub.url, 1)
-    stub.script = lambda h: ("sleep", 0.3, ("json", 200, {}, {}))
-    with pytest.raises(gevent.Timeout), gevent.Timeout(0.05):
-        post(ep)
-    # the worker thread is still sending: the slot must still be taken
-    assert ep.limiter.in_flight == 1
-    deadline = time.monotonic() + 5
-    while ep.limiter.in_flight and time.monotonic() < deadline:
-        gevent.sleep(0.01)
-    assert ep.limiter.in_flight == 0
-    stub.script = lambda h: ("json", 200, {}, {"ok": 1})
-    assert post(ep) == {"ok": 1}
-    assert stub.peak == 1
-
-
-def test_network_error_classification(stub):
-    ep = Endpoint(stub.url, 2)
-    stub.script = lambda h: ("reset",)
-    with pytest.raises(NetworkError) as info:
-        post(ep)
-    assert info.value.ambiguous  # sent, then the connection died: may have run
-    stub.script = lambda h: ("sleep", 1.0, ("json", 200, {}, {}))
-    with pytest.raises(NetworkError, match="no answer") as info:
-        post(ep, timeout=(1.0, 0.2))
-    assert info.value.ambiguous
-    # nothing listens on this port: refused, surely not executed
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    with pytest.raises(NetworkError, match="cannot connect") as info:
-        post(Endpoint(f"http://127.0.0.1:{port}", 1))
-    assert not info.value.ambiguous
-    assert ep.limiter.in_flight == 0
-
-
-def test_http_errors_and_bodies(stub):
-    ep = Endpoint(stub.url, 2)
-    stub.script = lambda h: ("json", 503, {"Retry-After": "1"}, {"error": "busy"})
-    with pytest.raises(RateLimitError) as info:
-        post(ep)
-    assert info.value.retry_after == 1.0 and info.value.message == "busy"
-    stub.script = lambda h: ("json", 200, {}, b"")
-    assert post(ep) == {}
-    stub.script = lambda h: ("json", 200, {}, b"<html>hi</html>")
-    with pytest.raises(ServerError, match="not JSON"):
-        post(ep)
-
-
-def test_network_error_mapping_of_urllib3_and_requests_failures():
-    import requests
-    import urllib3.exceptions as u3
-
-    from deeplake_sdk.errors import ConfigError
-    from deeplake_sdk.http_errors import network_error
-
-    url, timeout = "http://h:1", (3.0, 7.0)
-    cases = [
-        (u3.NewConnectionError(None, "refused"), False, "cannot connect"),
-        (u3.ConnectTimeoutError(None, "slow"), False, "within 3s"),
-        (u3.ReadTimeoutError(None, "/", "slow"), True, "within 7s"),
-        (u3.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset")), True,
-         "reset"),
-        (u3.SSLError("bad cert"), False, "bad cert"),
-        (requests.exceptions.ReadTimeout("slow"), True, "no answer"),
-        (requests.exceptions.ConnectTimeout("slow"), False, "could not connect"),
-        (requests.exceptions.ConnectionError(
-            u3.MaxRetryError(None, "/", u3.NewConnectionError(None, "refused"))), False,
-         "cannot connect"),
-        (ConnectionResetError(104, "reset by peer"), True, "lost before the answer"),
-    ]
-    for exc, ambiguous, text in cases:
-        err = network_error(exc, url, timeout)
-        assert isinstance(err, NetworkError), exc
-        assert err.ambiguous is ambiguous, exc
-        assert text in str(err), (exc, str(err))
-    assert isinstance(network_error(u3.LocationParseError("x"), url, timeout), ConfigError)
-
-
-def test_proxy_path_uses_the_session(stub):
-    ep = Endpoint(stub.url, 2)
-    ep._direct = False  # what a configured proxy selects
-    assert post(ep) == {"columns": ["a"], "rows": [[1]]}
-    stub.script = lambda h: ("reset",)
-    with pytest.raises(NetworkError) as info:
-        post(ep)
-    assert info.value.ambiguous
-
-
 def test_cooperative_sleep_creates_no_hub_in_plain_threads():
-    from deeplake_sdk._coop import cooperative_sleep, hub_if_exists
+    from deeplake_sdk._coop import cooperative_sleep
 
     seen = []
 
@@ -394,21 +313,210 @@ def test_cooperative_sleep_creates_no_hub_in_plain_threads():
     assert seen == [None]
 
 
-def test_forked_child_gets_its_own_endpoints(stub):
-    import os
+# -- endpoint against the real local server --------------------------------------------------
 
-    parent = get_endpoint(stub.url, 2)
-    assert post(parent)  # a pooled keep-alive connection now exists
+
+def test_registry_shares_endpoints_and_their_pool(srv, send):
+    shared = get_endpoint(srv.url, 5)
+    assert get_endpoint(srv.url + "/", 5) is shared
+    assert get_endpoint(srv.url.replace("http:", "HTTP:"), 5) is shared
+    other = get_endpoint(srv.url, 3)
+    assert other is not shared and get_endpoint(srv.url, 5, adaptive=False) is not shared
+    shared.close()  # drop connections pooled by earlier tests
+    other.close()
+    srv.reset_stats()
+    assert send(shared, "SELECT 1 AS a")["rows"] == [[1]]
+    assert send(get_endpoint(srv.url + "/", 5), "SELECT 2 AS a")["rows"] == [[2]]
+    stats = srv.stats()
+    assert stats["requests"] == 2 and client_connections(stats) == 1  # one keep-alive socket
+    srv.reset_stats()
+    assert send(other, "SELECT 3 AS a")["rows"] == [[3]]
+    assert client_connections(srv.stats()) == 1  # other settings: a pool of its own
+
+
+def test_keepalive_and_bound_unpatched(srv, send):
+    ep = Endpoint(srv.url, 4)
+    srv.set_faults(latency_fixed_ms=30)
+    srv.reset_stats()
+    greenlets = [gevent.spawn(send, ep, "SELECT $1::int AS v", i) for i in range(40)]
+    gevent.joinall(greenlets, raise_error=True)
+    assert [g.value["rows"] for g in greenlets] == [[[i]] for i in range(40)]
+    stats = srv.stats()
+    assert stats["requests"] == 40 and stats["status_counts"] == {"200": 40}
+    assert stats["inflight_peak"] == 4  # parallel without monkey-patching ...
+    assert 1 <= client_connections(stats) <= 4  # ... over at most 4 keep-alive connections
+    assert ep.limiter.in_flight == 0 and ep.limiter.peak == 4
+
+
+def test_plain_synchronous_call(srv, send):
+    ep = Endpoint(srv.url, 2)
+    seen = {}
+
+    def plain():  # a thread without a hub: the call blocks it, nothing else
+        seen["answer"] = send(ep, "SELECT $1::text AS a", "h\u00e9llo \u2713")
+        seen["hub"] = hub_if_exists()
+
+    t = threading.Thread(target=plain)
+    t.start()
+    t.join(60)
+    assert seen["answer"]["columns"] == ["a"]
+    assert seen["answer"]["rows"] == [["h\u00e9llo \u2713"]]  # UTF-8 both ways
+    assert seen["hub"] is None and not ep._pools  # no hub created, no worker thread used
+    assert srv.stats()["requests"] == 1
+
+
+def test_native_threads_share_the_bound(srv, send):
+    ep = Endpoint(srv.url, 3)
+    srv.set_faults(latency_fixed_ms=30)
+    srv.reset_stats()
+    errors = []
+
+    def work(w):
+        try:
+            for i in range(5):
+                assert send(ep, "SELECT $1::int AS v", w * 10 + i)["rows"] == [[w * 10 + i]]
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    stats = srv.stats()
+    assert stats["requests"] == 40 and stats["inflight_peak"] == 3
+    assert client_connections(stats) <= 3
+    assert ep.limiter.in_flight == 0 and ep.limiter.peak == 3
+
+
+def test_interrupted_waiter_keeps_its_slot_until_the_worker_finishes(srv, send):
+    ep = Endpoint(srv.url, 1)
+    srv.set_faults(latency_fixed_ms=1000)
+    srv.reset_stats()
+    first = gevent.spawn(send, ep, "SELECT 1 AS a")
+    wait_until(lambda: srv.stats()["inflight"] == 1, "the first request at the server")
+    srv.set_faults(latency_fixed_ms=0)  # the first request keeps the latency it was given
+    first.kill()
+    assert isinstance(first.value, gevent.GreenletExit)
+    # the worker thread is still sending: its slot stays taken ...
+    assert ep.limiter.in_flight == 1
+    # ... so the next request waits for it instead of running alongside
+    assert send(ep, "SELECT 2 AS a")["rows"] == [[2]]
+    stats = srv.stats()
+    assert stats["status_counts"] == {"200": 2}  # the worker did get its answer
+    assert stats["inflight_peak"] == 1
+    assert ep.limiter.in_flight == 0 and ep.limiter.peak == 1
+
+
+def test_connection_reset_is_ambiguous(srv, send, make_endpoint):
+    ep = make_endpoint()
+    srv.set_faults(p_reset=1.0)
+    with pytest.raises(NetworkError, match="lost before the answer") as info:
+        send(ep)
+    assert info.value.ambiguous  # sent, then the connection died: may have run
+    assert srv.stats()["injected"]["reset"] == 1
+    srv.set_faults(p_reset=0.0)
+    assert send(ep)["rows"] == [[1]]  # the broken connection was not reused
+    assert ep.limiter.in_flight == 0
+
+
+def test_read_timeout_is_ambiguous(srv, send, make_endpoint):
+    ep = make_endpoint()
+    srv.set_faults(latency_fixed_ms=1500)
+    with pytest.raises(NetworkError, match=r"no answer .* within 0\.1s") as info:
+        send(ep, timeout=(5.0, 0.1))
+    assert info.value.ambiguous
+    assert srv.stats()["requests"] == 1 and ep.limiter.in_flight == 0
+    # leave no request in flight at the server for the next test
+    wait_until(lambda: srv.stats()["inflight"] == 0, "the abandoned request to finish")
+
+
+def test_connection_refused_is_not_ambiguous():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens on this port: refused, surely not executed
+    ep = Endpoint(f"http://127.0.0.1:{port}", 1)
+    with pytest.raises(NetworkError, match="cannot connect") as info:
+        ep.request("POST", "/q", headers={}, body={"query": "SELECT 1"}, timeout=(5.0, 5.0))
+    assert not info.value.ambiguous
+    assert ep.limiter.in_flight == 0
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_overload_answers_carry_retry_after(srv, send, make_endpoint, status):
+    ep = make_endpoint(4)
+    srv.set_faults(**{f"p_{status}": 1.0}, retry_after_s=2)
+    with pytest.raises(RateLimitError) as info:
+        send(ep)
+    err = info.value
+    assert (err.status, err.code, err.retry_after) == (status, f"error_{status}", 2.0)
+    assert err.message.startswith(f"injected fault: {status}") and err.request_id
+    assert ep.limiter.limit == 2  # the adaptive bound halves on overload
+
+
+def test_error_answers_are_typed(srv, send, make_endpoint):
+    ep = make_endpoint(4)
+    with pytest.raises(QueryError) as info:
+        send(ep, "SELEC 1")
+    assert (info.value.status, info.value.code) == (400, "42601")
+    with pytest.raises(AuthError) as info:
+        send(ep, headers={**srv.headers, "Authorization": "Bearer wrong"})
+    assert info.value.status == 401
+    srv.set_faults(p_500=1.0)
+    with pytest.raises(ServerError) as info:
+        send(ep)
+    assert (info.value.status, info.value.code, info.value.retry_after) == (500, "error_500", None)
+    assert ep.limiter.limit == 4  # only 429/503 shrink the bound
+
+
+def test_proxy_path_uses_the_session(srv, send):
+    ep = Endpoint(srv.url, 2)
+    ep._direct = False  # what a configured proxy selects
+    assert send(ep, "SELECT $1::int AS a", 7)["rows"] == [[7]]
+    assert send(ep, "SELECT $1::int AS a", 8)["rows"] == [[8]]
+    assert ep._http_pool is None  # the direct urllib3 pool was never used
+    stats = srv.stats()
+    assert stats["requests"] == 2 and client_connections(stats) == 1  # session keep-alive
+
+
+def test_forked_child_gets_its_own_endpoints(srv, send):
+    parent = get_endpoint(srv.url, 2)
+    parent.close()
+    assert send(parent)["rows"] == [[1]]  # one pooled keep-alive connection now exists
+    srv.reset_stats()
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: must not reuse the parent's endpoint (and its socket)
         try:
-            child = get_endpoint(stub.url, 2)
-            ok = child is not parent and post(child) == {"columns": ["a"], "rows": [[1]]}
+            child = get_endpoint(srv.url, 2)
+            ok = child is not parent and send(child, "SELECT 2 AS a")["rows"] == [[2]]
             os.write(write, b"1" if ok else b"0")
         finally:
             os._exit(0)
     os.close(write)
     assert os.read(read, 1) == b"1"
+    os.close(read)
     os.waitpid(pid, 0)
-    assert post(parent)  # the parent's connection is intact
+    assert send(parent, "SELECT 3 AS a")["rows"] == [[3]]  # the parent's connection is intact
+    stats = srv.stats()
+    assert stats["requests"] == 2 and stats["status_counts"] == {"200": 2}
+    assert client_connections(stats) == 1  # the child's own; the parent reused its socket
+
+
+# -- endpoint against the stub: 2xx bodies the real server never sends ------------------------
+
+
+def test_unusual_2xx_bodies(stub):
+    ep = Endpoint(stub.url, 2)
+
+    def post():
+        return ep.request("POST", "/q", headers={}, body={"query": "SELECT 1"}, timeout=(5, 5))
+
+    stub.script = lambda h: ("json", 200, {}, b"")
+    assert post() == {}
+    stub.script = lambda h: ("json", 200, {"X-Request-Id": "gw-1"}, b"<html>hi</html>")
+    with pytest.raises(ServerError, match="not JSON: hi") as info:
+        post()
+    assert info.value.request_id == "gw-1"
