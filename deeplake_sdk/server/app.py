@@ -280,10 +280,11 @@ class App:
             headers = []
             if decision.status in (429, 503):
                 headers.append(("Retry-After", str(cfg.retry_after_s)))
+            reason = _REASONS.get(decision.status, "Error")
             raise HttpError(
                 decision.status,
                 decision.kind,
-                f"injected fault: {decision.status} {_REASONS.get(decision.status, 'Error')}",
+                decision.message or f"injected fault: {decision.status} {reason}",
                 headers=headers,
             )
         if cfg.max_inflight and self.stats.inflight >= cfg.max_inflight:

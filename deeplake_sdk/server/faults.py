@@ -7,7 +7,8 @@ comes from a random generator seeded with ``(seed, n)`` only, so one seed always
 sequence of faults for a sequential client, whatever the timing.
 
 At most one of the random faults hits a request: ``p_reset``, the ``p_4xx/5xx`` statuses and
-``p_commit_fail`` partition one uniform draw.
+``p_commit_fail`` partition one uniform draw. ``max_faults`` caps how many requests get a fault
+(random or pattern) before the server heals, so a test can script "fail twice, then answer".
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ INJECTED_KINDS = (
     "commit_drop",
     "pattern",
 )
+
+# Integer fields that must be >= 0, and optional text fields.
+_COUNTS = ("max_inflight", "burst", "retry_after_s", "max_faults")
+_TEXTS = ("fail_pattern", "fail_message")
 
 # Random pre-execution faults in draw order: (config field, injected kind, HTTP status or None).
 _RANDOM_FAULTS = (
@@ -69,6 +74,12 @@ class FaultConfig:
             gets a 502 or a dropped connection (50/50) although the statement committed.
         fail_pattern: regex; queries whose SQL matches get ``fail_status`` without executing.
         fail_status: status for ``fail_pattern`` matches.
+        fail_message: error message of ``fail_pattern`` answers (None = ``injected fault:
+            <status> <reason>``), e.g. the service's "already exists" sent with a 500.
+        max_faults: requests that get a random or pattern fault, at most, counted since the
+            faults were set or the sequence reset (0 = no limit); later requests run normally.
+            A lost commit counts when decided, even if its statement then fails. Capacity and
+            rate limits are not counted nor capped.
         seed: seed of the fault sequence (None = random, reported by ``GET /_admin/faults``).
         profile: name of the profile the config started from (informational).
     """
@@ -89,6 +100,8 @@ class FaultConfig:
     p_commit_fail: float = 0.0
     fail_pattern: str | None = None
     fail_status: int = 500
+    fail_message: str | None = None
+    max_faults: int = 0
     seed: int | None = None
     profile: str = field(default="none")
 
@@ -104,7 +117,7 @@ class FaultConfig:
             nonnegative = ("latency_fixed_ms", "latency_median_ms", "latency_sigma", "rate_per_s")
             if f.name in nonnegative and float(value) < 0:
                 raise ValueError(f"{f.name} must be >= 0, got {value!r}")
-            if f.name in ("max_inflight", "burst", "retry_after_s") and int(value) < 0:
+            if f.name in _COUNTS and int(value) < 0:
                 raise ValueError(f"{f.name} must be >= 0, got {value!r}")
         total = (
             sum(float(getattr(self, name)) for name, _, _ in _RANDOM_FAULTS) + self.p_commit_fail
@@ -118,6 +131,8 @@ class FaultConfig:
                 re.compile(self.fail_pattern)
             except re.error as exc:
                 raise ValueError(f"fail_pattern is not a valid regex: {exc}") from exc
+        if self.fail_message is not None and not self.fail_message.strip():
+            raise ValueError("fail_message must be a non-empty text (or null for the default)")
 
     @classmethod
     def from_profile(cls, name: str = "none", **overrides: Any) -> FaultConfig:
@@ -147,14 +162,14 @@ class FaultConfig:
 
 def _coerce(key: str, value: Any) -> Any:
     if value is None:
-        if key in ("seed", "fail_pattern"):
+        if key in ("seed", *_TEXTS):
             return None
         raise ValueError(f"{key} cannot be null")
-    if key in ("fail_pattern", "profile"):
+    if key in (*_TEXTS, "profile"):
         return str(value)
     if isinstance(value, bool):
         raise ValueError(f"{key} must be a number, got {value!r}")
-    if key in ("max_inflight", "burst", "retry_after_s", "fail_status", "seed"):
+    if key in (*_COUNTS, "fail_status", "seed"):
         if isinstance(value, float) and not value.is_integer():
             raise ValueError(f"{key} must be an integer, got {value!r}")
         return int(value)
@@ -204,6 +219,7 @@ class FaultDecision:
         latency_s: delay to add once admitted.
         commit_fail: ``commit_502`` or ``commit_drop`` when the answer of a successful
             statement is to be lost, else None.
+        message: error message of a ``pattern`` answer (None = the default one).
     """
 
     n: int
@@ -211,6 +227,7 @@ class FaultDecision:
     status: int | None = None
     latency_s: float = 0.0
     commit_fail: str | None = None
+    message: str | None = None
 
 
 class _TokenBucket:
@@ -243,6 +260,7 @@ class FaultInjector:
         self._pattern: re.Pattern[str] | None = None
         self._random = False
         self._n = 0
+        self._faults = 0
         self._buckets: dict[str, _TokenBucket] = {}
         self.configure(config or FaultConfig())
 
@@ -260,12 +278,14 @@ class FaultInjector:
                 or config.p_commit_fail > 0
             )
             self._n = 0
+            self._faults = 0
             self._buckets = {}
 
     def reset_sequence(self) -> None:
-        """Restart the fault sequence at request 0 (same seed)."""
+        """Restart the fault sequence at request 0 (same seed) and the ``max_faults`` count."""
         with self._lock:
             self._n = 0
+            self._faults = 0
 
     def decide(self, sql: str | None = None) -> FaultDecision:
         """Decide the faults of the next fault-eligible request.
@@ -278,20 +298,30 @@ class FaultInjector:
             self._n += 1
             cfg = self.config
             pattern = self._pattern
-        if not self._random:
-            latency_s = (cfg.latency_fixed_ms + cfg.latency_median_ms) / 1000.0
-            if pattern is not None and sql is not None and pattern.search(sql):
-                return FaultDecision(n, "pattern", cfg.fail_status, latency_s)
-            return FaultDecision(n, None, None, latency_s)
-        rng = random.Random(f"{cfg.seed}/{n}")
-        u = rng.random()
-        latency = cfg.latency_fixed_ms
-        if cfg.latency_median_ms > 0:
+        decision = self._draw(n, cfg, pattern, sql)
+        if decision.kind is None and decision.commit_fail is None:
+            return decision
+        with self._lock:
+            if cfg.max_faults and self._faults >= cfg.max_faults:
+                return FaultDecision(n, latency_s=decision.latency_s)
+            self._faults += 1
+        return decision
+
+    def _draw(
+        self, n: int, cfg: FaultConfig, pattern: re.Pattern[str] | None, sql: str | None
+    ) -> FaultDecision:
+        """The faults of request ``n`` under ``cfg``, before the ``max_faults`` cap."""
+        rng = random.Random(f"{cfg.seed}/{n}") if self._random else None
+        u = rng.random() if rng is not None else 1.0
+        latency = cfg.latency_fixed_ms + (cfg.latency_median_ms if rng is None else 0.0)
+        if rng is not None and cfg.latency_median_ms > 0:
             z = rng.gauss(0.0, 1.0) if cfg.latency_sigma > 0 else 0.0
             latency += cfg.latency_median_ms * math.exp(cfg.latency_sigma * z)
         latency_s = latency / 1000.0
         if pattern is not None and sql is not None and pattern.search(sql):
-            return FaultDecision(n, "pattern", cfg.fail_status, latency_s)
+            return FaultDecision(n, "pattern", cfg.fail_status, latency_s, None, cfg.fail_message)
+        if rng is None:
+            return FaultDecision(n, None, None, latency_s)
         acc = 0.0
         for name, kind, status in _RANDOM_FAULTS:
             acc += getattr(cfg, name)

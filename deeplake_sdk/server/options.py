@@ -39,6 +39,18 @@ FAULT_FLAGS: list[tuple[str, str, type, str]] = [
     ),
     ("--fail-pattern", "fail_pattern", str, "regex: matching queries fail without running"),
     ("--fail-status", "fail_status", int, "status for --fail-pattern matches (default 500)"),
+    (
+        "--fail-message",
+        "fail_message",
+        str,
+        "error message of --fail-pattern answers (e.g. 'index \"i\" already exists')",
+    ),
+    (
+        "--max-faults",
+        "max_faults",
+        int,
+        "requests that get a random or pattern fault, at most (0 = no limit), then none",
+    ),
 ]
 
 

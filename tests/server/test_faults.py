@@ -36,6 +36,13 @@ def test_profiles_and_overrides():
     with pytest.raises(ValueError, match="regex"):
         FaultConfig(fail_pattern="(")
     assert FaultConfig().replace(max_inflight="7").max_inflight == 7
+    with pytest.raises(ValueError, match="max_faults"):
+        FaultConfig(max_faults=-1)
+    with pytest.raises(ValueError, match="integer"):
+        FaultConfig().replace(max_faults=1.5)
+    with pytest.raises(ValueError, match="fail_message"):
+        FaultConfig(fail_message=" ")
+    assert FaultConfig().replace(fail_message=None, max_faults="2").max_faults == 2
 
 
 def test_same_seed_same_sequence_and_rates():
@@ -70,6 +77,29 @@ def test_pattern_and_reset_sequence():
     first = inj.decide().n
     inj.reset_sequence()
     assert inj.decide().n == 0 and first == 4
+
+
+def test_max_faults_caps_faulted_requests():
+    inj = FaultInjector(FaultConfig(p_502=1.0, max_faults=2, seed=1))
+    assert [inj.decide("SELECT 1").kind for _ in range(4)] == ["error_502"] * 2 + [None] * 2
+    inj.reset_sequence()  # a reset restarts the count
+    assert [inj.decide().kind for _ in range(3)] == ["error_502", "error_502", None]
+    inj.configure(FaultConfig(fail_pattern="^ALTER", fail_message="x already exists", seed=1))
+    assert [inj.decide("ALTER t").message for _ in range(2)] == ["x already exists"] * 2
+    inj.configure(FaultConfig(fail_pattern="^ALTER", max_faults=1, p_commit_fail=1.0, seed=1))
+    first, second, third = (inj.decide(sql) for sql in ("SELECT 1", "ALTER t", "ALTER t"))
+    assert first.commit_fail is not None and first.message is None  # a lost commit counts
+    assert (second.kind, second.commit_fail, third.kind) == (None, None, None)
+    # the cap keeps a seed's first faults where they were and drops the later ones
+    flaky = FaultConfig.from_profile("flaky", seed=5)
+    free, capped = FaultInjector(flaky), FaultInjector(flaky.replace(max_faults=3))
+
+    def faults(inj):
+        decisions = (inj.decide() for _ in range(500))
+        return [(d.n, d.kind or d.commit_fail) for d in decisions if d.kind or d.commit_fail]
+
+    all_faults = faults(free)
+    assert len(all_faults) > 10 and faults(capped) == all_faults[:3]
 
 
 def test_token_bucket_retry_after():
@@ -177,6 +207,24 @@ def test_fail_pattern(srv, raw, hc):
     srv.set_faults(profile="none")
     assert raw.rows("SELECT n FROM t") == [[2]]
     assert srv.stats()["injected"]["pattern"] == 1
+
+
+def test_fail_message_and_max_faults(srv, raw, hc):
+    message = 'relation "t_n_idx" already exists'
+    srv.set_faults(fail_pattern="^CREATE INDEX", fail_message=message, max_faults=1)
+    status, body, _ = hc.query("CREATE INDEX t_n_idx ON t (n)")
+    assert (status, body["error"], body["code"]) == (500, message, "pattern")
+    assert hc.query("CREATE INDEX t_n_idx ON t (n)")[0] == 200  # healed: it runs
+    srv.set_faults(p_502=1.0, max_faults=2)
+    outcomes = [hc.query("INSERT INTO t VALUES ($1)", i)[0] for i in range(4)]
+    assert outcomes == [502, 502, 200, 200]
+    srv.reset_stats()  # restarts the count
+    assert hc.query("INSERT INTO t VALUES (9)")[0] == 502
+    srv.set_faults(profile="none")
+    assert raw.rows("SELECT n FROM t ORDER BY n") == [[2], [3]]
+    assert srv.stats()["injected"]["error_502"] == 1
+    for bad in ({"max_faults": -1}, {"fail_message": ""}):
+        assert raw.put("/_admin/faults", json=bad).status_code == 400
 
 
 def test_capacity_503(srv, raw, hc, pg_dsn):

@@ -101,6 +101,8 @@ def test_bad_fault_settings_fail_fast():
         LocalServer.start(faults="nope")
     with pytest.raises(ValueError):
         LocalServer.start(p_500=3)
+    with pytest.raises(ValueError, match="max_faults"):
+        LocalServer.start(max_faults=-1)
 
 
 def _read_listening(proc, timeout=120):
@@ -138,6 +140,10 @@ def test_command_line_entry_points(pg_dsn, entry):
             "9",
             "--p-500",
             "0.5",
+            "--fail-message",
+            'index "i" already exists',
+            "--max-faults",
+            "2",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -149,6 +155,7 @@ def test_command_line_entry_points(pg_dsn, entry):
         headers = {"Authorization": "Bearer tk"}
         faults = requests.get(url + "/_admin/faults", headers=headers, timeout=30).json()
         assert faults["profile"] == "flaky" and faults["seed"] == 9 and faults["p_500"] == 0.5
+        assert faults["fail_message"] == 'index "i" already exists' and faults["max_faults"] == 2
         ok = requests.get(url + "/_admin/stats", headers={"Authorization": "Bearer t2"}, timeout=30)
         assert ok.status_code == 200
         children = _tree(proc.pid)
