@@ -117,7 +117,7 @@ class App:
         path = unquote(raw_path)
         admin = path.startswith("/_admin/") or path == "/_admin"
         if not admin:
-            self.stats.request()
+            self.stats.request(environ.get("HTTP_X_DEEPLAKE_CLIENT"), environ.get("CONTENT_TYPE"))
         try:
             if admin:
                 status, body = self._admin(environ, method, path)

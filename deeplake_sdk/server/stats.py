@@ -2,6 +2,9 @@
 
 Request counters cover the data endpoints only (query, list/create/drop tables); ``/_admin``
 calls are not counted, so a test's own bookkeeping never disturbs the figures it checks.
+``clients`` and ``content_types`` count the requests per ``X-Deeplake-Client`` and
+``Content-Type`` header value (requests without the header are not counted there), so a test
+can see what a client sends without a mock.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class Stats:
         self.requests = 0
         self.admitted = 0
         self.status_counts: Counter[int] = Counter()
+        self.clients: Counter[str] = Counter()
+        self.content_types: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
         self.inflight_peak = self.inflight
         self.connections_opened = 0
@@ -56,9 +61,18 @@ class Stats:
             self._reset_counters()
 
     # -- events ---------------------------------------------------------------------------
-    def request(self) -> None:
-        """A data request arrived."""
+    def request(self, client: str | None = None, content_type: str | None = None) -> None:
+        """A data request arrived.
+
+        Args:
+            client: its ``X-Deeplake-Client`` header (None when absent).
+            content_type: its ``Content-Type`` header (None when absent).
+        """
         self.requests += 1
+        if client is not None:
+            self.clients[client] += 1
+        if content_type is not None:
+            self.content_types[content_type] += 1
 
     def status(self, code: int) -> None:
         """A data request was answered with ``code``."""
@@ -97,6 +111,8 @@ class Stats:
                 "admitted": self.admitted,
                 "status_counts": {str(k): v for k, v in sorted(self.status_counts.items())},
                 "injected": {kind: self.injected.get(kind, 0) for kind in INJECTED_KINDS},
+                "clients": dict(sorted(self.clients.items())),
+                "content_types": dict(sorted(self.content_types.items())),
                 "inflight": self.inflight,
                 "inflight_peak": self.inflight_peak,
                 "connections_opened": self.connections_opened,

@@ -214,6 +214,16 @@ def test_admin_stats_and_reset(srv, raw):
     assert srv.stats()["requests"] == 0  # admin calls are not counted
 
 
+def test_admin_stats_count_client_and_content_type_headers(srv, raw):
+    raw.query("SELECT 1", headers={"X-Deeplake-Client": "probe/1"})
+    raw.query("SELECT 1", headers={"X-Deeplake-Client": "probe/1"})
+    raw.get(f"/workspaces/{raw.workspace}/tables", headers={"Content-Type": "text/plain"})
+    stats = srv.stats()
+    assert stats["clients"] == {"probe/1": 2}  # requests without the header are not counted
+    assert stats["content_types"] == {"application/json": 2, "text/plain": 1}
+    assert srv.reset_stats()["clients"] == {}
+
+
 def test_admin_faults_get_put(srv, raw):
     cfg = raw.get("/_admin/faults").json()
     assert cfg["profile"] == "none" and cfg["seed"] == 0
