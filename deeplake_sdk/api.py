@@ -35,6 +35,22 @@ Confirm = Callable[[], bool]
 #: An item of :meth:`DeeplakeApi.query_many`: SQL text, or ``(sql, params)``.
 Statement = str | tuple[str, Sequence[Any] | None]
 
+
+def query_body(sql: str, params: Sequence[Any], timeout: Timeout) -> dict[str, Any]:
+    """The JSON body of a query request.
+
+    Args:
+        sql: The statement.
+        params: Its parameters; left out of the body when empty.
+        timeout: Its statement timeout, sent as ``timeout_ms`` (at least 1).
+    """
+    body: dict[str, Any] = {"query": sql}
+    if params:
+        body["params"] = list(params)
+    body["timeout_ms"] = max(1, int(timeout.statement * 1000))
+    return body
+
+
 @dataclass
 class _Call:
     sql: str
@@ -231,10 +247,7 @@ class DeeplakeApi(TablesMixin):
             if self._confirm(stmt, call.last_error or stmt.first_error):
                 return QueryResult(confirmed=True)
             stmt.maybe_applied = False
-        body: dict[str, Any] = {"query": stmt.sql}
-        if stmt.params:
-            body["params"] = stmt.params
-        body["timeout_ms"] = max(1, int(stmt.timeout.statement * 1000))
+        body = query_body(stmt.sql, stmt.params, stmt.timeout)
         try:
             answer = self._request(call, "POST", self._query_path, body, stmt.timeout)
         except (ServerError, NetworkError) as exc:
