@@ -51,7 +51,7 @@ from deeplake_sdk.errors import ServerError
 from deeplake_sdk.http_errors import error_for_status, network_error, origin, summarise
 from deeplake_sdk.limiter import Limiter
 
-__all__ = ["UNBOUNDED_POOL", "Endpoint", "close_endpoints", "get_endpoint"]
+__all__ = ["UNBOUNDED_POOL", "Endpoint", "close_endpoints", "decode_answer", "get_endpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -195,17 +195,7 @@ class Endpoint:
             self.limiter.on_overload()
         elif status < 500:
             self.limiter.on_success()
-        if 200 <= status < 300:
-            if not content.strip():
-                return {}
-            try:
-                return json.loads(content)
-            except ValueError:
-                raise ServerError(
-                    status, f"answer is not JSON: {summarise(content)}",
-                    answer_headers.get("x-request-id"),
-                ) from None
-        raise error_for_status(status, answer_headers, content)
+        return decode_answer(status, answer_headers, content)
 
     def _send(
         self,
@@ -232,6 +222,33 @@ class Endpoint:
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
                 OSError) as exc:
             raise network_error(exc, self.base_url, timeout) from exc
+
+
+def decode_answer(status: int, headers: Any, content: bytes) -> Any:
+    """Decode one HTTP answer: the JSON body of a 2xx, else the typed error it stands for.
+
+    Args:
+        status: HTTP status.
+        headers: Answer headers (case-insensitive mapping).
+        content: Raw body.
+
+    Returns:
+        The decoded JSON body (``{}`` for an empty 2xx body).
+
+    Raises:
+        ServerError: A 2xx whose body is not JSON (a gateway page, say).
+        ApiError: The typed error of a non-2xx status (see ``error_for_status``).
+    """
+    if 200 <= status < 300:
+        if not content.strip():
+            return {}
+        try:
+            return json.loads(content)
+        except ValueError:
+            raise ServerError(
+                status, f"answer is not JSON: {summarise(content)}", headers.get("x-request-id")
+            ) from None
+    raise error_for_status(status, headers, content)
 
 
 def _capture(fn: Any, *args: Any) -> tuple[Any, BaseException | None]:
