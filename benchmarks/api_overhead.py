@@ -103,9 +103,22 @@ def run_client(srv, workspace: str, mode: str, n: int, conc: int) -> dict:
     srv.reset_stats()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
-        [sys.executable, "-c", CLIENT, mode, srv.url, srv.token, srv.org, workspace,
-         str(n), str(conc)],
-        capture_output=True, text=True, env=env, check=False,
+        [
+            sys.executable,
+            "-c",
+            CLIENT,
+            mode,
+            srv.url,
+            srv.token,
+            srv.org,
+            workspace,
+            str(n),
+            str(conc),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if out.returncode:
         raise SystemExit(f"{mode} failed:\n{out.stderr}")
@@ -137,8 +150,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=2000, help="queries per client run")
     parser.add_argument("--concurrency", type=int, default=5, help="concurrent callers")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds (clients interleaved); the median round is reported")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds (clients interleaved); the median round is reported",
+    )
     args = parser.parse_args()
     n, conc = args.queries, args.concurrency
     sys.path.insert(0, str(ROOT))
@@ -162,25 +179,37 @@ def main() -> None:
         results = {mode: median_run(runs[mode]) for mode in runs}
         rows = [(label, results[mode]) for label, mode, _ in plan]
 
-    print(f"\n{n} x 'SELECT 1' against the local server (profile none), "
-          f"{os.cpu_count()} CPUs, median of {args.rounds} rounds\n")
-    print(f"{'client':52} {'mean ms':>8} {'p50 ms':>7} {'p99 ms':>7} {'qps':>7} "
-          f"{'cpu ms/q':>9} {'conns':>6}")
+    print(
+        f"\n{n} x 'SELECT 1' against the local server (profile none), "
+        f"{os.cpu_count()} CPUs, median of {args.rounds} rounds\n"
+    )
+    print(
+        f"{'client':52} {'mean ms':>8} {'p50 ms':>7} {'p99 ms':>7} {'qps':>7} "
+        f"{'cpu ms/q':>9} {'conns':>6}"
+    )
     for label, r in rows:
-        print(f"{label:52} {r['mean_ms']:8.2f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} "
-              f"{r['qps']:7.0f} {r['cpu_ms']:9.3f} {r['conns']:6d}")
+        print(
+            f"{label:52} {r['mean_ms']:8.2f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} "
+            f"{r['qps']:7.0f} {r['cpu_ms']:9.3f} {r['conns']:6d}"
+        )
     floor = results["floor"]["mean_ms"]
     seq_sdk, seq_url = results["sdk-seq"]["mean_ms"], results["urllib-seq"]["mean_ms"]
     cpu_sdk, cpu_url = results["sdk-seq"]["cpu_ms"], results["urllib-seq"]["cpu_ms"]
-    print(f"\nclient CPU per sequential query: DeeplakeApi {cpu_sdk:.3f} ms vs urllib "
-          f"{cpu_url:.3f} ms (ratio {cpu_sdk / cpu_url:.2f})")
-    print(f"sequential: DeeplakeApi {seq_sdk:.2f} ms vs urllib {seq_url:.2f} ms per query "
-          f"(ratio {seq_sdk / seq_url:.2f}); overhead above the keep-alive floor: "
-          f"DeeplakeApi {seq_sdk - floor:+.2f} ms, urllib {seq_url - floor:+.2f} ms")
+    print(
+        f"\nclient CPU per sequential query: DeeplakeApi {cpu_sdk:.3f} ms vs urllib "
+        f"{cpu_url:.3f} ms (ratio {cpu_sdk / cpu_url:.2f})"
+    )
+    print(
+        f"sequential: DeeplakeApi {seq_sdk:.2f} ms vs urllib {seq_url:.2f} ms per query "
+        f"(ratio {seq_sdk / seq_url:.2f}); overhead above the keep-alive floor: "
+        f"DeeplakeApi {seq_sdk - floor:+.2f} ms, urllib {seq_url - floor:+.2f} ms"
+    )
     for mode in ("sdk-par-unpatched", "sdk-par-patched"):
         ratio = results[mode]["qps"] / results["urllib-par"]["qps"]
-        print(f"throughput at {conc} concurrent: {mode} {results[mode]['qps']:.0f} qps vs "
-              f"urllib {results['urllib-par']['qps']:.0f} qps (ratio {ratio:.2f})")
+        print(
+            f"throughput at {conc} concurrent: {mode} {results[mode]['qps']:.0f} qps vs "
+            f"urllib {results['urllib-par']['qps']:.0f} qps (ratio {ratio:.2f})"
+        )
 
 
 if __name__ == "__main__":

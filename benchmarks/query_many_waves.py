@@ -55,9 +55,22 @@ print(json.dumps({"wall": wall, "peak": lim.peak, "failed": len(rows) - len(ok),
 def run(srv, mode: str, n: int, limit: str, adaptive: bool = False) -> dict:
     srv.reset_stats()
     out = subprocess.run(
-        [sys.executable, "-c", CLIENT, mode, srv.url, srv.token, srv.org, "bench_waves",
-         str(n), limit, "1" if adaptive else "0"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-c",
+            CLIENT,
+            mode,
+            srv.url,
+            srv.token,
+            srv.org,
+            "bench_waves",
+            str(n),
+            limit,
+            "1" if adaptive else "0",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     if out.returncode:
@@ -82,20 +95,27 @@ def waves(srv, n: int, latency: float, latency_ms: float) -> None:
         ("one at a time (limit 1, a loop)", "unpatched", "1"),
     ]:
         r = run(srv, mode, n, limit)
-        print(f"{label:42} {r['wall']:7.2f} {r['wall'] / latency:6.1f} "
-              f"{r['server_peak']:12d} {r['conns']:6d}")
+        print(
+            f"{label:42} {r['wall']:7.2f} {r['wall'] / latency:6.1f} "
+            f"{r['server_peak']:12d} {r['conns']:6d}"
+        )
 
 
 def adaptive(srv, m: int) -> None:
     srv.set_faults("none", latency_fixed_ms=20, max_inflight=3, retry_after_s=0)
-    print(f"\nPart 2: {m} queries, server capacity 3 in flight (503 beyond), "
-          "latency 20 ms, client limit 8\n")
-    print(f"{'client':28} {'wall s':>7} {'503s':>6} {'retries':>8} {'failed':>7} "
-          f"{'final limit':>12}")
+    print(
+        f"\nPart 2: {m} queries, server capacity 3 in flight (503 beyond), "
+        "latency 20 ms, client limit 8\n"
+    )
+    print(
+        f"{'client':28} {'wall s':>7} {'503s':>6} {'retries':>8} {'failed':>7} {'final limit':>12}"
+    )
     for label, is_adaptive in [("fixed limit 8", False), ("adaptive limit <= 8", True)] * 2:
         r = run(srv, "unpatched", m, "8", is_adaptive)
-        print(f"{label:28} {r['wall']:7.2f} {r['rejected_503']:6d} {r['retries']:8d} "
-              f"{r['failed']:7d} {r['final_limit']!s:>12}")
+        print(
+            f"{label:28} {r['wall']:7.2f} {r['rejected_503']:6d} {r['retries']:8d} "
+            f"{r['failed']:7d} {r['final_limit']!s:>12}"
+        )
     print(f"\n(capacity-bound ideal: {m} x 20 ms / 3 = {m * 0.02 / 3:.2f} s)")
 
 

@@ -159,12 +159,22 @@ class DeeplakeApi(TablesMixin):
     def _record_retry(self, event: RetryEvent) -> None:
         self.retry_events.append(event)
 
-    def _request(self, call: RetryCall, method: str, path: str, body: Any = None,
-                 timeout: Timeout | None = None) -> Any:
+    def _request(
+        self,
+        call: RetryCall,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout: Timeout | None = None,
+    ) -> Any:
         timeout = timeout or self.timeout
         return self.endpoint.request(
-            method, path, headers=self._headers, body=body,
-            timeout=(timeout.connect, timeout.read), acquire_timeout=call.remaining(),
+            method,
+            path,
+            headers=self._headers,
+            body=body,
+            timeout=(timeout.connect, timeout.read),
+            acquire_timeout=call.remaining(),
         )
 
     # -- SQL ---------------------------------------------------------------------------------
@@ -216,13 +226,17 @@ class DeeplakeApi(TablesMixin):
             raise ValueError("sql must be a non-empty string")
         kind = statement_kind(sql)
         resend = kind in (READ, DDL) if idempotent is None else bool(idempotent)
-        stmt = _Call(sql, check_params(params), Timeout.coerce(timeout, self.timeout), resend,
-                     confirm, kind)
+        stmt = _Call(
+            sql, check_params(params), Timeout.coerce(timeout, self.timeout), resend, confirm, kind
+        )
         try:
             return self._execute(stmt)
         except (ServerError, NetworkError) as exc:
-            if (stmt.confirm is None or not stmt.maybe_applied
-                    or isinstance(exc, AmbiguousWriteError)):
+            if (
+                stmt.confirm is None
+                or not stmt.maybe_applied
+                or isinstance(exc, AmbiguousWriteError)
+            ):
                 raise
             if self._confirm(stmt, exc):
                 return QueryResult(confirmed=True)
@@ -237,8 +251,11 @@ class DeeplakeApi(TablesMixin):
                 f"the outcome of a {stmt.kind} is unknown after '{error}' and the confirm "
                 f"check failed ({exc}); check the data before writing again"
             ) from exc
-        logger.info("ambiguous %s: confirm check says %s", stmt.kind,
-                    "applied" if applied else "not applied")
+        logger.info(
+            "ambiguous %s: confirm check says %s",
+            stmt.kind,
+            "applied" if applied else "not applied",
+        )
         return applied
 
     @retried
@@ -324,8 +341,10 @@ class DeeplakeApi(TablesMixin):
         if failed and not return_exceptions:
             first = failed[0].error
             if len(failed) > 1 and hasattr(first, "add_note"):
-                first.add_note(f"{len(failed)} of {len(jobs)} statements failed; this is the "
-                               "first (pass return_exceptions=True to see each)")
+                first.add_note(
+                    f"{len(failed)} of {len(jobs)} statements failed; this is the "
+                    "first (pass return_exceptions=True to see each)"
+                )
             raise first
         return [r.error if isinstance(r, Failure) else r for r in results]
 

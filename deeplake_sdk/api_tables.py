@@ -46,15 +46,21 @@ class TablesMixin:
 
         def _check_open(self) -> None: ...
 
-        def _request(self, call: RetryCall, method: str, path: str, body: Any = None,
-                     timeout: Timeout | None = None) -> Any: ...
+        def _request(
+            self,
+            call: RetryCall,
+            method: str,
+            path: str,
+            body: Any = None,
+            timeout: Timeout | None = None,
+        ) -> Any: ...
 
-        def execute(self, sql: str, params: Sequence[Any] | None = None, **kw: Any
-                    ) -> QueryResult:
+        def execute(self, sql: str, params: Sequence[Any] | None = None, **kw: Any) -> QueryResult:
             """See DeeplakeApi."""
 
-        def query(self, sql: str, params: Sequence[Any] | None = None, **kw: Any
-                  ) -> list[dict[str, Any]]:
+        def query(
+            self, sql: str, params: Sequence[Any] | None = None, **kw: Any
+        ) -> list[dict[str, Any]]:
             """See DeeplakeApi."""
 
         def query_many(self, items: Any, **kw: Any) -> list[Any]:
@@ -94,8 +100,13 @@ class TablesMixin:
         sql = statements.guarded_insert(table, columns, id_column, _casts(values, casts))
         row_id = values[id_column]
         probe = statements.row_exists(table, id_column)
-        self.execute(sql, [values[c] for c in columns], timeout=timeout, idempotent=True,
-                     confirm=lambda: bool(self.query(probe, [row_id])))
+        self.execute(
+            sql,
+            [values[c] for c in columns],
+            timeout=timeout,
+            idempotent=True,
+            confirm=lambda: bool(self.query(probe, [row_id])),
+        )
         return str(row_id)
 
     def insert_rows(
@@ -132,7 +143,7 @@ class TablesMixin:
         all_casts = _casts(prepared[0], casts, by_type=True)
         jobs = []
         for start in range(0, len(prepared), chunk_size):
-            chunk = prepared[start:start + chunk_size]
+            chunk = prepared[start : start + chunk_size]
             sql = statements.guarded_insert_many(table, columns, len(chunk), id_column, all_casts)
             jobs.append((sql, [v[c] for v in chunk for c in columns]))
         self.query_many(jobs, timeout=timeout, idempotent=True)
@@ -150,8 +161,7 @@ class TablesMixin:
         tables = answer.get("tables") or [] if isinstance(answer, dict) else []
         return [t["table_name"] if isinstance(t, dict) else str(t) for t in tables]
 
-    def create_table(self, name: str, schema: Mapping[str, str], *, exists_ok: bool = True
-                     ) -> bool:
+    def create_table(self, name: str, schema: Mapping[str, str], *, exists_ok: bool = True) -> bool:
         """Create a table through the tables endpoint (``POST /workspaces/{ws}/tables``).
 
         Args:
@@ -233,12 +243,11 @@ class TablesMixin:
 
     def ensure_sessions_table(self, name: str | None = None) -> None:
         """Like :meth:`ensure_table`, for the sessions table (default ``sessions``)."""
-        self.ensure_tables(
-            {name or self.credentials.sessions_table: statements.SESSIONS_COLUMNS}
-        )
+        self.ensure_tables({name or self.credentials.sessions_table: statements.SESSIONS_COLUMNS})
 
-    def ensure_tables(self, tables: Mapping[str, Sequence[statements.Column]] | None = None
-                      ) -> None:
+    def ensure_tables(
+        self, tables: Mapping[str, Sequence[statements.Column]] | None = None
+    ) -> None:
         """Ensure several tables with one probe, creating/migrating them in parallel.
 
         Args:
@@ -246,8 +255,10 @@ class TablesMixin:
         """
         self._check_open()
         if tables is None:
-            tables = {self.credentials.table: statements.MEMORY_COLUMNS,
-                      self.credentials.sessions_table: statements.SESSIONS_COLUMNS}
+            tables = {
+                self.credentials.table: statements.MEMORY_COLUMNS,
+                self.credentials.sessions_table: statements.SESSIONS_COLUMNS,
+            }
         base = (self.credentials.api_url, self.workspace_id)
         todo = {t: cols for t, cols in tables.items() if (*base, t) not in _ensured}
         if not todo:
@@ -278,8 +289,9 @@ class TablesMixin:
             _ensured.update((*base, t) for t in todo)
 
 
-def _casts(values: Mapping[str, Any], casts: Mapping[str, str] | None, *, by_type: bool = False
-           ) -> dict[str, str]:
+def _casts(
+    values: Mapping[str, Any], casts: Mapping[str, str] | None, *, by_type: bool = False
+) -> dict[str, str]:
     """Parameter casts: bytes -> bytea always; with ``by_type`` also bool/int/float."""
     out: dict[str, str] = {}
     for column, value in values.items():

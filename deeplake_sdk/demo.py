@@ -53,8 +53,13 @@ class Demo:
     def say(text: str = "", indent: int = 4) -> None:
         """Print indented lines, long ones wrapped."""
         for line in text.splitlines() or [""]:
-            wrapped = textwrap.wrap(line, 76 - indent, subsequent_indent="  ",
-                                    break_on_hyphens=False, break_long_words=False) or [""]
+            wrapped = textwrap.wrap(
+                line,
+                76 - indent,
+                subsequent_indent="  ",
+                break_on_hyphens=False,
+                break_long_words=False,
+            ) or [""]
             for part in wrapped:
                 print((" " * indent + part).rstrip())
 
@@ -79,8 +84,7 @@ def run(demo: Demo) -> None:
 
         demo.section("opening the memory filesystem")
         with DeeplakeFs.open(api, cache=False, author="agent") as fs:
-            demo.say("tables 'memory' and 'sessions' ensured, synced and loaded "
-                     "in parallel")
+            demo.say("tables 'memory' and 'sessions' ensured, synced and loaded in parallel")
             for path, (text, description) in MEMORY.items():
                 fs.write_text(path, text, description=description)
             stored = fs.flush()
@@ -91,11 +95,17 @@ def run(demo: Demo) -> None:
             prompt = "When do we launch, and who owns the checklist?"
             log.log({"type": "prompt", "text": prompt})
             demo.say(f"user  > {prompt}")
-            hits = grep_lines(fs, "launch|checklist", "/projects", ignore_case=True,
-                              line_numbers=True)
-            log.log({"type": "tool", "name": "grep", "args": ["-in", "launch|checklist",
-                                                               "/projects"],
-                     "matches": len(hits)})
+            hits = grep_lines(
+                fs, "launch|checklist", "/projects", ignore_case=True, line_numbers=True
+            )
+            log.log(
+                {
+                    "type": "tool",
+                    "name": "grep",
+                    "args": ["-in", "launch|checklist", "/projects"],
+                    "matches": len(hits),
+                }
+            )
             demo.say("tool  $ grep -in 'launch|checklist' /projects")
             for line in hits:
                 demo.say(line, indent=12)
@@ -106,8 +116,11 @@ def run(demo: Demo) -> None:
 
             demo.section("writing and appending memory")
             fs.append_text("/projects/launch.md", "Venue: booked by Ada on June 1\n")
-            fs.write_text("/journal/2024-06-01.md", "- asked about the launch date\n",
-                          description="what happened today")
+            fs.write_text(
+                "/journal/2024-06-01.md",
+                "- asked about the launch date\n",
+                description="what happened today",
+            )
             fs.append_text("/journal/2024-06-01.md", "- venue booked\n")
             fs.flush()
             demo.say("append /projects/launch.md   (one guarded UPDATE, applied once)")
@@ -117,13 +130,12 @@ def run(demo: Demo) -> None:
 
             demo.section("grep, GNU style, one round trip each")
             for title, lines in [
-                ("grep -in venue /", grep_lines(fs, "venue", ignore_case=True,
-                                                 line_numbers=True)),
-                ("grep -c -i grace /", grep_lines(fs, "grace", ignore_case=True,
-                                                   count=True)),
-                ("grep -l --sessions launch /",
-                 grep_lines(fs, "launch", files_with_matches=True,
-                            include_sessions=True)),
+                ("grep -in venue /", grep_lines(fs, "venue", ignore_case=True, line_numbers=True)),
+                ("grep -c -i grace /", grep_lines(fs, "grace", ignore_case=True, count=True)),
+                (
+                    "grep -l --sessions launch /",
+                    grep_lines(fs, "launch", files_with_matches=True, include_sessions=True),
+                ),
             ]:
                 demo.say(f"$ {title}")
                 for line in lines:
@@ -134,8 +146,10 @@ def run(demo: Demo) -> None:
             demo.say(fs.read_text("/index.md").rstrip(), indent=6)
         stats = srv.stats()
         demo.section("stopping the server and its PostgreSQL")
-        demo.say(f"the server answered {stats['requests']} requests "
-                 f"({stats['queries_executed']} SQL statements) for this session")
+        demo.say(
+            f"the server answered {stats['requests']} requests "
+            f"({stats['queries_executed']} SQL statements) for this session"
+        )
     demo.say(f"stopped; temporary data removed. demo took {demo.elapsed()}")
 
 

@@ -52,34 +52,55 @@ def network_error(exc: BaseException, url: str, timeout: tuple[float, float]) ->
     Ambiguous: read timeouts, resets and disconnects after the request was sent.
     """
     where = origin(url)
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
-                        requests.exceptions.MissingSchema,
-                        urllib3.exceptions.LocationParseError)):
+    if isinstance(
+        exc,
+        (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.MissingSchema,
+            urllib3.exceptions.LocationParseError,
+        ),
+    ):
         return ConfigError(f"invalid API URL {url!r}: {exc}")
     reason: BaseException = exc
-    if isinstance(exc, requests.exceptions.RequestException) and exc.args and isinstance(
-            exc.args[0], BaseException):
+    if (
+        isinstance(exc, requests.exceptions.RequestException)
+        and exc.args
+        and isinstance(exc.args[0], BaseException)
+    ):
         reason = exc.args[0]
     if isinstance(reason, urllib3.exceptions.MaxRetryError) and reason.reason is not None:
         reason = reason.reason
     connect_timeout = isinstance(exc, requests.exceptions.ConnectTimeout) or (
         isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
-        and not isinstance(reason, urllib3.exceptions.NewConnectionError))
+        and not isinstance(reason, urllib3.exceptions.NewConnectionError)
+    )
     if connect_timeout:
-        return NetworkError(f"could not connect to {where} within {timeout[0]:g}s; "
-                            "check the URL and the network", ambiguous=False)
+        return NetworkError(
+            f"could not connect to {where} within {timeout[0]:g}s; check the URL and the network",
+            ambiguous=False,
+        )
     if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(
-            reason, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+        reason, (urllib3.exceptions.ReadTimeoutError, TimeoutError)
+    ):
         return NetworkError(
             f"no answer from {where} within {timeout[1]:g}s (the request may have run); "
-            "raise the timeout or simplify the query", ambiguous=True)
+            "raise the timeout or simplify the query",
+            ambiguous=True,
+        )
     if isinstance(reason, urllib3.exceptions.NewConnectionError):
-        return NetworkError(f"cannot connect to {where}: {_root_cause(reason)}; "
-                            "check the URL and that the service is reachable", ambiguous=False)
+        return NetworkError(
+            f"cannot connect to {where}: {_root_cause(reason)}; "
+            "check the URL and that the service is reachable",
+            ambiguous=False,
+        )
     if isinstance(reason, (urllib3.exceptions.SSLError, urllib3.exceptions.ProxyError)):
         return NetworkError(f"cannot reach {where}: {_root_cause(reason)}", ambiguous=False)
-    return NetworkError(f"connection to {where} lost before the answer arrived "
-                        f"({_root_cause(exc)}); the request may have run", ambiguous=True)
+    return NetworkError(
+        f"connection to {where} lost before the answer arrived "
+        f"({_root_cause(exc)}); the request may have run",
+        ambiguous=True,
+    )
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -153,9 +174,7 @@ def error_for_status(status: int, headers: Any, content: bytes) -> ApiError:
     if cls in (ServerError, QueryError) and is_already_exists(error):
         error = AlreadyExistsError(status, message, request_id, code)
     if status in (401, 403):
-        error.message += (
-            " (check DEEPLAKE_TOKEN / DEEPLAKE_ORG_ID or ~/.deeplake/credentials.json)"
-        )
+        error.message += " (check DEEPLAKE_TOKEN / DEEPLAKE_ORG_ID or ~/.deeplake/credentials.json)"
     retry_after = parse_retry_after(headers.get("retry-after")) if headers is not None else None
     if retry_after is not None:
         error.retry_after = retry_after

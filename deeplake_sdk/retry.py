@@ -246,7 +246,12 @@ class RetryCall:
         if remaining is not None and delay >= remaining:
             logger.warning(
                 "%s: giving up after attempt %d, next retry in %.2fs would pass the %.1fs "
-                "deadline: %s", self.label, attempt_number, delay, self.policy.deadline, error
+                "deadline: %s",
+                self.label,
+                attempt_number,
+                delay,
+                self.policy.deadline,
+                error,
             )
             return True
         self._next_delay = delay
@@ -257,13 +262,21 @@ class RetryCall:
         delay = self._next_delay
         status = getattr(error, "status", None)
         event = RetryEvent(
-            self.label, attempt_number, delay, status, getattr(error, "retry_after", None),
+            self.label,
+            attempt_number,
+            delay,
+            status,
+            getattr(error, "retry_after", None),
             error,  # type: ignore[arg-type]
         )
         self.delays.append(delay)
         logger.info(
-            "%s: attempt %d/%d failed (%s), retrying in %.2fs", self.label,
-            attempt_number, self.policy.retries + 1, _describe(error), delay,
+            "%s: attempt %d/%d failed (%s), retrying in %.2fs",
+            self.label,
+            attempt_number,
+            self.policy.retries + 1,
+            _describe(error),
+            delay,
         )
         if self.observer is not None:
             self.observer(event)

@@ -219,12 +219,9 @@ def check_params(params: Sequence[Any] | None) -> list[Any]:
     """
     if params is None:
         return []
-    if isinstance(params, (str, bytes, bytearray, memoryview)) or not isinstance(
-        params, Sequence
-    ):
+    if isinstance(params, (str, bytes, bytearray, memoryview)) or not isinstance(params, Sequence):
         raise TypeError(
-            "params must be a list or tuple of values for $1..$n, "
-            f"got {type(params).__name__}"
+            f"params must be a list or tuple of values for $1..$n, got {type(params).__name__}"
         )
     out: list[Any] = []
     for index, value in enumerate(params, start=1):
@@ -253,10 +250,23 @@ def check_params(params: Sequence[Any] | None) -> list[Any]:
 READ, DDL, WRITE = "read", "ddl", "write"
 
 _READ_HEADS = frozenset({"SELECT", "SHOW", "VALUES", "TABLE", "EXPLAIN", "DESCRIBE"})
-_DDL_HEADS = frozenset({"CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE", "ANALYZE",
-                        "VACUUM", "REINDEX", "REFRESH"})
-_DML_WORDS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "COPY", "CALL",
-                        "INTO", "NEXTVAL", "SETVAL"})
+_DDL_HEADS = frozenset(
+    {
+        "CREATE",
+        "ALTER",
+        "DROP",
+        "COMMENT",
+        "GRANT",
+        "REVOKE",
+        "ANALYZE",
+        "VACUUM",
+        "REINDEX",
+        "REFRESH",
+    }
+)
+_DML_WORDS = frozenset(
+    {"INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "COPY", "CALL", "INTO", "NEXTVAL", "SETVAL"}
+)
 _TOKEN = re.compile(
     r"""
       (?P<ws>\s+)

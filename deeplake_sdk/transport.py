@@ -209,18 +209,27 @@ class Endpoint:
         try:
             if not self._direct:
                 response = self.session.request(
-                    method, self.base_url + path, headers=headers, data=data, timeout=timeout,
+                    method,
+                    self.base_url + path,
+                    headers=headers,
+                    data=data,
+                    timeout=timeout,
                     allow_redirects=False,
                 )
                 return response.status_code, response.headers, response.content
             answer = self._connection_pool().urlopen(
-                method, self._prefix + path, body=data, headers=headers,
+                method,
+                self._prefix + path,
+                body=data,
+                headers=headers,
                 timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-                retries=False, redirect=False, preload_content=True, assert_same_host=False,
+                retries=False,
+                redirect=False,
+                preload_content=True,
+                assert_same_host=False,
             )
             return answer.status, answer.headers, answer.data
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
-                OSError) as exc:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise network_error(exc, self.base_url, timeout) from exc
 
 
@@ -266,8 +275,9 @@ _registry: dict[tuple[str, int | None, bool], Endpoint] = {}
 _registry_lock = threading.Lock()
 
 
-def get_endpoint(base_url: str, max_concurrency: int | None = 5, *, adaptive: bool = True
-                 ) -> Endpoint:
+def get_endpoint(
+    base_url: str, max_concurrency: int | None = 5, *, adaptive: bool = True
+) -> Endpoint:
     """Return the process-wide endpoint for ``base_url`` and these concurrency settings.
 
     Every client of the process asking for the same origin (scheme, host, port), limit and

@@ -64,8 +64,15 @@ class CliCommands(Directive):
         lines = []
         for name, command in sub.choices.items():
             title = f"deeplake-sdk {name}"
-            lines += [title, "-" * len(title), "", _sentence(summaries.get(name) or ""),
-                      "", ".. code-block:: text", ""]
+            lines += [
+                title,
+                "-" * len(title),
+                "",
+                _sentence(summaries.get(name) or ""),
+                "",
+                ".. code-block:: text",
+                "",
+            ]
             lines += [f"   {line}".rstrip() for line in command.format_help().splitlines()]
             lines.append("")
         container = nodes.section()

@@ -12,8 +12,15 @@ from deeplake_sdk.server import connect
 TABLE = "example_memory"
 TOPICS = ["billing", "deploy", "on-call", "roadmap", "hiring", "security"]
 OWNERS = ["ada", "grace", "linus", "adam"]
-LETTER = {"ignore_case": "i", "line_numbers": "n", "files_with_matches": "l", "count": "c",
-          "word": "w", "invert": "v", "fixed": "F"}
+LETTER = {
+    "ignore_case": "i",
+    "line_numbers": "n",
+    "files_with_matches": "l",
+    "count": "c",
+    "word": "w",
+    "invert": "v",
+    "fixed": "F",
+}
 
 
 def round_trips(api, since):
@@ -37,10 +44,12 @@ with connect() as api:
 
         searches = [
             ("TODO", "/", {"line_numbers": True}),
-            ("todo: rotate", "/meetings/security", {"ignore_case": True,
-                                                    "files_with_matches": True}),
-            (r"ship v[0-9]+ on friday", "/meetings/deploy", {"ignore_case": True,
-                                                             "count": True}),
+            (
+                "todo: rotate",
+                "/meetings/security",
+                {"ignore_case": True, "files_with_matches": True},
+            ),
+            (r"ship v[0-9]+ on friday", "/meetings/deploy", {"ignore_case": True, "count": True}),
             ("ada", "/meetings/hiring", {"word": True, "files_with_matches": True}),
             ("owner: ada", "/meetings/billing", {"invert": True, "line_numbers": True}),
         ]
@@ -50,22 +59,27 @@ with connect() as api:
             opts = GrepOptions(pattern, **flags)
             lines = format_gnu(results, opts, with_filename=True)
             shown = "-" + "".join(LETTER[k] for k in flags)
-            print(f"\n== grep {shown} {pattern!r} {path}: {len(lines)} lines, "
-                  f"{round_trips(api, before)} round trip(s)")
+            print(
+                f"\n== grep {shown} {pattern!r} {path}: {len(lines)} lines, "
+                f"{round_trips(api, before)} round trip(s)"
+            )
             for line in lines[:4]:
                 print(f"   {line}")
             if len(lines) > 4:
                 print(f"   ... {len(lines) - 4} more")
 
         # The reference client read every file, one round trip each, before matching.
-        per_file = DeeplakeFs.open(api, TABLE, sessions_table=None, cache=False,
-                                   grep_strategy="per_file")
+        per_file = DeeplakeFs.open(
+            api, TABLE, sessions_table=None, cache=False, grep_strategy="per_file"
+        )
         before = api.endpoint.requests_sent
         slow = per_file.grep("Friday", "/meetings/deploy")
         fast_before = api.endpoint.requests_sent
         fast = fs.grep("Friday", "/meetings/deploy")
-        print(f"\n== same answer ({len(fast)} files), one query vs one read per file: "
-              f"{round_trips(api, fast_before)} vs {fast_before - before} round trips")
+        print(
+            f"\n== same answer ({len(fast)} files), one query vs one read per file: "
+            f"{round_trips(api, fast_before)} vs {fast_before - before} round trips"
+        )
         assert [r.path for r in slow] == [r.path for r in fast]
         per_file.close()
     print("\ndone")

@@ -26,13 +26,14 @@ with connect() as api, tempfile.TemporaryDirectory() as cache_dir:
     # Writes are queued and stored in batches (10 files, or 0.2 s after the first write),
     # and always by flush() and close(): leaving the "with" block stores everything.
     with DeeplakeFs.open(api, TABLE, SESSIONS, cache=ContentCache(cache_dir)) as fs:
-        fs.write_text("/profile/user.md", "name: Ada\nlikes: tea\n",
-                      description="who the user is")
+        fs.write_text("/profile/user.md", "name: Ada\nlikes: tea\n", description="who the user is")
         fs.write_text("/projects/engine.md", "# Analytical engine\n")
         fs.append_text("/projects/engine.md", "- status: designing\n")  # merged, no round trip
         stored = fs.flush()
-        show(f"flush() stored {stored} files; /projects/engine.md reads",
-             fs.read_text("/projects/engine.md"))
+        show(
+            f"flush() stored {stored} files; /projects/engine.md reads",
+            fs.read_text("/projects/engine.md"),
+        )
 
         # An append to a stored file is one UPDATE guarded by the expected size: applied
         # exactly once even if it has to be retried.
@@ -43,17 +44,24 @@ with connect() as api, tempfile.TemporaryDirectory() as cache_dir:
         fs.cp("/projects/engine.md", "/archive/engine-v1.md")
         fs.mv("/profile/user.md", "/people/ada.md")
         fs.flush()
-        show("walk('/')", "\n".join(f"{d}: dirs={sub} files={files}"
-                                     for d, sub, files in fs.walk("/")))
+        show(
+            "walk('/')",
+            "\n".join(f"{d}: dirs={sub} files={files}" for d, sub, files in fs.walk("/")),
+        )
         st = fs.stat("/people/ada.md")
-        show("stat('/people/ada.md')", f"{st.type}, {st.size} bytes, {st.mime_type}, "
-                                       f"updated {st.last_update_date}")
+        show(
+            "stat('/people/ada.md')",
+            f"{st.type}, {st.size} bytes, {st.mime_type}, updated {st.last_update_date}",
+        )
         show("/people/ada.md (moved from /profile/user.md)", fs.read_text("/people/ada.md"))
 
         # Errors carry errno codes, like the os module's.
         show("errors")
-        for action in (lambda: fs.read_text("/nope.md"), lambda: fs.rm("/projects"),
-                       lambda: fs.ls("/people/ada.md")):
+        for action in (
+            lambda: fs.read_text("/nope.md"),
+            lambda: fs.rm("/projects"),
+            lambda: fs.ls("/people/ada.md"),
+        ):
             try:
                 action()
             except FsError as exc:
@@ -70,8 +78,10 @@ with connect() as api, tempfile.TemporaryDirectory() as cache_dir:
         before = api.endpoint.requests_sent
         fs.read_text("/projects/engine.md")
         fs.read_text("/people/ada.md")
-        show("second open, two reads",
-             f"cache hits {cache.stats.hits}, misses {cache.stats.misses}, "
-             f"round trips {api.endpoint.requests_sent - before}")
+        show(
+            "second open, two reads",
+            f"cache hits {cache.stats.hits}, misses {cache.stats.misses}, "
+            f"round trips {api.endpoint.requests_sent - before}",
+        )
     cache.close()
     print("\ndone")

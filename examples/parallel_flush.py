@@ -20,14 +20,17 @@ STRATEGIES = [
 ]
 
 with connect(server_options={"latency_fixed_ms": 20}) as api:
-    print(f"flushing {FILES} new files to {api.credentials.api_url}, "
-          f"at most {api.max_concurrency} requests in flight\n")
+    print(
+        f"flushing {FILES} new files to {api.credentials.api_url}, "
+        f"at most {api.max_concurrency} requests in flight\n"
+    )
     results = []
     for i, (name, options) in enumerate(STRATEGIES):
         table = f"example_flush_{i}"
         api.drop_table(table, missing_ok=True)
-        with DeeplakeFs.open(api, table, sessions_table=None, cache=False,
-                             max_pending=FILES + 1, **options) as fs:
+        with DeeplakeFs.open(
+            api, table, sessions_table=None, cache=False, max_pending=FILES + 1, **options
+        ) as fs:
             for n in range(FILES):
                 fs.write_text(f"/notes/{n:03d}.md", f"note {n}\n" * 10)
             before = api.endpoint.requests_sent
@@ -43,6 +46,8 @@ with connect(server_options={"latency_fixed_ms": 20}) as api:
     _, base_wall, base_trips = results[0]
     print()
     for name, wall, trips in results[1:]:
-        print(f"  {name:<45} {base_wall / wall:5.1f}x faster, "
-              f"{base_trips / trips:5.1f}x fewer round trips")
+        print(
+            f"  {name:<45} {base_wall / wall:5.1f}x faster, "
+            f"{base_trips / trips:5.1f}x fewer round trips"
+        )
     print("\ndone")

@@ -17,24 +17,32 @@ with connect() as api:
     # Plain SQL: one call, rows back as dicts. Values go in $1, $2, ... placeholders.
     api.drop_table(TABLE, missing_ok=True)
     api.create_table(TABLE, {"id": "TEXT", "city": "TEXT", "population": "BIGINT"})
-    api.insert_rows(TABLE, [
-        {"city": "Lisbon", "population": 545_000},
-        {"city": "Oslo", "population": 709_000},
-        {"city": "Tallinn", "population": 454_000},
-    ])
-    rows = api.query(f"SELECT city, population FROM {TABLE} WHERE population > $1 "
-                     "ORDER BY city", [500_000])
+    api.insert_rows(
+        TABLE,
+        [
+            {"city": "Lisbon", "population": 545_000},
+            {"city": "Oslo", "population": 709_000},
+            {"city": "Tallinn", "population": 454_000},
+        ],
+    )
+    rows = api.query(
+        f"SELECT city, population FROM {TABLE} WHERE population > $1 ORDER BY city", [500_000]
+    )
     print("\ncities over 500k:")
     for row in rows:
         print(f"  {row['city']:<8} {row['population']:>9,}")
 
     # Many statements at once: they run in parallel, at most 5 in flight per endpoint.
-    counts = api.query_many([
-        (f"SELECT COUNT(*) AS n FROM {TABLE} WHERE city LIKE $1", [f"{letter}%"])
-        for letter in "LOT"
-    ])
-    print("\ncities by first letter:", {
-        letter: result[0]["n"] for letter, result in zip("LOT", counts, strict=True)})
+    counts = api.query_many(
+        [
+            (f"SELECT COUNT(*) AS n FROM {TABLE} WHERE city LIKE $1", [f"{letter}%"])
+            for letter in "LOT"
+        ]
+    )
+    print(
+        "\ncities by first letter:",
+        {letter: result[0]["n"] for letter, result in zip("LOT", counts, strict=True)},
+    )
 
     # The memory filesystem: files stored as rows, written in batches, read back as files.
     api.drop_table("example_memory", missing_ok=True)

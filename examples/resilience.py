@@ -16,12 +16,23 @@ import sys
 from deeplake_sdk import AmbiguousWriteError, DeeplakeApi, DeeplakeFs, RetryPolicy, SessionLog
 from deeplake_sdk.server import local
 
-logging.basicConfig(level=logging.INFO, stream=sys.stdout,  # interleaved with the prints
-                    format="   %(levelname)-7s %(name)s: %(message)s")
+logging.basicConfig(
+    level=logging.INFO,
+    stream=sys.stdout,  # interleaved with the prints
+    format="   %(levelname)-7s %(name)s: %(message)s",
+)
 # Short backoff so the example runs in seconds; the defaults are 0.5 s doubling to 8 s.
 POLICY = RetryPolicy(retries=6, backoff_base=0.05, backoff_max=0.5, retry_after_max=0.5)
-FAULTS = {"p_429": 0.03, "p_503": 0.03, "p_500": 0.03, "p_502": 0.03, "p_504": 0.02,
-          "p_reset": 0.03, "p_commit_fail": 0.08, "retry_after_s": 1}
+FAULTS = {
+    "p_429": 0.03,
+    "p_503": 0.03,
+    "p_500": 0.03,
+    "p_502": 0.03,
+    "p_504": 0.02,
+    "p_reset": 0.03,
+    "p_commit_fail": 0.08,
+    "retry_after_s": 1,
+}
 FILES, EVENTS = 20, 10
 
 with local(seed=7) as srv:
@@ -39,8 +50,10 @@ with local(seed=7) as srv:
     print(f"   rows in ledger: {rows} (it had committed; a blind retry would have made 2)")
     print("   insert_row(), idempotent=True or confirm= make such writes safe to resend")
 
-    print(f"\n== 2. {FILES} files written and appended, {EVENTS} session events, "
-          f"~{sum(v for k, v in FAULTS.items() if k.startswith('p_')):.0%} of requests failing")
+    print(
+        f"\n== 2. {FILES} files written and appended, {EVENTS} session events, "
+        f"~{sum(v for k, v in FAULTS.items() if k.startswith('p_')):.0%} of requests failing"
+    )
     srv.set_faults(seed=7, **FAULTS)
     with DeeplakeFs.open(api, cache=False) as fs:
         for i in range(FILES):
@@ -59,11 +72,12 @@ with local(seed=7) as srv:
     print(f"   server: {stats['requests']} requests, injected {injected}")
     print(f"   client: {len(api.retry_events)} retries")
     rows = api.query("SELECT path, summary FROM memory ORDER BY path")
-    wrong = [r["path"] for i, r in enumerate(rows)
-             if r["summary"] != f"note {i}\nappended once\n"]
+    wrong = [r["path"] for i, r in enumerate(rows) if r["summary"] != f"note {i}\nappended once\n"]
     events = [e["n"] for e in log.read()]
     print(f"   memory rows: {len(rows)} (expected {FILES}), wrong content: {len(wrong)}")
-    print(f"   session events: {events == list(range(EVENTS)) and EVENTS} in order, "
-          f"no duplicates: {len(events) == EVENTS}")
+    print(
+        f"   session events: {events == list(range(EVENTS)) and EVENTS} in order, "
+        f"no duplicates: {len(events) == EVENTS}"
+    )
     assert len(rows) == FILES and not wrong and events == list(range(EVENTS))
     print("\ndone: nothing lost, nothing doubled")

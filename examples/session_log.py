@@ -37,8 +37,9 @@ with connect() as api:
         fs.write_text("/trips/oslo.md", "Flight to Oslo: Friday 9:40, seat 12A\n")
         fs.flush()
         print("\n== grep -i oslo over memory and sessions (one query)")
-        for result in fs.grep("oslo", ignore_case=True, include_sessions=True,
-                              files_with_matches=True):
+        for result in fs.grep(
+            "oslo", ignore_case=True, include_sessions=True, files_with_matches=True
+        ):
             print(f"   {result.path}")
 
         try:

@@ -16,13 +16,36 @@ from deeplake_sdk.sql import (
     quote_literal,
 )
 
-TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
-               max_size=40)
-NASTY = st.sampled_from(["'", "''", "\\", "\\'", "%", "_", "\\%", "$1", "E'x'", "\n", "\r\n",
-                         "\t", '"', "😀", "é", "\u2028", "--", "/*", ";"])
+TEXT = st.text(
+    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40
+)
+NASTY = st.sampled_from(
+    [
+        "'",
+        "''",
+        "\\",
+        "\\'",
+        "%",
+        "_",
+        "\\%",
+        "$1",
+        "E'x'",
+        "\n",
+        "\r\n",
+        "\t",
+        '"',
+        "😀",
+        "é",
+        "\u2028",
+        "--",
+        "/*",
+        ";",
+    ]
+)
 TEXTS = st.lists(st.one_of(TEXT, NASTY, st.lists(NASTY).map("".join)), min_size=1, max_size=8)
-PROPERTY = settings(max_examples=100, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @pytest.fixture
@@ -68,8 +91,13 @@ def test_like_escape_matches_literally_on_the_server(api, text, other):
 
 
 @PROPERTY
-@given(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
-               min_size=1, max_size=20))
+@given(
+    st.text(
+        st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_quoted_identifiers_round_trip(api, name):
     if len(name.encode()) > 63:
         with pytest.raises(ValueError):
@@ -82,13 +110,17 @@ def test_quoted_identifiers_round_trip(api, name):
 def test_text_written_to_a_table_reads_back(api):
     api.ensure_table()
     texts = ["it's", "back\\slash", "50% of a_b", "multi\nline\r\n", "😀 ünïcødé", ""]
-    ids = [api.insert_row("memory", {"path": f"/f{i}", "summary": t, "content": t.encode()})
-           for i, t in enumerate(texts)]
+    ids = [
+        api.insert_row("memory", {"path": f"/f{i}", "summary": t, "content": t.encode()})
+        for i, t in enumerate(texts)
+    ]
     rows = {r["id"]: r for r in api.query("SELECT id, summary, content FROM memory")}
     for row_id, text in zip(ids, texts, strict=True):
         assert rows[row_id]["summary"] == text
         assert bytes.fromhex(rows[row_id]["content"][2:]).decode() == text
     # LIKE with ESCAPE finds the path with a literal underscore and percent only
-    hits = api.query(f"SELECT summary FROM memory WHERE summary LIKE $1 {LIKE_ESCAPE}",
-                     [like_escape("50% of a_") + "%"])
+    hits = api.query(
+        f"SELECT summary FROM memory WHERE summary LIKE $1 {LIKE_ESCAPE}",
+        [like_escape("50% of a_") + "%"],
+    )
     assert hits == [{"summary": "50% of a_b"}]

@@ -22,11 +22,18 @@ def run(capsys, *argv):
 
 
 def test_query_prints_an_aligned_table(capsys, cred_args):
-    code, out, _ = run(capsys, "query", "SELECT $1 AS name, $2::int AS n, NULL AS x",
-                       "--param", "it's", "--param-json", "42", *cred_args)
+    code, out, _ = run(
+        capsys,
+        "query",
+        "SELECT $1 AS name, $2::int AS n, NULL AS x",
+        "--param",
+        "it's",
+        "--param-json",
+        "42",
+        *cred_args,
+    )
     assert code == 0
-    assert out.splitlines() == ["name | n  | x", "-----+----+-----", "it's | 42 | NULL",
-                                "(1 row)"]
+    assert out.splitlines() == ["name | n  | x", "-----+----+-----", "it's | 42 | NULL", "(1 row)"]
 
 
 def test_query_json_and_ddl(capsys, cred_args):

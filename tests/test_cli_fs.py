@@ -42,8 +42,12 @@ def base_env(tmp_path) -> dict[str, str]:
 @pytest.fixture
 def cli(srv, workspace, tmp_path) -> Cli:
     env = base_env(tmp_path)
-    env.update(DEEPLAKE_API_URL=srv.url, DEEPLAKE_TOKEN=srv.token, DEEPLAKE_ORG_ID=srv.org,
-               DEEPLAKE_WORKSPACE_ID=workspace)
+    env.update(
+        DEEPLAKE_API_URL=srv.url,
+        DEEPLAKE_TOKEN=srv.token,
+        DEEPLAKE_ORG_ID=srv.org,
+        DEEPLAKE_WORKSPACE_ID=workspace,
+    )
     return Cli(env)
 
 
@@ -56,8 +60,10 @@ def one_error_line(proc) -> str:
 @pytest.fixture
 def notes(cli) -> Cli:
     assert cli("write", "/notes/a.md", "Hello world\nsecond line", "-n").returncode == 0
-    assert cli("write", "/notes/b.md", input="TODO: call Ada\nfoo_bar baz\nhello again\n"
-               ).returncode == 0
+    assert (
+        cli("write", "/notes/b.md", input="TODO: call Ada\nfoo_bar baz\nhello again\n").returncode
+        == 0
+    )
     assert cli("write", "/notes/deep/c.txt", "nothing to see").returncode == 0
     return cli
 
@@ -72,8 +78,7 @@ def test_write_append_cat(notes):
     assert cli("append", "/notes/new.md", "created by append").returncode == 0
     proc = cli("cat", "/notes/a.md", "/notes/new.md")
     assert proc.returncode == 0
-    assert proc.out == ("Hello world\nsecond line\nthird\nfourth, from stdin"
-                        "created by append\n")
+    assert proc.out == ("Hello world\nsecond line\nthird\nfourth, from stdincreated by append\n")
 
 
 def test_write_binary_from_stdin_dash(cli):
@@ -87,8 +92,15 @@ def test_write_binary_from_stdin_dash(cli):
 
 
 def test_write_options_show_in_index(cli):
-    proc = cli("write", "/notes/plan.md", "ship friday", "--description", "the release plan",
-               "--mime-type", "text/x-plan")
+    proc = cli(
+        "write",
+        "/notes/plan.md",
+        "ship friday",
+        "--description",
+        "the release plan",
+        "--mime-type",
+        "text/x-plan",
+    )
     assert proc.returncode == 0, proc.err
     index = cli("cat", "/index.md").out
     assert "[/notes/plan.md](/notes/plan.md) (12 bytes" in index
@@ -122,7 +134,8 @@ def test_session_files_are_read_only(cli, api):
         proc = cli(*args)
         assert proc.returncode == 2
         assert one_error_line(proc) == (
-            f"deeplake-sdk: error: {log.path}: session files are read-only")
+            f"deeplake-sdk: error: {log.path}: session files are read-only"
+        )
     assert cli("ls", "-l", "/sessions/ada").out.split()[0] == "s"
 
 
@@ -135,15 +148,19 @@ def test_ls(notes):
     assert cli("ls", "/notes/a.md").out == "/notes/a.md\n"
     long = [line.split() for line in cli("ls", "-l", "/notes").out.splitlines()]
     assert [(f[0], f[1], f[-1]) for f in long] == [
-        ("-", "23", "a.md"), ("-", "39", "b.md"), ("d", "-", "deep/")]
+        ("-", "23", "a.md"),
+        ("-", "39", "b.md"),
+        ("d", "-", "deep/"),
+    ]
     assert long[0][2].endswith("Z")  # last update date
     assert cli("ls", "-l", "/").out.splitlines()[0].split()[0] == "v"  # virtual /index.md
-    assert cli("ls", "-R", "/").out.split() == ["/notes/a.md", "/notes/b.md",
-                                                "/notes/deep/c.txt"]
+    assert cli("ls", "-R", "/").out.split() == ["/notes/a.md", "/notes/b.md", "/notes/deep/c.txt"]
     entries = json.loads(cli("ls", "--json", "/notes").out)
     assert [(e["name"], e["type"], e["kind"]) for e in entries] == [
-        ("a.md", "file", "memory"), ("b.md", "file", "memory"),
-        ("deep", "directory", "directory")]
+        ("a.md", "file", "memory"),
+        ("b.md", "file", "memory"),
+        ("deep", "directory", "directory"),
+    ]
     assert entries[0]["path"] == "/notes/a.md" and entries[0]["mime_type"] == "text/markdown"
 
 
@@ -178,11 +195,16 @@ def test_grep_gnu_output(notes):
     assert proc.out.splitlines() == ["/notes/a.md:1:Hello world", "/notes/b.md:3:hello again"]
     # a single file: no file names (GNU's default); -H forces them
     assert cli("grep", "-n", "o", "/notes/a.md").out.splitlines() == [
-        "1:Hello world", "2:second line"]
+        "1:Hello world",
+        "2:second line",
+    ]
     assert cli("grep", "-H", "second", "/notes/a.md").out == "/notes/a.md:second line\n"
     assert cli("grep", "-h", "TODO").out == "TODO: call Ada\n"
     assert cli("grep", "-c", "o", "/notes").out.splitlines() == [
-        "/notes/a.md:2", "/notes/b.md:2", "/notes/deep/c.txt:1"]
+        "/notes/a.md:2",
+        "/notes/b.md:2",
+        "/notes/deep/c.txt:1",
+    ]
     assert cli("grep", "-l", "-w", "foo_bar").out == "/notes/b.md\n"
     assert cli("grep", "-w", "foo").returncode == 1
     assert cli("grep", "-F", "a.d").returncode == 1
@@ -193,7 +215,9 @@ def test_grep_gnu_output(notes):
     assert cli("grep", "-m", "1", "o", "/notes/b.md").out == "foo_bar baz\n"
     assert cli("grep", "-c", "-m", "1", "o", "/notes/b.md").out == "1\n"
     assert cli("grep", "-n", "again|world", "/notes/a.md", "/notes/b.md").out.splitlines() == [
-        "/notes/a.md:1:Hello world", "/notes/b.md:3:hello again"]
+        "/notes/a.md:1:Hello world",
+        "/notes/b.md:3:hello again",
+    ]
     proc = cli("grep", "-q", "Ada")
     assert proc.returncode == 0 and proc.out == ""
 
@@ -202,10 +226,8 @@ def test_grep_json(notes):
     proc = notes("grep", "--json", "-i", "hello")
     assert proc.returncode == 0
     assert json.loads(proc.out) == [
-        {"path": "/notes/a.md", "count": 1,
-         "matches": [{"line_number": 1, "line": "Hello world"}]},
-        {"path": "/notes/b.md", "count": 1,
-         "matches": [{"line_number": 3, "line": "hello again"}]},
+        {"path": "/notes/a.md", "count": 1, "matches": [{"line_number": 1, "line": "Hello world"}]},
+        {"path": "/notes/b.md", "count": 1, "matches": [{"line_number": 3, "line": "hello again"}]},
     ]
 
 
@@ -230,7 +252,9 @@ def test_grep_sessions(cli, api):
     cli("write", "/notes/deadline.md", "the deadline is friday")
     assert cli("grep", "-l", "deadline").out.splitlines() == ["/notes/deadline.md"]
     assert cli("grep", "-l", "--sessions", "deadline").out.splitlines() == [
-        "/notes/deadline.md", log.path]
+        "/notes/deadline.md",
+        log.path,
+    ]
     # a path holding only session logs is searched without --sessions
     proc = cli("grep", "-n", "friday", "/sessions")
     assert proc.returncode == 0
@@ -240,27 +264,42 @@ def test_grep_sessions(cli, api):
 @pytest.mark.skipif(shutil.which("grep") is None, reason="GNU grep not installed")
 def test_grep_matches_gnu_grep_on_the_same_files(notes, tmp_path):
     root = tmp_path / "root"
-    files = {"notes/a.md": "Hello world\nsecond line",
-             "notes/b.md": "TODO: call Ada\nfoo_bar baz\nhello again\n",
-             "notes/deep/c.txt": "nothing to see\n"}
+    files = {
+        "notes/a.md": "Hello world\nsecond line",
+        "notes/b.md": "TODO: call Ada\nfoo_bar baz\nhello again\n",
+        "notes/deep/c.txt": "nothing to see\n",
+    }
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     for flags in (["-n"], ["-i"], ["-c"], ["-l"], ["-v"], ["-w"], ["-in"], ["-F"]):
         for pattern in ("o", "hello", "ba[rz]", "a.d"):
             syntax = [] if "-F" in flags else ["-E"]
-            gnu = subprocess.run(["grep", "-r", *syntax, *flags, pattern, "notes"], cwd=root,
-                                 capture_output=True, text=True, check=False)
+            gnu = subprocess.run(
+                ["grep", "-r", *syntax, *flags, pattern, "notes"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             ours = notes("grep", *flags, pattern, "/notes")
             assert ours.returncode == gnu.returncode, (flags, pattern)
             assert sorted(ours.out.splitlines()) == sorted(
-                "/" + line for line in gnu.stdout.splitlines()), (flags, pattern)
+                "/" + line for line in gnu.stdout.splitlines()
+            ), (flags, pattern)
 
 
 # ----------------------------------------------------------------------------- bad input
 def test_usage_errors_exit_2(cli):
-    for args in (["ls", "--bogus"], ["cat"], ["rm"], ["grep"], ["write"], ["append"],
-                 ["grep", "-m", "many", "x"]):
+    for args in (
+        ["ls", "--bogus"],
+        ["cat"],
+        ["rm"],
+        ["grep"],
+        ["write"],
+        ["append"],
+        ["grep", "-m", "many", "x"],
+    ):
         proc = cli(*args)
         assert proc.returncode == 2, args
         assert "usage: deeplake-sdk" in proc.err
@@ -285,8 +324,12 @@ def test_rejected_token_says_what_to_do(cli):
 
 
 def test_no_cache_and_table_options(cli):
-    assert cli("write", "/x.md", "in another table", "--table", "other_memory",
-               "--no-cache").returncode == 0
+    assert (
+        cli(
+            "write", "/x.md", "in another table", "--table", "other_memory", "--no-cache"
+        ).returncode
+        == 0
+    )
     assert cli("ls").out.split() == ["index.md"]
     assert cli("cat", "/x.md", "--table", "other_memory").out == "in another table\n"
     assert "other_memory" in cli("tables").out.split()

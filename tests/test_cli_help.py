@@ -18,13 +18,19 @@ def registered_commands() -> list[str]:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deeplake_sdk.cli", *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "deeplake_sdk.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_the_filesystem_commands_are_registered():
     assert {"ls", "cat", "write", "append", "rm", "grep", "query", "tables", "serve"} <= set(
-        registered_commands())
+        registered_commands()
+    )
 
 
 @pytest.mark.parametrize("command", registered_commands())
@@ -34,8 +40,10 @@ def test_help_exits_0_with_an_example(command):
     assert proc.stdout.startswith(f"usage: deeplake-sdk {command}")
     _, sep, examples = proc.stdout.partition("\nexamples:\n")
     assert sep, f"'deeplake-sdk {command} --help' has no examples section"
-    assert any(line.strip().startswith(("deeplake-sdk ", "DEEPLAKE_")) or "| deeplake-sdk " in line
-               for line in examples.splitlines()), examples
+    assert any(
+        line.strip().startswith(("deeplake-sdk ", "DEEPLAKE_")) or "| deeplake-sdk " in line
+        for line in examples.splitlines()
+    ), examples
 
 
 def test_top_level_help_and_usage_error():

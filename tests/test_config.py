@@ -9,14 +9,25 @@ from deeplake_sdk.errors import ConfigError
 @pytest.fixture
 def cred_file(tmp_path):
     path = tmp_path / "credentials.json"
-    path.write_text(json.dumps({"token": "file-token", "orgId": "file-org",
-                                "workspaceId": "file-ws", "apiUrl": "http://file:1/"}))
+    path.write_text(
+        json.dumps(
+            {
+                "token": "file-token",
+                "orgId": "file-org",
+                "workspaceId": "file-ws",
+                "apiUrl": "http://file:1/",
+            }
+        )
+    )
     return path
 
 
 def test_arguments_beat_env_beat_file(cred_file):
-    env = {"DEEPLAKE_CREDENTIALS": str(cred_file), "DEEPLAKE_TOKEN": "env-token",
-           "DEEPLAKE_ORG_ID": "env-org"}
+    env = {
+        "DEEPLAKE_CREDENTIALS": str(cred_file),
+        "DEEPLAKE_TOKEN": "env-token",
+        "DEEPLAKE_ORG_ID": "env-org",
+    }
     c = load_credentials(env=env)
     assert (c.token, c.org_id) == ("env-token", "env-org")
     # fields missing from args and env come from the file
@@ -31,8 +42,13 @@ def test_file_only(cred_file):
 
 
 def test_defaults_and_tables(tmp_path):
-    env = {"DEEPLAKE_CREDENTIALS": str(tmp_path / "none.json"), "DEEPLAKE_TOKEN": "t",
-           "DEEPLAKE_ORG_ID": "o", "DEEPLAKE_TABLE": "mem2", "DEEPLAKE_SESSIONS_TABLE": "s2"}
+    env = {
+        "DEEPLAKE_CREDENTIALS": str(tmp_path / "none.json"),
+        "DEEPLAKE_TOKEN": "t",
+        "DEEPLAKE_ORG_ID": "o",
+        "DEEPLAKE_TABLE": "mem2",
+        "DEEPLAKE_SESSIONS_TABLE": "s2",
+    }
     c = load_credentials(env=env)
     assert c.workspace_id == "default"
     assert c.api_url == "https://api.deeplake.ai"

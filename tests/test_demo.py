@@ -15,8 +15,7 @@ def processes_mentioning(text: str) -> list[str]:
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
-                errors="replace")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         if text in cmdline:
@@ -32,15 +31,29 @@ def test_demo_runs_a_session_and_stops_its_postgres(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPLAKE_")}
     env["TMPDIR"] = str(tmp)
     env["DEEPLAKE_CREDENTIALS"] = str(tmp_path / "none.json")
-    proc = subprocess.run([sys.executable, "-m", "deeplake_sdk.demo"], capture_output=True,
-                          text=True, env=env, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "deeplake_sdk.demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     # the sections, in order
-    positions = [out.index(title) for title in (
-        "[1] starting the local server", "[2] opening the memory filesystem",
-        "[3] an agent session", "[4] writing and appending memory", "[5] grep",
-        "[6] /index.md", "[7] stopping the server")]
+    positions = [
+        out.index(title)
+        for title in (
+            "[1] starting the local server",
+            "[2] opening the memory filesystem",
+            "[3] an agent session",
+            "[4] writing and appending memory",
+            "[5] grep",
+            "[6] /index.md",
+            "[7] stopping the server",
+        )
+    ]
     assert positions == sorted(positions)
     assert "3 events stored in /sessions/ada/2024-06-01-launch.jsonl" in out
     # grep output in GNU format, an append visible in it

@@ -20,8 +20,15 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def run_example(name: str, env: dict[str, str]) -> str:
-    proc = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True,
-                          text=True, env=env, timeout=300, check=False, cwd=EXAMPLES)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+        cwd=EXAMPLES,
+    )
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
     assert proc.stdout.rstrip().endswith("done") or "done:" in proc.stdout
     return proc.stdout
@@ -37,14 +44,24 @@ def isolated_env(tmp_path) -> dict[str, str]:
 @pytest.fixture
 def service_env(srv, workspace, tmp_path) -> dict[str, str]:
     env = isolated_env(tmp_path)
-    env.update(DEEPLAKE_API_URL=srv.url, DEEPLAKE_TOKEN=srv.token, DEEPLAKE_ORG_ID=srv.org,
-               DEEPLAKE_WORKSPACE_ID=workspace)
+    env.update(
+        DEEPLAKE_API_URL=srv.url,
+        DEEPLAKE_TOKEN=srv.token,
+        DEEPLAKE_ORG_ID=srv.org,
+        DEEPLAKE_WORKSPACE_ID=workspace,
+    )
     return env
 
 
 def test_every_example_has_a_test():
-    tested = {"quickstart.py", "memory_fs.py", "grep_memory.py", "session_log.py",
-              "parallel_flush.py", "resilience.py"}
+    tested = {
+        "quickstart.py",
+        "memory_fs.py",
+        "grep_memory.py",
+        "session_log.py",
+        "parallel_flush.py",
+        "resilience.py",
+    }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -84,10 +101,16 @@ def test_memory_fs(service_env):
 
 def test_grep_memory(service_env):
     out = run_example("grep_memory.py", service_env)
-    headers = re.findall(r"^== grep (\S+) '.*' \S+: (\d+) lines, (\d+) round trip", out,
-                         re.MULTILINE)
+    headers = re.findall(
+        r"^== grep (\S+) '.*' \S+: (\d+) lines, (\d+) round trip", out, re.MULTILINE
+    )
     assert [(flags, int(lines)) for flags, lines, _ in headers] == [
-        ("-n", 10), ("-il", 10), ("-ic", 20), ("-wl", 5), ("-vn", 50)]
+        ("-n", 10),
+        ("-il", 10),
+        ("-ic", 20),
+        ("-wl", 5),
+        ("-vn", 50),
+    ]
     assert all(trips == "1" for _, _, trips in headers)
     assert "/meetings/security/005.md:3:TODO: rotate the API keys" in out
     assert "one query vs one read per file: 1 vs 20 round trips" in out
@@ -98,7 +121,10 @@ def test_session_log(service_env):
     assert "logged 3 events to /sessions/ada/2024-06-01-a.jsonl" in out
     events = out.split("== log.read()")[1].split("==")[0]
     assert [line.split()[0] for line in events.strip().splitlines()[1:]] == [
-        "prompt", "tool", "response"]
+        "prompt",
+        "tool",
+        "response",
+    ]
     assert "== ls /sessions/ada: ['2024-06-01-a.jsonl']" in out
     found = out.split("(one query)\n")[1].split("\n\n")[0].split()
     assert found == ["/sessions/ada/2024-06-01-a.jsonl", "/trips/oslo.md"]

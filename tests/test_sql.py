@@ -120,7 +120,13 @@ def test_in_list_chunks():
 def test_check_params():
     assert check_params(None) == []
     assert check_params(("a", 1, 2.5, True, None, b"\x00\xff")) == [
-        "a", 1, 2.5, True, None, "\\x00ff"]
+        "a",
+        1,
+        2.5,
+        True,
+        None,
+        "\\x00ff",
+    ]
     with pytest.raises(TypeError):
         check_params("abc")
     with pytest.raises(TypeError, match=r"\$2"):
@@ -176,25 +182,50 @@ def test_statement_shapes():
     s = statements.create_table("sessions", statements.SESSIONS_COLUMNS)
     assert '"message" JSONB,' in s and "'application/json'" in s
     assert [c.name for c in statements.MEMORY_COLUMNS] == [
-        "id", "path", "filename", "content", "summary", "author", "mime_type", "size_bytes",
-        "project", "description", "creation_date", "last_update_date"]
+        "id",
+        "path",
+        "filename",
+        "content",
+        "summary",
+        "author",
+        "mime_type",
+        "size_bytes",
+        "project",
+        "description",
+        "creation_date",
+        "last_update_date",
+    ]
     assert [c.name for c in statements.SESSIONS_COLUMNS] == [
-        "id", "path", "filename", "message", "author", "mime_type", "size_bytes",
-        "project", "description", "creation_date", "last_update_date"]
+        "id",
+        "path",
+        "filename",
+        "message",
+        "author",
+        "mime_type",
+        "size_bytes",
+        "project",
+        "description",
+        "creation_date",
+        "last_update_date",
+    ]
     probe, params = statements.columns_probe(["memory", "sessions"])
     assert "information_schema.columns" in probe and "IN ($1, $2)" in probe
     assert params == ["memory", "sessions"]
     alter = statements.add_column("memory", statements.MEMORY_COLUMNS[4])
     assert alter == 'ALTER TABLE "memory" ADD COLUMN "summary" TEXT NOT NULL DEFAULT \'\''
     idx = statements.create_index("memory", "summary", "bm25")
-    assert idx == ('CREATE INDEX IF NOT EXISTS "idx_memory_summary" ON "memory" USING '
-                   "deeplake_index (\"summary\") WITH (index_type = 'bm25')")
+    assert idx == (
+        'CREATE INDEX IF NOT EXISTS "idx_memory_summary" ON "memory" USING '
+        "deeplake_index (\"summary\") WITH (index_type = 'bm25')"
+    )
     assert statements.sync_table("memory") == "SELECT deeplake_sync_table('memory')"
     ins = statements.guarded_insert("t", ["id", "data"], casts={"data": "bytea"})
-    assert ins == ('INSERT INTO "t" ("id", "data") SELECT $1, $2::bytea WHERE NOT EXISTS '
-                   '(SELECT 1 FROM "t" WHERE "id" = $1)')
+    assert ins == (
+        'INSERT INTO "t" ("id", "data") SELECT $1, $2::bytea WHERE NOT EXISTS '
+        '(SELECT 1 FROM "t" WHERE "id" = $1)'
+    )
     many = statements.guarded_insert_many("t", ["id", "n"], 2, casts={"n": "bigint"})
-    assert "(VALUES ($1, $2::bigint), ($3, $4::bigint)) AS v(\"id\", \"n\")" in many
+    assert '(VALUES ($1, $2::bigint), ($3, $4::bigint)) AS v("id", "n")' in many
     with pytest.raises(ValueError):
         statements.create_table("bad name", statements.MEMORY_COLUMNS)
     assert len(statements.index_name("t" * 40, "c" * 40)) <= 63
