@@ -30,25 +30,40 @@ def register(subparsers: Any) -> None:
         description="Run one SQL statement against the workspace and print the rows as an "
         "aligned table (or JSON). Use $1, $2, ... placeholders with --param for values.",
         epilog=example_epilog(
-            "deeplake-sdk query \"SELECT path, size_bytes FROM memory LIMIT 5\"",
-            "deeplake-sdk query \"SELECT * FROM memory WHERE path = $1\" --param /notes/a.md "
-            "--json",
-            "deeplake-sdk query \"SELECT $1::bigint + 1\" --param-json 41",
+            'deeplake-sdk query "SELECT path, size_bytes FROM memory LIMIT 5"',
+            'deeplake-sdk query "SELECT * FROM memory WHERE path = $1" --param /notes/a.md --json',
+            'deeplake-sdk query "SELECT $1::bigint + 1" --param-json 41',
         ),
         formatter_class=HelpFormatter,
     )
     p.add_argument("sql", help="the SQL statement (quote it for the shell)")
-    p.add_argument("--param", "-p", dest="params", action="append", default=[],
-                   metavar="TEXT", help="text value of the next $n placeholder (repeatable)")
-    p.add_argument("--param-json", dest="params", action="append", type=_json_scalar,
-                   metavar="JSON", help="JSON scalar (number, true, false, null, \"text\") for "
-                   "the next $n placeholder")
+    p.add_argument(
+        "--param",
+        "-p",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="text value of the next $n placeholder (repeatable)",
+    )
+    p.add_argument(
+        "--param-json",
+        dest="params",
+        action="append",
+        type=_json_scalar,
+        metavar="JSON",
+        help='JSON scalar (number, true, false, null, "text") for the next $n placeholder',
+    )
     p.add_argument("--json", action="store_true", help="print the rows as a JSON array")
-    p.add_argument("--timeout", type=_positive, metavar="SECONDS",
-                   help="statement timeout (default 60)")
-    p.add_argument("--idempotent", action="store_true",
-                   help="the statement is safe to run twice: re-send it after an ambiguous "
-                   "failure (writes are otherwise not re-sent)")
+    p.add_argument(
+        "--timeout", type=_positive, metavar="SECONDS", help="statement timeout (default 60)"
+    )
+    p.add_argument(
+        "--idempotent",
+        action="store_true",
+        help="the statement is safe to run twice: re-send it after an ambiguous "
+        "failure (writes are otherwise not re-sent)",
+    )
     add_credential_options(p)
     p.set_defaults(func=cmd_query)
 
@@ -120,10 +135,13 @@ def format_table(columns: list[str], rows: list[list[Any]]) -> str:
     for row in cells:
         for i, text in enumerate(row):
             widths[i] = max(widths[i], len(text))
-    lines = [" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)).rstrip(),
-             "-+-".join("-" * w for w in widths)]
-    lines.extend(" | ".join(t.ljust(w) for t, w in zip(row, widths, strict=False)).rstrip()
-                 for row in cells)
+    lines = [
+        " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)).rstrip(),
+        "-+-".join("-" * w for w in widths),
+    ]
+    lines.extend(
+        " | ".join(t.ljust(w) for t, w in zip(row, widths, strict=False)).rstrip() for row in cells
+    )
     lines.append(f"({len(rows)} row{'' if len(rows) == 1 else 's'})")
     return "\n".join(lines) + "\n"
 
@@ -134,8 +152,12 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     with _client(args) as api:
         try:
-            result = api.execute(args.sql, args.params, timeout=args.timeout,
-                                 idempotent=True if args.idempotent else None)
+            result = api.execute(
+                args.sql,
+                args.params,
+                timeout=args.timeout,
+                idempotent=True if args.idempotent else None,
+            )
         except DeeplakeError as exc:
             raise sdk_error(exc) from exc
         except (TypeError, ValueError) as exc:

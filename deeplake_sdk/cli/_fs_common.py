@@ -1,0 +1,134 @@
+"""Plumbing shared by the memory filesystem commands (``ls``, ``cat``, ``write``, ``grep``...).
+
+Options every such command takes, opening the :class:`~deeplake_sdk.DeeplakeFs` of the
+command's workspace, and turning filesystem errors into coreutils-style lines and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from deeplake_sdk.cli._common import (
+    EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    CliError,
+    add_credential_options,
+    fail,
+    sdk_error,
+)
+
+__all__ = ["add_fs_options", "open_fs", "report", "stdout_pipe"]
+
+
+def add_fs_options(parser: argparse.ArgumentParser) -> None:
+    """Add the table, cache and credential options of the filesystem commands."""
+    group = parser.add_argument_group("filesystem")
+    group.add_argument(
+        "--table", metavar="NAME", help="memory table (default: DEEPLAKE_TABLE, else 'memory')"
+    )
+    group.add_argument(
+        "--sessions-table",
+        metavar="NAME",
+        help="sessions table (default: DEEPLAKE_SESSIONS_TABLE, else 'sessions')",
+    )
+    group.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use the persistent content cache (DEEPLAKE_CACHE_DIR)",
+    )
+    add_credential_options(parser)
+
+
+@contextlib.contextmanager
+def open_fs(args: argparse.Namespace) -> Iterator[Any]:
+    """Open the filesystem of the command's workspace; errors become :class:`CliError`."""
+    from deeplake_sdk.api import DeeplakeApi
+    from deeplake_sdk.cache import ContentCache, NullCache
+    from deeplake_sdk.errors import DeeplakeError
+    from deeplake_sdk.fs import DeeplakeFs
+
+    try:
+        api = DeeplakeApi(args.token, args.org, args.workspace, args.url)
+    except DeeplakeError as exc:
+        raise _cli_error(exc) from exc
+    cache = NullCache() if args.no_cache else ContentCache()
+    fs = None
+    try:
+        fs = DeeplakeFs.open(
+            api,
+            args.table or api.credentials.table,
+            args.sessions_table or api.credentials.sessions_table,
+            cache=cache,
+        )
+        yield fs
+        fs.close()
+    except DeeplakeError as exc:
+        raise _cli_error(exc) from exc
+    finally:
+        if fs is not None and not fs.closed:  # failed: drop what could not be stored
+            fs_log = logging.getLogger("deeplake_sdk.fs")
+            level = fs_log.level
+            fs_log.setLevel(logging.ERROR)  # the error line already says it all
+            try:
+                with contextlib.suppress(Exception):
+                    fs.close(discard=True)
+            finally:
+                fs_log.setLevel(level)
+        cache.close()
+        api.close()
+
+
+def _cli_error(exc: BaseException) -> CliError:
+    """A one-line, actionable :class:`CliError` for an SDK error."""
+    from deeplake_sdk.errors import FlushError, FsError
+
+    if isinstance(exc, FsError):
+        return CliError(_fs_message(exc), _fs_status(exc))
+    if isinstance(exc, FlushError):
+        first = next(iter(exc.errors.values()), None)
+        paths = ", ".join(exc.failed_paths[:5]) + (" ..." if len(exc.failed_paths) > 5 else "")
+        return CliError(
+            f"could not store {paths}"
+            + (f": {first}" if first else "")
+            + "; nothing was written for them, run the command again"
+        )
+    return sdk_error(exc)
+
+
+def _fs_message(exc: Any, *, recursive_hint: bool = False) -> str:
+    """``PATH: reason`` as coreutils print it."""
+    reason = exc.strerror or ""
+    if exc.errno == errno.EISDIR:
+        reason = "Is a directory" + (
+            " (use -r to remove it and its contents)" if recursive_hint else ""
+        )
+    return f"{exc.filename}: {reason}"
+
+
+def _fs_status(exc: Any) -> int:
+    return EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_ERROR
+
+
+def report(exc: Any, **hints: bool) -> int:
+    """Print one filesystem error; returns its exit status."""
+    return fail(_fs_message(exc, **hints), _fs_status(exc))
+
+
+@contextlib.contextmanager
+def stdout_pipe() -> Iterator[None]:
+    """Stop quietly when the reader of stdout goes away (``| head``)."""
+    import os
+
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
