@@ -20,9 +20,15 @@ from deeplake_sdk._version import __version__
 from deeplake_sdk.api_tables import TablesMixin
 from deeplake_sdk.api_types import QueryResult, Timeout
 from deeplake_sdk.config import Credentials, load_credentials
-from deeplake_sdk.errors import AmbiguousWriteError, DeeplakeError, NetworkError, ServerError
+from deeplake_sdk.errors import (
+    AmbiguousWriteError,
+    DeeplakeError,
+    NetworkError,
+    QueryError,
+    ServerError,
+)
 from deeplake_sdk.http_errors import is_ambiguous
-from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, retried
+from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, is_already_exists, retried
 from deeplake_sdk.sql import DDL, READ, check_params, statement_kind
 from deeplake_sdk.transport import Endpoint, get_endpoint
 
@@ -61,6 +67,20 @@ class _Call:
     kind: str
     maybe_applied: bool = False
     first_error: BaseException | None = field(default=None, repr=False)
+
+
+def _ddl_already_applied(stmt: _Call, error: QueryError) -> bool:
+    """Whether a DDL re-sent after an ambiguous failure was refused because it had applied.
+
+    ``CREATE`` answered "already exists", or ``DROP`` answered "does not exist", after the
+    first attempt's answer was lost: the state the statement asked for is in place.
+    """
+    if stmt.kind != DDL or stmt.first_error is None:
+        return False
+    if is_already_exists(error):
+        return True
+    head = stmt.sql.lstrip().split(None, 1)[0].upper()
+    return head == "DROP" and "does not exist" in (error.message or "")
 
 
 class DeeplakeApi(TablesMixin):
@@ -192,7 +212,9 @@ class DeeplakeApi(TablesMixin):
         Failures are retried per the client's :class:`RetryPolicy`. A failure after which the
         statement may have run (reset after sending, read timeout, 500/502/504) is ambiguous:
 
-        * reads (``SELECT``, ``WITH .. SELECT``, ``SHOW``, ...) and DDL are re-sent;
+        * reads (``SELECT``, ``WITH .. SELECT``, ``SHOW``, ...) and DDL are re-sent; a re-sent
+          DDL refused with "already exists" (``CREATE``) or "does not exist" (``DROP``) had
+          applied the first time: the result has ``confirmed=True``;
         * other writes are re-sent only if ``idempotent=True``; with ``confirm`` the check runs
           first and the write is re-sent only if it did not take effect (the result then has
           ``confirmed=True`` and no rows if it did); otherwise
@@ -231,6 +253,15 @@ class DeeplakeApi(TablesMixin):
         )
         try:
             return self._execute(stmt)
+        except QueryError as exc:
+            if not _ddl_already_applied(stmt, exc):
+                raise
+            logger.info(
+                "DDL re-sent after '%s' answered '%s': the first attempt applied it",
+                stmt.first_error,
+                exc.message,
+            )
+            return QueryResult(confirmed=True)
         except (ServerError, NetworkError) as exc:
             if (
                 stmt.confirm is None

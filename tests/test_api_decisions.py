@@ -204,6 +204,33 @@ def test_write_not_resent_after_ambiguous_failure(srv, client, table, fault):
     assert healed_rows(srv, client) == ([1, 2] if fault == "p_commit_fail" else [1])
 
 
+@pytest.mark.parametrize(
+    "sql",
+    ['CREATE TABLE "made" (a INT)', 'DROP TABLE "t"', 'CREATE INDEX "t_a" ON "t" ("a")'],
+)
+def test_ddl_whose_answer_was_lost_is_not_reported_as_failed(srv, client, table, sql, caplog):
+    inject(srv, p_commit_fail=1.0, max_faults=1)  # applied, answer lost; the re-send is refused
+    with caplog.at_level(logging.INFO, logger="deeplake_sdk.api"):
+        result = client.execute(sql)
+    assert result.confirmed and result.rows == []
+    stats = srv.stats()
+    assert stats["requests"] == 2 and stats["status_counts"].get("400") == 1
+    assert "the first attempt applied it" in caplog.text
+    srv.set_faults(profile="none")
+    names = set(client.list_tables())
+    assert ("made" in names) == sql.startswith('CREATE TABLE "made"')
+    assert ("t" in names) != sql.startswith("DROP")
+
+
+def test_ddl_refused_without_a_lost_answer_still_raises(srv, client, table):
+    with pytest.raises(AlreadyExistsError):
+        client.execute('CREATE TABLE "t" (a INT)')
+    inject(srv, p_502=1.0, max_faults=1)  # refused before running: the re-send creates it
+    assert not client.execute('CREATE TABLE "other" (a INT)').confirmed
+    with pytest.raises(QueryError, match="does not exist"):
+        client.execute('DROP TABLE "never_made"')
+
+
 @pytest.mark.parametrize("fault", ["p_504", "p_commit_fail"])
 def test_write_resent_when_idempotent(srv, client, table, fault):
     inject(srv, **{fault: 1.0}, max_faults=1)
