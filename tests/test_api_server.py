@@ -166,6 +166,9 @@ def test_flaky_profile_at_the_default_retry_budget(srv, make_api):
 
 
 def test_commit_then_fail_inserts_are_exactly_once(srv, make_api):
+    # 30% of all requests, confirm checks included, commit and lose their answer: this tests
+    # exactness, not the retry budget, so 6 retries keep the chance that one of the ~150
+    # checks meets 7 lost answers in a row under 1e-3.
     api = make_api(retries=RetryPolicy(retries=6, backoff_base=0.01, backoff_max=0.05))
     make_table(api)
     srv.set_faults(p_commit_fail=0.3, seed=99)
