@@ -29,7 +29,7 @@ from deeplake_sdk.errors import (
 )
 from deeplake_sdk.http_errors import is_ambiguous
 from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, is_already_exists, retried
-from deeplake_sdk.sql import DDL, READ, check_params, statement_kind
+from deeplake_sdk.sql import DDL, READ, check_params, statement_head, statement_kind
 from deeplake_sdk.transport import Endpoint, get_endpoint
 
 __all__ = ["Confirm", "DeeplakeApi", "QueryResult", "Statement", "Timeout"]
@@ -79,8 +79,7 @@ def _ddl_already_applied(stmt: _Call, error: QueryError) -> bool:
         return False
     if is_already_exists(error):
         return True
-    head = stmt.sql.lstrip().split(None, 1)[0].upper()
-    return head == "DROP" and "does not exist" in (error.message or "")
+    return statement_head(stmt.sql) == "DROP" and "does not exist" in (error.message or "")
 
 
 class DeeplakeApi(TablesMixin):

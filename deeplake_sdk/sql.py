@@ -293,6 +293,11 @@ def _keywords(sql: str) -> Iterator[str]:
             yield ";"
 
 
+def statement_head(sql: str) -> str:
+    """The first keyword of ``sql``, upper-cased, past comments (``""`` when there is none)."""
+    return next(_keywords(sql), "")
+
+
 def statement_kind(sql: str) -> str:
     """Classify ``sql`` to decide whether re-sending it after an ambiguous failure is safe.
 

@@ -15,6 +15,7 @@ from deeplake_sdk.sql import (
     like_escape,
     quote_ident,
     quote_literal,
+    statement_head,
     statement_kind,
     validate_identifier,
 )
@@ -170,6 +171,12 @@ def test_check_params():
 )
 def test_statement_kind(sql, kind):
     assert statement_kind(sql) == kind
+
+
+def test_statement_head_skips_comments_and_case():
+    assert statement_head("-- note\n  drop table t") == "DROP"
+    assert statement_head("/* x */ Create TABLE t (a int)") == "CREATE"
+    assert statement_head("  ") == ""
 
 
 def test_statement_shapes():
