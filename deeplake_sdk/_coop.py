@@ -1,4 +1,4 @@
-"""Cooperative-execution helpers: how to block without freezing other greenlets.
+"""Cooperative-execution helpers: how to block without freezing other greenlets or threads.
 
 Nothing here patches anything; the helpers only look at what the user has done:
 
@@ -7,18 +7,28 @@ Nothing here patches anything; the helpers only look at what the user has done:
   without a hub runs no greenlets, so blocking it blocks nobody else.
 * :func:`cooperative_sleep` - :func:`gevent.sleep` where greenlets may be waiting,
   :func:`time.sleep` in plain threads (which would otherwise get a hub created for nothing).
-* :func:`run_parallel` - map a function over items on a :class:`gevent.pool.Pool`.
+* :class:`Completion` - a one-shot event set from any thread and waited for on the waiter's
+  own hub (or natively when it has none): the only cross-thread wake-up the SDK uses.
+* :func:`run_parallel` - map a function over items on greenlets, and when the caller is
+  interrupted, kill every child and wait for it before the interruption propagates.
+
+Why not :class:`gevent.lock.Semaphore` or :class:`gevent.event.Event` across threads: such an
+object belongs to the hub of the first thread that waited on it, and a wake-up crossing threads
+is delivered by a callback on *that* hub. If the owning thread is blocked outside its hub (in
+``Thread.join()``, ``time.sleep``, plain synchronous code) or has ended, waiters of every other
+thread are never woken, although the resource is free.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import gevent
-from gevent.monkey import is_module_patched
+from gevent.hub import Waiter, getcurrent
+from gevent.monkey import get_original, is_module_patched
 from gevent.pool import Pool
 
 try:  # gevent >= 20: tells whether this thread already has a hub, without creating one
@@ -26,7 +36,18 @@ try:  # gevent >= 20: tells whether this thread already has a hub, without creat
 except ImportError:  # pragma: no cover
     from gevent.hub import _get_hub as _get_hub_if_exists  # type: ignore[attr-defined,no-redef]
 
-__all__ = ["Failure", "cooperative_sleep", "hub_if_exists", "run_parallel", "sockets_patched"]
+__all__ = [
+    "Completion",
+    "Failure",
+    "allocate_lock",
+    "cooperative_sleep",
+    "hub_if_exists",
+    "run_parallel",
+    "sockets_patched",
+]
+
+#: A native (never monkey-patched) lock factory: safe across threads and hubs, never yields.
+allocate_lock = get_original("_thread", "allocate_lock")
 
 
 def sockets_patched() -> bool:
@@ -49,6 +70,92 @@ def cooperative_sleep(seconds: float) -> None:
         time.sleep(seconds)
 
 
+class Completion:
+    """A one-shot event: set once from any thread, waited for by one waiter at a time.
+
+    A waiter inside a running gevent hub waits on its own hub (other greenlets of its thread
+    keep running) and is woken through a thread-safe ``async`` watcher of that hub; a waiter
+    without one (plain code, or the hub itself) blocks its thread on a native lock. :meth:`set`
+    may run before, during or after :meth:`wait`, from any thread. A waiter that gives up
+    (timeout, ``gevent.Timeout``, ``kill``, ``KeyboardInterrupt``) leaves nothing armed behind:
+    a later :meth:`set` touches no watcher of a closed wait.
+    """
+
+    __slots__ = ("_done", "_lock", "_wake")
+
+    def __init__(self) -> None:
+        self._lock = allocate_lock()
+        self._done = False
+        self._wake: Callable[[], Any] | None = None
+
+    def is_set(self) -> bool:
+        """Whether :meth:`set` was called."""
+        return self._done
+
+    def set(self) -> None:
+        """Mark the event done and wake its waiter, if one is waiting (any thread)."""
+        with self._lock:  # the waiter may be abandoning its wait concurrently
+            self._done = True
+            wake, self._wake = self._wake, None
+            if wake is not None:
+                wake()
+
+    def set_in_forked_child(self) -> None:
+        """:meth:`set`, in a forked child whose thread that held the lock may not exist."""
+        self._lock = allocate_lock()
+        self.set()
+
+    def _arm(self, wake: Callable[[], Any]) -> bool:
+        with self._lock:
+            if self._done:
+                return False
+            self._wake = wake
+            return True
+
+    def _disarm(self) -> None:
+        with self._lock:
+            self._wake = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until :meth:`set` is called or ``timeout`` seconds pass.
+
+        Args:
+            timeout: Longest wait in seconds (``None``: no limit).
+
+        Returns:
+            Whether the event is set.
+        """
+        if self._done:
+            return True
+        hub = _get_hub_if_exists()
+        if hub is None or getcurrent() is hub:
+            lock = allocate_lock()
+            lock.acquire()
+            if not self._arm(lock.release):
+                return True
+            try:
+                lock.acquire(True, -1 if timeout is None else max(0.0, timeout))
+            finally:
+                self._disarm()
+            return self._done
+        watcher = hub.loop.async_()
+        waiter = Waiter(hub)
+        watcher.start(waiter.switch, None)  # started before anyone can send it
+        try:
+            if not self._arm(watcher.send):  # thread-safe wake-up of this hub
+                return True
+            if timeout is None:
+                waiter.get()  # other greenlets of this thread run meanwhile
+            else:
+                with gevent.Timeout(timeout, False):
+                    waiter.get()
+        finally:
+            self._disarm()  # no set() can touch the watcher after this
+            watcher.stop()
+            watcher.close()
+        return self._done
+
+
 @dataclass
 class Failure:
     """A failed item of :func:`run_parallel`: its exception."""
@@ -56,31 +163,63 @@ class Failure:
     error: Exception
 
 
-def run_parallel(fn: Callable[[Any], Any], items: Sequence[Any], size: int) -> list[Any]:
-    """Run ``fn`` over ``items`` on a gevent pool; results (or ``Failure``) in input order.
+def run_parallel(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    size: int,
+    *,
+    catch: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+) -> list[Any]:
+    """Run ``fn`` over ``items`` on greenlets; results in input order, failures as values.
 
-    At most ``size`` run at once (the endpoint's limiter bounds the requests anyway).
+    At most ``size`` run at once (the endpoint's limiter bounds the requests anyway). A single
+    item runs in the calling greenlet.
 
-    Errors are caught inside the greenlets (gevent would print them otherwise). If the caller
-    is interrupted, the outstanding greenlets are killed.
+    Cancellation: if the caller is interrupted while it waits (``gevent.Timeout``,
+    ``GreenletExit`` from ``kill``, ``KeyboardInterrupt``), every child is killed and waited
+    for *before* the interruption propagates, so no child is left running (or sending) after
+    the caller gave up. A child killed in the middle of a request cancels it (see
+    :mod:`deeplake_sdk.transport`).
+
+    Args:
+        fn: Called with each item.
+        items: The items.
+        size: Most children running at once.
+        catch: Exceptions that become a :class:`Failure` in the result list. Any other
+            exception of a child is raised once every child has finished (the first one, in
+            input order); ``()`` catches nothing.
+
+    Returns:
+        ``fn(item)`` for each item, or ``Failure(error)`` for one that raised a ``catch``
+        exception.
     """
-    if len(items) == 1:
-        try:
-            return [fn(items[0])]
-        except Exception as exc:
-            return [Failure(exc)]
+    items = list(items)
+    results: list[Any] = [None] * len(items)
+    raised: list[tuple[int, BaseException]] = []
 
-    def guarded(item: Any) -> Any:
+    def one(index: int, item: Any) -> None:
         try:
-            return fn(item)
-        except Exception as exc:
-            return Failure(exc)
+            results[index] = fn(item)
+        except catch as exc:
+            results[index] = Failure(exc)  # type: ignore[arg-type]
+        except Exception as exc:  # raised to the caller below (gevent would only print it)
+            raised.append((index, exc))
 
-    pool = Pool(max(1, min(len(items), size)))
-    try:
-        greenlets = [pool.spawn(guarded, item) for item in items]
-        pool.join(raise_error=True)
-    except BaseException:
-        pool.kill(block=False)
-        raise
-    return [g.value for g in greenlets]
+    if len(items) <= 1:
+        for index, item in enumerate(items):
+            one(index, item)
+    else:
+        pool = Pool(max(1, min(len(items), size)))
+        children = []
+        try:
+            for index, item in enumerate(items):
+                children.append(pool.spawn(one, index, item))  # waits for room in the pool
+            pool.join()
+        except BaseException:
+            # The caller gave up: no child may outlive it. kill() waits for each to exit;
+            # a child in the middle of a request cancels it before exiting.
+            pool.kill(block=True)
+            raise
+    if raised:
+        raise min(raised, key=lambda pair: pair[0])[1]
+    return results

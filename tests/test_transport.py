@@ -1,4 +1,4 @@
-"""Transport tests: ``Endpoint``, ``get_endpoint`` and ``Limiter``.
+"""Transport tests: ``Endpoint`` and ``get_endpoint`` (the limiter: test_limiter.py).
 
 Endpoint behaviour (registry, keep-alive pool, concurrency bound, execution strategies,
 error classification, fork) runs against the real local server (fixtures ``srv`` and
@@ -6,7 +6,7 @@ error classification, fork) runs against the real local server (fixtures ``srv``
 concurrency is observed in its stats (server-side latency keeps requests in flight).
 
 Pure units (decoding of answers, including 2xx bodies only a gateway would send, error
-mapping of bodies and exceptions, the limiter, cooperative sleep) need no server.
+mapping of bodies and exceptions, cooperative sleep) need no server.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from deeplake_sdk.errors import (
     ServerError,
 )
 from deeplake_sdk.http_errors import error_for_status
-from deeplake_sdk.limiter import Limiter
 from deeplake_sdk.transport import Endpoint, decode_answer, get_endpoint
 
 
@@ -149,93 +148,7 @@ def test_network_error_mapping_of_urllib3_and_requests_failures():
     assert isinstance(network_error(u3.LocationParseError("x"), url, timeout), ConfigError)
 
 
-# -- limiter -------------------------------------------------------------------------------
-
-
-def test_limiter_bounds_greenlets():
-    lim = Limiter(3)
-    seen = []
-
-    def work():
-        with lim.slot():
-            seen.append(lim.in_flight)
-            gevent.sleep(0.01)
-
-    gevent.joinall([gevent.spawn(work) for _ in range(20)])
-    assert max(seen) == 3 and lim.peak == 3 and lim.in_flight == 0
-
-
-def test_limiter_bounds_native_threads():
-    lim = Limiter(2)
-    seen = []
-
-    def work():
-        for _ in range(5):
-            with lim.slot():
-                seen.append(lim.in_flight)
-                time.sleep(0.005)
-
-    threads = [threading.Thread(target=work) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert len(seen) == 30 and max(seen) <= 2 and lim.in_flight == 0
-
-
-def test_limiter_acquire_timeout():
-    lim = Limiter(1)
-    lim.acquire()
-    with pytest.raises(NetworkError, match="not sent"):
-        lim.acquire(timeout=0.01)
-    lim.release()
-    lim.acquire(timeout=0.01)
-    lim.release()
-
-
-def test_adaptive_limiter_shrinks_and_grows_within_bounds():
-    lim = Limiter(8, adaptive=True)
-    lim.on_overload()
-    assert lim.limit == 4
-    for _ in range(10):
-        lim.on_overload()
-    assert lim.limit == 1
-    # shrinking withholds tokens as slots are released: only one slot usable now
-    lim.acquire()
-    lim.release()
-    assert lim._reserved == 1  # one token withheld so far
-    for _ in range(200):
-        lim.on_success()
-    assert lim.limit == 8 and lim._reserved == 0
-    # all 8 slots usable again
-    for _ in range(8):
-        lim.acquire(timeout=0.01)
-    for _ in range(8):
-        lim.release()
-
-
-def test_adaptive_limiter_effective_bound():
-    lim = Limiter(4, adaptive=True)
-    for _ in range(3):
-        lim.on_overload()
-    assert lim.limit == 1
-    seen = []
-
-    def work():
-        with lim.slot():
-            seen.append(lim.in_flight)
-            gevent.sleep(0.005)
-
-    gevent.joinall([gevent.spawn(work) for _ in range(12)])
-    # the first wave may still use the old tokens; afterwards one at a time
-    assert seen[-4:] == [1, 1, 1, 1]
-
-
-def test_non_adaptive_ignores_feedback():
-    lim = Limiter(4)
-    lim.on_overload()
-    assert lim.limit == 4
-    assert Limiter(None).limit is None
+# -- cooperative helpers --------------------------------------------------------------------
 
 
 def test_cooperative_sleep_creates_no_hub_in_plain_threads():

@@ -8,8 +8,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-import gevent.pool
-
+from deeplake_sdk._coop import run_parallel
 from deeplake_sdk.errors import DeeplakeError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.namespace import NamespaceMixin
@@ -204,7 +203,7 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
                 return exc
 
         if self.parallel and len(funcs) > 1:
-            return gevent.pool.Pool(len(funcs)).map(run, funcs)
+            return run_parallel(run, funcs, len(funcs), catch=())
         return [run(f) for f in funcs]
 
     def refresh(self) -> None:
