@@ -338,10 +338,13 @@ class DeeplakeApi(TablesMixin):
         idempotent: bool | None = None,
         return_exceptions: bool = False,
     ) -> list[Any]:
-        """Run statements in parallel (on a gevent pool) and return their rows in input order.
+        """Run statements in parallel (on greenlets) and return their rows in input order.
 
         Parallelism is bounded by the endpoint's concurrency limit and works with or without
-        ``gevent.monkey.patch_all()``.
+        ``gevent.monkey.patch_all()``. If the caller is interrupted (``gevent.Timeout``,
+        ``kill``, ``KeyboardInterrupt``), every statement not yet sent is dropped and every
+        request in flight is cancelled before the interruption propagates: nothing of this
+        call runs on in the background (statements already sent may have run).
 
         Args:
             items: SQL strings or ``(sql, params)`` pairs.

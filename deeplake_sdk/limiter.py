@@ -80,10 +80,10 @@ class LimitState:
 class LimitPolicy:
     """How many attempts may be in flight: an immutable value, with immutable states.
 
-    Subclasses implement :meth:`initial` and :meth:`update`; both are pure.
+    Subclasses implement :meth:`initial` and :meth:`update`; both are pure, and set
+    ``max_limit``, the highest limit the policy may choose (``None``: unbounded).
     """
 
-    #: The highest limit the policy may choose (``None``: unbounded).
     max_limit: int | None = None
 
     def initial(self) -> LimitState:
@@ -291,8 +291,13 @@ class Limiter:
 
         Args:
             sample: What the attempt that held the slot tells the policy (``None``: nothing).
+
+        Raises:
+            RuntimeError: No slot is held (a release without its acquire).
         """
         with self._lock:
+            if self._in_flight <= 0:
+                raise RuntimeError("Limiter.release() without a slot held")
             self._in_flight -= 1
             if sample is not None:
                 self._observe(Sample(sample.outcome, sample.rtt, self._in_flight))

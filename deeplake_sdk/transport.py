@@ -1,29 +1,39 @@
 """HTTP transport: one pooled, bounded endpoint per service URL, shared by the process.
 
-An :class:`Endpoint` owns a :class:`requests.Session` (keep-alive pool of ``max_concurrency``
-connections, ``pool_block=False``, no urllib3-level retries) and a
+An :class:`Endpoint` owns keep-alive connections (a :class:`requests.Session` whose adapter
+pools ``max_concurrency`` connections, ``pool_block=False``, no urllib3-level retries) and a
 :class:`~deeplake_sdk.limiter.Limiter`. Clients created with the same URL and the same
 concurrency settings share one endpoint (:func:`get_endpoint`), so the bound holds for the
-whole process however many clients exist. The bound is the limiter's, never the pool's
-(requests passes no pool timeout, so ``pool_block=True`` would wait forever).
+whole process however many clients and threads use it. The bound is the limiter's, never the
+pool's (requests passes no pool timeout, so ``pool_block=True`` would wait forever).
 
-Requests go straight to the session adapter's urllib3 connection pool (same pool, TLS and
-timeout settings), skipping requests' per-call preparation, which cost about twice the CPU of
-the whole rest of a query; with a proxy configured the full ``session.request`` path is used.
+Requests go straight to the adapter's urllib3 connection pool (same pool, TLS and timeout
+settings), skipping requests' per-call preparation, which cost about twice the CPU of the whole
+rest of a query; with a proxy configured the full ``session.request`` path is used.
 
-Cooperative execution without global side effects (importing the SDK patches nothing):
+Execution strategy (importing the SDK patches nothing), chosen per request:
 
-* if the user ran ``gevent.monkey.patch_all()``, the request runs in the calling greenlet
-  (sockets are cooperative);
-* otherwise, if the calling thread runs a gevent hub (greenlets may be waiting to run), the
-  blocking call is dispatched to a per-hub :class:`gevent.threadpool.ThreadPool` and the caller
-  waits cooperatively; other greenlets keep running;
-* otherwise (a plain synchronous caller or a native thread without greenlets) the call simply
-  blocks the calling thread.
+* sockets monkey-patched (``gevent.monkey.patch_all()``): the request runs in the calling
+  greenlet on a connection pool *of the calling thread's hub*: a patched socket belongs to the
+  hub that created it and cannot be used from another thread's hub;
+* not patched, and the caller is a greenlet of a running hub: the blocking call is handed to
+  the endpoint's native worker threads (at most one per slot, shared by every thread and hub)
+  and the greenlet waits on its own hub; other greenlets keep running;
+* otherwise (a plain synchronous caller, a native thread without greenlets, or the hub
+  itself) the call simply blocks the calling thread.
 
-If a waiting greenlet is interrupted (``gevent.Timeout``, ``kill``) while a worker thread is
-still sending, its slot is released only when the worker finishes, so the in-flight bound is
-never exceeded.
+Cancellation: a caller interrupted while its request is in flight (``gevent.Timeout``,
+``kill``, ``KeyboardInterrupt``) does not leave it behind. Running in the caller's greenlet, the
+request stops with it (its connection is discarded); running on a worker thread, its socket is
+shut down, which ends the blocking read at once, and the caller waits for the worker to let go
+before the interruption propagates. Either way the slot is free when the caller's exception is
+raised, and the request's fate on the server is unknown (it may have run).
+
+Processes: an endpoint notices on first use in a forked child (a pid check) that it was
+inherited, and starts over there with new connections, worker threads and limiter state; the
+parent keeps its own. At the fork itself, the child's copies of the endpoint's sockets are
+replaced by a closed socket, so that no inherited greenlet of the child can read an answer meant
+for the parent.
 
 Timeouts: every request has a connect timeout (default 10 s) and a read timeout (the
 statement timeout plus a margin, see :class:`deeplake_sdk.api.Timeout`).
@@ -31,130 +41,374 @@ statement timeout plus a margin, see :class:`deeplake_sdk.api.Timeout`).
 
 from __future__ import annotations
 
+import _socket
+import contextlib
 import json
 import logging
 import os
-import threading
+import socket
 import time
 import weakref
+from _queue import SimpleQueue  # the C queue: blocks natively, whatever is patched
 from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
 import requests
 import urllib3
-from gevent.threadpool import ThreadPool
+from gevent.monkey import get_original
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from deeplake_sdk._coop import hub_if_exists, sockets_patched
-from deeplake_sdk.errors import ServerError
+from deeplake_sdk._coop import Completion, allocate_lock, hub_if_exists, sockets_patched
+from deeplake_sdk.errors import NetworkError, ServerError
 from deeplake_sdk.http_errors import error_for_status, network_error, origin, summarise
-from deeplake_sdk.limiter import Limiter
+from deeplake_sdk.limiter import ERROR, OK, OVERLOAD, Limiter, Sample
 
 __all__ = ["UNBOUNDED_POOL", "Endpoint", "close_endpoints", "decode_answer", "get_endpoint"]
 
 logger = logging.getLogger(__name__)
 
-#: Connection-pool and thread-pool size used when concurrency is unbounded.
+#: Connection-pool and worker-thread count used when concurrency is unbounded.
 UNBOUNDED_POOL = 64
+
+_start_new_thread = get_original("_thread", "start_new_thread")
+_thread_local = get_original("_thread", "_local")
+
+
+# -- connections that an attempt can cancel and a forked child can disown -----------------------
+class _Worker(_thread_local):  # type: ignore[misc]
+    """Per native thread: the attempt a worker thread is running (``None`` elsewhere)."""
+
+    attempt: _Attempt | None = None
+
+
+_worker = _Worker()
+#: Every connection the endpoints opened, so that a forked child can disown their sockets.
+_connections: weakref.WeakSet[HTTPConnection] = weakref.WeakSet()
+
+
+class _TrackedConnection:
+    """Mixin for urllib3 connections: registered for fork, reachable by a cancelling caller."""
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        _connections.add(self)  # type: ignore[arg-type]
+        _attach(self)
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        _attach(self)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+def _attach(conn: Any) -> None:
+    attempt = _worker.attempt
+    if attempt is not None:
+        attempt.attach(conn)
+
+
+class _HTTPConnection(_TrackedConnection, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_TrackedConnection, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOL_CLASSES = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter, with pools whose connections are tracked (direct and proxied)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOL_CLASSES
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if hasattr(manager, "pool_classes_by_scheme"):
+            manager.pool_classes_by_scheme = _POOL_CLASSES
+        return manager
+
+
+class _Connections:
+    """One keep-alive pool: a requests session, its adapter, and the adapter's urllib3 pool."""
+
+    def __init__(self, base_url: str, pool_size: int) -> None:
+        session = requests.Session()
+        adapter = _Adapter(
+            pool_connections=1, pool_maxsize=pool_size, pool_block=False, max_retries=0
+        )
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        # Resolve proxy / CA settings once instead of scanning the environment per request.
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(base_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            session.verify = ca_bundle
+        self.base_url = base_url
+        self.session = session
+        self.adapter = adapter
+        self.http_pool: Any = None
+        # With a proxy, requests' full machinery is used; otherwise its adapter's urllib3
+        # pool is driven directly, which costs about a third of the CPU per request.
+        scheme = urlsplit(base_url).scheme
+        self.direct = not any(session.proxies.get(k) for k in (scheme, "all"))
+
+    def pool(self) -> Any:
+        """The adapter's urllib3 pool for this origin, with the session's TLS settings."""
+        pool = self.http_pool
+        if pool is None:
+            request = requests.Request("GET", self.base_url + "/").prepare()
+            verify = self.session.verify
+            if hasattr(self.adapter, "get_connection_with_tls_context"):
+                pool = self.adapter.get_connection_with_tls_context(request, verify)
+            else:  # requests < 2.32
+                pool = self.adapter.get_connection(request.url)
+            self.adapter.cert_verify(pool, request.url, verify, None)
+            self.http_pool = pool
+        return pool
+
+    def close(self) -> None:
+        self.http_pool = None
+        self.session.close()
+
+
+# -- one attempt, and the worker threads that run them --------------------------------------------
+class _Attempt:
+    """One HTTP attempt holding one slot; it releases the slot itself when it ends."""
+
+    __slots__ = (
+        "args",
+        "conn",
+        "done",
+        "endpoint",
+        "error",
+        "forks",
+        "limiter",
+        "lock",
+        "result",
+        "stopped",
+    )
+
+    def __init__(self, endpoint: Endpoint, args: tuple) -> None:
+        self.endpoint = endpoint
+        self.limiter = endpoint.limiter  # the slot is taken from, and given back to, this one
+        self.forks = _forks  # a copy inherited by a forked child gives no slot back there
+        self.args = args
+        self.result: Any = None
+        self.error: BaseException | None = None
+        # Set for a worker thread's attempt only (an inline one needs no hand-over).
+        self.done: Completion | None = None
+        self.lock: Any = None
+        self.conn: Any = None
+        self.stopped = False
+
+    def run(self) -> None:
+        """Send, record the outcome, release the slot (never raises ``Exception``)."""
+        endpoint = self.endpoint
+        outcome = ERROR
+        started = time.perf_counter()
+        try:
+            if self.stopped:
+                raise ConnectionAbortedError("the caller gave up before the request was sent")
+            self.result = endpoint._send(*self.args)  # (connections, request)
+            status = self.result[0]
+            outcome = OVERLOAD if status in (429, 503) else OK if status < 500 else ERROR
+        except Exception as exc:  # handed to the caller
+            self.error = exc
+        finally:
+            if self.forks == _forks:
+                self.limiter.release(Sample(outcome, time.perf_counter() - started))
+            if self.done is not None:
+                with self.lock:
+                    self.conn = None
+                self.done.set()
+
+    def attach(self, conn: Any) -> None:
+        """The connection this attempt is using (called on the worker thread)."""
+        with self.lock:
+            self.conn = conn
+            stopped = self.stopped
+        if stopped:
+            raise ConnectionAbortedError("the caller gave up; the request was cancelled")
+
+    def cancel(self) -> None:
+        """Stop the attempt from another thread: shut its socket down (its read ends now)."""
+        with self.lock:
+            self.stopped = True
+            sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            # The plain socket's shutdown (SSLSocket's would drop its SSL object); an error
+            # means already closed: the attempt ends by itself.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Workers:
+    """Native worker threads of one endpoint (one per concurrent attempt at most)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.queue: SimpleQueue = SimpleQueue()
+        self.lock = allocate_lock()
+        self.threads = 0
+        self.idle = 0
+        self.pending: set[_Attempt] = set()  # queued or running
+
+    def submit(self, attempt: _Attempt) -> None:
+        """Queue ``attempt``; an idle worker takes it, or a new one if none is idle."""
+        with self.lock:
+            start = not self.idle and self.threads < self.cap
+            if start:
+                self.threads += 1
+            elif self.idle:
+                self.idle -= 1  # that idle worker is this attempt's
+            self.pending.add(attempt)
+        if start:
+            try:  # started first: if that fails, nothing was queued
+                _start_new_thread(self._main, ())
+            except BaseException:
+                with self.lock:
+                    self.threads -= 1
+                    self.pending.discard(attempt)
+                raise
+        self.queue.put(attempt)
+
+    def _main(self) -> None:
+        get, lock = self.queue.get, self.lock
+        while True:
+            attempt = get()
+            if attempt is None:
+                return
+            _worker.attempt = attempt
+            try:
+                attempt.run()
+            except BaseException:  # a bug: say so, and keep the worker serving
+                logger.exception("request worker: unexpected error")
+            finally:
+                _worker.attempt = None
+            with lock:
+                self.idle += 1
+                self.pending.discard(attempt)
+
+    def orphan(self) -> None:
+        """In a forked child: fail the attempts of worker threads that stayed in the parent.
+
+        A greenlet inherited while waiting for one of them is woken with an ambiguous
+        :class:`~deeplake_sdk.errors.NetworkError` (its answer goes to the parent), instead
+        of waiting forever for a thread that does not exist here.
+        """
+        for attempt in list(self.pending):
+            attempt.error = NetworkError(
+                "the request was sent by the parent process before it forked; its answer "
+                "went to the parent (the request may have run)",
+                ambiguous=True,
+            )
+            if attempt.done is not None:
+                attempt.done.set_in_forked_child()
+        self.pending.clear()
+
+    def stop(self) -> None:
+        """Let every worker thread end (after the attempts already queued)."""
+        with self.lock:
+            count, self.threads, self.idle = self.threads, 0, 0
+        for _ in range(count):
+            self.queue.put(None)
 
 
 class Endpoint:
     """A keep-alive connection pool and a concurrency limit for one service origin.
 
     Use :func:`get_endpoint` rather than building one: that is what makes the pool and the
-    limit shared by every client of the process.
+    limit shared by every client of the process. An endpoint may be used by any number of
+    greenlets and native threads at once, with or without monkey-patching, and keeps working
+    in a forked child (which gets connections, workers and limiter state of its own).
 
     Args:
         base_url: Service base URL; requests go to ``base_url + path``.
         max_concurrency: Maximum requests in flight (``None``: unbounded).
-        adaptive: Adapt the limit to 429/503 answers (see :class:`~deeplake_sdk.limiter.Limiter`).
+        adaptive: Adapt the limit to 429/503 answers (see :class:`~deeplake_sdk.limiter.AimdLimit`).
     """
 
     def __init__(self, base_url: str, max_concurrency: int | None = 5, *, adaptive: bool = True):
         self.origin = origin(base_url)
         self.base_url = base_url.rstrip("/")
-        self.limiter = Limiter(max_concurrency, adaptive=adaptive)
         self.pool_size = max_concurrency or UNBOUNDED_POOL
-        session = requests.Session()
-        adapter = HTTPAdapter(
-            pool_connections=1, pool_maxsize=self.pool_size, pool_block=False, max_retries=0
-        )
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        # Resolve proxy / CA settings once instead of scanning the environment per request.
-        session.trust_env = False
-        session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if ca_bundle:
-            session.verify = ca_bundle
-        self.session = session
-        self._adapter = adapter
-        self._http_pool: Any = None
         self._prefix = urlsplit(self.base_url).path
-        # With a proxy, requests' full machinery is used; otherwise its adapter's urllib3
-        # pool is driven directly, which costs about a third of the CPU per request.
-        self._direct = not any(
-            session.proxies.get(k) for k in (urlsplit(self.base_url).scheme, "all")
-        )
-        self._pools: weakref.WeakKeyDictionary[Any, ThreadPool] = weakref.WeakKeyDictionary()
-        self._pools_lock = threading.Lock()
-        self.requests_sent = 0
+        self._count_lock = allocate_lock()
+        self.limiter = Limiter(max_concurrency, adaptive=adaptive)
+        self._start()
+
+    def _start(self) -> None:
+        """Connections, workers and counters of this process (again in a forked child)."""
+        self._pid = os.getpid()
+        self._shared = _Connections(self.base_url, self.pool_size)
+        self._direct = self._shared.direct
+        self._per_hub = _thread_local()
+        self._workers = _Workers(self.pool_size)
+        weakref.finalize(self, self._workers.stop)
+        self._sent = 0
+
+    def _check_process(self) -> None:
+        """Start over if this object was inherited by a forked child."""
+        if self._pid == os.getpid():
+            return
+        with _fork_lock:
+            if self._pid != os.getpid():
+                logger.debug("%r: first use in forked child %d: new connections", self, os.getpid())
+                inherited = self._workers
+                self._count_lock = allocate_lock()
+                self.limiter = self.limiter.fresh()
+                self._start()
+                inherited.orphan()
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.origin} limit={self.limiter.max_limit}>"
 
+    @property
+    def session(self) -> requests.Session:
+        """The requests session of the shared pool (used when sockets are not patched)."""
+        return self._shared.session
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP attempts sent by this process through this endpoint (exact across threads)."""
+        return self._sent
+
     def close(self) -> None:
-        """Close pooled connections (the endpoint stays usable; new connections are opened)."""
-        self._http_pool = None
-        self.session.close()
+        """Close pooled connections (the endpoint stays usable; new connections are opened).
 
-    def _connection_pool(self) -> Any:
-        """The adapter's urllib3 pool for this origin, with the session's TLS settings."""
-        pool = self._http_pool
-        if pool is None:
-            request = requests.Request("GET", self.base_url + "/").prepare()
-            verify = self.session.verify
-            if hasattr(self._adapter, "get_connection_with_tls_context"):
-                pool = self._adapter.get_connection_with_tls_context(request, verify)
-            else:  # requests < 2.32
-                pool = self._adapter.get_connection(request.url)
-            self._adapter.cert_verify(pool, request.url, verify, None)
-            self._http_pool = pool
-        return pool
+        Closes the shared pool and the calling thread's own pool (patched sockets); pools of
+        other hubs are closed by their own threads' exit.
+        """
+        self._shared.close()
+        own = getattr(self._per_hub, "connections", None)
+        if own is not None:
+            own[1].close()
+            self._per_hub.connections = None
 
-    # -- execution strategy ------------------------------------------------------------------
-    def _threadpool(self, hub: Any) -> ThreadPool:
-        pool = self._pools.get(hub)
-        if pool is None:
-            with self._pools_lock:
-                pool = self._pools.get(hub)
-                if pool is None:
-                    pool = ThreadPool(self.pool_size, hub=hub)
-                    self._pools[hub] = pool
-        return pool
-
-    def _run(self, fn: Any, *args: Any, acquire_timeout: float | None) -> Any:
-        """Run ``fn(*args)`` holding a slot, cooperatively (see the module documentation)."""
-        limiter = self.limiter
-        limiter.acquire(acquire_timeout)
-        hub = None if sockets_patched() else hub_if_exists()
-        if hub is None or gevent.getcurrent() is hub:
-            try:
-                return fn(*args)
-            finally:
-                limiter.release()
-        try:
-            result = self._threadpool(hub).spawn(_capture, fn, *args)
-        except BaseException:
-            limiter.release()
-            raise
-        # Released when the worker is done, even if this greenlet stops waiting earlier.
-        result.rawlink(lambda _result: limiter.release())
-        value, error = result.get()
-        if error is not None:
-            raise error
-        return value
+    def _connections(self) -> _Connections:
+        """The pool to use from here: the shared one, or this hub's if sockets are patched."""
+        if not sockets_patched():
+            return self._shared
+        hub = gevent.get_hub()  # patched socket I/O needs (and would create) it anyway
+        own = getattr(self._per_hub, "connections", None)
+        if own is None or own[0] is not hub:
+            own = (hub, _Connections(self.base_url, self.pool_size))
+            self._per_hub.connections = own
+        return own[1]
 
     # -- one HTTP attempt --------------------------------------------------------------------
     def request(
@@ -184,31 +438,52 @@ class Endpoint:
             ApiError: The service answered with an error status (typed by status).
             NetworkError: No usable answer; ``ambiguous`` tells whether it may have executed.
         """
+        self._check_process()
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         started = time.perf_counter()
-        status, answer_headers, content = self._run(
-            self._send, method, path, headers, data, timeout, acquire_timeout=acquire_timeout
+        request = (method, path, headers, data, timeout)
+        attempt = _Attempt(self, (self._connections(), request))
+        hub = None if sockets_patched() else hub_if_exists()
+        inline = hub is None or gevent.getcurrent() is hub
+        attempt.limiter.acquire(acquire_timeout)
+        if inline:
+            attempt.run()  # in this greenlet / thread; an interruption stops it right here
+        else:
+            self._run_on_worker(attempt)
+        if attempt.error is not None:
+            raise attempt.error
+        status, answer_headers, content = attempt.result
+        logger.debug(
+            "%s %s -> %s in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000
         )
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        logger.debug("%s %s -> %s in %.1f ms", method, path, status, elapsed_ms)
-        if status in (429, 503):
-            self.limiter.on_overload()
-        elif status < 500:
-            self.limiter.on_success()
         return decode_answer(status, answer_headers, content)
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        headers: dict[str, str],
-        data: bytes | None,
-        timeout: tuple[float, float],
-    ) -> tuple[int, Any, bytes]:
-        self.requests_sent += 1
+    def _run_on_worker(self, attempt: _Attempt) -> None:
+        """Run ``attempt`` on a worker thread; the calling greenlet waits on its own hub."""
+        attempt.done = done = Completion()
+        attempt.lock = allocate_lock()
         try:
-            if not self._direct:
-                response = self.session.request(
+            self._workers.submit(attempt)
+        except BaseException:
+            attempt.limiter.release()
+            raise
+        try:
+            done.wait()
+        except BaseException:
+            # The caller gave up: cancel the request and wait for the worker to let go of
+            # it, so that nothing is left in flight when the interruption propagates.
+            attempt.cancel()
+            done.wait()
+            raise
+
+    def _send(self, connections: _Connections, request: tuple) -> tuple[int, Any, bytes]:
+        """One HTTP exchange: ``request`` is ``(method, path, headers, body bytes, timeout)``."""
+        method, path, headers, data, timeout = request
+        with self._count_lock:
+            self._sent += 1
+        try:
+            if not (self._direct and connections.direct):
+                response = connections.session.request(
                     method,
                     self.base_url + path,
                     headers=headers,
@@ -217,7 +492,7 @@ class Endpoint:
                     allow_redirects=False,
                 )
                 return response.status_code, response.headers, response.content
-            answer = self._connection_pool().urlopen(
+            answer = connections.pool().urlopen(
                 method,
                 self._prefix + path,
                 body=data,
@@ -260,19 +535,12 @@ def decode_answer(status: int, headers: Any, content: bytes) -> Any:
     raise error_for_status(status, headers, content)
 
 
-def _capture(fn: Any, *args: Any) -> tuple[Any, BaseException | None]:
-    """Run ``fn`` in a worker thread, returning its error instead of raising it.
-
-    (gevent prints the traceback of every thread-pool task that raises.)
-    """
-    try:
-        return fn(*args), None
-    except Exception as exc:
-        return None, exc
-
-
+# -- the process-wide registry, and fork -------------------------------------------------------
 _registry: dict[tuple[str, int | None, bool], Endpoint] = {}
-_registry_lock = threading.Lock()
+_registry_lock = allocate_lock()
+_fork_lock = allocate_lock()
+#: Forks this process descends from (since this module was imported).
+_forks = 0
 
 
 def get_endpoint(
@@ -300,22 +568,42 @@ def get_endpoint(
     return endpoint
 
 
-def _forget_after_fork() -> None:
-    # A forked child must not share the parent's keep-alive sockets or its hub's primitives:
-    # it starts with no endpoints (the parent's stay untouched).
-    global _registry_lock
-    _registry.clear()
-    _registry_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_after_fork)
-
-
 def close_endpoints() -> None:
-    """Close and forget every endpoint of the process (tests, or before ``fork``)."""
+    """Close and forget every endpoint of the process (tests, or to drop idle connections)."""
     with _registry_lock:
         endpoints = list(_registry.values())
         _registry.clear()
     for endpoint in endpoints:
         endpoint.close()
+
+
+def _after_fork_in_child() -> None:
+    """Runs in a forked child, before anything else: locks anew, inherited sockets disowned.
+
+    Locks held by other threads of the parent at the fork would stay held forever here. The
+    child's copies of the parent's sockets are pointed at a closed socket (``dup2``): a
+    greenlet inherited in the middle of a request then fails in the child instead of racing
+    the parent for its answer, and nothing in the child can write on the parent's
+    connections. The parent's connections are untouched (closing a copy does not end them).
+    Endpoints themselves start over lazily, on first use (:meth:`Endpoint._check_process`).
+    """
+    global _registry_lock, _fork_lock, _forks
+    _forks += 1
+    _registry_lock = allocate_lock()
+    _fork_lock = allocate_lock()
+    inherited = [getattr(conn, "sock", None) for conn in list(_connections)]
+    _connections.clear()
+    fds = [fd for fd in (s.fileno() for s in inherited if s is not None) if fd >= 0]
+    if not fds:
+        return
+    dead, peer = _socket.socketpair()
+    peer.close()  # reads on ``dead`` see end-of-file, writes fail
+    try:
+        for fd in fds:
+            os.dup2(dead.fileno(), fd)
+    finally:
+        dead.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -127,6 +127,9 @@ def test_limiter_acquire_timeout_leaves_no_trace():
     lim.acquire(timeout=0.01)
     lim.release()
     assert lim.in_flight == 0
+    with pytest.raises(RuntimeError, match="without a slot"):
+        lim.release()  # a release without its acquire would raise the bound
+    assert lim.in_flight == 0
 
 
 def test_waiters_are_served_in_fifo_order_across_threads_and_greenlets():

@@ -214,7 +214,7 @@ def test_plain_synchronous_call(srv, send):
     t.join(60)
     assert seen["answer"]["columns"] == ["a"]
     assert seen["answer"]["rows"] == [["h\u00e9llo \u2713"]]  # UTF-8 both ways
-    assert seen["hub"] is None and not ep._pools  # no hub created, no worker thread used
+    assert seen["hub"] is None and ep._workers.threads == 0  # no hub, no worker thread
     assert srv.stats()["requests"] == 1
 
 
@@ -243,23 +243,26 @@ def test_native_threads_share_the_bound(srv, send):
     assert ep.limiter.in_flight == 0 and ep.limiter.peak == 3
 
 
-def test_interrupted_waiter_keeps_its_slot_until_the_worker_finishes(srv, send):
+def test_interrupted_caller_cancels_its_request_on_the_worker_thread(srv, send):
     ep = Endpoint(srv.url, 1)
-    srv.set_faults(latency_fixed_ms=1000)
+    srv.set_faults(latency_fixed_ms=2000)
     srv.reset_stats()
     first = gevent.spawn(send, ep, "SELECT 1 AS a")
     wait_until(lambda: srv.stats()["inflight"] == 1, "the first request at the server")
     srv.set_faults(latency_fixed_ms=0)  # the first request keeps the latency it was given
-    first.kill()
+    first.kill()  # returns once the worker thread has let go of the request
     assert isinstance(first.value, gevent.GreenletExit)
-    # the worker thread is still sending: its slot stays taken ...
-    assert ep.limiter.in_flight == 1
-    # ... so the next request waits for it instead of running alongside
+    # the worker's blocking read was ended by shutting its socket down: the slot is free
+    # while the server is still busy with the request
+    assert ep.limiter.in_flight == 0 and ep._workers.threads == 1
+    assert srv.stats()["inflight"] == 1
+    srv.reset_stats()
     assert send(ep, "SELECT 2 AS a")["rows"] == [[2]]
     stats = srv.stats()
-    assert stats["status_counts"] == {"200": 2}  # the worker did get its answer
-    assert stats["inflight_peak"] == 1
+    assert stats["requests"] == 1 and client_connections(stats) == 1  # a new connection
     assert ep.limiter.in_flight == 0 and ep.limiter.peak == 1
+    # leave no request in flight at the server for the next test
+    wait_until(lambda: srv.stats()["inflight"] == 0, "the abandoned request to finish")
 
 
 def test_connection_reset_is_ambiguous(srv, send, make_endpoint):
@@ -329,22 +332,24 @@ def test_proxy_path_uses_the_session(srv, send):
     ep._direct = False  # what a configured proxy selects
     assert send(ep, "SELECT $1::int AS a", 7)["rows"] == [[7]]
     assert send(ep, "SELECT $1::int AS a", 8)["rows"] == [[8]]
-    assert ep._http_pool is None  # the direct urllib3 pool was never used
+    assert ep._shared.http_pool is None  # the direct urllib3 pool was never used
     stats = srv.stats()
     assert stats["requests"] == 2 and client_connections(stats) == 1  # session keep-alive
 
 
-def test_forked_child_gets_its_own_endpoints(srv, send):
+def test_forked_child_gets_its_own_connections(srv, send):
     parent = get_endpoint(srv.url, 2)
     parent.close()
     assert send(parent)["rows"] == [[1]]  # one pooled keep-alive connection now exists
+    parent_limiter = parent.limiter
     srv.reset_stats()
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child: must not reuse the parent's endpoint (and its socket)
+    if pid == 0:  # child: the same endpoint object starts over with its own connection
         try:
             child = get_endpoint(srv.url, 2)
-            ok = child is not parent and send(child, "SELECT 2 AS a")["rows"] == [[2]]
+            ok = child is parent and send(child, "SELECT 2 AS a")["rows"] == [[2]]
+            ok = ok and child.limiter is not parent_limiter and child.requests_sent == 1
             os.write(write, b"1" if ok else b"0")
         finally:
             os._exit(0)
@@ -353,6 +358,7 @@ def test_forked_child_gets_its_own_endpoints(srv, send):
     os.close(read)
     os.waitpid(pid, 0)
     assert send(parent, "SELECT 3 AS a")["rows"] == [[3]]  # the parent's connection is intact
+    assert parent.limiter is parent_limiter
     stats = srv.stats()
     assert stats["requests"] == 2 and stats["status_counts"] == {"200": 2}
     assert client_connections(stats) == 1  # the child's own; the parent reused its socket
