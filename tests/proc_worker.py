@@ -3,8 +3,9 @@
 Usage: python proc_worker.py MODE SCENARIO URL TOKEN ORG WORKSPACE [OPTIONS]
 
 MODE: ``unpatched``, ``patched`` (``gevent.monkey.patch_all()`` first: ``threading.Thread``
-then runs greenlets) or ``patched-native`` (patched, with real native threads, each running
-its own gevent hub). SCENARIO:
+then runs greenlets) or ``patched-native`` (patched; half the workers are real native threads,
+each running its own gevent hub, the other half greenlets of the main thread's hub, all on one
+client at once). SCENARIO:
 
 * ``api`` - ``--threads`` threads share one DeeplakeApi; each runs ``--items`` rounds of
   ``query`` or ``query_many`` of statements echoing a unique value, and checks each answer;
@@ -50,6 +51,7 @@ import requests  # noqa: E402
 from gevent.monkey import get_original  # noqa: E402
 
 from deeplake_sdk import DeeplakeApi, DeeplakeFs  # noqa: E402
+from deeplake_sdk._coop import Completion  # noqa: E402
 
 _allocate_lock = get_original("_thread", "allocate_lock")
 _start_new_thread = get_original("_thread", "start_new_thread")
@@ -69,27 +71,31 @@ def start_threads(count: int, target: Callable[[int], None]) -> Callable[[float]
             return [n for n, t in enumerate(threads) if t.is_alive()]
 
         return join
-    done = [_allocate_lock() for _ in range(count)]
+    # Even workers are native threads, each running its own hub; odd ones are greenlets of
+    # the main thread's hub, which keeps running while it waits: both hubs use one client.
+    done = [Completion() for _ in range(count)]
 
     def run(n: int) -> None:
         try:
+            if n % 2 == 0:
+                gevent.get_hub()  # this native thread's own hub, as a journal flusher has
             target(n)
         finally:
-            done[n].release()
+            done[n].set()
 
     for n in range(count):
-        done[n].acquire()
-        _start_new_thread(run, (n,))
+        if n % 2 == 0:
+            _start_new_thread(run, (n,))
+        else:
+            gevent.spawn(run, n)
 
-    def join_native(timeout: float) -> list[int]:
+    def join_mixed(timeout: float) -> list[int]:
         deadline = time.monotonic() + timeout
-        late = []
-        for n in range(count):
-            if not done[n].acquire(True, max(0.0, deadline - time.monotonic())):
-                late.append(n)
-        return late
+        return [
+            n for n in range(count) if not done[n].wait(max(0.0, deadline - time.monotonic()))
+        ]
 
-    return join_native
+    return join_mixed
 
 
 def echo_round(api: DeeplakeApi, tag: str, width: int) -> list[str]:
