@@ -399,9 +399,9 @@ class Endpoint:
             own[1].close()
             self._per_hub.connections = None
 
-    def _connections(self) -> _Connections:
-        """The pool to use from here: the shared one, or this hub's if sockets are patched."""
-        if not sockets_patched():
+    def _connections(self, patched: bool) -> _Connections:
+        """The pool to use from here: the shared one, or this hub's if sockets are ``patched``."""
+        if not patched:
             return self._shared
         hub = gevent.get_hub()  # patched socket I/O needs (and would create) it anyway
         own = getattr(self._per_hub, "connections", None)
@@ -442,8 +442,9 @@ class Endpoint:
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         started = time.perf_counter()
         request = (method, path, headers, data, timeout)
-        attempt = _Attempt(self, (self._connections(), request))
-        hub = None if sockets_patched() else hub_if_exists()
+        patched = sockets_patched()
+        attempt = _Attempt(self, (self._connections(patched), request))
+        hub = None if patched else hub_if_exists()
         inline = hub is None or gevent.getcurrent() is hub
         attempt.limiter.acquire(acquire_timeout)
         if inline:

@@ -91,9 +91,7 @@ def start_threads(count: int, target: Callable[[int], None]) -> Callable[[float]
 
     def join_mixed(timeout: float) -> list[int]:
         deadline = time.monotonic() + timeout
-        return [
-            n for n in range(count) if not done[n].wait(max(0.0, deadline - time.monotonic()))
-        ]
+        return [n for n in range(count) if not done[n].wait(max(0.0, deadline - time.monotonic()))]
 
     return join_mixed
 
