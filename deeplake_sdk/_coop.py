@@ -109,6 +109,8 @@ class Completion:
         with self._lock:
             if self._done:
                 return False
+            if self._wake is not None:  # a second waiter would leave the first asleep
+                raise RuntimeError("a Completion has one waiter at a time; it already has one")
             self._wake = wake
             return True
 
@@ -124,6 +126,9 @@ class Completion:
 
         Returns:
             Whether the event is set.
+
+        Raises:
+            RuntimeError: Another waiter is waiting (one waiter at a time).
         """
         if self._done:
             return True

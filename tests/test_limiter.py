@@ -308,6 +308,25 @@ def test_completion_wakes_a_hub_waiter_from_another_thread_and_a_plain_thread_wa
     assert timed_out == [False]  # on a native lock
 
 
+def test_completion_refuses_a_second_waiter_instead_of_losing_the_first():
+    event = Completion()
+    first = gevent.spawn(event.wait, 30)
+    wait_until(lambda: event._wake is not None, "the first waiter to wait")
+    refused = []
+
+    def second():
+        try:
+            event.wait(30)
+        except RuntimeError as exc:
+            refused.append(str(exc))
+
+    start(second).join(30)
+    assert len(refused) == 1 and "one waiter at a time" in refused[0]
+    event.set()
+    first.join(10)
+    assert first.value is True  # the first waiter was not displaced
+
+
 # -- run_parallel ----------------------------------------------------------------------------
 
 
