@@ -28,7 +28,7 @@ Usage::
 
     .venv/bin/python benchmarks/journal_storage.py [--calls 2000] [--size 256] [--json]
 
-Takes about a minute; writes only under a temporary directory.
+Takes about 15 s; writes only under a temporary directory.
 """
 
 from __future__ import annotations
