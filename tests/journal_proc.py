@@ -32,6 +32,7 @@ _allocate_lock = _monkey.get_original("_thread", "allocate_lock")
 # blocking one (the child is known to exit quickly).
 _waitpid = _monkey.get_original("os", "waitpid")
 _start_thread = _monkey.get_original("_thread", "start_new_thread")
+_sleep = _monkey.get_original("time", "sleep")
 
 
 def store_at(root: str) -> JournalStore:
@@ -54,6 +55,21 @@ def _read(path: str) -> dict:
             return json.load(f)
     except FileNotFoundError:
         return {}
+
+
+def in_child(root: str, body) -> tuple[int, dict]:
+    """Fork; the child runs body() and reports its dict. Returns the child's status and report."""
+    report = os.path.join(root, "child.json")
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _write(report, body())
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = _waitpid(pid, 0)
+    return status, _read(report)
 
 
 def entry(path: str, **meta: object) -> NewEntry:
@@ -134,30 +150,24 @@ def scenario_fork(args: argparse.Namespace) -> None:
     store.append([entry("/parent/before")])
     assert store.try_lock_drain()
     parent_owner = store.owner
-    report = os.path.join(args.root, "child.json")
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            child = {
-                "owner_changed": store.owner != parent_owner,
-                "holds_after_fork": store.drain_locked,
-                "try_lock": store.try_lock_drain(),
-            }
-            seqs = store.append([entry("/child")])
-            pending = store.pending()
-            child["child_seq"] = seqs[0]
-            child["sees_parent_entry"] = any(e.path == "/parent/before" for e in pending)
-            child["child_entry_owner_is_new"] = next(
-                e.owner for e in pending if e.path == "/child"
-            ) not in (parent_owner,)
-            store.close()
-            _write(report, child)
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = _waitpid(pid, 0)
-    child = _read(report)
+
+    def body() -> dict:
+        child = {
+            "owner_changed": store.owner != parent_owner,
+            "holds_after_fork": store.drain_locked,
+            "try_lock": store.try_lock_drain(),
+        }
+        seqs = store.append([entry("/child")])
+        pending = store.pending()
+        child["child_seq"] = seqs[0]
+        child["sees_parent_entry"] = any(e.path == "/parent/before" for e in pending)
+        child["child_entry_owner_is_new"] = next(
+            e.owner for e in pending if e.path == "/child"
+        ) not in (parent_owner,)
+        store.close()
+        return child
+
+    status, child = in_child(args.root, body)
     result = {"child": child, "child_status": status}
     # The child closed its copy of the lock descriptor: the parent still holds the lock.
     result["parent_holds"] = store.drain_locked
@@ -210,28 +220,56 @@ def scenario_fork_busy(args: argparse.Namespace) -> None:
     emit({"children_ok": children, "written": sum(counts), "stored": store.stats().pending})
 
 
+def scenario_fork_first_use(args: argparse.Namespace) -> None:
+    """In a forked child, 8 greenlets, then 8 threads, use a store at once: it reattaches once."""
+    from deeplake_sdk.journal import store as store_module
+
+    store = store_at(args.root)
+    other = JournalStore.open(args.root, ORIGIN, ORG, WS)  # a second handle, for greenlets
+    store.append([entry("/parent")])
+
+    def body() -> dict:
+        import gevent
+
+        jobs = [gevent.spawn(lambda: other.stats().pending) for _ in range(8)]
+        gevent.joinall(jobs, timeout=60, raise_error=True)
+        arrived: list[int] = []
+
+        def use(i: int) -> int:
+            arrived.append(i)
+            while len(arrived) < 8:  # all threads start together
+                _sleep(0.0005)
+            return store.stats().pending
+
+        seen = run_threads(use, 8)
+        backend = store_module._backends.get(str(store.path))
+        refs = None if backend is None else backend.refs
+        store.close()
+        other.close()
+        greenlets = [job.value for job in jobs]
+        return {
+            "greenlets": greenlets,
+            "seen": seen,
+            "refs": refs,
+            "left": len(store_module._backends),
+        }
+
+    status, child = in_child(args.root, body)
+    emit({"child": child, "status": status, "parent": store.stats().pending})
+
+
 def scenario_memory_fork(args: argparse.Namespace) -> None:
     """The null journal across fork: the child starts empty, the parent keeps its entries."""
     store = JournalStore.memory()
     store.append([entry("/parent")])
-    report = os.path.join(args.root, "child.json")
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            before = [e.path for e in store.pending()]
-            store.append([entry("/child")])
-            child = {
-                "before": before,
-                "after": [e.path for e in store.pending()],
-                "lock": store.try_lock_drain(),
-            }
-            _write(report, child)
-            code = 0
-        finally:
-            os._exit(code)
-    _waitpid(pid, 0)
-    child = _read(report)
+
+    def body() -> dict:
+        before = [e.path for e in store.pending()]
+        store.append([entry("/child")])
+        after = [e.path for e in store.pending()]
+        return {"before": before, "after": after, "lock": store.try_lock_drain()}
+
+    _, child = in_child(args.root, body)
     emit({"child": child, "parent": [e.path for e in store.pending()]})
 
 
@@ -313,6 +351,7 @@ SCENARIOS = {
     "try-drain": scenario_try_drain,
     "fork": scenario_fork,
     "fork-busy": scenario_fork_busy,
+    "fork-first-use": scenario_fork_first_use,
     "memory-fork": scenario_memory_fork,
     "threads": scenario_threads,
     "signals": scenario_signals,

@@ -479,6 +479,16 @@ def test_fork_while_threads_append(tmp_path, patched):
 
 
 @pytest.mark.parametrize("patched", [False, True], ids=["unpatched", "patched"])
+def test_fork_child_threads_reattach_once(tmp_path, patched):
+    out = run_proc("fork-first-use", str(tmp_path), patched=patched)
+    assert out["status"] == 0
+    assert out["child"]["greenlets"] == [1] * 8 and out["child"]["seen"] == [1] * 8
+    # One backend for the two handles' first uses, and closing both shut it down.
+    assert out["child"]["refs"] == 2 and out["child"]["left"] == 0
+    assert out["parent"] == 1
+
+
+@pytest.mark.parametrize("patched", [False, True], ids=["unpatched", "patched"])
 def test_null_journal_is_process_local_across_fork(tmp_path, patched):
     out = run_proc("memory-fork", str(tmp_path), patched=patched)
     assert out["child"] == {"before": [], "after": ["/child"], "lock": True}

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gevent import monkey
+
 from deeplake_sdk._native_worker import allocate_lock
 from deeplake_sdk.journal import _sqlite
 from deeplake_sdk.journal._committer import Committer
@@ -314,8 +316,11 @@ class _Backend:
             self.drain.close()
 
 
+_RLock = monkey.get_original("_thread", "RLock")
 _backends: dict[str, _Backend] = {}
 _backends_lock = allocate_lock()
+#: Serialises a store's first use after a fork, so that concurrent callers attach it once.
+_attach_lock = _RLock()
 
 
 def _acquire(spec: _Spec) -> _Backend:
@@ -351,8 +356,9 @@ def _release(backend: _Backend) -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _backends_lock
+    global _backends_lock, _attach_lock
     _backends_lock = allocate_lock()
+    _attach_lock = _RLock()
     _backends.clear()  # the parent's; stores reattach on first use
     _owner[0] = _new_owner()
 
@@ -432,9 +438,16 @@ class JournalStore:
         if self._closed:
             raise JournalError(f"{self!r} is closed")
         if self._pid != os.getpid():  # forked: the parent's thread and connection are not ours
-            self._attach()
+            self._reattach()
         assert self._backend is not None
         return self._backend.committer.call(fn, *args, **kw)
+
+    def _reattach(self) -> None:
+        # Nothing under the lock waits (no switch to another greenlet of this thread): the
+        # parent checked the file, the first operation reopens it.
+        with _attach_lock:
+            if self._pid != os.getpid():
+                self._backend, self._pid = _acquire(self._spec), os.getpid()
 
     @property
     def owner(self) -> str:
@@ -626,7 +639,7 @@ class JournalStore:
         if self._closed:
             raise JournalError(f"{self!r} is closed")
         if self._pid != os.getpid():
-            self._attach()
+            self._reattach()
         assert self._backend is not None
         return self._backend.drain
 
