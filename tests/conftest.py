@@ -4,7 +4,10 @@
   dir), stopped and removed at the end of the session. Start extra servers on it with
   ``deeplake_sdk.server.local(dsn=pg_dsn, ...)``: no initdb, they start in about a second.
 - ``server`` (session): a :class:`deeplake_sdk.server.LocalServer` on ``pg_dsn``, profile
-  ``none``. Prefer ``srv`` in tests.
+  ``none``, dialect ``deeplake`` (the service's behaviours). Prefer ``srv`` in tests.
+- ``pgsrv`` (function): like ``srv``, on a second session server with ``dialect="postgres"``
+  (plain PostgreSQL: 400 "already exists", SQLSTATE codes, backslash as the default LIKE
+  escape), for tests that need plain PostgreSQL; ``pgraw``: a ``raw`` client bound to it.
 - ``srv`` (function): the session server with faults set back to ``none`` (seed 0) and the
   stats reset before the test. ``srv.url``, ``srv.token``, ``srv.org``, ``srv.headers``,
   ``srv.stats()``, ``srv.reset_stats()``, ``srv.set_faults(profile=None, seed=None, **fields)``.
@@ -91,7 +94,7 @@ class RawClient:
 @pytest.fixture(scope="session")
 def pg_dsn() -> Iterator[str]:
     root = tempfile.mkdtemp(prefix="dlpgt")
-    pg = EmbeddedPostgres(root)
+    pg = EmbeddedPostgres(root, durable=False)  # durability is tested on its own
     try:
         yield pg.start()
     finally:
@@ -110,6 +113,28 @@ def srv(server: LocalServer) -> LocalServer:
     server.set_faults(profile="none", seed=0)
     server.reset_stats()
     return server
+
+
+@pytest.fixture(scope="session")
+def postgres_server(pg_dsn: str) -> Iterator[LocalServer]:
+    with local(dsn=pg_dsn, extra_tokens=EXTRA_TOKENS, dialect="postgres") as s:
+        yield s
+
+
+@pytest.fixture
+def pgsrv(postgres_server: LocalServer) -> LocalServer:
+    """The session server with ``dialect="postgres"``, faults none (seed 0), stats reset."""
+    postgres_server.set_faults(profile="none", seed=0)
+    postgres_server.reset_stats()
+    return postgres_server
+
+
+@pytest.fixture
+def pgraw(pgsrv: LocalServer, workspace: str) -> Iterator[RawClient]:
+    """A :class:`RawClient` on ``pgsrv`` (plain PostgreSQL dialect) and ``workspace``."""
+    client = RawClient(pgsrv, workspace)
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -34,6 +34,11 @@ _PR_SET_PDEATHSIG = 1
 _MAX_SOCKET_DIR_BYTES = 80  # + "/.s.PGSQL.5432.lock" stays under the ~107-byte sun_path limit
 _prefix_permissions_done: set[str] = set()
 
+#: Settings of a durable cluster (the default): an acknowledged commit is on disk.
+DURABLE_SETTINGS = {"fsync": "on", "full_page_writes": "on", "synchronous_commit": "on"}
+#: The fast unsafe settings (``durable=False``): commits may be lost, a power loss may corrupt.
+UNSAFE_FAST_SETTINGS = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
+
 
 class PostgresError(RuntimeError):
     """PostgreSQL could not be initialised or started."""
@@ -82,7 +87,13 @@ class EmbeddedPostgres:
         data_dir: directory holding the cluster (``data_dir/postgres``) and its log
             (``data_dir/postgres.log``); created with its parents if missing.
             Default ``~/.deeplake/local``.
-        settings: extra ``postgres -c name=value`` settings.
+        settings: extra ``postgres -c name=value`` settings (they win over ``durable``).
+        durable: ``True`` (default): ``fsync``, ``full_page_writes`` and ``synchronous_commit``
+            on, and initdb syncs the new cluster to disk, so an acknowledged commit survives
+            a crash of PostgreSQL, of the server or of the machine. ``False``: the three are
+            off (unsafe, for tests and benchmarks where durability is not what is measured):
+            commits acknowledged shortly before a crash can be lost, and a power loss can
+            corrupt the cluster.
 
     Example:
         >>> with EmbeddedPostgres("/tmp/pg") as pg:  # doctest: +SKIP
@@ -90,15 +101,18 @@ class EmbeddedPostgres:
     """
 
     def __init__(
-        self, data_dir: str | os.PathLike[str] | None = None, settings: dict[str, Any] | None = None
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        settings: dict[str, Any] | None = None,
+        *,
+        durable: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir or DEFAULT_DATA_DIR).expanduser().resolve()
         self.pgdata = self.data_dir / "postgres"
         self.log_path = self.data_dir / "postgres.log"
+        self.durable = durable
         self.settings: dict[str, Any] = {
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
+            **(DURABLE_SETTINGS if durable else UNSAFE_FAST_SETTINGS),
             "max_connections": 200,
             "shared_buffers": "128MB",
             "listen_addresses": "",
@@ -242,7 +256,9 @@ class EmbeddedPostgres:
         self.pgdata.mkdir(mode=0o700)
         self._chown(self.pgdata)
         base = [str(_pg_bin() / "initdb"), "-D", str(self.pgdata), "--auth=trust"]
-        base += ["--encoding=utf8", "-U", "postgres", "-N"]
+        base += ["--encoding=utf8", "-U", "postgres"]
+        if not self.durable:
+            base.append("-N")  # --no-sync: the new files are not flushed to disk
         last = ""
         for locale in (["--locale=C.UTF-8"], ["--no-locale"]):
             started = time.monotonic()
