@@ -7,7 +7,8 @@
   ``none``, dialect ``deeplake`` (the service's behaviours). Prefer ``srv`` in tests.
 - ``pgsrv`` (function): like ``srv``, on a second session server with ``dialect="postgres"``
   (plain PostgreSQL: 400 "already exists", SQLSTATE codes, backslash as the default LIKE
-  escape), for tests that need plain PostgreSQL; ``pgraw``: a ``raw`` client bound to it.
+  escape), for tests that need plain PostgreSQL; ``pgraw``: a ``raw`` client bound to it
+  (workspace ``<workspace>_pg``: both servers share the cluster).
 - ``srv`` (function): the session server with faults set back to ``none`` (seed 0) and the
   stats reset before the test. ``srv.url``, ``srv.token``, ``srv.org``, ``srv.headers``,
   ``srv.stats()``, ``srv.reset_stats()``, ``srv.set_faults(profile=None, seed=None, **fields)``.
@@ -131,8 +132,11 @@ def pgsrv(postgres_server: LocalServer) -> LocalServer:
 
 @pytest.fixture
 def pgraw(pgsrv: LocalServer, workspace: str) -> Iterator[RawClient]:
-    """A :class:`RawClient` on ``pgsrv`` (plain PostgreSQL dialect) and ``workspace``."""
-    client = RawClient(pgsrv, workspace)
+    """A :class:`RawClient` on ``pgsrv`` (plain PostgreSQL dialect), workspace ``<workspace>_pg``.
+
+    Both session servers share one cluster: the suffix keeps its tables apart from ``raw``'s.
+    """
+    client = RawClient(pgsrv, workspace + "_pg")
     yield client
     client.close()
 

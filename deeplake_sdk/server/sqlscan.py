@@ -24,16 +24,16 @@ _WRITE_WORDS = re.compile(r"\b(?:INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
 _HEAD = re.compile(r"[\s(]*([A-Za-z]+)")
 _IDENT = r'(?:"[^"]*"|[A-Za-z_][A-Za-z0-9_$]*)'
 _QNAME = rf"(?P<name>{_IDENT}(?:\s*\.\s*{_IDENT})?)"
-_INSERT = re.compile(rf"^\s*INSERT\s+INTO\s+{_QNAME}", re.IGNORECASE)
-_UPDATE = re.compile(rf"^\s*UPDATE\s+(?:ONLY\s+)?{_QNAME}", re.IGNORECASE)
-_ALTER = re.compile(rf"^\s*ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?{_QNAME}", re.I)
+_INSERT = re.compile(rf"\s*INSERT\s+INTO\s+{_QNAME}", re.IGNORECASE)
+_UPDATE = re.compile(rf"\s*UPDATE\s+(?:ONLY\s+)?{_QNAME}", re.IGNORECASE)
+_ALTER = re.compile(rf"\s*ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?{_QNAME}", re.I)
 _ADD_COLUMN = re.compile(
     r"\bADD\s+(?:COLUMN\s+)?(?P<ine>IF\s+NOT\s+EXISTS\s+)?(?!CONSTRAINT\b|PRIMARY\b|UNIQUE\b|"
     r"CHECK\b|FOREIGN\b|EXCLUDE\b)",
     re.IGNORECASE,
 )
 _CREATE_INDEX = re.compile(
-    r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?P<ine>IF\s+NOT\s+EXISTS\s+)?",
+    r"\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?P<ine>IF\s+NOT\s+EXISTS\s+)?",
     re.IGNORECASE,
 )
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
