@@ -9,7 +9,8 @@ Routes (DESIGN section 3):
   exists)
 - ``DELETE /workspaces/{ws}/tables/{name}`` (404 if unknown)
 - ``GET /_admin/stats``, ``POST /_admin/stats/reset``, ``GET /_admin/faults``,
-  ``PUT /_admin/faults`` (never subject to faults, not counted in the stats)
+  ``PUT /_admin/faults`` (never subject to faults, not counted in the stats; a PUT commits
+  the writes still held back by a read lag before it answers)
 
 Every error is JSON ``{"error", "code", "request_id"}`` (SQL errors add ``sqlstate``), except
 two injected ones that copy the service: a 402 ``{"balance_cents": 0, "error": ..}`` and a
@@ -405,6 +406,8 @@ class App:
             self.injector.configure(_fault_config(self.injector.config, body))
         except ValueError as exc:
             raise HttpError(400, "bad_request", str(exc)) from None
+        # writes held back by the previous read lag commit now: new faults start clean
+        self.backend.pending.flush()
         return 200, self.injector.config.to_dict()
 
 

@@ -13,8 +13,8 @@ from the request's :class:`~deeplake_sdk.server.faults.FaultDecision`:
   ``read_lag_ms`` later (:class:`~deeplake_sdk.server.writes.PendingCommits`);
 - a single-statement UPDATE under ``p_coalesce`` runs in a transaction that returns the ``id``
   of each row it touches (the whole table stands for its rows when it has no ``id`` column);
-  if one of them was updated within 50 ms before the UPDATE arrived and the seeded draw says
-  so, it is rolled back and answered 200 with the row count it had;
+  if one of them was updated within ``coalesce_window_ms`` (50 ms) before the UPDATE arrived
+  and the seeded draw says so, it is rolled back and answered 200 with the row count it had;
 - after ``ALTER TABLE t ADD COLUMN`` under ``alter_window_s``, INSERTs into ``t`` are refused
   with the service's 500 for that long, without running.
 """
@@ -47,7 +47,6 @@ from deeplake_sdk.server.provision import (
     workspace_role,
 )
 from deeplake_sdk.server.writes import (
-    COALESCE_WINDOW_S,
     AlterWindows,
     PendingCommits,
     RecentUpdates,
@@ -403,12 +402,13 @@ class Backend:
                     keys = [(ws.org, ws.workspace, tracked, i) for i in ids]
                 else:
                     keys = [(ws.org, ws.workspace, tracked, None)]
-                recent = self.recent_updates.any_since(keys, arrived - COALESCE_WINDOW_S)
+                window = faults.coalesce_window_s
+                recent = self.recent_updates.any_since(keys, arrived - window)
                 if recent and faults.coalesce:
                     conn.execute("ROLLBACK")
                     self._on_inject("coalesce")
                     return result
-                self.recent_updates.touch(keys, time.monotonic())
+                self.recent_updates.touch(keys, time.monotonic(), keep_s=2 * window)
             if faults.read_lag_s > 0:
                 self._on_inject("read_lag")
                 self.pending.defer(pc, faults.read_lag_s)

@@ -106,8 +106,12 @@ class FaultConfig:
         alter_window_s: after a successful ``ALTER TABLE t ADD COLUMN``, INSERTs into ``t``
             fail with the service's 500 ``Failed to insert tuple: vector::at out of range``
             for this long, without running (0 = off).
-        p_coalesce: probability that an UPDATE touching a row updated within the last 50 ms
-            is answered 200 (with its row count) but rolled back (0 = off).
+        p_coalesce: probability that an UPDATE touching a row updated within the last
+            ``coalesce_window_ms`` is answered 200 (with its row count) but rolled back
+            (0 = off).
+        coalesce_window_ms: how recent an earlier update of a row must be for an UPDATE of it
+            to be coalesced (50 ms, as on the service; tests widen it to be independent of
+            timing).
         seed: seed of the fault sequence (None = random, reported by ``GET /_admin/faults``).
         profile: name of the profile the config started from (informational).
     """
@@ -137,6 +141,7 @@ class FaultConfig:
     read_lag_ms: float = 0.0
     alter_window_s: float = 0.0
     p_coalesce: float = 0.0
+    coalesce_window_ms: float = 50.0
     seed: int | None = None
     profile: str = field(default="none")
 
@@ -157,6 +162,7 @@ class FaultConfig:
                 "slow_query_ms",
                 "read_lag_ms",
                 "alter_window_s",
+                "coalesce_window_ms",
             )
             if f.name in nonnegative and float(value) < 0:
                 raise ValueError(f"{f.name} must be >= 0, got {value!r}")
@@ -277,6 +283,7 @@ class FaultDecision:
         alter_window_s: INSERT refusal window opened by an ``ADD COLUMN``.
         track_updates: UPDATEs record the rows they touch (coalescing is on).
         coalesce: an UPDATE of a recently updated row is dropped.
+        coalesce_window_s: how recent "recently" is.
     """
 
     n: int
@@ -290,6 +297,7 @@ class FaultDecision:
     alter_window_s: float = 0.0
     track_updates: bool = False
     coalesce: bool = False
+    coalesce_window_s: float = 0.05
 
 
 def _own_draw(cfg: FaultConfig, n: int, name: str) -> float:
@@ -389,6 +397,7 @@ class FaultInjector:
             alter_window_s=cfg.alter_window_s,
             track_updates=cfg.p_coalesce > 0,
             coalesce=cfg.p_coalesce > 0 and _own_draw(cfg, n, "coalesce") < cfg.p_coalesce,
+            coalesce_window_s=cfg.coalesce_window_ms / 1000.0,
         )
 
     def _draw_main(

@@ -81,6 +81,12 @@ FAULT_FLAGS: list[tuple[str, str, type, str]] = [
         float,
         "probability that an UPDATE of a row updated in the last 50 ms is answered but dropped",
     ),
+    (
+        "--coalesce-window-ms",
+        "coalesce_window_ms",
+        float,
+        "how recent the earlier update must be for --p-coalesce (default 50)",
+    ),
 ]
 
 

@@ -6,7 +6,7 @@
   pool runs out of connections, the oldest pending commit is done at once (never a
   deadlock); closing the backend commits every pending write first.
 - :class:`RecentUpdates` (``p_coalesce``): when each row was last updated, to tell whether an
-  UPDATE touches a row updated within the last :data:`COALESCE_WINDOW_S`.
+  UPDATE touches a row updated within the last ``coalesce_window_ms``.
 - :class:`AlterWindows` (``alter_window_s``): until when INSERTs into a table that just got a
   column are refused.
 
@@ -27,9 +27,6 @@ import gevent.event
 from deeplake_sdk.server.pool import ConnectionPool, PooledConnection
 
 logger = logging.getLogger(__name__)
-
-#: An UPDATE of a row updated less than this long before it arrived may be coalesced.
-COALESCE_WINDOW_S = 0.05
 
 
 class _Pending:
@@ -134,10 +131,9 @@ class PendingCommits:
 
 
 class RecentUpdates:
-    """When each row was last updated (monotonic seconds), forgotten after the window."""
+    """When each row was last updated (monotonic seconds), forgotten once out of any window."""
 
-    def __init__(self, window_s: float = COALESCE_WINDOW_S) -> None:
-        self.window_s = window_s
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last: dict[Hashable, float] = {}
         self._next_prune = 0.0
@@ -147,13 +143,13 @@ class RecentUpdates:
         with self._lock:
             return any(self._last.get(k, -1.0) > since for k in keys)
 
-    def touch(self, keys: Iterable[Hashable], when: float) -> None:
-        """Record that ``keys`` were updated at ``when``."""
+    def touch(self, keys: Iterable[Hashable], when: float, keep_s: float) -> None:
+        """Record that ``keys`` were updated at ``when``; older records than ``keep_s`` go."""
         with self._lock:
             for k in keys:
                 self._last[k] = when
             if when >= self._next_prune:
-                horizon = when - 10 * self.window_s
+                horizon = when - keep_s
                 self._last = {k: t for k, t in self._last.items() if t > horizon}
                 self._next_prune = when + 1.0
 
