@@ -26,7 +26,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
@@ -163,6 +163,8 @@ class Backend:
         on_execute: Callable[[int], None] | None = None,
         on_inject: Callable[[str], None] | None = None,
     ) -> None:
+        if pool_size < 2:
+            raise ValueError("pool_size must be >= 2 (provisioning holds two connections)")
         self.dsn = dsn
         self.default_timeout_ms = default_timeout_ms
         self.dialect = dialect or DIALECTS["deeplake"]
@@ -217,8 +219,24 @@ class Backend:
         """Cluster-wide setup (privileges, private state, secret). Idempotent, safe to race."""
         self._secret = self.provisioner.bootstrap().encode()
 
-    def migrate_old_layout(self, names: dict[str, tuple[str, str]] | None = None) -> None:
-        """Move workspaces of the old layout into org databases (see :mod:`.migrate`)."""
+    def migrate_old_layout(
+        self, names: dict[str, tuple[str, str]] | None = None, orgs: Iterable[str] = ()
+    ) -> int:
+        """Move workspaces of the old layout into org databases (:mod:`.migrate`).
+
+        Args:
+            names: old schema -> (org, workspace), for names that cannot be guessed.
+            orgs: org ids worth trying when guessing (the server's tokens' orgs).
+
+        Returns:
+            How many workspaces moved.
+
+        Raises:
+            BackendError: old-layout workspaces that cannot be moved (nothing is changed).
+        """
+        from deeplake_sdk.server.migrate import Migrator
+
+        return Migrator(self.dsn, self.pool, self.provisioner).run(names or {}, orgs)
 
     def ensure_workspace(self, org: str, workspace: str) -> Workspace:
         """Create the org's database and the workspace's role and schema on first use."""

@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_inject=stats.inject,
         )
         backend.bootstrap()
-        backend.migrate_old_layout(migrations)
+        backend.migrate_old_layout(migrations, orgs=tokens.values())
         app = App(backend, tokens, FaultInjector(faults), stats)
         server = Server((ns.host, ns.port), app, on_accept=stats.connection)
         server.start()

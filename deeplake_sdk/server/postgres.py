@@ -56,7 +56,8 @@ def set_parent_death_signal(sig: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def _pg_bin() -> Path:
+def pg_bin() -> Path:
+    """Directory of the PostgreSQL binaries shipped by pgserver (postgres, initdb, pg_dump)."""
     try:
         with warnings.catch_warnings():
             # importing pgserver probes a runtime dir (platformdirs) and warns without XDG vars
@@ -162,7 +163,7 @@ class EmbeddedPostgres:
         else:  # unix socket paths are limited to ~107 bytes: use a short private dir
             self._socket_dir, self._own_socket_dir = tempfile.mkdtemp(prefix="dlpg"), True
             self._chown(Path(self._socket_dir))
-        args = [str(_pg_bin() / "postgres"), "-D", str(self.pgdata), "-k", self._socket_dir]
+        args = [str(pg_bin() / "postgres"), "-D", str(self.pgdata), "-k", self._socket_dir]
         for name, value in self.settings.items():
             args += ["-c", f"{name}={value}"]
         logger.debug("starting postgres: %s", args)
@@ -225,7 +226,7 @@ class EmbeddedPostgres:
     def _prepare_permissions(self) -> None:
         if self._user is None:
             return
-        bin_dir = _pg_bin()  # imports pgserver quietly first
+        bin_dir = pg_bin()  # imports pgserver quietly first
         from pgserver.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
@@ -255,7 +256,7 @@ class EmbeddedPostgres:
             shutil.rmtree(self.pgdata)  # a half-initialised cluster from an interrupted initdb
         self.pgdata.mkdir(mode=0o700)
         self._chown(self.pgdata)
-        base = [str(_pg_bin() / "initdb"), "-D", str(self.pgdata), "--auth=trust"]
+        base = [str(pg_bin() / "initdb"), "-D", str(self.pgdata), "--auth=trust"]
         base += ["--encoding=utf8", "-U", "postgres"]
         if not self.durable:
             base.append("-N")  # --no-sync: the new files are not flushed to disk
