@@ -72,13 +72,18 @@ def pg_bin() -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed and not yet reaped by its new parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class EmbeddedPostgres:
@@ -287,6 +292,15 @@ class EmbeddedPostgres:
             )
         logger.info("removing stale %s (pid %s is gone)", pid_file, pid)
         pid_file.unlink(missing_ok=True)
+        # the socket's lock file names the same dead postmaster; PostgreSQL itself would take
+        # a killed one that its new parent has not reaped yet (a zombie) for a live one
+        for lock in self.pgdata.glob(".s.PGSQL.*.lock"):
+            try:
+                owner = int(lock.read_text().splitlines()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+            if not _pid_alive(owner):
+                lock.unlink(missing_ok=True)
 
     def _wait_ready(self, timeout: float) -> None:
         import psycopg

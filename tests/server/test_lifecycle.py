@@ -48,7 +48,7 @@ def _query(srv, sql):
 
 def test_fresh_data_dir_start_and_sigterm_leaves_nothing(tmp_path):
     data = tmp_path / "fresh"
-    with local(data=data) as srv:
+    with local(data=data, durable=False) as srv:
         assert _query(srv, "SELECT 1") == [[1]]
         pg_pid = srv.stats()["postgres_pid"]
         pids = _tree(srv.pid)
@@ -62,7 +62,7 @@ def test_fresh_data_dir_start_and_sigterm_leaves_nothing(tmp_path):
 
 def test_sigkill_of_server_stops_postgres_and_restart_recovers(tmp_path):
     data = tmp_path / "killed"
-    srv = LocalServer.start(data=data)
+    srv = LocalServer.start(data=data, durable=False)
     try:
         _query(srv, "CREATE TABLE keep (a text); INSERT INTO keep VALUES ('kept'); SELECT 1")
         pg_pid = srv.stats()["postgres_pid"]
@@ -77,12 +77,12 @@ def test_sigkill_of_server_stops_postgres_and_restart_recovers(tmp_path):
     dead.wait()
     pid_file = data / "postgres" / "postmaster.pid"
     pid_file.write_text(f"{dead.pid}\n{data / 'postgres'}\n0\n5432\n\n\n0 0\nready\n")
-    with local(data=data) as again:
+    with local(data=data, durable=False) as again:
         assert _query(again, "SELECT a FROM keep") == [["kept"]]
 
 
 def test_embedded_postgres_refuses_a_running_cluster(tmp_path):
-    with EmbeddedPostgres(tmp_path / "pg") as pg:
+    with EmbeddedPostgres(tmp_path / "pg", durable=False) as pg:
         assert pg.running and pg.pid
         second = EmbeddedPostgres(tmp_path / "pg")
         with pytest.raises(RuntimeError, match="already running"):
