@@ -39,6 +39,7 @@ from deeplake_sdk.server import shims, sqlscan
 from deeplake_sdk.server.dialect import DIALECT_SETTING, DIALECTS, QUERY_ERROR, Dialect
 from deeplake_sdk.server.errors import BackendError
 from deeplake_sdk.server.faults import FaultDecision
+from deeplake_sdk.server.options import DEFAULT_POOL_SIZE
 from deeplake_sdk.server.pool import ConnectionPool, PooledConnection, PoolTimeout
 from deeplake_sdk.server.provision import (
     Provisioner,
@@ -157,7 +158,7 @@ class Backend:
         self,
         dsn: str,
         *,
-        pool_size: int = 100,
+        pool_size: int = DEFAULT_POOL_SIZE,
         default_timeout_ms: int = 0,
         dialect: Dialect | None = None,
         on_execute: Callable[[int], None] | None = None,

@@ -227,7 +227,7 @@ def test_admin_stats_and_reset(srv, raw):
     assert not any(stats["injected"].values())
     assert stats["dialect"] == "deeplake"
     pool = stats["db_pool"]
-    assert pool["size"] == 100 and 1 <= pool["open"] <= 100 and pool["busy"] == 0
+    assert pool["size"] == 150 and 1 <= pool["open"] <= 150 and pool["busy"] == 0
     assert pool["busy_peak"] >= 1 and pool["pending_commits"]["pending"] == 0
     reset = raw.post("/_admin/stats/reset").json()
     assert reset["requests"] == 0 and reset["status_counts"] == {}
