@@ -144,6 +144,14 @@ def test_command_line_entry_points(pg_dsn, entry):
             'index "i" already exists',
             "--max-faults",
             "2",
+            "--dialect",
+            "postgres",
+            "--p-coalesce",
+            "0.25",
+            "--fault",
+            "read_lag_ms=150",
+            "--fault",
+            "alter_window_s=2.5",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -156,8 +164,13 @@ def test_command_line_entry_points(pg_dsn, entry):
         faults = requests.get(url + "/_admin/faults", headers=headers, timeout=30).json()
         assert faults["profile"] == "flaky" and faults["seed"] == 9 and faults["p_500"] == 0.5
         assert faults["fail_message"] == 'index "i" already exists' and faults["max_faults"] == 2
+        assert (faults["p_coalesce"], faults["read_lag_ms"], faults["alter_window_s"]) == (
+            0.25,
+            150.0,
+            2.5,
+        )
         ok = requests.get(url + "/_admin/stats", headers={"Authorization": "Bearer t2"}, timeout=30)
-        assert ok.status_code == 200
+        assert ok.status_code == 200 and ok.json()["dialect"] == "postgres"
         children = _tree(proc.pid)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
@@ -178,6 +191,8 @@ def test_serve_help_has_an_example():
         check=True,
     ).stdout
     assert "--faults PROFILE" in out and "--dsn URL" in out and "--p-commit-fail" in out
+    assert "--dialect" in out and "--unsafe-fast-storage" in out and "--fault NAME=VALUE" in out
+    assert "--read-lag-ms" in out and "--migrate-workspace" in out
     assert "examples:" in out and "deeplake-sdk serve --faults beta" in out
 
 
