@@ -197,8 +197,8 @@ def _top_level(masked: str, pattern: re.Pattern[str], start: int, end: int) -> i
 # ----------------------------------------------------------------------------- LIKE escape
 _TOKEN = re.compile(
     r"""
-      (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
-    | (?P<string>[eE]?'[^']*(?:''[^']*)*'?)
+      (?P<string>(?:[eEbBxXnN]|[uU]&)?'[^']*(?:''[^']*)*'?)
+    | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
     | (?P<ident>"[^"]*"?)
     | (?P<dollar>\$\$_*\$\$|\$[A-Za-z_][A-Za-z0-9_]*\$_*\$[A-Za-z_][A-Za-z0-9_]*\$)
     | (?P<param>\$\d+)

@@ -37,6 +37,9 @@ COLUMN_EXISTS = (
             "SELECT 1 FROM t WHERE p LIKE $1::text ESCAPE '' LIMIT 3",
         ),
         ("SELECT 'a LIKE b' -- LIKE\n", None),
+        ("SELECT $1 LIKE E'\\\\%' AS lit", "SELECT $1 LIKE E'\\\\%' ESCAPE '' AS lit"),
+        ("SELECT $1 LIKE E'\\\\%' ESCAPE '\\'", None),
+        ("SELECT $1 LIKE U&'a\\0041' x", "SELECT $1 LIKE U&'a\\0041' ESCAPE '' x"),
         ("SELECT $$x$$ LIKE $t$a\\%$t$", "SELECT $$x$$ LIKE $t$a\\%$t$ ESCAPE ''"),
     ],
 )
