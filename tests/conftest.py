@@ -109,11 +109,16 @@ def server(pg_dsn: str) -> Iterator[LocalServer]:
         yield s
 
 
-@pytest.fixture
-def srv(server: LocalServer) -> LocalServer:
+def _fresh(server: LocalServer) -> LocalServer:
+    """``server`` with faults set back to ``none`` (seed 0) and its stats reset."""
     server.set_faults(profile="none", seed=0)
     server.reset_stats()
     return server
+
+
+@pytest.fixture
+def srv(server: LocalServer) -> LocalServer:
+    return _fresh(server)
 
 
 @pytest.fixture(scope="session")
@@ -125,9 +130,7 @@ def postgres_server(pg_dsn: str) -> Iterator[LocalServer]:
 @pytest.fixture
 def pgsrv(postgres_server: LocalServer) -> LocalServer:
     """The session server with ``dialect="postgres"``, faults none (seed 0), stats reset."""
-    postgres_server.set_faults(profile="none", seed=0)
-    postgres_server.reset_stats()
-    return postgres_server
+    return _fresh(postgres_server)
 
 
 @pytest.fixture

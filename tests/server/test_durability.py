@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 
-import psutil
 import requests
 
 from deeplake_sdk.server import LocalServer, local
+
+from .procs import gone, tree
 
 SETTINGS = "SELECT current_setting('fsync'), current_setting('synchronous_commit'), " + (
     "current_setting('full_page_writes')"
@@ -24,21 +24,6 @@ def _post(srv, sql, *params):
     )
 
 
-def _wait_gone(pids, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    alive = set(pids)
-    while alive and time.monotonic() < deadline:
-        for pid in list(alive):
-            try:
-                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                    alive.discard(pid)
-            except psutil.NoSuchProcess:
-                alive.discard(pid)
-        if alive:
-            time.sleep(0.02)
-    return alive
-
-
 def test_rows_acknowledged_right_before_sigkill_survive(tmp_path):
     data = tmp_path / "durable"
     srv = LocalServer.start(data=data)  # durable: the default
@@ -49,11 +34,11 @@ def test_rows_acknowledged_right_before_sigkill_survive(tmp_path):
         for i in range(n):
             assert _post(srv, "INSERT INTO t VALUES ($1)", i).status_code == 200
         # right after the last 200: SIGKILL the server, the postmaster and every backend
-        tree = [srv.pid, *(p.pid for p in psutil.Process(srv.pid).children(recursive=True))]
-        for pid in tree:
+        pids = tree(srv.pid)
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        assert not _wait_gone(tree)
+        assert not gone(pids)
     finally:
         srv.stop()
     with local(data=data, durable=False) as again:  # crash recovery on the same data dir

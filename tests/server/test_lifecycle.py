@@ -7,35 +7,14 @@ import selectors
 import signal
 import subprocess
 import sys
-import time
 
-import psutil
 import pytest
 import requests
 
 from deeplake_sdk.server import LocalServer, ServerStartError, local
 from deeplake_sdk.server.postgres import EmbeddedPostgres
 
-
-def _gone(pids, timeout=60.0):
-    """Wait until every pid has exited (zombies count as exited); returns the survivors."""
-    deadline = time.monotonic() + timeout
-    alive = set(pids)
-    while alive and time.monotonic() < deadline:
-        for pid in list(alive):
-            try:
-                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                    alive.discard(pid)
-            except psutil.NoSuchProcess:
-                alive.discard(pid)
-        if alive:
-            time.sleep(0.05)
-    return alive
-
-
-def _tree(pid):
-    proc = psutil.Process(pid)
-    return {pid} | {c.pid for c in proc.children(recursive=True)}
+from .procs import gone, tree
 
 
 def _query(srv, sql):
@@ -51,12 +30,12 @@ def test_fresh_data_dir_start_and_sigterm_leaves_nothing(tmp_path):
     with local(data=data, durable=False) as srv:
         assert _query(srv, "SELECT 1") == [[1]]
         pg_pid = srv.stats()["postgres_pid"]
-        pids = _tree(srv.pid)
+        pids = tree(srv.pid)
         assert pg_pid in pids and len(pids) >= 3  # server, postmaster, backends
         assert (data / "postgres" / "PG_VERSION").exists()
         code = srv.stop()
     assert code == 0
-    assert not _gone(pids)
+    assert not gone(pids)
     assert not (data / "postgres" / "postmaster.pid").exists()
 
 
@@ -66,10 +45,10 @@ def test_sigkill_of_server_stops_postgres_and_restart_recovers(tmp_path):
     try:
         _query(srv, "CREATE TABLE keep (a text); INSERT INTO keep VALUES ('kept'); SELECT 1")
         pg_pid = srv.stats()["postgres_pid"]
-        pg_tree = _tree(pg_pid)
+        pg_tree = tree(pg_pid)
         os.kill(srv.pid, signal.SIGKILL)
-        assert not _gone({srv.pid})
-        assert not _gone(pg_tree), "postgres did not exit after its parent was killed"
+        assert not gone({srv.pid})
+        assert not gone(pg_tree), "postgres did not exit after its parent was killed"
     finally:
         srv.stop()
     # plant a stale pid file (a dead pid), as left by a crashed machine
@@ -171,10 +150,10 @@ def test_command_line_entry_points(pg_dsn, entry):
         )
         ok = requests.get(url + "/_admin/stats", headers={"Authorization": "Bearer t2"}, timeout=30)
         assert ok.status_code == 200 and ok.json()["dialect"] == "postgres"
-        children = _tree(proc.pid)
+        children = tree(proc.pid)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
-        assert not _gone(children)
+        assert not gone(children)
     finally:
         if proc.poll() is None:
             proc.kill()
