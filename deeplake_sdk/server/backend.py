@@ -294,6 +294,9 @@ class Backend:
             raise BackendError(
                 400, self.dialect.error_code(exc.sqlstate), str(exc), sqlstate=exc.sqlstate
             ) from exc
+        want = self.default_timeout_ms if timeout_ms is None else int(timeout_ms)
+        if not (faults.alter_window_s > 0 or faults.read_lag_s > 0 or faults.track_updates):
+            return self._run(ws.key, text, bound, want)  # no fault reads the statement
         scan = sqlscan.scan(text)
         if faults.alter_window_s > 0 and scan.insert_tables:
             keys = [(org, workspace, t) for t in scan.insert_tables]
@@ -301,14 +304,13 @@ class Backend:
                 self._on_inject("alter_window")
                 code = QUERY_ERROR if self.dialect.service_errors else "alter_window"
                 raise BackendError(500, code, ALTER_WINDOW_MESSAGE)
-        want = self.default_timeout_ms if timeout_ms is None else int(timeout_ms)
         tracked = scan.single_update() if faults.track_updates else None
         if scan.kind == sqlscan.WRITE and (faults.read_lag_s > 0 or tracked is not None):
             result = self._run_write(
                 ws, scan, bound, timeout_ms=want, faults=faults, tracked=tracked, arrived=arrived
             )
         else:
-            result = self._run(ws.key, text, bound, want, scan)
+            result = self._run(ws.key, text, bound, want)
         if faults.alter_window_s > 0 and scan.added_column_tables:
             keys = [(org, workspace, t) for t in scan.added_column_tables]
             self.alter_windows.open(keys, faults.alter_window_s)
@@ -371,13 +373,12 @@ class Backend:
         text: str,
         params: list[Any] | None,
         timeout_ms: int | None,
-        scan: sqlscan.Scan | None = None,
     ) -> dict[str, Any]:
         want = self.default_timeout_ms if timeout_ms is None else int(timeout_ms)
         pc = self._acquire(key)
         try:
             self._set_timeout(pc, want)
-            return self._execute(pc, text, params, scan)
+            return self._execute(pc, text, params)
         finally:
             self._after(pc, text)
             self.pool.release(pc, discard=pc.conn.closed or pc.conn.broken)
@@ -410,7 +411,7 @@ class Backend:
                     end = scan.statement_end()
                     extra = ', "id"' if scan.has_returning() else ' RETURNING "id"'
                     text = text[:end] + extra + text[end:]
-            result = self._execute(pc, text, params, scan)
+            result = self._execute(pc, text, params)
             if tracked is not None:
                 if id_column:
                     ids = [row[-1] for row in result["rows"]]
@@ -453,7 +454,6 @@ class Backend:
         pc: PooledConnection,
         text: str,
         params: list[Any] | None,
-        scan: sqlscan.Scan | None,
     ) -> dict[str, Any]:
         try:
             cur = pc.conn.cursor()
@@ -468,7 +468,7 @@ class Backend:
                     break
             return {"columns": columns, "rows": rows, "row_count": count}
         except psycopg.Error as exc:
-            raise self.dialect.sql_error(exc, scan) from exc
+            raise self.dialect.sql_error(exc, text) from exc
 
     def _after(self, pc: PooledConnection, text: str) -> None:
         conn = pc.conn

@@ -33,6 +33,7 @@ DIALECT_SETTING = "deeplake.dialect"
 
 _COLUMN_EXISTS = re.compile(r'column "(?P<col>.*)" of relation "(?P<table>.*)" already exists')
 _RELATION_EXISTS = re.compile(r'relation "(?P<name>.*)" already exists')
+_IF_NOT_EXISTS = re.compile(r"\bIF\s+NOT\s+EXISTS\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Dialect:
 
     def rewrite(self, text: str) -> str:
         """The query as PostgreSQL must run it to behave like this dialect."""
-        if self.ignore_if_not_exists:
+        if self.ignore_if_not_exists and _IF_NOT_EXISTS.search(text):
             text = sqlscan.without_if_not_exists(text)
         if not self.like_default_escape:
             text = sqlscan.like_without_default_escape(text)
@@ -68,8 +69,8 @@ class Dialect:
         """The ``code`` of an SQL error body."""
         return QUERY_ERROR if self.service_errors else sqlstate
 
-    def sql_error(self, exc: psycopg.Error, scan: sqlscan.Scan | None = None) -> BackendError:
-        """The answer to a PostgreSQL error raised by a query (``scan``: what the query was)."""
+    def sql_error(self, exc: psycopg.Error, text: str | None = None) -> BackendError:
+        """The answer to a PostgreSQL error raised by the query ``text``."""
         state = exc.sqlstate
         diag = exc.diag
         if state == "57014" and "statement timeout" in str(exc):
@@ -90,7 +91,7 @@ class Dialect:
         message = diag.message_primary or str(exc)
         status = 400
         if self.service_errors:
-            service = _service_message(state, message, scan)
+            service = _service_message(state, message, text)
             if service is not None:
                 status, message = 500, service
         return BackendError(
@@ -104,7 +105,7 @@ class Dialect:
         )
 
 
-def _service_message(state: str, message: str, scan: sqlscan.Scan | None) -> str | None:
+def _service_message(state: str, message: str, text: str | None) -> str | None:
     """The service's 500 message for an "already exists" it answers with a 500, else None."""
     if state == "42701":  # duplicate_column
         m = _COLUMN_EXISTS.search(message)
@@ -114,7 +115,8 @@ def _service_message(state: str, message: str, scan: sqlscan.Scan | None) -> str
                 f"Database error: Failed to add column '{col}' to deeplake dataset: "
                 f"Column '{col}' already exists"
             )
-    if state == "42P07" and scan is not None and scan.creates_index and not scan.creates_relation:
+    scan = sqlscan.scan(text) if state == "42P07" and text is not None else None
+    if scan is not None and scan.creates_index and not scan.creates_relation:
         m = _RELATION_EXISTS.search(message)
         name = m.group("name") if m else "?"
         return f"Database error: Failed to create index '{name}': Index '{name}' already exists"
