@@ -51,6 +51,45 @@ def test_same_workspace_name_in_two_orgs_is_two_workspaces(srv, workspace):
     assert resp.status_code == 400 and resp.json()["sqlstate"] == "42P01"
 
 
+def test_two_orgs_with_one_workspace_id_see_only_their_rows(srv, workspace):
+    orgs = {"acme": "tok-acme", "beta": "tok-beta"}
+    for org, token in orgs.items():
+        made = _q(
+            srv,
+            workspace,
+            f"CREATE TABLE t (a text); INSERT INTO t VALUES ('{org}')",
+            token=token,
+            org=org,
+        )
+        assert made.status_code == 200, made.text
+    seen = {}
+    for org, token in orgs.items():
+        resp = _q(
+            srv,
+            workspace,
+            "SELECT current_schema(), current_database(), a FROM t",
+            token=token,
+            org=org,
+        )
+        assert resp.status_code == 200, resp.text
+        seen[org] = resp.json()["rows"]
+    # the same schema name, in two databases; each org sees its own row only
+    assert [rows[0][0] for rows in seen.values()] == [workspace, workspace]
+    assert seen["acme"][0][1] != seen["beta"][0][1]
+    assert [r[2] for r in seen["acme"]] == ["acme"] and [r[2] for r in seen["beta"]] == ["beta"]
+
+
+def test_two_workspaces_of_one_org_see_only_their_rows(srv, workspace):
+    other = workspace + "_b"
+    for ws in (workspace, other):
+        assert _q(srv, ws, f"CREATE TABLE t (a text); INSERT INTO t VALUES ('{ws}')").ok
+    assert _q(srv, workspace, "SELECT a FROM t").json()["rows"] == [[workspace]]
+    assert _q(srv, other, "SELECT a FROM t").json()["rows"] == [[other]]
+    stolen = _q(srv, workspace, f'SELECT a FROM "{other}".t')
+    assert stolen.status_code == 400 and stolen.json()["sqlstate"] == "42501"
+    assert "permission denied" in stolen.json()["error"]
+
+
 @pytest.fixture
 def victim(srv):
     """Workspace B with a secret row, its schema name, and a large object."""
