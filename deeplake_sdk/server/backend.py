@@ -402,44 +402,45 @@ class Backend:
         try:
             self._set_timeout(pc, timeout_ms)
             conn.execute("BEGIN")
-            id_column = False
-            if tracked is not None:
-                target = f"{quote_ident(ws.workspace)}.{quote_ident(tracked)}"
-                row = conn.execute(_HAS_ID, [target]).fetchone()
-                id_column = bool(row and row[0])
-                if id_column:
-                    end = scan.statement_end()
-                    extra = ', "id"' if scan.has_returning() else ' RETURNING "id"'
-                    text = text[:end] + extra + text[end:]
+            id_column = tracked is not None and self._has_id(conn, ws, tracked)
+            if id_column:  # the UPDATE also returns the id of each row it touches
+                end = scan.statement_end()
+                extra = ', "id"' if scan.has_returning() else ' RETURNING "id"'
+                text = text[:end] + extra + text[end:]
             result = self._execute(pc, text, params)
             if tracked is not None:
+                keys: list[tuple[Any, ...]] = [(ws.org, ws.workspace, tracked, None)]
                 if id_column:
-                    ids = [row[-1] for row in result["rows"]]
+                    keys = [(ws.org, ws.workspace, tracked, row[-1]) for row in result["rows"]]
                     result["columns"] = result["columns"][:-1]
-                    result["rows"] = (
-                        [row[:-1] for row in result["rows"]] if result["columns"] else []
-                    )
-                    keys = [(ws.org, ws.workspace, tracked, i) for i in ids]
-                else:
-                    keys = [(ws.org, ws.workspace, tracked, None)]
+                    rows = [row[:-1] for row in result["rows"]]
+                    result["rows"] = rows if result["columns"] else []
                 window = faults.coalesce_window_s
-                recent = self.recent_updates.any_since(keys, arrived - window)
-                if recent and faults.coalesce:
+                if faults.coalesce and self.recent_updates.any_since(keys, arrived - window):
                     conn.execute("ROLLBACK")
                     self._on_inject("coalesce")
                     return result
                 self.recent_updates.touch(keys, time.monotonic(), keep_s=2 * window)
             if faults.read_lag_s > 0:
                 self._on_inject("read_lag")
-                self.pending.defer(pc, faults.read_lag_s)
+                self.pending.defer(pc, faults.read_lag_s, after=lambda: self._after(pc, text))
                 handed_over = True
             else:
                 conn.execute("COMMIT")
             return result
+        except psycopg.Error as exc:  # BEGIN, the id probe, COMMIT or ROLLBACK
+            raise self.dialect.sql_error(exc, text) from exc
         finally:
             if not handed_over:
                 self._after(pc, text)
                 self.pool.release(pc, discard=conn.closed or conn.broken)
+
+    @staticmethod
+    def _has_id(conn: psycopg.Connection[Any], ws: Workspace, table: str) -> bool:
+        """Whether ``table`` of the workspace has an ``id`` column."""
+        target = f"{quote_ident(ws.workspace)}.{quote_ident(table)}"
+        row = conn.execute(_HAS_ID, [target]).fetchone()
+        return bool(row and row[0])
 
     def _set_timeout(self, pc: PooledConnection, timeout_ms: int) -> None:
         if pc.statement_timeout_ms != timeout_ms:

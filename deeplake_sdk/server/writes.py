@@ -30,11 +30,12 @@ logger = logging.getLogger(__name__)
 
 
 class _Pending:
-    __slots__ = ("due", "greenlet", "now", "pc")
+    __slots__ = ("after", "due", "greenlet", "now", "pc")
 
-    def __init__(self, pc: PooledConnection, due: float) -> None:
+    def __init__(self, pc: PooledConnection, due: float, after: Callable[[], Any]) -> None:
         self.pc = pc
         self.due = due
+        self.after = after
         self.now = gevent.event.Event()
         self.greenlet: gevent.Greenlet | None = None
 
@@ -44,15 +45,10 @@ class PendingCommits:
 
     Args:
         pool: the pool the connections are returned to once committed.
-        on_commit: called with the number of statements each time a COMMIT is sent (the
-            server counts the statements it runs).
     """
 
-    def __init__(
-        self, pool: ConnectionPool, on_commit: Callable[[int], None] | None = None
-    ) -> None:
+    def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
-        self._on_commit = on_commit or (lambda n: None)
         self._lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}  # insertion order = oldest first
         self.deferred = 0
@@ -65,9 +61,17 @@ class PendingCommits:
         """Writes answered and not yet committed."""
         return len(self._pending)
 
-    def defer(self, pc: PooledConnection, delay_s: float) -> None:
-        """Commit ``pc``'s open transaction in ``delay_s`` seconds, then release it."""
-        item = _Pending(pc, time.monotonic() + delay_s)
+    def defer(
+        self, pc: PooledConnection, delay_s: float, after: Callable[[], Any] | None = None
+    ) -> None:
+        """Commit ``pc``'s open transaction in ``delay_s`` seconds, then release it.
+
+        Args:
+            pc: the connection, its transaction open.
+            delay_s: seconds until the commit.
+            after: called once committed, before the release (resets session state).
+        """
+        item = _Pending(pc, time.monotonic() + delay_s, after or (lambda: None))
         with self._lock:
             self._pending[id(item)] = item
             self.deferred += 1
@@ -102,7 +106,6 @@ class PendingCommits:
         pc = item.pc
         ok = False
         try:
-            self._on_commit(1)
             pc.conn.execute("COMMIT")
             ok = True
         except Exception:
@@ -111,7 +114,9 @@ class PendingCommits:
         finally:
             with self._lock:
                 self._pending.pop(id(item), None)
-            self._pool.release(pc, discard=not ok)
+            if ok:
+                item.after()
+            self._pool.release(pc, discard=not ok or pc.conn.closed or pc.conn.broken)
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for the stats."""

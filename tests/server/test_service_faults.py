@@ -163,6 +163,15 @@ def test_pending_writes_commit_on_shutdown(pg_dsn, workspace):
             assert q(again, "SELECT count(*) FROM t").json()["rows"] == [[5]]
 
 
+def test_session_state_of_a_delayed_write_does_not_leak(srv, raw, table):
+    srv.set_faults(read_lag_ms=60_000)
+    write = "INSERT INTO t VALUES ('a', 1); SELECT set_config('search_path', 'pg_catalog', false)"
+    assert raw.query(write).status_code == 200
+    srv.set_faults(read_lag_ms=0)
+    for _ in range(5):  # whichever pooled connection answers, its search_path is the workspace's
+        assert raw.rows("SELECT count(*) FROM t, pg_sleep(0.01)") == [[1]]
+
+
 def test_a_failed_delayed_commit_is_logged_and_counted(srv, raw):
     # a deferred constraint is checked at COMMIT: the only way a delayed commit can fail
     raw.rows("CREATE TABLE u (a int UNIQUE DEFERRABLE INITIALLY DEFERRED); SELECT 1")
