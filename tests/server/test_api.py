@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import requests
 
 from deeplake_sdk.server.backend import workspace_role
 
@@ -267,3 +268,18 @@ def test_admin_requires_auth(srv, path):
     resp = requests.get(srv.url + path, timeout=30)
     assert resp.status_code == 401
     assert json.loads(resp.text)["code"] == "unauthorized"
+
+
+def test_workspace_ids_are_quoted_and_refused_only_when_postgresql_cannot_hold_them(raw):
+    def schema_of(ws):
+        quoted = requests.utils.quote(ws, safe="")
+        return raw.session.post(
+            raw.url(f"/workspaces/{quoted}/tables/query"), json={"query": "SELECT current_schema()"}
+        )
+
+    for ws in ("public", 'we"ird ws', "UPPER", "a" * 63, "é" * 31):
+        resp = schema_of(ws)
+        assert resp.status_code == 200 and resp.json()["rows"] == [[ws]], (ws, resp.text)
+    for ws in ("pg_mine", "information_schema", "deeplake", "a" * 64, "é" * 32):
+        body = _err(schema_of(ws), 400, "invalid_workspace")
+        assert "workspace id" in body["error"]
