@@ -18,9 +18,9 @@ DEFAULT_ORG = "local"
 #: SQL dialects (:mod:`deeplake_sdk.server.dialect`): the service's behaviours or plain PostgreSQL.
 DIALECT_NAMES = ("deeplake", "postgres")
 DEFAULT_DIALECT = "deeplake"
-#: Connections to PostgreSQL, all workspaces together. Under the ``service`` profile at the
-#: per-org rate limit, writes waiting out their read lag hold up to ~110 of them
-#: (benchmarks/service_pool.py); the embedded PostgreSQL allows 200.
+#: Connections to PostgreSQL, all workspaces together. Under the ``service`` profile with
+#: 32 requests in flight, writes waiting out their read lag held 94 to 115 of them at the
+#: peak (benchmarks/service_pool.py); the embedded PostgreSQL allows 200.
 DEFAULT_POOL_SIZE = 150
 
 # (flag, FaultConfig field, type, help)
