@@ -1,6 +1,7 @@
 """Load figure of the local server: N concurrent keep-alive clients x M queries, profile none.
 
     .venv/bin/python benchmarks/server_load.py [--clients 200] [--queries 20] [--runs 3]
+        [--sql SQL] [--dialect deeplake|postgres]
 
 The server runs in its own process (``deeplake_sdk.server.local`` on a temporary embedded
 PostgreSQL); the clients are gevent greenlets in this process, each with its own keep-alive
@@ -86,8 +87,9 @@ def main():
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sql", default="SELECT $1::int + $2::int AS s")
+    parser.add_argument("--dialect", default="deeplake", choices=["deeplake", "postgres"])
     args = parser.parse_args()
-    with local(faults="none") as srv:
+    with local(faults="none", dialect=args.dialect) as srv:
         ws = "bench"
         # warm up: provision the workspace and fill the connection pool
         run_batch(srv, ws, min(args.clients, 100), 2, args.sql)

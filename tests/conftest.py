@@ -4,7 +4,11 @@
   dir), stopped and removed at the end of the session. Start extra servers on it with
   ``deeplake_sdk.server.local(dsn=pg_dsn, ...)``: no initdb, they start in about a second.
 - ``server`` (session): a :class:`deeplake_sdk.server.LocalServer` on ``pg_dsn``, profile
-  ``none``. Prefer ``srv`` in tests.
+  ``none``, dialect ``deeplake`` (the service's behaviours). Prefer ``srv`` in tests.
+- ``pgsrv`` (function): like ``srv``, on a second session server with ``dialect="postgres"``
+  (plain PostgreSQL: 400 "already exists", SQLSTATE codes, backslash as the default LIKE
+  escape), for tests that need plain PostgreSQL; ``pgraw``: a ``raw`` client bound to it
+  (workspace ``<workspace>_pg``: both servers share the cluster).
 - ``srv`` (function): the session server with faults set back to ``none`` (seed 0) and the
   stats reset before the test. ``srv.url``, ``srv.token``, ``srv.org``, ``srv.headers``,
   ``srv.stats()``, ``srv.reset_stats()``, ``srv.set_faults(profile=None, seed=None, **fields)``.
@@ -91,7 +95,7 @@ class RawClient:
 @pytest.fixture(scope="session")
 def pg_dsn() -> Iterator[str]:
     root = tempfile.mkdtemp(prefix="dlpgt")
-    pg = EmbeddedPostgres(root)
+    pg = EmbeddedPostgres(root, durable=False)  # durability is tested on its own
     try:
         yield pg.start()
     finally:
@@ -105,11 +109,39 @@ def server(pg_dsn: str) -> Iterator[LocalServer]:
         yield s
 
 
-@pytest.fixture
-def srv(server: LocalServer) -> LocalServer:
+def _fresh(server: LocalServer) -> LocalServer:
+    """``server`` with faults set back to ``none`` (seed 0) and its stats reset."""
     server.set_faults(profile="none", seed=0)
     server.reset_stats()
     return server
+
+
+@pytest.fixture
+def srv(server: LocalServer) -> LocalServer:
+    return _fresh(server)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(pg_dsn: str) -> Iterator[LocalServer]:
+    with local(dsn=pg_dsn, extra_tokens=EXTRA_TOKENS, dialect="postgres") as s:
+        yield s
+
+
+@pytest.fixture
+def pgsrv(postgres_server: LocalServer) -> LocalServer:
+    """The session server with ``dialect="postgres"``, faults none (seed 0), stats reset."""
+    return _fresh(postgres_server)
+
+
+@pytest.fixture
+def pgraw(pgsrv: LocalServer, workspace: str) -> Iterator[RawClient]:
+    """A :class:`RawClient` on ``pgsrv`` (plain PostgreSQL dialect), workspace ``<workspace>_pg``.
+
+    Both session servers share one cluster: the suffix keeps its tables apart from ``raw``'s.
+    """
+    client = RawClient(pgsrv, workspace + "_pg")
+    yield client
+    client.close()
 
 
 @pytest.fixture

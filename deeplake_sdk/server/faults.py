@@ -1,4 +1,6 @@
-"""Fault injection: latency, capacity and rate limits, error statuses, resets, lost commits.
+"""Fault injection: latency, limits, error statuses, resets, lost commits, service quirks.
+
+The service's quirks are its consistency faults: read lag, coalesced UPDATEs, the ALTER window.
 
 A :class:`FaultConfig` describes what to inject; :data:`PROFILES` holds the named ones. The
 :class:`FaultInjector` turns a config into per-request :class:`FaultDecision` s. The decision for
@@ -6,9 +8,12 @@ the n-th fault-eligible request (counted since the faults were last set or the s
 comes from a random generator seeded with ``(seed, n)`` only, so one seed always yields the same
 sequence of faults for a sequential client, whatever the timing.
 
-At most one of the random faults hits a request: ``p_reset``, the ``p_4xx/5xx`` statuses and
-``p_commit_fail`` partition one uniform draw. ``max_faults`` caps how many requests get a fault
-(random or pattern) before the server heals, so a test can script "fail twice, then answer".
+At most one of the random faults hits a request: ``p_reset``, the ``p_4xx/5xx`` statuses,
+``p_402``, ``p_auth_html`` and ``p_commit_fail`` partition one uniform draw. ``max_faults`` caps
+how many requests get one of those (or a pattern fault) before the server heals, so a test can
+script "fail twice, then answer". ``p_slow`` and ``p_coalesce`` have draws of their own (from
+generators seeded with ``(seed, n, name)``), so turning them on leaves the other faults of a
+seed where they were; ``read_lag_ms`` and ``alter_window_s`` apply to every eligible request.
 """
 
 from __future__ import annotations
@@ -35,6 +40,13 @@ INJECTED_KINDS = (
     "commit_502",
     "commit_drop",
     "pattern",
+    "error_402",
+    "auth_html_401",
+    "auth_html_403",
+    "slow",
+    "read_lag",
+    "coalesce",
+    "alter_window",
 )
 
 # Integer fields that must be >= 0, and optional text fields.
@@ -49,6 +61,8 @@ _RANDOM_FAULTS = (
     ("p_500", "error_500", 500),
     ("p_502", "error_502", 502),
     ("p_504", "error_504", 504),
+    ("p_402", "error_402", 402),
+    ("p_auth_html", "auth_html", None),  # 401 or 403, a second draw decides
 )
 
 
@@ -79,7 +93,25 @@ class FaultConfig:
         max_faults: requests that get a random or pattern fault, at most, counted since the
             faults were set or the sequence reset (0 = no limit); later requests run normally.
             A lost commit counts when decided, even if its statement then fails. Capacity and
-            rate limits are not counted nor capped.
+            rate limits, slow queries, read lag, coalescing and the ALTER window are not
+            counted nor capped.
+        p_402: probability of the service's 402 ``{"balance_cents": 0, "error": "insufficient
+            balance, please top up"}`` (not executed).
+        p_auth_html: probability of a transient 401 or 403 (50/50) with a gateway's HTML body
+            (not executed).
+        slow_query_ms: delay of a slow query (added to the latency).
+        p_slow: probability that a query is slow.
+        read_lag_ms: a write (INSERT/UPDATE/DELETE) is answered before it commits, and commits
+            this long after: other requests see it only then (0 = off).
+        alter_window_s: after a successful ``ALTER TABLE t ADD COLUMN``, INSERTs into ``t``
+            fail with the service's 500 ``Failed to insert tuple: vector::at out of range``
+            for this long, without running (0 = off).
+        p_coalesce: probability that an UPDATE touching a row updated within the last
+            ``coalesce_window_ms`` is answered 200 (with its row count) but rolled back
+            (0 = off).
+        coalesce_window_ms: how recent an earlier update of a row must be for an UPDATE of it
+            to be coalesced (50 ms, as on the service; tests widen it to be independent of
+            timing).
         seed: seed of the fault sequence (None = random, reported by ``GET /_admin/faults``).
         profile: name of the profile the config started from (informational).
     """
@@ -102,6 +134,14 @@ class FaultConfig:
     fail_status: int = 500
     fail_message: str | None = None
     max_faults: int = 0
+    p_402: float = 0.0
+    p_auth_html: float = 0.0
+    slow_query_ms: float = 0.0
+    p_slow: float = 0.0
+    read_lag_ms: float = 0.0
+    alter_window_s: float = 0.0
+    p_coalesce: float = 0.0
+    coalesce_window_ms: float = 50.0
     seed: int | None = None
     profile: str = field(default="none")
 
@@ -114,7 +154,16 @@ class FaultConfig:
             value = getattr(self, f.name)
             if f.name.startswith("p_") and not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{f.name} must be a probability in [0, 1], got {value!r}")
-            nonnegative = ("latency_fixed_ms", "latency_median_ms", "latency_sigma", "rate_per_s")
+            nonnegative = (
+                "latency_fixed_ms",
+                "latency_median_ms",
+                "latency_sigma",
+                "rate_per_s",
+                "slow_query_ms",
+                "read_lag_ms",
+                "alter_window_s",
+                "coalesce_window_ms",
+            )
             if f.name in nonnegative and float(value) < 0:
                 raise ValueError(f"{f.name} must be >= 0, got {value!r}")
             if f.name in _COUNTS and int(value) < 0:
@@ -177,7 +226,9 @@ def _coerce(key: str, value: Any) -> Any:
 
 
 #: Named profiles. ``flaky`` injects ~7% faults (1% of each kind); ``beta`` mimics a busy cloud
-#: beta: long-tailed latency, capacity and per-org rate limits, <= 1% injected errors.
+#: beta: long-tailed latency, capacity and per-org rate limits, <= 1% injected errors;
+#: ``service`` is ``beta`` plus the service's consistency quirks (docs/server.rst says why
+#: these values).
 PROFILES: dict[str, FaultConfig] = {
     "none": FaultConfig(profile="none"),
     "flaky": FaultConfig(
@@ -205,6 +256,13 @@ PROFILES: dict[str, FaultConfig] = {
         profile="beta",
     ),
 }
+PROFILES["service"] = PROFILES["beta"].replace(
+    read_lag_ms=200.0,
+    alter_window_s=30.0,
+    p_coalesce=0.5,
+    p_auth_html=0.001,
+    profile="service",
+)
 
 
 @dataclass(frozen=True)
@@ -220,6 +278,12 @@ class FaultDecision:
         commit_fail: ``commit_502`` or ``commit_drop`` when the answer of a successful
             statement is to be lost, else None.
         message: error message of a ``pattern`` answer (None = the default one).
+        slow_s: extra delay of a slow query (0 = not slow).
+        read_lag_s: delay between the answer to a write and its commit.
+        alter_window_s: INSERT refusal window opened by an ``ADD COLUMN``.
+        track_updates: UPDATEs record the rows they touch (coalescing is on).
+        coalesce: an UPDATE of a recently updated row is dropped.
+        coalesce_window_s: how recent "recently" is.
     """
 
     n: int
@@ -228,6 +292,17 @@ class FaultDecision:
     latency_s: float = 0.0
     commit_fail: str | None = None
     message: str | None = None
+    slow_s: float = 0.0
+    read_lag_s: float = 0.0
+    alter_window_s: float = 0.0
+    track_updates: bool = False
+    coalesce: bool = False
+    coalesce_window_s: float = 0.05
+
+
+def _own_draw(cfg: FaultConfig, n: int, name: str) -> float:
+    """A uniform draw of its own for fault ``name`` of request ``n`` (seeded, repeatable)."""
+    return random.Random(f"{cfg.seed}/{n}/{name}").random()
 
 
 class _TokenBucket:
@@ -303,7 +378,9 @@ class FaultInjector:
             return decision
         with self._lock:
             if cfg.max_faults and self._faults >= cfg.max_faults:
-                return FaultDecision(n, latency_s=decision.latency_s)
+                return dataclasses.replace(
+                    decision, kind=None, status=None, commit_fail=None, message=None
+                )
             self._faults += 1
         return decision
 
@@ -311,6 +388,21 @@ class FaultInjector:
         self, n: int, cfg: FaultConfig, pattern: re.Pattern[str] | None, sql: str | None
     ) -> FaultDecision:
         """The faults of request ``n`` under ``cfg``, before the ``max_faults`` cap."""
+        decision = self._draw_main(n, cfg, pattern, sql)
+        slow = sql is not None and cfg.p_slow > 0 and _own_draw(cfg, n, "slow") < cfg.p_slow
+        return dataclasses.replace(
+            decision,
+            slow_s=cfg.slow_query_ms / 1000.0 if slow else 0.0,
+            read_lag_s=cfg.read_lag_ms / 1000.0,
+            alter_window_s=cfg.alter_window_s,
+            track_updates=cfg.p_coalesce > 0,
+            coalesce=cfg.p_coalesce > 0 and _own_draw(cfg, n, "coalesce") < cfg.p_coalesce,
+            coalesce_window_s=cfg.coalesce_window_ms / 1000.0,
+        )
+
+    def _draw_main(
+        self, n: int, cfg: FaultConfig, pattern: re.Pattern[str] | None, sql: str | None
+    ) -> FaultDecision:
         rng = random.Random(f"{cfg.seed}/{n}") if self._random else None
         u = rng.random() if rng is not None else 1.0
         latency = cfg.latency_fixed_ms + (cfg.latency_median_ms if rng is None else 0.0)
@@ -326,6 +418,9 @@ class FaultInjector:
         for name, kind, status in _RANDOM_FAULTS:
             acc += getattr(cfg, name)
             if u < acc:
+                if kind == "auth_html":
+                    auth = 401 if rng.random() < 0.5 else 403
+                    return FaultDecision(n, f"auth_html_{auth}", auth, latency_s)
                 return FaultDecision(n, kind, status, latency_s)
         if u < acc + cfg.p_commit_fail:
             kind = "commit_502" if rng.random() < 0.5 else "commit_drop"

@@ -27,6 +27,7 @@ import gevent.event
 from deeplake_sdk.server import options
 from deeplake_sdk.server.app import App
 from deeplake_sdk.server.backend import Backend
+from deeplake_sdk.server.dialect import get_dialect
 from deeplake_sdk.server.faults import FaultConfig, FaultInjector
 from deeplake_sdk.server.http import Server
 from deeplake_sdk.server.postgres import EmbeddedPostgres
@@ -94,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         tokens = options.parse_tokens(ns)
         faults = FaultConfig.from_profile(ns.faults, seed=ns.seed, **options.fault_overrides(ns))
+        dialect = get_dialect(ns.dialect)
+        migrations = options.parse_migrations(ns)
     except ValueError as exc:
         return _fail(str(exc))
     stop = gevent.event.Event()
@@ -107,16 +110,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.dsn:
             dsn = ns.dsn
         else:
-            pg = EmbeddedPostgres(Path(ns.data) if ns.data else None)
+            pg = EmbeddedPostgres(
+                Path(ns.data) if ns.data else None, durable=not ns.unsafe_fast_storage
+            )
             dsn = pg.start()
         if stop.is_set():
             return 0
         pg_cpu = _postgres_cpu(pg)
 
         def extra(base: dict[str, Any]) -> dict[str, Any]:
+            resetting = "pg" not in base
             info = pg_cpu(base)
             if backend is not None:
+                if resetting:
+                    backend.reset_stats()
                 info["db_connections_open"] = backend.pool.open_count
+                info["db_pool"] = backend.pool_stats()
+            info["dialect"] = dialect.name
             return info
 
         stats = Stats(extra=extra)
@@ -124,19 +134,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             dsn,
             pool_size=ns.pool_size,
             default_timeout_ms=ns.statement_timeout_ms,
+            dialect=dialect,
             on_execute=stats.executed,
+            on_inject=stats.inject,
         )
         backend.bootstrap()
+        backend.migrate_old_layout(migrations, orgs=tokens.values())
         app = App(backend, tokens, FaultInjector(faults), stats)
         server = Server((ns.host, ns.port), app, on_accept=stats.connection)
         server.start()
         host, port = server.address[:2]
         print(f"listening on http://{host}:{port}", flush=True)
         logger.info(
-            "faults %s (seed %s); PostgreSQL %s",
+            "faults %s (seed %s), dialect %s; PostgreSQL %s",
             faults.profile,
             app.injector.config.seed,
-            "embedded in " + str(pg.data_dir) if pg else "at --dsn",
+            dialect.name,
+            f"embedded in {pg.data_dir} ({'durable' if pg.durable else 'UNSAFE fast storage'})"
+            if pg
+            else "at --dsn",
         )
         stop.wait()
         logger.info("stopping")

@@ -15,6 +15,13 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_TOKEN = "local-dev-token"
 DEFAULT_ORG = "local"
+#: SQL dialects (:mod:`deeplake_sdk.server.dialect`): the service's behaviours or plain PostgreSQL.
+DIALECT_NAMES = ("deeplake", "postgres")
+DEFAULT_DIALECT = "deeplake"
+#: Connections to PostgreSQL, all workspaces together. Under the ``service`` profile with
+#: 32 requests in flight, writes waiting out their read lag held 94 to 115 of them at the
+#: peak (benchmarks/service_pool.py); the embedded PostgreSQL allows 200.
+DEFAULT_POOL_SIZE = 150
 
 # (flag, FaultConfig field, type, help)
 FAULT_FLAGS: list[tuple[str, str, type, str]] = [
@@ -51,6 +58,39 @@ FAULT_FLAGS: list[tuple[str, str, type, str]] = [
         int,
         "requests that get a random or pattern fault, at most (0 = no limit), then none",
     ),
+    ("--p-402", "p_402", float, "probability of the service's 402 'insufficient balance'"),
+    (
+        "--p-auth-html",
+        "p_auth_html",
+        float,
+        "probability of a transient 401/403 with a gateway's HTML body",
+    ),
+    ("--slow-query-ms", "slow_query_ms", float, "delay of a slow query (ms)"),
+    ("--p-slow", "p_slow", float, "probability that a query is slow (--slow-query-ms)"),
+    (
+        "--read-lag-ms",
+        "read_lag_ms",
+        float,
+        "writes are answered, then committed this long after (visible to others only then)",
+    ),
+    (
+        "--alter-window-s",
+        "alter_window_s",
+        float,
+        "INSERTs into a table fail with the service's 500 this long after an ADD COLUMN",
+    ),
+    (
+        "--p-coalesce",
+        "p_coalesce",
+        float,
+        "probability that an UPDATE of a row updated in the last 50 ms is answered but dropped",
+    ),
+    (
+        "--coalesce-window-ms",
+        "coalesce_window_ms",
+        float,
+        "how recent the earlier update must be for --p-coalesce (default 50)",
+    ),
 ]
 
 
@@ -84,7 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument(
         "--pool-size",
         type=int,
-        default=100,
+        default=DEFAULT_POOL_SIZE,
         help="max PostgreSQL connections (default %(default)s)",
     )
     net.add_argument(
@@ -92,6 +132,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="timeout of queries sent without timeout_ms (default 0 = none)",
+    )
+    net.add_argument(
+        "--dialect",
+        choices=DIALECT_NAMES,
+        default=DEFAULT_DIALECT,
+        help="the service's SQL behaviours (deeplake) or plain PostgreSQL (default %(default)s)",
+    )
+    net.add_argument(
+        "--unsafe-fast-storage",
+        action="store_true",
+        help="embedded PostgreSQL without fsync, full_page_writes and synchronous_commit: "
+        "faster, but a crash can lose acknowledged writes (tests and benchmarks only)",
+    )
+    net.add_argument(
+        "--migrate-workspace",
+        action="append",
+        default=[],
+        metavar="SCHEMA=ORG/WORKSPACE",
+        help="org and workspace id of a workspace schema of the old layout (repeatable)",
     )
     net.add_argument(
         "--log-level",
@@ -108,20 +167,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--faults",
         metavar="PROFILE",
         default=os.environ.get("DEEPLAKE_SERVER_FAULTS", "none"),
-        help="none, flaky or beta (default %(default)s)",
+        help="none, flaky, beta or service (default %(default)s)",
     )
     faults.add_argument("--seed", type=int, help="seed of the fault sequence (default random)")
+    faults.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set any fault field by name, e.g. --fault read_lag_ms=200 (repeatable)",
+    )
     for flag, field, typ, text in FAULT_FLAGS:
         faults.add_argument(flag, dest=field, type=typ, default=None, help=text)
 
 
 def fault_overrides(ns: argparse.Namespace) -> dict[str, Any]:
-    """FaultConfig field overrides given on the command line."""
-    return {
+    """FaultConfig field overrides given on the command line (``--fault`` pairs last).
+
+    Raises:
+        ValueError: a ``--fault`` value without ``=``.
+    """
+    overrides = {
         field: getattr(ns, field)
         for _, field, _, _ in FAULT_FLAGS
         if getattr(ns, field, None) is not None
     }
+    for pair in getattr(ns, "fault", None) or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--fault expects NAME=VALUE, got {pair!r}")
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+def parse_migrations(ns: argparse.Namespace) -> dict[str, tuple[str, str]]:
+    """Old-layout schema -> (org, workspace) from ``--migrate-workspace``.
+
+    Raises:
+        ValueError: a value not shaped ``SCHEMA=ORG/WORKSPACE``.
+    """
+    out = {}
+    for pair in getattr(ns, "migrate_workspace", None) or []:
+        schema, sep, target = pair.partition("=")
+        org, slash, workspace = target.partition("/")
+        if not (sep and slash and schema and org and workspace):
+            raise ValueError(f"--migrate-workspace expects SCHEMA=ORG/WORKSPACE, got {pair!r}")
+        out[schema] = (org, workspace)
+    return out
 
 
 def parse_tokens(ns: argparse.Namespace) -> dict[str, str]:
@@ -140,6 +232,13 @@ def to_argv(ns: argparse.Namespace) -> list[str]:
     argv = ["--host", ns.host, "--port", str(ns.port), "--token", ns.token, "--org", ns.org]
     argv += ["--pool-size", str(ns.pool_size), "--log-level", ns.log_level]
     argv += ["--statement-timeout-ms", str(ns.statement_timeout_ms), "--faults", ns.faults]
+    argv += ["--dialect", ns.dialect]
+    if ns.unsafe_fast_storage:
+        argv.append("--unsafe-fast-storage")
+    for pair in ns.migrate_workspace or []:
+        argv += ["--migrate-workspace", pair]
+    for pair in ns.fault or []:
+        argv += ["--fault", pair]
     if ns.data:
         argv += ["--data", ns.data]
     if ns.dsn:

@@ -1,9 +1,11 @@
-"""A bounded pool of PostgreSQL connections keyed by login role.
+"""A bounded pool of PostgreSQL connections keyed by login (role and database).
 
-Each workspace's queries run on connections logged in as the workspace's own role, so the pool
-keeps idle connections per role. A global cap bounds the connections open at once: when it is
-reached, an idle connection of another role is closed to make room, and when every connection
-is busy, callers wait (up to ``acquire_timeout``).
+Each workspace's queries run on connections logged in as the workspace's own role to its
+org's database, so the pool keeps idle connections per key (any hashable; the backend uses
+``(role, database)``). A global cap bounds the connections open at once: when it is reached,
+an idle connection of another key is closed to make room, and when every connection is busy,
+callers wait (up to ``acquire_timeout``), after calling ``on_exhausted`` (which may free a
+connection, e.g. by committing a write held open on purpose).
 
 The pool uses :mod:`threading` primitives; under ``gevent.monkey.patch_all()`` they are gevent's,
 so waiting yields to other greenlets.
@@ -19,6 +21,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+Key = Any  # a hashable login key
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,14 +35,14 @@ class PooledConnection:
 
     Attributes:
         conn: the psycopg connection.
-        role: the login role (None = the admin superuser connection).
+        role: the login key it was opened for.
         statement_timeout_ms: the ``statement_timeout`` last set on it (None = unknown).
         last_used: monotonic time it was last released.
     """
 
     __slots__ = ("conn", "last_used", "role", "statement_timeout_ms")
 
-    def __init__(self, conn: Any, role: str | None) -> None:
+    def __init__(self, conn: Any, role: Key) -> None:
         self.conn = conn
         self.role = role
         self.statement_timeout_ms: int | None = None
@@ -49,16 +53,19 @@ class ConnectionPool:
     """Bounded, role-keyed connection pool.
 
     Args:
-        connect: ``connect(role)`` opens a new connection logged in as ``role``.
-        max_size: cap on open connections, all roles together.
+        connect: ``connect(key)`` opens a new connection for ``key``.
+        max_size: cap on open connections, all keys together.
         acquire_timeout: seconds to wait for a free connection before :class:`PoolTimeout`.
+        on_exhausted: called (without arguments) when every connection is busy, before
+            waiting for one.
     """
 
     def __init__(
         self,
-        connect: Callable[[str | None], Any],
+        connect: Callable[[Key], Any],
         max_size: int = 100,
         acquire_timeout: float = 30.0,
+        on_exhausted: Callable[[], Any] | None = None,
     ) -> None:
         if max_size < 1:
             raise ValueError("max_size must be >= 1")
@@ -70,8 +77,12 @@ class ConnectionPool:
         # idle connections, least recently used first: id -> PooledConnection
         self._idle: OrderedDict[int, PooledConnection] = OrderedDict()
         self._open = 0
+        self._busy = 0
         self._closed = False
+        self.on_exhausted = on_exhausted
         self.opened_total = 0
+        self.busy_peak = 0
+        self.exhausted = 0
 
     @property
     def open_count(self) -> int:
@@ -83,9 +94,19 @@ class ConnectionPool:
         """Idle connections."""
         return len(self._idle)
 
+    @property
+    def busy_count(self) -> int:
+        """Connections borrowed now."""
+        return self._busy
+
+    def reset_peak(self) -> None:
+        """Restart ``busy_peak`` (from the current count) and the ``exhausted`` count."""
+        self.busy_peak = self._busy
+        self.exhausted = 0
+
     @contextlib.contextmanager
-    def connection(self, role: str | None) -> Iterator[PooledConnection]:
-        """Borrow a connection logged in as ``role``; broken connections are discarded.
+    def connection(self, role: Key) -> Iterator[PooledConnection]:
+        """Borrow a connection for the key ``role``; broken connections are discarded.
 
         Raises:
             PoolTimeout: every connection stayed busy for ``acquire_timeout`` seconds.
@@ -98,15 +119,22 @@ class ConnectionPool:
         finally:
             self.release(pc, discard=not ok or _is_broken(pc.conn))
 
-    def acquire(self, role: str | None) -> PooledConnection:
+    def acquire(self, role: Key) -> PooledConnection:
         """Take an idle connection of ``role`` or open one (see :meth:`connection`)."""
         if self._closed:
             raise RuntimeError("connection pool is closed")
-        if not self._slots.acquire(timeout=self.acquire_timeout):
-            raise PoolTimeout(
-                f"all {self.max_size} database connections stayed busy for "
-                f"{self.acquire_timeout:.0f} s"
-            )
+        if not self._slots.acquire(blocking=False):
+            self.exhausted += 1
+            if self.on_exhausted is not None:
+                self.on_exhausted()
+            if not self._slots.acquire(timeout=self.acquire_timeout):
+                raise PoolTimeout(
+                    f"all {self.max_size} database connections stayed busy for "
+                    f"{self.acquire_timeout:.0f} s"
+                )
+        with self._lock:
+            self._busy += 1
+            self.busy_peak = max(self.busy_peak, self._busy)
         try:
             victim: PooledConnection | None = None
             with self._lock:
@@ -130,6 +158,8 @@ class ConnectionPool:
             self.opened_total += 1
             return PooledConnection(conn, role)
         except BaseException:
+            with self._lock:
+                self._busy -= 1
             self._slots.release()
             raise
 
@@ -145,9 +175,11 @@ class ConnectionPool:
                 with self._lock:
                     self._idle[id(pc)] = pc
         finally:
+            with self._lock:
+                self._busy -= 1
             self._slots.release()
 
-    def _take_idle(self, role: str | None) -> PooledConnection | None:
+    def _take_idle(self, role: Key) -> PooledConnection | None:
         # the most recently used connection of this role (keeps the working set small)
         while True:
             key = next((k for k in reversed(self._idle) if self._idle[k].role == role), None)

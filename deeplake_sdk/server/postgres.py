@@ -34,6 +34,11 @@ _PR_SET_PDEATHSIG = 1
 _MAX_SOCKET_DIR_BYTES = 80  # + "/.s.PGSQL.5432.lock" stays under the ~107-byte sun_path limit
 _prefix_permissions_done: set[str] = set()
 
+#: Settings of a durable cluster (the default): an acknowledged commit is on disk.
+DURABLE_SETTINGS = {"fsync": "on", "full_page_writes": "on", "synchronous_commit": "on"}
+#: The fast unsafe settings (``durable=False``): commits may be lost, a power loss may corrupt.
+UNSAFE_FAST_SETTINGS = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
+
 
 class PostgresError(RuntimeError):
     """PostgreSQL could not be initialised or started."""
@@ -51,7 +56,8 @@ def set_parent_death_signal(sig: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def _pg_bin() -> Path:
+def pg_bin() -> Path:
+    """Directory of the PostgreSQL binaries shipped by pgserver (postgres, initdb, pg_dump)."""
     try:
         with warnings.catch_warnings():
             # importing pgserver probes a runtime dir (platformdirs) and warns without XDG vars
@@ -66,13 +72,18 @@ def _pg_bin() -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed and not yet reaped by its new parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class EmbeddedPostgres:
@@ -82,7 +93,13 @@ class EmbeddedPostgres:
         data_dir: directory holding the cluster (``data_dir/postgres``) and its log
             (``data_dir/postgres.log``); created with its parents if missing.
             Default ``~/.deeplake/local``.
-        settings: extra ``postgres -c name=value`` settings.
+        settings: extra ``postgres -c name=value`` settings (they win over ``durable``).
+        durable: ``True`` (default): ``fsync``, ``full_page_writes`` and ``synchronous_commit``
+            on, and initdb syncs the new cluster to disk, so an acknowledged commit survives
+            a crash of PostgreSQL, of the server or of the machine. ``False``: the three are
+            off (unsafe, for tests and benchmarks where durability is not what is measured):
+            commits acknowledged shortly before a crash can be lost, and a power loss can
+            corrupt the cluster.
 
     Example:
         >>> with EmbeddedPostgres("/tmp/pg") as pg:  # doctest: +SKIP
@@ -90,15 +107,18 @@ class EmbeddedPostgres:
     """
 
     def __init__(
-        self, data_dir: str | os.PathLike[str] | None = None, settings: dict[str, Any] | None = None
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        settings: dict[str, Any] | None = None,
+        *,
+        durable: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir or DEFAULT_DATA_DIR).expanduser().resolve()
         self.pgdata = self.data_dir / "postgres"
         self.log_path = self.data_dir / "postgres.log"
+        self.durable = durable
         self.settings: dict[str, Any] = {
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
+            **(DURABLE_SETTINGS if durable else UNSAFE_FAST_SETTINGS),
             "max_connections": 200,
             "shared_buffers": "128MB",
             "listen_addresses": "",
@@ -148,7 +168,7 @@ class EmbeddedPostgres:
         else:  # unix socket paths are limited to ~107 bytes: use a short private dir
             self._socket_dir, self._own_socket_dir = tempfile.mkdtemp(prefix="dlpg"), True
             self._chown(Path(self._socket_dir))
-        args = [str(_pg_bin() / "postgres"), "-D", str(self.pgdata), "-k", self._socket_dir]
+        args = [str(pg_bin() / "postgres"), "-D", str(self.pgdata), "-k", self._socket_dir]
         for name, value in self.settings.items():
             args += ["-c", f"{name}={value}"]
         logger.debug("starting postgres: %s", args)
@@ -211,7 +231,7 @@ class EmbeddedPostgres:
     def _prepare_permissions(self) -> None:
         if self._user is None:
             return
-        bin_dir = _pg_bin()  # imports pgserver quietly first
+        bin_dir = pg_bin()  # imports pgserver quietly first
         from pgserver.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
@@ -241,8 +261,10 @@ class EmbeddedPostgres:
             shutil.rmtree(self.pgdata)  # a half-initialised cluster from an interrupted initdb
         self.pgdata.mkdir(mode=0o700)
         self._chown(self.pgdata)
-        base = [str(_pg_bin() / "initdb"), "-D", str(self.pgdata), "--auth=trust"]
-        base += ["--encoding=utf8", "-U", "postgres", "-N"]
+        base = [str(pg_bin() / "initdb"), "-D", str(self.pgdata), "--auth=trust"]
+        base += ["--encoding=utf8", "-U", "postgres"]
+        if not self.durable:
+            base.append("-N")  # --no-sync: the new files are not flushed to disk
         last = ""
         for locale in (["--locale=C.UTF-8"], ["--no-locale"]):
             started = time.monotonic()
@@ -270,6 +292,15 @@ class EmbeddedPostgres:
             )
         logger.info("removing stale %s (pid %s is gone)", pid_file, pid)
         pid_file.unlink(missing_ok=True)
+        # the socket's lock file names the same dead postmaster; PostgreSQL itself would take
+        # a killed one that its new parent has not reaped yet (a zombie) for a live one
+        for lock in self.pgdata.glob(".s.PGSQL.*.lock"):
+            try:
+                owner = int(lock.read_text().splitlines()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+            if not _pid_alive(owner):
+                lock.unlink(missing_ok=True)
 
     def _wait_ready(self, timeout: float) -> None:
         import psycopg

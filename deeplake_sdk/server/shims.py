@@ -10,8 +10,10 @@
   index comment (``deeplake_index:<type>``) and listed by the ``deeplake.indexes`` view
   (indexes of the caller's workspace).
 - ``a <#> b``: an operator returning a float score: text vs text -> full-text rank of the
-  document ``a`` for the words of ``b`` (0 when nothing matches); ``real[]`` or
-  ``double precision[]`` pairs -> cosine similarity.
+  document ``a`` for the words of ``b`` (0 when nothing matches); numeric arrays (``real[]``
+  as in ``FLOAT4[]`` columns, ``double precision[]``, ``numeric[]``, ``integer[]``, mixed)
+  -> cosine similarity; NULL when an array is empty (0 in the ``postgres`` dialect, told by
+  the connection's ``deeplake.dialect`` setting).
 
 The rewriting is for compatibility only, not security (isolation is enforced by PostgreSQL
 roles); it never touches string literals, quoted identifiers or comments.
@@ -277,9 +279,16 @@ RETURNS double precision LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $fn$
 $fn$;
 
 CREATE OR REPLACE FUNCTION deeplake.cosine_similarity(a double precision[], b double precision[])
-RETURNS double precision LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+RETURNS double precision LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE AS $fn$
 DECLARE dot double precision; na double precision; nb double precision;
 BEGIN
+  IF pg_catalog.cardinality(a) = 0 OR pg_catalog.cardinality(b) = 0 THEN
+    -- the service scores an empty array NULL; the plain postgres dialect keeps 0
+    IF pg_catalog.current_setting('deeplake.dialect', true) = 'postgres' THEN
+      RETURN 0;
+    END IF;
+    RETURN NULL;
+  END IF;
   IF pg_catalog.cardinality(a) <> pg_catalog.cardinality(b) THEN
     RAISE EXCEPTION 'different vector dimensions % and %',
       pg_catalog.cardinality(a), pg_catalog.cardinality(b) USING ERRCODE = 'data_exception';
@@ -293,15 +302,15 @@ END
 $fn$;
 
 CREATE OR REPLACE FUNCTION deeplake.cosine_similarity(a real[], b real[])
-RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+RETURNS double precision LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $fn$
   SELECT deeplake.cosine_similarity(a::double precision[], b::double precision[])
 $fn$;
 CREATE OR REPLACE FUNCTION deeplake.cosine_similarity(a numeric[], b numeric[])
-RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+RETURNS double precision LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $fn$
   SELECT deeplake.cosine_similarity(a::double precision[], b::double precision[])
 $fn$;
 CREATE OR REPLACE FUNCTION deeplake.cosine_similarity(a integer[], b integer[])
-RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+RETURNS double precision LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $fn$
   SELECT deeplake.cosine_similarity(a::double precision[], b::double precision[])
 $fn$;
 

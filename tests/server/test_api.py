@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+import requests
 
 from deeplake_sdk.server.backend import workspace_role
 
+_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
+
 
 def _err(resp, status, code=None):
+    """The error body; a SQLSTATE ``code`` is checked as the service sends it."""
     assert resp.status_code == status, resp.text
     body = resp.json()
     assert set(body) >= {"error", "code", "request_id"}
     assert body["request_id"] == resp.headers["X-Request-Id"]
     assert isinstance(body["error"], str) and body["error"]
-    if code is not None:
+    if code is not None and _SQLSTATE.fullmatch(code):
+        assert (body["code"], body["sqlstate"]) == ("QUERY_ERROR", code)
+    elif code is not None:
         assert body["code"] == code
     return body
 
@@ -176,11 +183,14 @@ def test_workspace_names_with_special_characters(raw):
     assert resp.status_code == 200, resp.text
     assert raw.get(f"/workspaces/{quoted}/tables").json() == {"tables": [{"table_name": "t"}]}
     assert raw.get(f"/workspaces/{raw.workspace}/tables").json() == {"tables": []}
-    schema = raw.session.post(
-        raw.url(f"/workspaces/{quoted}/tables/query"), json={"query": "SELECT current_schema()"}
-    ).json()["rows"][0][0]
-    assert schema == workspace_role(raw.srv.org, ws)
-    assert len(schema) <= 63 and schema.startswith("ws_local_my_workspace_")
+    resp = raw.session.post(
+        raw.url(f"/workspaces/{quoted}/tables/query"),
+        json={"query": "SELECT current_schema(), current_user"},
+    )
+    schema, role = resp.json()["rows"][0]
+    assert schema == ws  # the schema is named exactly after the workspace
+    assert role == workspace_role(raw.srv.org, ws)
+    assert len(role) <= 63 and role.startswith("ws_local_my_workspace_")
 
 
 def test_admin_stats_and_reset(srv, raw):
@@ -207,8 +217,19 @@ def test_admin_stats_and_reset(srv, raw):
         "commit_502",
         "commit_drop",
         "pattern",
+        "error_402",
+        "auth_html_401",
+        "auth_html_403",
+        "slow",
+        "read_lag",
+        "coalesce",
+        "alter_window",
     }
     assert not any(stats["injected"].values())
+    assert stats["dialect"] == "deeplake"
+    pool = stats["db_pool"]
+    assert pool["size"] == 150 and 1 <= pool["open"] <= 150 and pool["busy"] == 0
+    assert pool["busy_peak"] >= 1 and pool["pending_commits"]["pending"] == 0
     reset = raw.post("/_admin/stats/reset").json()
     assert reset["requests"] == 0 and reset["status_counts"] == {}
     assert srv.stats()["requests"] == 0  # admin calls are not counted
@@ -247,3 +268,18 @@ def test_admin_requires_auth(srv, path):
     resp = requests.get(srv.url + path, timeout=30)
     assert resp.status_code == 401
     assert json.loads(resp.text)["code"] == "unauthorized"
+
+
+def test_workspace_ids_are_quoted_and_refused_only_when_postgresql_cannot_hold_them(raw):
+    def schema_of(ws):
+        quoted = requests.utils.quote(ws, safe="")
+        return raw.session.post(
+            raw.url(f"/workspaces/{quoted}/tables/query"), json={"query": "SELECT current_schema()"}
+        )
+
+    for ws in ("public", 'we"ird ws', "UPPER", "a" * 63, "é" * 31):
+        resp = schema_of(ws)
+        assert resp.status_code == 200 and resp.json()["rows"] == [[ws]], (ws, resp.text)
+    for ws in ("pg_mine", "information_schema", "deeplake", "a" * 64, "é" * 32):
+        body = _err(schema_of(ws), 400, "invalid_workspace")
+        assert "workspace id" in body["error"]

@@ -48,7 +48,46 @@ def test_same_workspace_name_in_two_orgs_is_two_workspaces(srv, workspace):
     assert _q(srv, workspace, "CREATE TABLE t (a text)", token="tok-acme", org="acme").ok
     assert _q(srv, workspace, "INSERT INTO t VALUES ('acme')", token="tok-acme", org="acme").ok
     resp = _q(srv, workspace, "SELECT * FROM t", token="tok-beta", org="beta")
-    assert resp.status_code == 400 and resp.json()["code"] == "42P01"
+    assert resp.status_code == 400 and resp.json()["sqlstate"] == "42P01"
+
+
+def test_two_orgs_with_one_workspace_id_see_only_their_rows(srv, workspace):
+    orgs = {"acme": "tok-acme", "beta": "tok-beta"}
+    for org, token in orgs.items():
+        made = _q(
+            srv,
+            workspace,
+            f"CREATE TABLE t (a text); INSERT INTO t VALUES ('{org}')",
+            token=token,
+            org=org,
+        )
+        assert made.status_code == 200, made.text
+    seen = {}
+    for org, token in orgs.items():
+        resp = _q(
+            srv,
+            workspace,
+            "SELECT current_schema(), current_database(), a FROM t",
+            token=token,
+            org=org,
+        )
+        assert resp.status_code == 200, resp.text
+        seen[org] = resp.json()["rows"]
+    # the same schema name, in two databases; each org sees its own row only
+    assert [rows[0][0] for rows in seen.values()] == [workspace, workspace]
+    assert seen["acme"][0][1] != seen["beta"][0][1]
+    assert [r[2] for r in seen["acme"]] == ["acme"] and [r[2] for r in seen["beta"]] == ["beta"]
+
+
+def test_two_workspaces_of_one_org_see_only_their_rows(srv, workspace):
+    other = workspace + "_b"
+    for ws in (workspace, other):
+        assert _q(srv, ws, f"CREATE TABLE t (a text); INSERT INTO t VALUES ('{ws}')").ok
+    assert _q(srv, workspace, "SELECT a FROM t").json()["rows"] == [[workspace]]
+    assert _q(srv, other, "SELECT a FROM t").json()["rows"] == [[other]]
+    stolen = _q(srv, workspace, f'SELECT a FROM "{other}".t')
+    assert stolen.status_code == 400 and stolen.json()["sqlstate"] == "42501"
+    assert "permission denied" in stolen.json()["error"]
 
 
 @pytest.fixture
@@ -110,6 +149,8 @@ def _attacks(b):
         "DROP FUNCTION deeplake.text_score(text, text)",
         "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
         "ALTER SYSTEM SET max_connections = 5",
+        "CREATE DATABASE evil",
+        "ALTER DATABASE postgres OWNER TO CURRENT_USER",
         "SELECT pg_reload_conf()",
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         f"WHERE usename = '{r}' OR usename = 'postgres'",
@@ -124,8 +165,8 @@ def test_workspace_cannot_reach_another_workspace(srv, workspace, victim):
         resp = _q(srv, attacker, sql)
         assert SECRET not in resp.text, sql
         assert resp.status_code == 400, (sql, resp.text)
-        # insufficient privilege, or the object is simply not visible from A's search_path
-        assert resp.json()["code"] in ("42501", "42P01"), (sql, resp.text)
+        # insufficient privilege, or the object (or schema) is simply not there for A
+        assert resp.json()["sqlstate"] in ("42501", "42P01", "3F000"), (sql, resp.text)
     assert not os.path.exists("/tmp/dl_pwned")
     # B is intact and still works
     b = _q(srv, victim["ws"], f"SELECT s, lo_get({victim['lo']}) FROM t")
@@ -146,7 +187,7 @@ def test_security_definer_function_runs_with_attacker_rights(srv, workspace, vic
     )
     if created.status_code == 200:
         resp = _q(srv, workspace, "SELECT * FROM steal()")
-        assert resp.status_code == 400 and resp.json()["code"] == "42501"
+        assert resp.status_code == 400 and resp.json()["sqlstate"] == "42501"
     else:
         assert created.status_code == 400
 

@@ -12,19 +12,41 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from deeplake_sdk.server.faults import PROFILES, FaultConfig, FaultInjector
+from deeplake_sdk.server.provision import org_database
 
 
 # ---------------------------------------------------------------- pure units
 def test_profiles_and_overrides():
-    assert set(PROFILES) == {"none", "flaky", "beta"}
+    assert set(PROFILES) == {"none", "flaky", "beta", "service"}
     flaky = FaultConfig.from_profile("flaky", p_500=0.05, seed=3)
     assert flaky.p_500 == 0.05 and flaky.p_502 == 0.01 and flaky.seed == 3
     beta = PROFILES["beta"]
     injected = beta.p_500 + beta.p_502 + beta.p_504 + beta.p_reset + beta.p_commit_fail
     assert injected <= 0.01 and beta.max_inflight > 0 and beta.rate_per_s > 0
     assert beta.latency_median_ms >= 10 and beta.latency_sigma > 0
+    # beta is what the published benchmarks ran on: it must not move
+    assert (beta.latency_median_ms, beta.latency_sigma, beta.max_inflight) == (25.0, 0.8, 32)
+    assert (beta.rate_per_s, beta.burst, beta.p_500, beta.p_commit_fail) == (
+        400.0,
+        200,
+        0.002,
+        0.002,
+    )
+    assert (beta.read_lag_ms, beta.alter_window_s, beta.p_coalesce, beta.p_auth_html) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    # service = beta + read lag (well under 1 s) + ALTER window + coalescing + auth errors
+    service = PROFILES["service"]
+    assert 100 <= service.read_lag_ms <= 300 and service.alter_window_s > 0
+    assert 0 < service.p_coalesce <= 1 and 0 < service.p_auth_html <= 0.01
+    same = {"read_lag_ms", "alter_window_s", "p_coalesce", "p_auth_html", "profile"}
+    assert service.replace(**{f: getattr(beta, f) for f in same}) == beta
     with pytest.raises(ValueError, match="unknown fault profile"):
         FaultConfig.from_profile("nope")
     with pytest.raises(ValueError, match="probability"):
@@ -229,7 +251,9 @@ def test_fail_message_and_max_faults(srv, raw, hc):
 
 def test_capacity_503(srv, raw, hc, pg_dsn):
     srv.set_faults(max_inflight=1, retry_after_s=3)
-    with psycopg.connect(pg_dsn, autocommit=True) as lock_conn:
+    # advisory locks are per database: take it in the org's database
+    org_dsn = make_conninfo(pg_dsn, dbname=org_database(srv.org))
+    with psycopg.connect(org_dsn, autocommit=True) as lock_conn:
         lock_conn.execute("SELECT pg_advisory_lock(4242)")
         result = {}
         blocked = threading.Thread(
