@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deeplake_sdk.sql import bytea_param, like_escape, quote_ident
-from deeplake_sdk.statements import guarded_insert
+from deeplake_sdk.statements import MEMORY_COLUMNS, SESSIONS_COLUMNS, guarded_insert
 from deeplake_sdk.statements.layout import AGENT, PLUGIN_VERSION, TableLayout, row_rank
 
 #: Rows per multi-row INSERT and values per IN list.
@@ -34,39 +34,10 @@ CHUNK = 50
 
 Statement = tuple[str, list[Any]]
 
-#: Columns a memory row written by the SDK may fill, in statement order.
-MEMORY_WRITE_COLUMNS = (
-    "id",
-    "path",
-    "filename",
-    "summary",
-    "author",
-    "mime_type",
-    "size_bytes",
-    "project",
-    "description",
-    "agent",
-    "plugin_version",
-    "creation_date",
-    "last_update_date",
-    "content",
-)
+#: Columns a memory row written by the SDK may fill, in statement order (embeddings: never).
+MEMORY_WRITE_COLUMNS = tuple(c.name for c in MEMORY_COLUMNS if not c.name.endswith("_embedding"))
 #: Columns a session row may fill, in statement order (``message`` is JSON text).
-SESSION_WRITE_COLUMNS = (
-    "id",
-    "path",
-    "filename",
-    "message",
-    "author",
-    "mime_type",
-    "size_bytes",
-    "project",
-    "description",
-    "agent",
-    "plugin_version",
-    "creation_date",
-    "last_update_date",
-)
+SESSION_WRITE_COLUMNS = tuple(c.name for c in SESSIONS_COLUMNS if not c.name.endswith("_embedding"))
 _CASTS = {"content": "bytea", "size_bytes": "bigint", "message": "jsonb"}
 #: SQL text of a session event's identity: the event's own ``id``, else the row id.
 EVENT_KEY_SQL = "COALESCE(NULLIF(message->>'id', ''), id)"
