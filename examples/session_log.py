@@ -13,8 +13,8 @@ import errno
 import json
 
 from deeplake_sdk import DeeplakeFs, FsError, SessionLog
-from deeplake_sdk.sessions import assistant_message, tool_call, user_message
 from deeplake_sdk.server import connect
+from deeplake_sdk.sessions import assistant_message, tool_call, user_message
 
 TABLE, SESSIONS = "example_memory", "example_sessions"
 
