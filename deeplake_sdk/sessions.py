@@ -280,7 +280,8 @@ class SessionLog:
         Events are returned as stored (dicts): this SDK's and the plugin's alike.
         """
         sql, params = st.session_lines(self.layout, self.path)
-        return [row["message"] for row in st.distinct_events(self.api.query(sql, params))]
+        rows = st.distinct_events(self.api.query(sql, params))
+        return [json.loads(row["message"]) for row in rows]
 
     def _next_stamp(self) -> str:
         """Timestamp strictly after the previous event's (microseconds, UTC, ``Z``)."""

@@ -32,7 +32,11 @@ SID = "0b7c3d9e-5f1a-4c2b-9d8e-7a6b5c4d3e2f"
 
 
 def pg_compact(raw, text: str) -> str:
-    """The JSON text PostgreSQL stores for ``text``, compact (its key order kept)."""
+    """The JSON text PostgreSQL stores for ``text``, compact (its key order kept).
+
+    Re-serialised by ``json`` (exact for events of strings, as the plugin's are), independently
+    of the SDK's own :func:`~deeplake_sdk.statements.files.compact_json`.
+    """
     (pg_text,) = raw.rows("SELECT $1::jsonb::text", text)[0]
     return json.dumps(json.loads(pg_text), ensure_ascii=False, separators=(",", ":"))
 
@@ -109,11 +113,12 @@ def test_plugin_session_rows_read_back_exact_and_logs_join_them(srv, raw, worksp
         log = SessionLog(api, SID, user="ada", project="proj")
         assert log.path == path  # one session id, one file, whichever client writes it
         assert log.read() == [json.loads(t) for t in texts]
-        new_id = log.log(user_message("and the FIXME?"))
+        new_id = log.log(user_message("and the FIXME?", score=1e-05, tries=[1.5, 2.0]))
         with DeeplakeFs.open(api, cache=False) as fs:
             lines = fs.read_text(path).splitlines()
             assert len(lines) == 4
             mine = json.loads(lines[3])
+            assert '"score":0.00001,' in lines[3] and '"tries":[1.5,2.0]' in lines[3]
             assert (mine["id"], mine["session_id"], mine["type"]) == (new_id, SID, "user_message")
             row = raw.rows(
                 "SELECT size_bytes, author, description, agent, creation_date, project "

@@ -125,23 +125,30 @@ def test_statements_name_only_the_columns_a_table_has():
 
 
 def test_message_text_matches_what_postgresql_stores(raw):
-    """Compact JSON with JSONB's key order: checked against PostgreSQL's own jsonb output."""
+    """Compact JSON, JSONB's key order and number forms: checked against PostgreSQL's output."""
     events = [
         {"type": "user_message", "id": "1", "content": 'say "hi"\n\ttab \x1b[0m é 日本 \u2028'},
         {"zz": 1, "a": [1, 2.5, -3e-05, True, None], "bb": {"y": {}, "x": []}, "é": "ü"},
         {"b": 10**20, "a": 0.1, "aa": 1.0, "ab": "\\back/slash", "ä": 1, "z": 2},
+        {"f": [1e-07, 1.5e-12, 1e16, 1e22, -0.0, 123456789.125, -2.5e-05, 7e300]},
+        {"n": -(10**30), "s": "a, b: c", "k: ,": {"": "", " ": " "}},
         "just a string",
         [3, {"k": "v"}],
     ]
     for event in events:
-        text = json.dumps(event, ensure_ascii=False)
-        (pg_text,) = raw.rows("SELECT $1::jsonb::text", text)[0]
-        expected = json.dumps(
-            json.loads(pg_text), ensure_ascii=False, separators=(",", ":")
-        )  # dicts keep PostgreSQL's key order
-        assert st.message_text(json.loads(text)) == expected
-        (stored_back,) = raw.rows("SELECT $1::jsonb", text)[0]
-        assert st.message_text(stored_back) == expected  # as the server answers JSONB
+        python_text = json.dumps(event, ensure_ascii=False)
+        (pg_text,) = raw.rows("SELECT $1::jsonb::text", python_text)[0]
+        stored = st.compact_json(pg_text)  # what a session line reads back as
+        assert st.message_text(event) == stored
+        # the same value (a float without a fraction reads back as an int: compare as floats)
+        assert json.loads(stored, parse_int=float) == json.loads(python_text, parse_int=float)
+        (again,) = raw.rows("SELECT $1::jsonb::text", st.message_text(event))[0]
+        assert again == pg_text  # the text the SDK sends stores the same value
+    assert "0.00001" in st.message_text({"x": 1e-05}) and "e" not in st.message_text([1e22])
+    with pytest.raises(ValueError):
+        st.message_text({"x": float("nan")})
+    with pytest.raises(TypeError):
+        st.message_text({"x": object()})
 
 
 # -- the plugin's tables -------------------------------------------------------------------

@@ -158,7 +158,7 @@ def _assemble(
     lines: dict[str, list[tuple[int, str]]] = {}
     for row in rows:
         if row["kind"] != "memory":
-            numbered = (int(row["n"]), st.message_text(row["message"]))
+            numbered = (int(row["n"]), st.compact_json(row["message"]))
             lines.setdefault(paths.normalize(row["path"]), []).append(numbered)
     for numbered in lines.values():
         numbered.sort()

@@ -21,8 +21,11 @@ This module also holds the two decisions about row *values* that readers share:
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from deeplake_sdk.sql import bytea_param, like_escape, quote_ident
@@ -41,6 +44,8 @@ SESSION_WRITE_COLUMNS = tuple(c.name for c in SESSIONS_COLUMNS if not c.name.end
 _CASTS = {"content": "bytea", "size_bytes": "bigint", "message": "jsonb"}
 #: SQL text of a session event's identity: the event's own ``id``, else the row id.
 EVENT_KEY_SQL = "COALESCE(NULLIF(message->>'id', ''), id)"
+#: SQL text of a session event's stored JSON text (``null`` for a NULL message).
+MESSAGE_TEXT_SQL = "COALESCE(message::text, 'null')"
 
 
 @dataclass
@@ -354,11 +359,16 @@ def sessions_metadata(layout: TableLayout) -> Statement:
 
 
 def session_lines(layout: TableLayout, path: str) -> Statement:
-    """The event rows of one session file, in creation order (see :func:`session_file_lines`)."""
+    """The event rows of one session file, in creation order (see :func:`session_file_lines`).
+
+    Each row answers ``message`` as PostgreSQL's text of the stored JSON (``message::text``:
+    its key order and number forms, whatever the service does with JSONB values in answers)
+    and ``event_key`` (:data:`EVENT_KEY_SQL`).
+    """
     t, p = quote_ident(layout.name), Params()
     return (
-        f"SELECT id, {_col(layout, 'creation_date')}, message FROM {t} "
-        f"WHERE path = {p(path)} ORDER BY {layout.order_by}",
+        f"SELECT id, {_col(layout, 'creation_date')}, {MESSAGE_TEXT_SQL} AS message, "
+        f"{EVENT_KEY_SQL} AS event_key FROM {t} WHERE path = {p(path)} ORDER BY {layout.order_by}",
         p.values,
     )
 
@@ -375,59 +385,79 @@ def session_insert(layout: TableLayout, row: Mapping[str, Any]) -> Statement:
     return sql, [values[c] for c in cols]
 
 
-def _jsonb_order(value: Any) -> Any:
-    """``value`` with every object's keys in JSONB's order: shorter first, then bytewise."""
-    if isinstance(value, dict):
-        keys = sorted(value, key=lambda k: (len(k.encode("utf-8", "surrogatepass")), k))
-        return {k: _jsonb_order(value[k]) for k in keys}
-    if isinstance(value, list):
-        return [_jsonb_order(v) for v in value]
-    return value
+def _jsonb_key(key: str) -> tuple[int, bytes]:
+    raw = key.encode("utf-8", "surrogatepass")
+    return (len(raw), raw)
+
+
+def _jsonb_number(value: float) -> str:
+    """A float as JSONB prints it: PostgreSQL ``numeric`` of Python's shortest repr, no exponent."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a JSON number")
+    text = format(Decimal(repr(value)), "f")
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # -0.0 -> 0.0
+
+
+def _jsonb_text(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None or isinstance(value, (bool, int)):
+        return json.dumps(value)
+    if isinstance(value, float):
+        return _jsonb_number(value)
+    if isinstance(value, Mapping):
+        items = {k if isinstance(k, str) else json.dumps(k): v for k, v in value.items()}
+        keys = sorted(items, key=_jsonb_key)
+        return "{" + ",".join(f"{_jsonb_text(k)}:{_jsonb_text(items[k])}" for k in keys) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_jsonb_text(v) for v in value) + "]"
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def message_text(message: Any) -> str:
-    """The stored JSON text of one session event: compact, keys in JSONB's order.
+    """The stored JSON text of one session event, compact: what its line reads back as.
 
-    JSONB keeps an object's keys sorted (shorter keys first, then by bytes), not in the order
-    they were written; this is the text a ``message`` value reads back as, whoever wrote it,
-    and its UTF-8 length is the row's ``size_bytes`` (JSON text written with
-    ``JSON.stringify`` or ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` has the
-    same length whatever its key order).
+    JSONB keeps an object's keys sorted (shorter keys first, then bytewise), not in the order
+    they were written, and prints numbers as PostgreSQL ``numeric`` does (``0.00001`` where
+    Python writes ``1e-05``); this renders ``message`` in that form, so its UTF-8 length is
+    the length of the line :func:`session_file_lines` returns once it is stored (the row's
+    ``size_bytes``). JSON text of strings written with ``JSON.stringify`` has the same length
+    whatever its key order.
 
     Args:
-        message: The JSON value (as the service answers a JSONB column).
+        message: The JSON value.
 
     Raises:
         ValueError: The value holds NaN or an infinity (not JSON).
+        TypeError: The value holds something JSON has no form for.
     """
-    return json.dumps(
-        _jsonb_order(message), ensure_ascii=False, separators=(",", ":"), allow_nan=False
-    )
+    return _jsonb_text(message)
 
 
-def event_key(row: Mapping[str, Any]) -> str:
-    """Identity of a session event: its message's ``id``, else the row id (as in SQL)."""
-    message = row.get("message")
-    if isinstance(message, dict):
-        eid = message.get("id")
-        if isinstance(eid, str):
-            if eid:
-                return eid
-        elif eid is not None and not isinstance(eid, (dict, list)):
-            return json.dumps(eid)
-    return str(row.get("id") or "")
+#: Strings (kept whole) or whitespace outside strings (dropped) in JSON text.
+_JSON_SPACE = re.compile(r'("(?:[^"\\]|\\.)*")|[ \t\r\n]+')
+
+
+def compact_json(text: str) -> str:
+    """JSON text without the whitespace outside its strings (``jsonb::text`` -> one line).
+
+    ``jsonb::text`` writes ``{"a": 1, "b": [1, 2]}``; the line of a session file is
+    ``{"a":1,"b":[1,2]}``: keys, strings and numbers stay exactly as PostgreSQL printed them.
+    """
+    return _JSON_SPACE.sub(lambda m: m.group(1) or "", text)
 
 
 def distinct_events(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Rows of one session file in creation order, each event once (the first copy kept).
 
     Order and the kept copy follow the duplicate rule (``creation_date``, then ``id``);
-    events are the same when :func:`event_key` is (retried inserts that had committed).
+    events are the same when their ``event_key`` (:data:`EVENT_KEY_SQL`) is: retried
+    inserts that had committed.
     """
     seen: set[str] = set()
     out = []
     for row in sorted(rows, key=row_rank):
-        key = event_key(row)
+        key = str(row.get("event_key") or row.get("id") or "")
         if key not in seen:
             seen.add(key)
             out.append(row)
@@ -436,7 +466,7 @@ def distinct_events(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]
 
 def session_file_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     """The lines of a session file from its rows (:func:`session_lines`), without newlines."""
-    return [message_text(row.get("message")) for row in distinct_events(rows)]
+    return [compact_json(row["message"]) for row in distinct_events(rows)]
 
 
 # -- grep ------------------------------------------------------------------------------------
@@ -470,13 +500,14 @@ def grep_candidates(
     One statement. Memory files are the row of the duplicate rule per path; session events
     are each counted once and carry their line number in the session file (``n``), counted
     before the filter so that ``grep -n`` output is right. Memory rows answer ``text``,
-    session rows ``message`` (rendered with :func:`message_text`).
+    session rows ``message``, PostgreSQL's text of the event's JSON (its line once
+    :func:`compact_json` has dropped the spaces).
     """
     p = Params()
     op = "ILIKE" if case_insensitive else "LIKE"
     summary = "summary" if memory.has("summary") else "''"
     sql = (
-        f"SELECT 'memory' AS kind, path, id, text, NULL::jsonb AS message, 0 AS n FROM ("
+        f"SELECT 'memory' AS kind, path, id, text, NULL::text AS message, 0 AS n FROM ("
         f"SELECT path, id, {summary} AS text, ROW_NUMBER() OVER "
         f"(PARTITION BY path ORDER BY {memory.order_by}) AS r "
         f"FROM {quote_ident(memory.name)} WHERE {_scope(p, directory)}) AS m WHERE r = 1"
@@ -484,14 +515,16 @@ def grep_candidates(
     )
     if sessions is not None:
         order = sessions.order_by
+        msg = MESSAGE_TEXT_SQL
         sql += (
-            f" UNION ALL SELECT 'session' AS kind, path, id, NULL::text AS text, message, n "
+            f" UNION ALL SELECT 'session' AS kind, path, id, NULL::text AS text, "
+            f"{msg} AS message, n "
             f"FROM (SELECT path, id, message, ROW_NUMBER() OVER "
             f"(PARTITION BY path ORDER BY {order}) AS n FROM ("
             f"SELECT path, id, message, {_col(sessions, 'creation_date')}, ROW_NUMBER() OVER "
             f"(PARTITION BY path, {EVENT_KEY_SQL} ORDER BY {order}) AS dup "
             f"FROM {quote_ident(sessions.name)} WHERE {_scope(p, directory)}) AS d "
             f"WHERE dup = 1) AS s"
-            + (f" WHERE message::text {op} {p(json_text_like(like))} ESCAPE '\\'" if like else "")
+            + (f" WHERE {msg} {op} {p(json_text_like(like))} ESCAPE '\\'" if like else "")
         )
     return sql, p.values
