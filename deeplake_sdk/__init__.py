@@ -22,6 +22,7 @@ from deeplake_sdk.errors import (
 from deeplake_sdk.fs import DeeplakeFs, FileStat
 from deeplake_sdk.retry import RetryPolicy
 from deeplake_sdk.sessions import SessionLog
+from deeplake_sdk.statements.layout import TableLayout, TableLayoutError
 
 __all__ = [
     "AlreadyExistsError",
@@ -45,6 +46,8 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "SessionLog",
+    "TableLayout",
+    "TableLayoutError",
     "Timeout",
     "__version__",
     "load_credentials",

@@ -1,8 +1,9 @@
 """Table management and idempotent inserts of :class:`~deeplake_sdk.api.DeeplakeApi`.
 
 Kept apart from the query core (:mod:`deeplake_sdk.api`) as a mixin: listing, creating,
-ensuring (one ``information_schema`` probe, ``ALTER`` only what is missing, "already exists"
-is success), indexing, syncing and dropping tables, and inserts that are safe to re-send.
+ensuring (one ``information_schema`` probe giving each table's
+:class:`~deeplake_sdk.statements.layout.TableLayout`; existing tables altered only on request),
+indexing, syncing and dropping tables, and inserts that are safe to re-send.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from deeplake_sdk._coop import Failure, run_parallel
 from deeplake_sdk.errors import AlreadyExistsError, QueryError
 from deeplake_sdk.http_errors import is_ambiguous
 from deeplake_sdk.retry import RetryCall, retried
+from deeplake_sdk.statements.layout import MEMORY, SESSIONS, LayoutKind, TableLayout, columns_of
 
 if TYPE_CHECKING:
     from deeplake_sdk.api_types import QueryResult, Timeout
@@ -27,8 +29,8 @@ __all__ = ["TablesMixin"]
 
 logger = logging.getLogger(__name__)
 
-# Tables already ensured by this process: (api_url, workspace, table).
-_ensured: set[tuple[str, str, str]] = set()
+# Layouts of the tables ensured by this process: (api_url, org, workspace, table) -> layout.
+_ensured: dict[tuple[str, str, str, str], TableLayout] = {}
 _ensured_lock = threading.Lock()
 
 
@@ -200,7 +202,9 @@ class TablesMixin:
         self._check_open()
         statements.validate_identifier(name)
         with _ensured_lock:
-            _ensured.discard((self.credentials.api_url, self.workspace_id, name))
+            _ensured.pop(
+                (self.credentials.api_url, self.credentials.org_id, self.workspace_id, name), None
+            )
         try:
             self._drop_table(name)
         except QueryError as exc:
@@ -229,64 +233,135 @@ class TablesMixin:
         except AlreadyExistsError:
             logger.debug("index on %s.%s already exists", table, column)
 
-    def ensure_table(self, name: str | None = None) -> None:
-        """Create the memory table if missing, or add its missing columns.
+    def ensure_table(self, name: str | None = None, *, migrate: bool = False) -> TableLayout:
+        """Make sure the memory table exists and return its layout.
 
-        One ``information_schema.columns`` probe, then ``CREATE TABLE IF NOT EXISTS`` or an
-        ``ALTER`` per missing column; "already exists" answers are success. Each table is
-        ensured once per process: later calls cost nothing.
+        One ``information_schema.columns`` probe (the current schema: the workspace). A
+        missing table is created with the agent-memory plugin's columns plus ``content
+        BYTEA`` (:data:`~deeplake_sdk.statements.MEMORY_COLUMNS`). An existing table is
+        **never altered** unless ``migrate`` is true: the SDK then works with the columns it
+        has (a table without ``content`` holds text files only). Each table is ensured once
+        per process: later calls cost nothing.
 
         Args:
             name: Table name (default: the configured memory table, ``memory``).
-        """
-        self.ensure_tables({name or self.credentials.table: statements.MEMORY_COLUMNS})
+            migrate: Add the SDK's columns an existing table lacks, one ``ALTER TABLE .. ADD
+                COLUMN`` each ("already exists" is success), except ``content``, which is
+                never added to a table the SDK did not create. On the service, INSERTs into
+                the table fail for about 30 s after an ``ADD COLUMN`` (its other writers'
+                too): migrate when nothing else writes to it.
 
-    def ensure_sessions_table(self, name: str | None = None) -> None:
-        """Like :meth:`ensure_table`, for the sessions table (default ``sessions``)."""
-        self.ensure_tables({name or self.credentials.sessions_table: statements.SESSIONS_COLUMNS})
+        Returns:
+            The table's :class:`~deeplake_sdk.statements.layout.TableLayout`.
+
+        Raises:
+            TableLayoutError: The table lacks a column the SDK cannot do without (``path``,
+                ``id``, ``size_bytes``, or both ``summary`` and ``content``) and
+                ``migrate`` is false.
+        """
+        name = name or self.credentials.table
+        return self.ensure_tables({name: MEMORY}, migrate=migrate)[name]
+
+    def ensure_sessions_table(
+        self, name: str | None = None, *, migrate: bool = False
+    ) -> TableLayout:
+        """Like :meth:`ensure_table`, for the sessions table (default ``sessions``).
+
+        A table without ``id``, ``path`` or ``message`` raises
+        :class:`~deeplake_sdk.statements.layout.TableLayoutError`.
+        """
+        name = name or self.credentials.sessions_table
+        return self.ensure_tables({name: SESSIONS}, migrate=migrate)[name]
 
     def ensure_tables(
-        self, tables: Mapping[str, Sequence[statements.Column]] | None = None
-    ) -> None:
-        """Ensure several tables with one probe, creating/migrating them in parallel.
+        self, tables: Mapping[str, LayoutKind] | None = None, *, migrate: bool = False
+    ) -> dict[str, TableLayout]:
+        """Ensure several tables with one probe, creating (or migrating) them in parallel.
+
+        See :meth:`ensure_table`. Layouts are remembered per process under (API URL, org,
+        workspace, table).
 
         Args:
-            tables: Table name -> columns (default: the memory and the sessions table).
+            tables: Table name -> kind (``"memory"`` or ``"sessions"``); default: the
+                configured memory and sessions tables.
+            migrate: See :meth:`ensure_table`.
+
+        Returns:
+            Table name -> its layout.
         """
         self._check_open()
         if tables is None:
-            tables = {
-                self.credentials.table: statements.MEMORY_COLUMNS,
-                self.credentials.sessions_table: statements.SESSIONS_COLUMNS,
-            }
-        base = (self.credentials.api_url, self.workspace_id)
-        todo = {t: cols for t, cols in tables.items() if (*base, t) not in _ensured}
-        if not todo:
-            return
-        sql, params = statements.columns_probe(list(todo))
-        existing: dict[str, set[str]] = {t: set() for t in todo}
-        for row in self.query(sql, params):
-            existing.setdefault(row["table_name"], set()).add(row["column_name"])
-        plans: list[list[str]] = []
-        for table, columns in todo.items():
-            if not existing[table]:
-                plans.append([statements.create_table(table, columns)])
-            else:
-                missing = [c for c in columns if c.name not in existing[table]]
-                plans.append([statements.add_column(table, c) for c in missing])
+            tables = {self.credentials.table: MEMORY, self.credentials.sessions_table: SESSIONS}
+        base = (self.credentials.api_url, self.credentials.org_id, self.workspace_id)
+        out: dict[str, TableLayout] = {}
+        todo: dict[str, LayoutKind] = {}
+        with _ensured_lock:
+            for table, kind in tables.items():
+                known = _ensured.get((*base, table))
+                if known is not None and known.kind == kind and not (migrate and known.to_add()):
+                    out[table] = known
+                else:
+                    todo[table] = kind
+        if todo:
+            found = self._probe_layouts(todo)
+            created = [t for t in todo if not found[t].columns]
+            plans = {t: [statements.create_table(t, columns_of(todo[t]))] for t in created}
+            if migrate:
+                plans.update(
+                    {
+                        t: [statements.add_column(t, c) for c in found[t].to_add()]
+                        for t in todo
+                        if found[t].columns and found[t].to_add()
+                    }
+                )
+            failed = self._run_ddl(plans)
+            if created:
+                # The probe again: another client may have created one of them first (then
+                # our CREATE may also have failed on PostgreSQL's catalog race).
+                again = self._probe_layouts({t: todo[t] for t in created})
+                for t in created:
+                    if again[t].columns:
+                        found[t] = again[t]
+                        failed.pop(t, None)
+                    elif t not in failed:  # created, not visible yet (read lag)
+                        found[t] = TableLayout.full(t, todo[t])
+            for error in failed.values():
+                raise error
+            if migrate:
+                for t in todo:
+                    if t not in created:
+                        found[t] = found[t].with_columns(c.name for c in found[t].to_add())
+            layouts = {t: found[t].check() for t in todo}
+            with _ensured_lock:
+                _ensured.update({(*base, t): layout for t, layout in layouts.items()})
+            out.update(layouts)
+        return {t: out[t] for t in tables}
 
-        def run(ddl: list[str]) -> None:  # one table's DDL, in order
+    def _probe_layouts(self, tables: Mapping[str, LayoutKind]) -> dict[str, TableLayout]:
+        """One ``information_schema.columns`` probe; a missing table has no columns."""
+        sql, params = statements.columns_probe(list(tables))
+        columns: dict[str, set[str]] = {t: set() for t in tables}
+        for row in self.query(sql, params):
+            columns.setdefault(row["table_name"], set()).add(row["column_name"])
+        return {t: TableLayout(t, kind, frozenset(columns[t])) for t, kind in tables.items()}
+
+    def _run_ddl(self, plans: Mapping[str, list[str]]) -> dict[str, Exception]:
+        """Run each table's DDL in order, tables in parallel; "already exists" is success.
+
+        Returns:
+            Table -> the error that stopped its DDL.
+        """
+
+        def run(ddl: list[str]) -> None:
             for sql in ddl:
                 try:
                     self.execute(sql)
                 except AlreadyExistsError:
                     logger.debug("already exists (fine): %s", sql)
 
-        for outcome in run_parallel(run, [p for p in plans if p], len(plans)):
-            if isinstance(outcome, Failure):
-                raise outcome.error
-        with _ensured_lock:
-            _ensured.update((*base, t) for t in todo)
+        tables = list(plans)
+        outcomes = run_parallel(run, [plans[t] for t in tables], len(tables))
+        return {t: o.error for t, o in zip(tables, outcomes, strict=True) if isinstance(o, Failure)}
 
 
 def _casts(

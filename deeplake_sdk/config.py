@@ -4,9 +4,12 @@ Precedence, per field:
 
 1. an explicit argument of :func:`load_credentials` (or of :class:`deeplake_sdk.DeeplakeApi`);
 2. the environment: ``DEEPLAKE_TOKEN``, ``DEEPLAKE_ORG_ID``, ``DEEPLAKE_WORKSPACE_ID``,
-   ``DEEPLAKE_API_URL``, ``DEEPLAKE_TABLE``, ``DEEPLAKE_SESSIONS_TABLE``;
+   ``DEEPLAKE_API_URL``, ``DEEPLAKE_TABLE``, ``DEEPLAKE_SESSIONS_TABLE``,
+   ``DEEPLAKE_ORG_NAME``;
 3. the credentials file ``~/.deeplake/credentials.json`` (``{"token", "orgId",
-   "workspaceId"?, "apiUrl"?}``); its path can be changed with ``DEEPLAKE_CREDENTIALS``;
+   "workspaceId"?, "apiUrl"?, "orgName"?}``, as the agent-memory plugin writes it); its path
+   can be changed with ``DEEPLAKE_CREDENTIALS``. Its ``orgName`` is used only when its
+   ``orgId`` is the org in use;
 4. defaults: workspace ``default``, URL ``https://api.deeplake.ai``, tables ``memory`` and
    ``sessions``.
 
@@ -49,6 +52,7 @@ ENV_API_URL = "DEEPLAKE_API_URL"
 ENV_TABLE = "DEEPLAKE_TABLE"
 ENV_SESSIONS_TABLE = "DEEPLAKE_SESSIONS_TABLE"
 ENV_CREDENTIALS = "DEEPLAKE_CREDENTIALS"
+ENV_ORG_NAME = "DEEPLAKE_ORG_NAME"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class Credentials:
         api_url: Base URL of the service, without a trailing slash.
         table: Name of the memory table.
         sessions_table: Name of the sessions table.
+        org_name: Display name of the organisation, when known (part of session file paths;
+            see :attr:`org_label`).
     """
 
     token: str = field(repr=False)
@@ -70,6 +76,12 @@ class Credentials:
     api_url: str = DEFAULT_API_URL
     table: str = DEFAULT_TABLE
     sessions_table: str = DEFAULT_SESSIONS_TABLE
+    org_name: str | None = None
+
+    @property
+    def org_label(self) -> str:
+        """The org as session file paths name it: its name when known, else its id."""
+        return self.org_name or self.org_id
 
 
 def credentials_path(env: Mapping[str, str] | None = None) -> Path:
@@ -147,6 +159,7 @@ def load_credentials(
     org_id = _pick(org_id, env.get(ENV_ORG))
     workspace_id = _pick(workspace_id, env.get(ENV_WORKSPACE))
     api_url = _pick(api_url, env.get(ENV_API_URL))
+    org_name = _pick(env.get(ENV_ORG_NAME))
 
     path = credentials_path(env)
     if not (token and org_id and workspace_id and api_url):
@@ -161,6 +174,8 @@ def load_credentials(
         org_id = org_id or _pick(data.get("orgId"), data.get("org_id"))
         workspace_id = workspace_id or _pick(data.get("workspaceId"), data.get("workspace_id"))
         api_url = api_url or _pick(data.get("apiUrl"), data.get("api_url"))
+        if org_name is None and _pick(data.get("orgId"), data.get("org_id")) == org_id:
+            org_name = _pick(data.get("orgName"), data.get("org_name"))
 
     missing = [name for name, value in (("token", token), ("org id", org_id)) if not value]
     if missing:
@@ -180,4 +195,5 @@ def load_credentials(
         api_url=api_url,
         table=table,
         sessions_table=sessions_table,
+        org_name=org_name,
     )

@@ -18,7 +18,7 @@ from deeplake_sdk.api import DeeplakeApi
 from deeplake_sdk.fs import DeeplakeFs
 from deeplake_sdk.grep import GrepOptions, format_gnu
 from deeplake_sdk.server import local
-from deeplake_sdk.sessions import SessionLog
+from deeplake_sdk.sessions import SessionLog, assistant_message, tool_call, user_message
 
 MEMORY = {
     "/profile/ada.md": (
@@ -91,26 +91,25 @@ def run(demo: Demo) -> None:
             demo.say(f"wrote {stored} memory files in one flush: {', '.join(MEMORY)}")
 
             demo.section("an agent session, every event logged")
-            log = SessionLog(api, "2024-06-01-launch", user="ada", project="demo")
+            log = SessionLog(api, "launch", user="ada", project="demo")
             prompt = "When do we launch, and who owns the checklist?"
-            log.log({"type": "prompt", "text": prompt})
+            log.log(user_message(prompt))
             demo.say(f"user  > {prompt}")
             hits = grep_lines(
                 fs, "launch|checklist", "/projects", ignore_case=True, line_numbers=True
             )
             log.log(
-                {
-                    "type": "tool",
-                    "name": "grep",
-                    "args": ["-in", "launch|checklist", "/projects"],
-                    "matches": len(hits),
-                }
+                tool_call(
+                    "Grep",
+                    {"pattern": "launch|checklist", "path": "/projects", "-i": True, "-n": True},
+                    {"matches": len(hits)},
+                )
             )
             demo.say("tool  $ grep -in 'launch|checklist' /projects")
             for line in hits:
                 demo.say(line, indent=12)
             answer = "June 3. Grace owns the checklist; the venue is still to book."
-            log.log({"type": "response", "text": answer})
+            log.log(assistant_message(answer))
             demo.say(f"agent < {answer}")
             demo.say(f"{log.events_logged} events stored in {log.path}")
 

@@ -3,8 +3,10 @@
 Run it with no arguments (see quickstart.py for where it connects). It uses its own tables
 ``example_memory`` and ``example_sessions``, dropped first so every run starts clean.
 
-Each event is one row of the sessions table with a client-generated id; the insert does
-nothing if that id exists, so a write retried after a lost answer is never stored twice.
+Each event is one row of the sessions table, shaped like the agent-memory plugin's (an
+envelope with a UUID ``id``, ``session_id``, ``timestamp`` and ``type``); the insert does
+nothing if that id exists, so a write retried after a lost answer is never stored twice. The
+file is ``/sessions/<user>/<user>_<org>_<workspace>_<session>.jsonl``, as the plugin names it.
 """
 
 import errno
@@ -12,6 +14,7 @@ import json
 
 from deeplake_sdk import DeeplakeFs, FsError, SessionLog
 from deeplake_sdk.server import connect
+from deeplake_sdk.sessions import assistant_message, tool_call, user_message
 
 TABLE, SESSIONS = "example_memory", "example_sessions"
 
@@ -20,14 +23,14 @@ with connect() as api:
         api.drop_table(table, missing_ok=True)
 
     log = SessionLog(api, "2024-06-01-a", user="ada", project="travel", table=SESSIONS)
-    log.log({"type": "prompt", "text": "When is my flight to Oslo?"})
-    log.log({"type": "tool", "name": "grep", "args": ["-i", "oslo", "/trips"]})
-    log.log({"type": "response", "text": "Friday 9:40 from Lisbon, seat 12A."})
+    log.log(user_message("When is my flight to Oslo?"))
+    log.log(tool_call("Grep", {"pattern": "oslo", "path": "/trips", "-i": True}, "1 match"))
+    log.log(assistant_message("Friday 9:40 from Lisbon, seat 12A."))
     print(f"logged {log.events_logged} events to {log.path}")
 
     print("\n== log.read(): the events, in order")
     for event in log.read():
-        print(f"   {event['type']:<8} {json.dumps(event, ensure_ascii=False)}")
+        print(f"   {event['type']:<17} {json.dumps(event, ensure_ascii=False)}")
 
     with DeeplakeFs.open(api, TABLE, SESSIONS, cache=False) as fs:
         print(f"\n== the session as a file: cat {log.path}")

@@ -358,11 +358,15 @@ def test_list_tables_retried_and_drop_after_lost_answer(srv, client):
 def test_ensure_table_probes_once_and_alters_only_missing(srv, client, workspace):
     memory_without_summary(client, "memory")
     srv.reset_stats()
-    client.ensure_table("memory")
+    layout = client.ensure_table("memory")  # usable as it is (content): never altered
+    assert srv.stats()["requests"] == 1 and not layout.has("summary") and layout.binary_ok
+    srv.reset_stats()
+    layout = client.ensure_table("memory", migrate=True)
     assert srv.stats()["requests"] == 2  # the probe, one ALTER
+    assert layout.has("summary")
     assert client.query("SELECT summary FROM memory") == []  # the column is there
     srv.reset_stats()
-    client.ensure_table("memory")
+    assert client.ensure_table("memory", migrate=True) == layout
     with DeeplakeApi(srv.token, srv.org, workspace, srv.url) as other:
         other.ensure_table("memory")
     assert srv.stats()["requests"] == 0  # remembered for the process
@@ -372,7 +376,7 @@ def test_ensure_table_takes_already_exists_500_as_done(srv, client):
     memory_without_summary(client, "notes")
     exists = 'column "summary" of relation "notes" already exists'
     inject(srv, fail_pattern='^ALTER TABLE "notes" ADD COLUMN "summary" ', fail_message=exists)
-    client.ensure_table("notes")
+    client.ensure_table("notes", migrate=True)
     stats = srv.stats()
     assert stats["requests"] == 2 and stats["injected"]["pattern"] == 1  # that exact ALTER
     assert not client.retry_events

@@ -21,6 +21,7 @@ from deeplake_sdk import (
     QueryError,
     RetryPolicy,
     ServerError,
+    TableLayoutError,
     Timeout,
 )
 
@@ -311,15 +312,21 @@ def test_migration_adds_only_missing_columns(srv, make_api):
     api.query('CREATE TABLE "memory" (id TEXT, path TEXT) USING deeplake')
     api.query("INSERT INTO memory (id, path) VALUES ('1', '/a')")
     srv.reset_stats()
-    api.ensure_table()
+    with pytest.raises(TableLayoutError) as info:
+        api.ensure_table()  # never altered unless asked: size_bytes and a text column lack
+    assert info.value.missing == ["size_bytes", "summary|content"]
+    assert "migrate=True" in str(info.value) and srv.stats()["requests"] == 1
+    srv.reset_stats()
+    layout = api.ensure_table(migrate=True)
     stats = srv.stats()
-    assert stats["requests"] == 1 + 10  # one probe, ten ALTERs, no retries
+    assert stats["requests"] == 1 + 12  # one probe, an ALTER per column but content, no retries
+    assert not layout.binary_ok and layout.has("summary_embedding")
     rows = api.query("SELECT id, path, mime_type, size_bytes, summary FROM memory")
     assert rows == [
         {
             "id": "1",
             "path": "/a",
-            "mime_type": "application/octet-stream",
+            "mime_type": "text/plain",
             "size_bytes": 0,
             "summary": "",
         }

@@ -86,3 +86,15 @@ def test_token_never_in_repr():
 def test_credentials_path_default(monkeypatch):
     monkeypatch.delenv("DEEPLAKE_CREDENTIALS", raising=False)
     assert credentials_path().parts[-2:] == (".deeplake", "credentials.json")
+
+
+def test_org_name_from_env_or_the_file_of_the_same_org(tmp_path):
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps({"token": "t", "orgId": "org-1", "orgName": "Acme Corp"}))
+    c = load_credentials(env={"DEEPLAKE_CREDENTIALS": str(path)})
+    assert (c.org_id, c.org_name, c.org_label) == ("org-1", "Acme Corp", "Acme Corp")
+    other = {"DEEPLAKE_CREDENTIALS": str(path), "DEEPLAKE_ORG_ID": "org-2"}
+    c = load_credentials(env=other)  # the file's name belongs to another org
+    assert (c.org_id, c.org_name, c.org_label) == ("org-2", None, "org-2")
+    c = load_credentials(env={**other, "DEEPLAKE_ORG_NAME": "Beta"})
+    assert (c.org_name, c.org_label) == ("Beta", "Beta")

@@ -55,12 +55,13 @@ def test_demo_runs_a_session_and_stops_its_postgres(tmp_path):
         )
     ]
     assert positions == sorted(positions)
-    assert "3 events stored in /sessions/ada/2024-06-01-launch.jsonl" in out
+    session = "/sessions/ada/ada_local_demo_launch.jsonl"
+    assert f"3 events stored in {session}" in out
     # grep output in GNU format, an append visible in it
     assert "/projects/launch.md:2:Decision: launch on June 3" in out
     assert "/projects/launch.md:5:Venue: booked by Ada on June 1" in out
     assert "/people/grace.md:1\n" in out  # grep -c
-    assert "/sessions/ada/2024-06-01-launch.jsonl\n" in out  # grep -l --sessions
+    assert f"{session}\n" in out  # grep -l --sessions
     # the generated index lists the files and the session
     assert "# Memory index" in out and "## Sessions" in out
     assert "what happened today" in out and "(3 events)" in out

@@ -118,16 +118,17 @@ def test_grep_memory(service_env):
 
 def test_session_log(service_env):
     out = run_example("session_log.py", service_env)
-    assert "logged 3 events to /sessions/ada/2024-06-01-a.jsonl" in out
+    name = f"ada_local_{service_env['DEEPLAKE_WORKSPACE_ID']}_2024-06-01-a.jsonl"
+    assert f"logged 3 events to /sessions/ada/{name}" in out
     events = out.split("== log.read()")[1].split("==")[0]
     assert [line.split()[0] for line in events.strip().splitlines()[1:]] == [
-        "prompt",
-        "tool",
-        "response",
+        "user_message",
+        "tool_call",
+        "assistant_message",
     ]
-    assert "== ls /sessions/ada: ['2024-06-01-a.jsonl']" in out
+    assert f"== ls /sessions/ada: ['{name}']" in out
     found = out.split("(one query)\n")[1].split("\n\n")[0].split()
-    assert found == ["/sessions/ada/2024-06-01-a.jsonl", "/trips/oslo.md"]
+    assert found == [f"/sessions/ada/{name}", "/trips/oslo.md"]
     assert "session files are read-only: EPERM" in out
 
 

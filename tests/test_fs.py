@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import time
 
 import gevent
@@ -284,15 +285,18 @@ def test_prefetch_is_one_query_and_fills_the_cache(srv, fs):
 # -- sessions --------------------------------------------------------------------------
 def test_session_file_reads_as_jsonl_in_order_and_is_read_only(api, fs):
     log = SessionLog(api, "s1", user="ada")
-    for i in range(5):
+    ids = [
         log.log({"type": "prompt" if i % 2 == 0 else "response", "i": i, "text": f"line {i}"})
-    fs.refresh()
-    text = fs.read_text(log.path)
-    assert [line for line in text.splitlines()] == [
-        f'{{"i": {i}, "text": "line {i}", "type": "{"prompt" if i % 2 == 0 else "response"}"}}'
         for i in range(5)
     ]
-    assert [e["i"] for e in log.read()] == list(range(5))
+    fs.refresh()
+    lines = fs.read_text(log.path).splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [(e["id"], e["i"], e["text"]) for e in events] == [
+        (ids[i], i, f"line {i}") for i in range(5)
+    ]
+    assert all(" " not in line.replace("line ", "") for line in lines)  # compact JSON
+    assert log.read() == events
     for action in (
         lambda: fs.write_text(log.path, "x"),
         lambda: fs.append_text(log.path, "x"),
@@ -313,7 +317,8 @@ def test_failed_sessions_sync_skips_sessions_but_serves_memory(srv, api, tmp_pat
     with DeeplakeFs.open(api, cache=False) as fs:
         assert not fs.sessions_enabled
         assert fs.read_text("/m.txt") == "memory still works"
-        assert not fs.exists("/sessions/u/s.jsonl")
+        assert not fs.exists("/sessions/u/u_local_" + api.workspace_id + "_s.jsonl")
+        assert not fs.exists("/sessions")
     assert "session files are skipped" in caplog.text
 
 

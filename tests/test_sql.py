@@ -184,41 +184,41 @@ def test_statement_shapes():
     assert sql.startswith('CREATE TABLE IF NOT EXISTS "memory" (')
     assert sql.endswith(") USING deeplake")
     assert '"content" BYTEA NOT NULL DEFAULT' in sql
-    assert "\"mime_type\" TEXT NOT NULL DEFAULT 'application/octet-stream'" in sql
+    assert "\"mime_type\" TEXT NOT NULL DEFAULT 'text/plain'" in sql
     assert '"size_bytes" BIGINT NOT NULL DEFAULT 0' in sql
+    assert '"summary_embedding" FLOAT4[],' in sql
     s = statements.create_table("sessions", statements.SESSIONS_COLUMNS)
     assert '"message" JSONB,' in s and "'application/json'" in s
-    assert [c.name for c in statements.MEMORY_COLUMNS] == [
+    assert '"message_embedding" FLOAT4[],' in s
+    plugin = [
         "id",
         "path",
         "filename",
-        "content",
         "summary",
+        "summary_embedding",
         "author",
         "mime_type",
         "size_bytes",
         "project",
         "description",
+        "agent",
+        "plugin_version",
         "creation_date",
         "last_update_date",
     ]
+    assert [c.name for c in statements.MEMORY_COLUMNS] == [*plugin, "content"]
     assert [c.name for c in statements.SESSIONS_COLUMNS] == [
         "id",
         "path",
         "filename",
         "message",
-        "author",
-        "mime_type",
-        "size_bytes",
-        "project",
-        "description",
-        "creation_date",
-        "last_update_date",
+        "message_embedding",
+        *plugin[5:],
     ]
     probe, params = statements.columns_probe(["memory", "sessions"])
     assert "information_schema.columns" in probe and "IN ($1, $2)" in probe
     assert params == ["memory", "sessions"]
-    alter = statements.add_column("memory", statements.MEMORY_COLUMNS[4])
+    alter = statements.add_column("memory", statements.MEMORY_COLUMNS[3])
     assert alter == 'ALTER TABLE "memory" ADD COLUMN "summary" TEXT NOT NULL DEFAULT \'\''
     idx = statements.create_index("memory", "summary", "bm25")
     assert idx == (

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from deeplake_sdk.api import DeeplakeApi
     from deeplake_sdk.cache import ContentCache
     from deeplake_sdk.fs.writer import PendingWrite, WriteBuffer
+    from deeplake_sdk.statements.layout import TableLayout
 
 
 class FsBase:
@@ -24,6 +25,8 @@ class FsBase:
     api: DeeplakeApi
     table: str
     sessions_table: str | None
+    layout: TableLayout
+    sessions_layout: TableLayout | None = None
     sessions_enabled: bool
     cache: ContentCache
     tree: Tree

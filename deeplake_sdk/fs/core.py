@@ -18,6 +18,7 @@ from deeplake_sdk.fs.tree import FileMeta, Tree
 from deeplake_sdk.fs.writer import WriteBuffer, meta_for
 from deeplake_sdk.fs.writing import WritingMixin
 from deeplake_sdk.statements import files as st
+from deeplake_sdk.statements.layout import oldest_per_path
 
 if TYPE_CHECKING:
     from deeplake_sdk.api import DeeplakeApi
@@ -162,25 +163,25 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
             self.tree.put(meta_for(entry, self.tree.get(entry.path)))
 
     def _prepare_memory(self) -> list[FileMeta]:
-        self.api.ensure_table(self.table)
+        self.layout = self.writer.layout = self.api.ensure_table(self.table)
         self.api.sync_table(self.table)
-        sql, params = st.memory_metadata(self.table)
+        sql, params = st.memory_metadata(self.layout)
         return [
             FileMeta(
-                path=paths.normalize(r["path"]),
+                path=paths.normalize(p),
                 size=int(r["size_bytes"] or 0),
                 mime_type=r["mime_type"] or "",
                 last_update_date=r["last_update_date"] or "",
                 description=r.get("description") or "",
             )
-            for r in self.api.query(sql, params)
+            for p, r in oldest_per_path(self.api.query(sql, params)).items()
         ]
 
     def _prepare_sessions(self) -> list[FileMeta]:
         assert self.sessions_table is not None
-        self.api.ensure_sessions_table(self.sessions_table)
+        self.sessions_layout = self.api.ensure_sessions_table(self.sessions_table)
         self.api.sync_table(self.sessions_table)
-        sql, params = st.sessions_metadata(self.sessions_table)
+        sql, params = st.sessions_metadata(self.sessions_layout)
         return [
             FileMeta(
                 path=paths.normalize(r["path"]),

@@ -37,7 +37,7 @@ class NamespaceMixin(FsBase):
             self._rm_tree(p)
         else:
             with self.writer.lock:
-                sql, params = st.memory_delete(self.table, p)
+                sql, params = st.memory_delete(self.layout, p)
                 result = self.api.execute(sql, params, idempotent=True)
             self._invalidate(p)
             if result.row_count == 0 and not force:
@@ -50,7 +50,7 @@ class NamespaceMixin(FsBase):
         with self.writer.lock:
             self.writer.discard(p)
             if meta is None or meta.persisted:
-                sql, params = st.memory_delete(self.table, p)
+                sql, params = st.memory_delete(self.layout, p)
                 self.api.execute(sql, params, idempotent=True)
             self.tree.remove(p)
             self._invalidate(p)
@@ -64,7 +64,7 @@ class NamespaceMixin(FsBase):
         with self.writer.lock:
             for f in files:
                 self.writer.discard(f)
-            sql, params = st.memory_delete_tree(self.table, p)
+            sql, params = st.memory_delete_tree(self.layout, p)
             self.api.execute(sql, params, idempotent=True)
             for f in files:
                 self.tree.remove(f)
@@ -201,7 +201,7 @@ class NamespaceMixin(FsBase):
                 )
                 return
             date = utc_now()
-            sql, params = st.memory_rename(self.table, s, d, paths.basename(d), date)
+            sql, params = st.memory_rename(self.layout, s, d, paths.basename(d), date)
             self.api.execute(sql, params, idempotent=True)
             self.tree.remove(s)
             self._invalidate(s)
@@ -211,7 +211,7 @@ class NamespaceMixin(FsBase):
         target = self.tree.get(d)
         self.writer.discard(d)
         if target is not None and target.persisted:
-            sql, params = st.memory_delete(self.table, d)
+            sql, params = st.memory_delete(self.layout, d)
             self.api.execute(sql, params, idempotent=True)
         self.tree.remove(d)
         self._invalidate(d)
@@ -230,7 +230,7 @@ class NamespaceMixin(FsBase):
             if any(self.writer.get(f) is not None for f in files):
                 self.writer.flush()
             date = utc_now()
-            sql, params = st.memory_rename_tree(self.table, s, d, date)
+            sql, params = st.memory_rename_tree(self.layout, s, d, date)
             self.api.execute(sql, params, idempotent=True)
             dirs = self.tree.dirs_under(s)
             explicit = [x for x in [s, *dirs] if x in self.tree.explicit_dirs]

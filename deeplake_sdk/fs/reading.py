@@ -13,6 +13,7 @@ from deeplake_sdk.fs.base import FsBase
 from deeplake_sdk.fs.index import INDEX_PATH, render_index
 from deeplake_sdk.fs.tree import FileMeta
 from deeplake_sdk.statements import files as st
+from deeplake_sdk.statements.layout import oldest_per_path
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class ReadingMixin(FsBase):
         found = self._fetch([p])
         if p in found:
             return found[p]
-        if self.sessions_enabled and self.sessions_table:
+        if self.sessions_enabled and self.sessions_layout is not None:
             meta = FileMeta(path=p, size=0, kind="session", mime_type="application/x-ndjson")
             data = self._read_session(meta)
             if meta.rows:
@@ -90,9 +91,9 @@ class ReadingMixin(FsBase):
         raise FsError(errno.ENOENT, p)
 
     def _read_session(self, meta: FileMeta) -> bytes:
-        assert self.sessions_table is not None
-        sql, params = st.session_lines(self.sessions_table, meta.path)
-        lines = [r["line"] for r in self.api.query(sql, params)]
+        assert self.sessions_layout is not None
+        sql, params = st.session_lines(self.sessions_layout, meta.path)
+        lines = st.session_file_lines(self.api.query(sql, params))
         data = "".join(line + "\n" for line in lines).encode()
         meta.rows, meta.size = len(lines), len(data)
         return data
@@ -101,12 +102,10 @@ class ReadingMixin(FsBase):
         """Read memory rows, one query per :data:`~deeplake_sdk.statements.files.CHUNK` paths."""
         found: dict[str, bytes] = {}
         for i in range(0, len(batch), st.CHUNK):
-            sql, params = st.memory_read(self.table, batch[i : i + st.CHUNK])
-            for row in self.api.query(sql, params):
-                p = paths.normalize(row["path"])
-                if p in found:
-                    continue  # several rows after a create race: the oldest id wins
-                found[p] = data = row_bytes(row)
+            sql, params = st.memory_read(self.layout, batch[i : i + st.CHUNK])
+            for path, row in oldest_per_path(self.api.query(sql, params)).items():
+                p = paths.normalize(path)
+                found[p] = data = st.memory_row_bytes(row)
                 meta = self.tree.get(p)
                 if meta is None or meta.kind != "memory":
                     meta = FileMeta(path=p, size=len(data))
@@ -197,16 +196,3 @@ class ReadingMixin(FsBase):
         """Yield ``(dirpath, dirnames, filenames)`` for every directory, like :func:`os.walk`."""
         self._check_open()
         yield from self.tree.walk(paths.normalize(top))
-
-
-def row_bytes(row: dict[str, Any]) -> bytes:
-    """File content from a memory row: the text copy, or the bytes of a binary file."""
-    summary = row.get("summary") or ""
-    if summary:
-        return summary.encode("utf-8")
-    content = row.get("content")
-    if not content:
-        return b""
-    if content.startswith("\\x"):
-        return bytes.fromhex(content[2:])
-    raise ValueError("unexpected bytea encoding in the answer (expected \\x hex text)")

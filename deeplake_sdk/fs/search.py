@@ -16,6 +16,7 @@ from deeplake_sdk.grep import (
     literal_prefilter,
 )
 from deeplake_sdk.statements import files as st
+from deeplake_sdk.statements.layout import oldest_per_path
 
 
 class SearchMixin(FsBase):
@@ -115,8 +116,8 @@ class SearchMixin(FsBase):
     ) -> tuple[dict[str, str], dict[str, list[tuple[int, str]]]]:
         pre = literal_prefilter(opts)
         sql, params = st.grep_candidates(
-            self.table,
-            self.sessions_table if sessions else None,
+            self.layout,
+            self.sessions_layout if sessions else None,
             scope,
             pre.like_pattern() if pre else None,
             pre.case_insensitive if pre else False,
@@ -148,21 +149,17 @@ def _assemble(
     rows: list[dict[str, Any]],
 ) -> tuple[dict[str, str], dict[str, list[tuple[int, str]]]]:
     """Whole texts of memory files, and numbered candidate lines of session files."""
-    texts: dict[str, str] = {}
-    oldest: dict[str, str] = {}
+    memory = [row for row in rows if row["kind"] == "memory"]
+    texts = {
+        paths.normalize(p): row["text"]
+        for p, row in oldest_per_path(memory).items()
+        if row["text"]  # '' for a binary file: nothing to search
+    }
     lines: dict[str, list[tuple[int, str]]] = {}
     for row in rows:
-        p = paths.normalize(row["path"])
-        if row["kind"] == "memory":
-            # Several rows for one path (a create race not yet settled): the oldest id wins.
-            if p not in oldest or row["id"] < oldest[p]:
-                oldest[p] = row["id"]
-                if row["text"]:
-                    texts[p] = row["text"]
-                else:
-                    texts.pop(p, None)
-        else:
-            lines.setdefault(p, []).append((int(row["n"]), row["text"]))
+        if row["kind"] != "memory":
+            numbered = (int(row["n"]), st.compact_json(row["message"]))
+            lines.setdefault(paths.normalize(row["path"]), []).append(numbered)
     for numbered in lines.values():
         numbered.sort()
     return texts, lines

@@ -33,6 +33,7 @@ from deeplake_sdk.errors import DeeplakeError, FlushError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.tree import FileMeta, Tree
 from deeplake_sdk.statements import files as st
+from deeplake_sdk.statements.layout import MEMORY, TableLayout, row_rank
 
 if TYPE_CHECKING:
     from deeplake_sdk.api import DeeplakeApi
@@ -132,6 +133,8 @@ class WriteBuffer:
         self.parallel = parallel
         self.batch_rows = max(1, min(batch_rows, st.CHUNK))
         self.pending: dict[str, PendingWrite] = {}
+        #: Layout of the memory table, set by the filesystem's bootstrap before any flush.
+        self.layout: TableLayout = TableLayout.full(table, MEMORY)
         self._first_queued: float | None = None
         self._timer: gevent.Greenlet | None = None
         self.lock = gevent.lock.RLock()
@@ -234,13 +237,13 @@ class WriteBuffer:
 
         def replace(entries: list[PendingWrite]) -> None:
             (entry,) = entries
-            sql, params = st.memory_replace(self.table, entry.row(self.author))
+            sql, params = st.memory_replace(self.layout, entry.row(self.author))
             if self.api.execute(sql, params, idempotent=True).row_count == 0:
                 # The row disappeared since we last saw it (removed elsewhere): create it.
                 insert(entries)
 
         def insert(entries: list[PendingWrite]) -> None:
-            sql, params = st.memory_insert_new(self.table, [e.row(self.author) for e in entries])
+            sql, params = st.memory_insert_new(self.layout, [e.row(self.author) for e in entries])
             self.api.execute(sql, params, idempotent=True)
             inserted.extend(entries)
 
@@ -283,12 +286,12 @@ class WriteBuffer:
 
     def _verify(self, entries: list[PendingWrite]) -> None:
         """Read back the row ids of inserted paths and make each entry its path's one row."""
-        sql, params = st.memory_ids(self.table, [e.path for e in entries])
+        sql, params = st.memory_ids(self.layout, [e.path for e in entries])
         ids: dict[str, list[str]] = {}
-        for row in self.api.query(sql, params):
+        for row in sorted(self.api.query(sql, params), key=row_rank):  # the duplicate rule
             ids.setdefault(row["path"], []).append(row["id"])
         for entry in entries:
-            self._settle(entry, sorted(ids.get(entry.path, ())))
+            self._settle(entry, ids.get(entry.path, []))
 
     def _settle(self, entry: PendingWrite, ids: list[str]) -> None:
         """Make ``entry`` the one row of its path after a guarded insert."""
@@ -299,11 +302,11 @@ class WriteBuffer:
         keep = ids[0]
         if len(ids) > 1:
             log.info("resolving %d rows for %s (concurrent create)", len(ids), entry.path)
-            sql, params = st.memory_dedupe(self.table, entry.path, keep)
+            sql, params = st.memory_dedupe(self.layout, entry.path, keep)
             self.api.execute(sql, params, idempotent=True)
         if keep != entry.row_id:
             # Another writer created the path first: apply this (later) write to its row.
-            sql, params = st.memory_replace(self.table, entry.row(self.author))
+            sql, params = st.memory_replace(self.layout, entry.row(self.author))
             self.api.execute(sql, params, idempotent=True)
 
 

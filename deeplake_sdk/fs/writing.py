@@ -45,12 +45,14 @@ class WritingMixin(FsBase):
             last_update_date: ISO-8601 date of this change (default: now).
 
         Raises:
-            FsError: ``EISDIR``, ``ENOTDIR`` (a parent is a file) or ``EPERM`` (session file).
+            FsError: ``EISDIR``, ``ENOTDIR`` (a parent is a file), ``EPERM`` (session file)
+                or ``EINVAL`` (binary data for a table without ``content``).
         """
         self._tick()
         p = self._check_writable(path)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        self._check_storable(p, data)
         self._queue(
             PendingWrite(
                 path=p,
@@ -80,11 +82,13 @@ class WritingMixin(FsBase):
         other processes are never overwritten; its cached content is invalidated.
 
         Raises:
-            FsError: ``EISDIR``, ``ENOTDIR`` or ``EPERM`` (session file).
+            FsError: ``EISDIR``, ``ENOTDIR``, ``EPERM`` (session file) or ``EINVAL``
+                (binary data for a table without ``content``).
         """
         self._tick()
         p = self._check_writable(path)
         data = bytes(data)
+        self._check_storable(p, data)
         with self.writer.lock:
             pending = self.writer.get(p)
             if pending is not None:
@@ -116,6 +120,18 @@ class WritingMixin(FsBase):
                 raise FsError(errno.ENOTDIR, p, f"not a directory: {ancestor}")
         return p
 
+    def _check_storable(self, p: str, data: bytes) -> None:
+        """Refuse binary data (non-UTF-8, NUL) when the table keeps files in ``summary`` only."""
+        if not self.layout.binary_ok and data and text_copy(bytes(data)) is None:
+            raise FsError(
+                errno.EINVAL,
+                p,
+                f"binary data (not UTF-8 text, or with NUL) cannot be stored in table "
+                f"{self.layout.name!r}: it has no content column and keeps files as text in "
+                "summary (a table created by the agent-memory plugin). Write text, or use a "
+                "memory table created by this SDK",
+            )
+
     def _append_stored(self, p: str, data: bytes) -> bool:
         """Append to the stored row of ``p``; False when no row exists (caller creates one)."""
         meta = self.tree.get(p)
@@ -127,11 +143,11 @@ class WritingMixin(FsBase):
         for _ in range(APPEND_ATTEMPTS):
             expected, date = meta.size, utc_now()
             sql, params = st.memory_append(
-                self.table, p, data, text=text, expected_size=expected, date=date
+                self.layout, p, data, text=text, expected_size=expected, date=date
             )
 
             def landed(expected: int = expected) -> bool:
-                check_sql, check_params = st.memory_append_landed(self.table, p, data, expected)
+                check_sql, check_params = st.memory_append_landed(self.layout, p, data, expected)
                 return bool(self.api.query(check_sql, check_params))
 
             result = self.api.execute(sql, params, confirm=landed)
@@ -151,7 +167,7 @@ class WritingMixin(FsBase):
 
     def _probe(self, p: str) -> FileMeta | None:
         """Current size/date of the stored row of ``p`` (None if there is none)."""
-        sql, params = st.memory_probe(self.table, p)
+        sql, params = st.memory_probe(self.layout, p)
         rows = self.api.query(sql, params)
         if not rows:
             return None

@@ -10,7 +10,9 @@ Rules every shape here follows:
 * no ``SUM(..) GROUP BY`` (the real backend returned NULL: use ``MAX``), no ``<#>`` predicate.
 
 This module holds the table DDL, migration and generic insert shapes;
-:mod:`deeplake_sdk.statements.files` holds those of the memory filesystem, session logs and grep.
+:mod:`deeplake_sdk.statements.layout` the columns a table really has (and the rule that picks
+one row of several), and :mod:`deeplake_sdk.statements.files` the shapes of the memory
+filesystem, session logs and grep, built from such a layout.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Column:
 
     Attributes:
         name: Column name (a plain identifier).
-        type: SQL type (``TEXT``, ``BYTEA``, ``BIGINT``, ``JSONB``).
+        type: SQL type (``TEXT``, ``BYTEA``, ``BIGINT``, ``JSONB``, ``FLOAT4[]``).
         default: SQL text of the default (``''``, ``0``), or ``None`` for none.
         not_null: Whether the column is ``NOT NULL``.
     """
@@ -67,33 +69,45 @@ def _text(name: str) -> Column:
     return Column(name, "TEXT")
 
 
-#: The memory table: one row per file (DESIGN section 3).
+def _float4_array(name: str) -> Column:
+    return Column(name, "FLOAT4[]", None, not_null=False)
+
+
+#: The memory table as the SDK creates it: the agent-memory plugin's columns (DESIGN section
+#: 10) plus ``content BYTEA``, which holds the exact bytes of every file (``summary`` keeps a
+#: text copy, ``''`` for binary files). Embeddings stay NULL.
 MEMORY_COLUMNS: tuple[Column, ...] = (
     _text("id"),
     _text("path"),
     _text("filename"),
-    Column("content", "BYTEA", "''::bytea"),
     _text("summary"),
+    _float4_array("summary_embedding"),
     _text("author"),
-    Column("mime_type", "TEXT", "'application/octet-stream'"),
+    Column("mime_type", "TEXT", "'text/plain'"),
     Column("size_bytes", "BIGINT", "0"),
     _text("project"),
     _text("description"),
+    _text("agent"),
+    _text("plugin_version"),
     _text("creation_date"),
     _text("last_update_date"),
+    Column("content", "BYTEA", "''::bytea"),
 )
 
-#: The sessions table: append-only session events (DESIGN section 3).
+#: The sessions table as the SDK (and the plugin) creates it: one event per row.
 SESSIONS_COLUMNS: tuple[Column, ...] = (
     _text("id"),
     _text("path"),
     _text("filename"),
     Column("message", "JSONB", None, not_null=False),
+    _float4_array("message_embedding"),
     _text("author"),
     Column("mime_type", "TEXT", "'application/json'"),
     Column("size_bytes", "BIGINT", "0"),
     _text("project"),
     _text("description"),
+    _text("agent"),
+    _text("plugin_version"),
     _text("creation_date"),
     _text("last_update_date"),
 )

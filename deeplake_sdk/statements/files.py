@@ -4,23 +4,48 @@ Every statement is built here so they can be reviewed together against the servi
 ``$n`` placeholders with JSON-scalar params, bytea passed as ``\\x..`` hex text cast with
 ``::bytea``, ``||`` concatenation, ``LIKE .. ESCAPE '\\'``, bounded ``IN`` lists, no ``SUM``
 with ``GROUP BY`` and no ``<#>`` in a WHERE clause.
+
+Every statement takes the :class:`~deeplake_sdk.statements.layout.TableLayout` of its table and
+names only columns the table has: on a table created by the agent-memory plugin (no
+``content``) files live in ``summary``; ``agent`` and ``plugin_version`` are filled (with
+:data:`~deeplake_sdk.statements.layout.AGENT` and the SDK version) where they exist;
+embedding columns are never written (NULL). Where a path has several rows, statements order
+them by the duplicate rule of :mod:`deeplake_sdk.statements.layout` (oldest ``creation_date``,
+then ``id``).
+
+This module also holds the two decisions about row *values* that readers share:
+:func:`memory_row_bytes` (which column holds a file's exact bytes) and
+:func:`session_file_lines` (the text of a session file: one compact JSON event per line).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from deeplake_sdk.sql import bytea_param, like_escape, quote_ident
-from deeplake_sdk.statements import MEMORY_COLUMNS as MEMORY_TABLE
-from deeplake_sdk.statements import SESSIONS_COLUMNS as SESSIONS_TABLE
-from deeplake_sdk.statements import guarded_insert
+from deeplake_sdk.statements import MEMORY_COLUMNS, SESSIONS_COLUMNS, guarded_insert
+from deeplake_sdk.statements.layout import AGENT, PLUGIN_VERSION, TableLayout, row_rank
 
 #: Rows per multi-row INSERT and values per IN list.
 CHUNK = 50
 
 Statement = tuple[str, list[Any]]
+
+#: Columns a memory row written by the SDK may fill, in statement order (embeddings: never).
+MEMORY_WRITE_COLUMNS = tuple(c.name for c in MEMORY_COLUMNS if not c.name.endswith("_embedding"))
+#: Columns a session row may fill, in statement order (``message`` is JSON text).
+SESSION_WRITE_COLUMNS = tuple(c.name for c in SESSIONS_COLUMNS if not c.name.endswith("_embedding"))
+_CASTS = {"content": "bytea", "size_bytes": "bigint", "message": "jsonb"}
+#: SQL text of a session event's identity: the event's own ``id``, else the row id.
+EVENT_KEY_SQL = "COALESCE(NULLIF(message->>'id', ''), id)"
+#: SQL text of a session event's stored JSON text (``null`` for a NULL message).
+MESSAGE_TEXT_SQL = "COALESCE(message::text, 'null')"
 
 
 @dataclass
@@ -35,191 +60,413 @@ class Params:
         return f"${len(self.values)}{'::' + cast if cast else ''}"
 
 
-MEMORY_COLUMNS = tuple(c.name for c in MEMORY_TABLE)
-SESSION_COLUMNS = tuple(c.name for c in SESSIONS_TABLE)
-_MEMORY_CASTS = {"content": "bytea", "size_bytes": "bigint"}
-
-
 def _in_list(p: Params, values: Sequence[str]) -> str:
     return ", ".join(p(v) for v in values)
 
 
+def _col(layout: TableLayout, column: str, default: str = "''") -> str:
+    """``column`` when the table has it, else ``<default> AS column`` (uniform answer rows)."""
+    return column if layout.has(column) else f"{default} AS {column}"
+
+
+def _fill(layout: TableLayout, row: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """The values of ``row`` for the table's columns among ``columns``.
+
+    ``agent`` and ``plugin_version`` default to the SDK's own values; a column the row does
+    not carry is left out (the table's default applies).
+    """
+    values = {"agent": AGENT, "plugin_version": PLUGIN_VERSION, **row}
+    return {c: values[c] for c in columns if layout.has(c) and c in values}
+
+
+def _check_storable(layout: TableLayout, row: Mapping[str, Any]) -> None:
+    """Refuse bytes that a table without ``content`` cannot hold (the caller checks first)."""
+    if not layout.binary_ok and row.get("content") and not row.get("summary"):
+        raise ValueError(
+            f"table {layout.name!r} has no content column: it holds UTF-8 text only, "
+            "not binary data"
+        )
+
+
+def _value(column: str, value: Any) -> Any:
+    return bytea_param(value) if column == "content" else value
+
+
 # -- memory: metadata and reads -----------------------------------------------------------
-def memory_metadata(table: str) -> Statement:
-    """Path, size, MIME type, date and description of every memory file."""
-    t = quote_ident(table)
-    return (
-        f"SELECT path, size_bytes, mime_type, last_update_date, description FROM {t}",
-        [],
+def memory_metadata(layout: TableLayout) -> Statement:
+    """Path, row id, size, MIME type, dates and description of every memory row.
+
+    A path may come back several times (a table without keys); callers keep the row of the
+    duplicate rule (:func:`~deeplake_sdk.statements.layout.oldest_per_path`).
+    """
+    cols = ", ".join(
+        [
+            "path",
+            "id",
+            "size_bytes",
+            _col(layout, "mime_type"),
+            _col(layout, "creation_date"),
+            _col(layout, "last_update_date"),
+            _col(layout, "description"),
+        ]
     )
+    return (f"SELECT {cols} FROM {quote_ident(layout.name)} ORDER BY path, {layout.order_by}", [])
 
 
-def memory_read(table: str, paths: Sequence[str]) -> Statement:
-    """Content of up to :data:`CHUNK` files: text in ``summary``, bytes only for binary files."""
-    t, p = quote_ident(table), Params()
+#: SQL condition of :func:`memory_read`: ``content`` holds bytes that ``summary`` does not
+#: (non-UTF-8, NUL, a text that differs). ``content`` counts only while it has the file's
+#: current size: a client that writes only ``summary`` may have rewritten the row since.
+CONTENT_EXACT_SQL = (
+    "octet_length(content) > 0 AND octet_length(content) = size_bytes AND "
+    "content <> convert_to(summary, 'UTF8')"
+)
+
+
+def memory_read(layout: TableLayout, paths: Sequence[str]) -> Statement:
+    """Content of up to :data:`CHUNK` files, oldest row first per path.
+
+    Each row carries the file in one of two columns, never both (see
+    :func:`memory_row_bytes`): ``content`` when it holds bytes that ``summary`` does not
+    (non-UTF-8, NUL), else ``summary``.
+    """
+    t, p = quote_ident(layout.name), Params()
+    if layout.has("content") and layout.has("summary"):
+        exact = CONTENT_EXACT_SQL
+        body = (
+            f"CASE WHEN {exact} THEN NULL ELSE summary END AS summary, "
+            f"CASE WHEN {exact} THEN content END AS content"
+        )
+    elif layout.has("content"):
+        body = "NULL AS summary, content"
+    else:
+        body = "summary, NULL AS content"
+    cols = ", ".join(
+        [
+            "path",
+            "id",
+            _col(layout, "creation_date"),
+            body,
+            "size_bytes",
+            _col(layout, "mime_type"),
+            _col(layout, "last_update_date"),
+            _col(layout, "description"),
+        ]
+    )
     return (
-        f"SELECT path, id, summary, CASE WHEN summary = '' THEN content END AS content, "
-        f"size_bytes, mime_type, last_update_date, description FROM {t} "
-        f"WHERE path IN ({_in_list(p, paths)}) ORDER BY path, id",
+        f"SELECT {cols} FROM {t} WHERE path IN ({_in_list(p, paths)}) "
+        f"ORDER BY path, {layout.order_by}",
         p.values,
     )
 
 
-def memory_probe(table: str, path: str) -> Statement:
-    """Size and date of one file (the oldest row when a race left several)."""
-    t, p = quote_ident(table), Params()
+def memory_row_bytes(row: Mapping[str, Any]) -> bytes:
+    r"""A file's exact bytes from a row of :func:`memory_read`.
+
+    ``content`` when the row carries it (``\x..`` hex text), else ``summary`` as UTF-8.
+    """
+    content = row.get("content")
+    if content:
+        if isinstance(content, str) and content.startswith("\\x"):
+            return bytes.fromhex(content[2:])
+        raise ValueError("unexpected bytea encoding in the answer (expected \\x hex text)")
+    return str(row.get("summary") or "").encode("utf-8")
+
+
+def memory_probe(layout: TableLayout, path: str) -> Statement:
+    """Size and date of one file (the row of the duplicate rule when there are several)."""
+    t, p = quote_ident(layout.name), Params()
     return (
-        f"SELECT size_bytes, last_update_date FROM {t} WHERE path = {p(path)} ORDER BY id LIMIT 1",
+        f"SELECT size_bytes, {_col(layout, 'last_update_date')} FROM {t} "
+        f"WHERE path = {p(path)} ORDER BY {layout.order_by} LIMIT 1",
         p.values,
     )
 
 
-def memory_ids(table: str, paths: Sequence[str]) -> Statement:
-    """Row ids per path, to verify inserts and find duplicates."""
-    t, p = quote_ident(table), Params()
-    return (f"SELECT path, id FROM {t} WHERE path IN ({_in_list(p, paths)})", p.values)
+def memory_ids(layout: TableLayout, paths: Sequence[str]) -> Statement:
+    """Row ids (and creation dates) per path, to verify inserts and find duplicates."""
+    t, p = quote_ident(layout.name), Params()
+    return (
+        f"SELECT path, id, {_col(layout, 'creation_date')} FROM {t} "
+        f"WHERE path IN ({_in_list(p, paths)}) ORDER BY path, {layout.order_by}",
+        p.values,
+    )
 
 
 # -- memory: writes -------------------------------------------------------------------------
-def memory_insert_new(table: str, rows: Sequence[dict[str, Any]]) -> Statement:
-    """Insert rows whose path does not exist yet; re-sending it never adds a second row."""
-    t, p = quote_ident(table), Params()
+def memory_insert_new(layout: TableLayout, rows: Sequence[Mapping[str, Any]]) -> Statement:
+    """Insert rows whose path does not exist yet; re-sending it never adds a second row.
+
+    Rows carry the columns of :data:`MEMORY_WRITE_COLUMNS` (``content`` as bytes); only those
+    the table has are sent.
+
+    Raises:
+        ValueError: A row holds binary data and the table has no ``content`` column.
+    """
+    t, p = quote_ident(layout.name), Params()
+    cols = [c for c in MEMORY_WRITE_COLUMNS if layout.has(c)]
     tuples = []
     for row in rows:
-        values = []
-        for col in MEMORY_COLUMNS:
-            value = row[col]
-            if col == "content":
-                value = bytea_param(value)
-            values.append(p(value, _MEMORY_CASTS.get(col, "text")))
-        tuples.append(f"({', '.join(values)})")
-    cols = ", ".join(MEMORY_COLUMNS)
+        _check_storable(layout, row)
+        values = _fill(layout, row, cols)
+        tuples.append(
+            "(" + ", ".join(p(_value(c, values[c]), _CASTS.get(c, "text")) for c in cols) + ")"
+        )
+    names = ", ".join(cols)
     return (
-        f"INSERT INTO {t} ({cols}) SELECT {cols} FROM (VALUES {', '.join(tuples)}) AS v({cols}) "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {t} AS m WHERE m.path = v.path)",
+        f"INSERT INTO {t} ({names}) SELECT {names} FROM (VALUES {', '.join(tuples)}) "
+        f"AS v({names}) WHERE NOT EXISTS (SELECT 1 FROM {t} AS m WHERE m.path = v.path)",
         p.values,
     )
 
 
-def memory_replace(table: str, row: dict[str, Any]) -> Statement:
+def memory_replace(layout: TableLayout, row: Mapping[str, Any]) -> Statement:
     """Overwrite the content of an existing file (idempotent).
 
     ``project`` and ``description`` are only set when the row carries them (not None).
+
+    Raises:
+        ValueError: The row holds binary data and the table has no ``content`` column.
     """
-    t, p = quote_ident(table), Params()
-    sets = [
-        f"filename = {p(row['filename'])}",
-        f"content = {p(bytea_param(row['content']), 'bytea')}",
-        f"summary = {p(row['summary'])}",
-        f"mime_type = {p(row['mime_type'])}",
-        f"size_bytes = {p(row['size_bytes'], 'bigint')}",
-        f"last_update_date = {p(row['last_update_date'])}",
+    _check_storable(layout, row)
+    t, p = quote_ident(layout.name), Params()
+    cols = [
+        "filename",
+        "content",
+        "summary",
+        "mime_type",
+        "size_bytes",
+        "agent",
+        "plugin_version",
+        "last_update_date",
     ]
-    for col in ("project", "description"):
-        if row.get(col) is not None:
-            sets.append(f"{col} = {p(row[col])}")
+    cols += [c for c in ("project", "description") if row.get(c) is not None]
+    values = _fill(layout, row, cols)
+    sets = [f"{c} = {p(_value(c, v), _CASTS.get(c, ''))}" for c, v in values.items()]
     return (f"UPDATE {t} SET {', '.join(sets)} WHERE path = {p(row['path'])}", p.values)
 
 
-def memory_dedupe(table: str, path: str, keep_id: str) -> Statement:
+def memory_dedupe(layout: TableLayout, path: str, keep_id: str) -> Statement:
     """Delete every row of ``path`` but ``keep_id`` (resolves a create/create race)."""
-    t, p = quote_ident(table), Params()
+    t, p = quote_ident(layout.name), Params()
     return (f"DELETE FROM {t} WHERE path = {p(path)} AND id <> {p(keep_id)}", p.values)
 
 
 def memory_append(
-    table: str, path: str, data: bytes, *, text: str | None, expected_size: int, date: str
+    layout: TableLayout,
+    path: str,
+    data: bytes,
+    *,
+    text: str | None,
+    expected_size: int,
+    date: str,
 ) -> Statement:
     """Append ``data`` if the file still has ``expected_size`` bytes (compare-and-swap).
 
     ``text`` is the appended data as text, or None when it is not valid UTF-8 text; the text copy
-    in ``summary`` is extended only while the whole file is text.
+    in ``summary`` is extended only while the whole file is text. On a table without
+    ``content`` the data goes to ``summary`` and must be text.
+
+    Raises:
+        ValueError: ``text`` is None and the table has no ``content`` column.
     """
-    t, p = quote_ident(table), Params()
-    txt = p(text, "text")
+    t, p = quote_ident(layout.name), Params()
+    sets = []
+    if layout.has("content"):
+        sets.append(f"content = content || {p(bytea_param(data), 'bytea')}")
+        if layout.has("summary"):
+            txt = p(text, "text")
+            sets.append(
+                f"summary = CASE WHEN {txt} IS NULL THEN '' "
+                f"WHEN size_bytes = 0 OR summary <> '' THEN summary || {txt} ELSE '' END"
+            )
+    else:
+        if text is None:
+            raise ValueError(f"table {layout.name!r} has no content column: append text only")
+        sets.append(f"summary = summary || {p(text, 'text')}")
+    sets.append(f"size_bytes = size_bytes + {p(len(data), 'bigint')}")
+    if layout.has("last_update_date"):
+        sets.append(f"last_update_date = {p(date)}")
     return (
-        f"UPDATE {t} SET content = content || {p(bytea_param(data), 'bytea')}, "
-        f"summary = CASE WHEN {txt} IS NULL THEN '' "
-        f"WHEN size_bytes = 0 OR summary <> '' THEN summary || {txt} ELSE '' END, "
-        f"size_bytes = size_bytes + {p(len(data), 'bigint')}, "
-        f"last_update_date = {p(date)} "
+        f"UPDATE {t} SET {', '.join(sets)} "
         f"WHERE path = {p(path)} AND size_bytes = {p(expected_size, 'bigint')}",
         p.values,
     )
 
 
-def memory_append_landed(table: str, path: str, data: bytes, offset: int) -> Statement:
+def memory_append_landed(layout: TableLayout, path: str, data: bytes, offset: int) -> Statement:
     """Whether ``data`` sits at byte ``offset`` of the file: did an ambiguous append land?"""
-    t, p = quote_ident(table), Params()
+    t, p = quote_ident(layout.name), Params()
+    stored = "content" if layout.has("content") else "convert_to(summary, 'UTF8')"
     return (
         f"SELECT 1 AS landed FROM {t} WHERE path = {p(path)} "
         f"AND size_bytes >= {p(offset + len(data), 'bigint')} "
-        f"AND substring(content FROM {p(offset + 1, 'int')} FOR {p(len(data), 'int')}) = "
+        f"AND substring({stored} FROM {p(offset + 1, 'int')} FOR {p(len(data), 'int')}) = "
         f"{p(bytea_param(data), 'bytea')} LIMIT 1",
         p.values,
     )
 
 
-def memory_delete(table: str, path: str) -> Statement:
-    """Delete one file."""
-    t, p = quote_ident(table), Params()
+def memory_delete(layout: TableLayout, path: str) -> Statement:
+    """Delete one file (every row of its path)."""
+    t, p = quote_ident(layout.name), Params()
     return (f"DELETE FROM {t} WHERE path = {p(path)}", p.values)
 
 
-def memory_delete_tree(table: str, directory: str) -> Statement:
+def memory_delete_tree(layout: TableLayout, directory: str) -> Statement:
     """Delete every file inside ``directory``."""
-    t, p = quote_ident(table), Params()
+    t, p = quote_ident(layout.name), Params()
     prefix = like_escape(directory.rstrip("/") + "/") + "%"
     return (f"DELETE FROM {t} WHERE path LIKE {p(prefix)} ESCAPE '\\'", p.values)
 
 
-def memory_rename(table: str, src: str, dst: str, filename: str, date: str) -> Statement:
+def memory_rename(layout: TableLayout, src: str, dst: str, filename: str, date: str) -> Statement:
     """Rename one file (idempotent: a second run finds nothing at ``src``)."""
-    t, p = quote_ident(table), Params()
-    return (
-        f"UPDATE {t} SET path = {p(dst)}, filename = {p(filename)}, "
-        f"last_update_date = {p(date)} WHERE path = {p(src)}",
-        p.values,
-    )
+    t, p = quote_ident(layout.name), Params()
+    sets = [f"path = {p(dst)}"]
+    if layout.has("filename"):
+        sets.append(f"filename = {p(filename)}")
+    if layout.has("last_update_date"):
+        sets.append(f"last_update_date = {p(date)}")
+    return (f"UPDATE {t} SET {', '.join(sets)} WHERE path = {p(src)}", p.values)
 
 
-def memory_rename_tree(table: str, src_dir: str, dst_dir: str, date: str) -> Statement:
+def memory_rename_tree(layout: TableLayout, src_dir: str, dst_dir: str, date: str) -> Statement:
     """Move every file inside ``src_dir`` to the same place inside ``dst_dir``."""
-    t, p = quote_ident(table), Params()
+    t, p = quote_ident(layout.name), Params()
     src_prefix = src_dir.rstrip("/") + "/"
     dst_prefix = dst_dir.rstrip("/") + "/"
+    sets = [f"path = {p(dst_prefix)} || substring(path FROM {p(len(src_prefix) + 1, 'int')})"]
+    if layout.has("last_update_date"):
+        sets.append(f"last_update_date = {p(date)}")
     return (
-        f"UPDATE {t} SET path = {p(dst_prefix)} || substring(path FROM "
-        f"{p(len(src_prefix) + 1, 'int')}), last_update_date = {p(date)} "
+        f"UPDATE {t} SET {', '.join(sets)} "
         f"WHERE path LIKE {p(like_escape(src_prefix) + '%')} ESCAPE '\\'",
         p.values,
     )
 
 
 # -- sessions ----------------------------------------------------------------------------------
-def sessions_metadata(table: str) -> Statement:
-    """Row count and last change per session file (MAX, not SUM: see the dialect notes)."""
-    t = quote_ident(table)
+def sessions_metadata(layout: TableLayout) -> Statement:
+    """Number of distinct events and last change per session file (MAX, not SUM)."""
+    t = quote_ident(layout.name)
+    date = next((c for c in ("last_update_date", "creation_date") if layout.has(c)), None)
+    last = f"MAX({date})" if date else "''"
     return (
-        f"SELECT path, COUNT(*) AS n, MAX(last_update_date) AS last_update_date "
+        f"SELECT path, COUNT(DISTINCT {EVENT_KEY_SQL}) AS n, {last} AS last_update_date "
         f"FROM {t} GROUP BY path",
         [],
     )
 
 
-def session_lines(table: str, path: str) -> Statement:
-    """The events of one session file as JSON text lines, in creation order."""
-    t, p = quote_ident(table), Params()
+def session_lines(layout: TableLayout, path: str) -> Statement:
+    """The event rows of one session file, in creation order (see :func:`session_file_lines`).
+
+    Each row answers ``message`` as PostgreSQL's text of the stored JSON (``message::text``:
+    its key order and number forms, whatever the service does with JSONB values in answers)
+    and ``event_key`` (:data:`EVENT_KEY_SQL`).
+    """
+    t, p = quote_ident(layout.name), Params()
     return (
-        f"SELECT message::text AS line FROM {t} WHERE path = {p(path)} ORDER BY creation_date, id",
+        f"SELECT id, {_col(layout, 'creation_date')}, {MESSAGE_TEXT_SQL} AS message, "
+        f"{EVENT_KEY_SQL} AS event_key FROM {t} WHERE path = {p(path)} ORDER BY {layout.order_by}",
         p.values,
     )
 
 
-def session_insert(table: str, row: dict[str, Any]) -> Statement:
-    """Insert one event row unless a row with its id exists (safe to re-send)."""
-    sql = guarded_insert(table, SESSION_COLUMNS, casts={"message": "jsonb", "size_bytes": "bigint"})
-    return sql, [row[c] for c in SESSION_COLUMNS]
+def session_insert(layout: TableLayout, row: Mapping[str, Any]) -> Statement:
+    """Insert one event row unless a row with its id exists (safe to re-send).
+
+    ``row`` has the columns of :data:`SESSION_WRITE_COLUMNS` (``message`` as JSON text);
+    only those the table has are sent.
+    """
+    values = _fill(layout, row, SESSION_WRITE_COLUMNS)
+    cols = list(values)
+    sql = guarded_insert(layout.name, cols, casts={c: _CASTS[c] for c in cols if c in _CASTS})
+    return sql, [values[c] for c in cols]
+
+
+def _jsonb_key(key: str) -> tuple[int, bytes]:
+    raw = key.encode("utf-8", "surrogatepass")
+    return (len(raw), raw)
+
+
+def _jsonb_number(value: float) -> str:
+    """A float as JSONB prints it: PostgreSQL ``numeric`` of Python's shortest repr, no exponent."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a JSON number")
+    text = format(Decimal(repr(value)), "f")
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # -0.0 -> 0.0
+
+
+def _jsonb_text(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None or isinstance(value, (bool, int)):
+        return json.dumps(value)
+    if isinstance(value, float):
+        return _jsonb_number(value)
+    if isinstance(value, Mapping):
+        items = {k if isinstance(k, str) else json.dumps(k): v for k, v in value.items()}
+        keys = sorted(items, key=_jsonb_key)
+        return "{" + ",".join(f"{_jsonb_text(k)}:{_jsonb_text(items[k])}" for k in keys) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_jsonb_text(v) for v in value) + "]"
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def message_text(message: Any) -> str:
+    """The stored JSON text of one session event, compact: what its line reads back as.
+
+    JSONB keeps an object's keys sorted (shorter keys first, then bytewise), not in the order
+    they were written, and prints numbers as PostgreSQL ``numeric`` does (``0.00001`` where
+    Python writes ``1e-05``); this renders ``message`` in that form, so its UTF-8 length is
+    the length of the line :func:`session_file_lines` returns once it is stored (the row's
+    ``size_bytes``). JSON text of strings written with ``JSON.stringify`` has the same length
+    whatever its key order.
+
+    Args:
+        message: The JSON value.
+
+    Raises:
+        ValueError: The value holds NaN or an infinity (not JSON).
+        TypeError: The value holds something JSON has no form for.
+    """
+    return _jsonb_text(message)
+
+
+#: Strings (kept whole) or whitespace outside strings (dropped) in JSON text.
+_JSON_SPACE = re.compile(r'("(?:[^"\\]|\\.)*")|[ \t\r\n]+')
+
+
+def compact_json(text: str) -> str:
+    """JSON text without the whitespace outside its strings (``jsonb::text`` -> one line).
+
+    ``jsonb::text`` writes ``{"a": 1, "b": [1, 2]}``; the line of a session file is
+    ``{"a":1,"b":[1,2]}``: keys, strings and numbers stay exactly as PostgreSQL printed them.
+    """
+    return _JSON_SPACE.sub(lambda m: m.group(1) or "", text)
+
+
+def distinct_events(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Rows of one session file in creation order, each event once (the first copy kept).
+
+    Order and the kept copy follow the duplicate rule (``creation_date``, then ``id``);
+    events are the same when their ``event_key`` (:data:`EVENT_KEY_SQL`) is: retried
+    inserts that had committed.
+    """
+    seen: set[str] = set()
+    out = []
+    for row in sorted(rows, key=row_rank):
+        key = str(row.get("event_key") or row.get("id") or "")
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
+
+
+def session_file_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The lines of a session file from its rows (:func:`session_lines`), without newlines."""
+    return [compact_json(row["message"]) for row in distinct_events(rows)]
 
 
 # -- grep ------------------------------------------------------------------------------------
@@ -230,9 +477,19 @@ def _scope(p: Params, directory: str) -> str:
     return f"(path = {p(directory)} OR path LIKE {p(prefix)} ESCAPE '\\')"
 
 
+def json_text_like(like: str) -> str:
+    """A LIKE pattern for compact JSON, made to match the spaced text of ``jsonb::text``.
+
+    ``message::text`` writes ``{"a": 1, "b": 2}`` where the compact line is
+    ``{"a":1,"b":2}``: a ``%`` after every ``:`` and ``,`` of the pattern lets both match
+    (it may let a few more texts through; the regex then decides on the compact line).
+    """
+    return like.replace(":", ":%").replace(",", ",%")
+
+
 def grep_candidates(
-    memory_table: str,
-    sessions_table: str | None,
+    memory: TableLayout,
+    sessions: TableLayout | None,
     directory: str,
     like: str | None,
     case_insensitive: bool,
@@ -240,23 +497,34 @@ def grep_candidates(
     """Every text that may match: memory files whole, session events one JSON line each.
 
     ``like`` is a LIKE pattern (already escaped) that every matching text contains, or None.
-    One statement. Session lines carry their line number in the session file (``n``), counted
-    before the filter so that ``grep -n`` output is right.
+    One statement. Memory files are the row of the duplicate rule per path; session events
+    are each counted once and carry their line number in the session file (``n``), counted
+    before the filter so that ``grep -n`` output is right. Memory rows answer ``text``,
+    session rows ``message``, PostgreSQL's text of the event's JSON (its line once
+    :func:`compact_json` has dropped the spaces).
     """
     p = Params()
     op = "ILIKE" if case_insensitive else "LIKE"
-    pattern = p(like) if like else ""
+    summary = "summary" if memory.has("summary") else "''"
     sql = (
-        f"SELECT 'memory' AS kind, path, summary AS text, id, 0 AS n "
-        f"FROM {quote_ident(memory_table)} WHERE {_scope(p, directory)}"
-        + (f" AND summary {op} {pattern} ESCAPE '\\'" if like else "")
+        f"SELECT 'memory' AS kind, path, id, text, NULL::text AS message, 0 AS n FROM ("
+        f"SELECT path, id, {summary} AS text, ROW_NUMBER() OVER "
+        f"(PARTITION BY path ORDER BY {memory.order_by}) AS r "
+        f"FROM {quote_ident(memory.name)} WHERE {_scope(p, directory)}) AS m WHERE r = 1"
+        + (f" AND text {op} {p(like)} ESCAPE '\\'" if like else "")
     )
-    if sessions_table:
+    if sessions is not None:
+        order = sessions.order_by
+        msg = MESSAGE_TEXT_SQL
         sql += (
-            f" UNION ALL SELECT 'session' AS kind, path, text, id, n FROM ("
-            f"SELECT path, message::text AS text, id, ROW_NUMBER() OVER "
-            f"(PARTITION BY path ORDER BY creation_date, id) AS n "
-            f"FROM {quote_ident(sessions_table)} WHERE {_scope(p, directory)}) AS s"
-            + (f" WHERE text {op} {pattern} ESCAPE '\\'" if like else "")
+            f" UNION ALL SELECT 'session' AS kind, path, id, NULL::text AS text, "
+            f"{msg} AS message, n "
+            f"FROM (SELECT path, id, message, ROW_NUMBER() OVER "
+            f"(PARTITION BY path ORDER BY {order}) AS n FROM ("
+            f"SELECT path, id, message, {_col(sessions, 'creation_date')}, ROW_NUMBER() OVER "
+            f"(PARTITION BY path, {EVENT_KEY_SQL} ORDER BY {order}) AS dup "
+            f"FROM {quote_ident(sessions.name)} WHERE {_scope(p, directory)}) AS d "
+            f"WHERE dup = 1) AS s"
+            + (f" WHERE {msg} {op} {p(json_text_like(like))} ESCAPE '\\'" if like else "")
         )
     return sql, p.values
