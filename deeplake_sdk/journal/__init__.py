@@ -1,0 +1,40 @@
+"""The local write-ahead journal: every write is durable before the call returns.
+
+:class:`JournalStore` keeps entries on local disk until the service confirmed them
+(:mod:`deeplake_sdk.journal.store`); :class:`Journal` adds the flusher that sends them and the
+overlay through which the writing process reads them (:mod:`deeplake_sdk.journal.core`).
+"""
+
+from deeplake_sdk.journal.core import Journal, RejectedWriteError, drain, journal_for
+from deeplake_sdk.journal.drain import Consistency
+from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
+from deeplake_sdk.journal.store import (
+    Entry,
+    JournalCorruptError,
+    JournalError,
+    JournalStore,
+    NewEntry,
+    default_journal_root,
+    journal_path,
+    list_entries,
+    list_journals,
+)
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Consistency",
+    "Entry",
+    "Journal",
+    "JournalCorruptError",
+    "JournalError",
+    "JournalStore",
+    "Limits",
+    "NewEntry",
+    "RejectedWriteError",
+    "default_journal_root",
+    "drain",
+    "journal_for",
+    "journal_path",
+    "list_entries",
+    "list_journals",
+]
