@@ -9,9 +9,14 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from deeplake_sdk.journal.core import journal_for
+from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
+from deeplake_sdk.journal.store import NewEntry
 from deeplake_sdk.statements import files as st
 
 if TYPE_CHECKING:
+    from os import PathLike
+
     from deeplake_sdk.api import DeeplakeApi
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,9 @@ class SessionLog:
         table: Sessions table name.
         path: Path of the session file (default ``/sessions/<user>/<session_id>.jsonl``).
         ensure: Create or migrate the sessions table first (once per process and table).
+        journal: The local journal (see :class:`~deeplake_sdk.DeeplakeFs`):
+            each event is durable there when :meth:`log` returns, and stored by the flusher.
+        limits: Size limits checked before an event is journaled.
     """
 
     def __init__(
@@ -49,9 +57,11 @@ class SessionLog:
         *,
         user: str = "anonymous",
         project: str = "",
-        table: str = "sessions",
+        table: str | None = None,
         path: str | None = None,
         ensure: bool = True,
+        journal: bool | str | PathLike[str] | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         if not session_id:
             raise ValueError("session_id must not be empty")
@@ -59,15 +69,19 @@ class SessionLog:
         self.session_id = session_id
         self.user = user
         self.project = project
-        self.table = table
+        self.table = table or api.credentials.sessions_table
+        self.limits = limits
+        self.journal = journal_for(api, journal)
         self.path = path or f"/sessions/{_SAFE.sub('_', user)}/{_SAFE.sub('_', session_id)}.jsonl"
         self.events_logged = 0
         self._last_stamp: datetime | None = None
         if ensure:
-            api.ensure_sessions_table(table)
+            api.ensure_sessions_table(self.table)
 
     def log(self, event: dict[str, Any], *, description: str | None = None) -> str:
-        """Store one event; returns the id of its row.
+        """Journal one event (durable when this returns); returns the id of its row.
+
+        The journal's flusher inserts it in the background; :meth:`flush` waits for it.
 
         Args:
             event: A JSON-serialisable mapping (stored as JSONB).
@@ -75,11 +89,14 @@ class SessionLog:
 
         Raises:
             TypeError: The event is not a JSON object.
-            DeeplakeError: The row could not be stored (after the client's retries).
+            ValueError: The event holds a NUL character (a JSONB column cannot store it), or
+                its JSON text is over :attr:`Limits.event_bytes
+                <deeplake_sdk.journal.Limits>`.
         """
         if not isinstance(event, dict):
             raise TypeError(f"event must be a dict, not {type(event).__name__}")
         message = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        self._check(event, message)
         stamp = self._next_stamp()
         row_id = uuid.uuid4().hex
         row = {
@@ -95,15 +112,38 @@ class SessionLog:
             "creation_date": stamp,
             "last_update_date": stamp,
         }
-        sql, params = st.session_insert(self.table, row)
-        self.api.execute(sql, params, idempotent=True)
+        del row["message"]
+        self.journal.record(
+            [NewEntry("event", self.table, self.path, message.encode("utf-8"), {"row": row})]
+        )
         self.events_logged += 1
         return row_id
 
+    def flush(self, timeout: float | None = 60.0) -> int:
+        """Wait until the events this process journaled are stored (see ``DeeplakeFs.flush``)."""
+        return self.journal.flush(timeout)
+
+    def _check(self, event: dict[str, Any], message: str) -> None:
+        if _has_nul(event):
+            raise ValueError(
+                "the event holds a NUL character (\\u0000), which the sessions table's JSONB "
+                "column cannot store; remove it or encode the value (e.g. base64)"
+            )
+        size = len(message.encode("utf-8"))
+        if size > self.limits.event_bytes:
+            raise ValueError(
+                f"the event's JSON text is {size:,} bytes, over the {self.limits.event_bytes:,}"
+                "-byte limit of one event (Limits.event_bytes)"
+            )
+
     def read(self) -> list[dict[str, Any]]:
-        """Every event of this session, in the order they were logged."""
+        """Every event of this session, in the order they were logged (journaled ones too)."""
         sql, params = st.session_lines(self.table, self.path)
-        return [json.loads(r["line"]) for r in self.api.query(sql, params)]
+        rows = self.api.query(sql, params)
+        lines = [r["line"] for r in rows]
+        stored = {str(r["id"]) for r in rows}
+        lines += self.journal.overlay.event_lines(self.table, self.path, stored)
+        return [json.loads(line) for line in lines]
 
     def _next_stamp(self) -> str:
         """Creation date strictly after the previous event's (the file's order)."""
@@ -112,3 +152,14 @@ class SessionLog:
             now = self._last_stamp + timedelta(microseconds=1)
         self._last_stamp = now
         return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a JSON value holds a NUL character in any string (keys included)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False

@@ -211,7 +211,8 @@ def session_lines(table: str, path: str) -> Statement:
     """The events of one session file as JSON text lines, in creation order."""
     t, p = quote_ident(table), Params()
     return (
-        f"SELECT message::text AS line FROM {t} WHERE path = {p(path)} ORDER BY creation_date, id",
+        f"SELECT id, message::text AS line FROM {t} WHERE path = {p(path)} "
+        "ORDER BY creation_date, id",
         p.values,
     )
 
