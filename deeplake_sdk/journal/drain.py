@@ -327,22 +327,26 @@ class Drain:
         return op.kind in ("put", "append") and run.row is None
 
     def _record(self, runs: list[_Run]) -> None:
-        """Durably mark the round's entries as being sent, with each append's offset."""
+        """Durably record the round's appends as being sent, with the offset each expects.
+
+        Only appends need it: a write or a delete resent as if never sent is still exact (an
+        insert guarded by its path, an update or a delete of the same rows), which saves the
+        journal a transaction for rounds without appends.
+        """
         seqs: list[int] = []
         meta: dict[int, dict[str, Any]] = {}
         for run in runs:
             op = run.op
             if op is None or run.error is not None:
                 continue
-            seqs += op.seqs
-            if op.kind == "append" and run.row is not None:
-                op.meta["expected"], op.meta["target"] = run.row.size, run.row.id
-                meta[op.seqs[-1]] = {"expected": run.row.size, "target": run.row.id}
+            op.fresh = False
+            if op.kind == "append":
+                seqs += op.seqs
+                if run.row is not None:
+                    op.meta["expected"], op.meta["target"] = run.row.size, run.row.id
+                    meta[op.seqs[-1]] = {"expected": run.row.size, "target": run.row.id}
         if seqs:
             self._attempt(seqs, meta)
-            for run in runs:
-                if run.op is not None:
-                    run.op.fresh = False
 
     def _probe(self, runs: list[_Run]) -> None:
         """Read the rows of files whose state is unknown (one query per chunk)."""
