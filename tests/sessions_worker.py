@@ -15,9 +15,10 @@ waits until the journal is empty, and prints ``{"resumed": n}``.
 
 from __future__ import annotations
 
+import os
 import sys
 
-if sys.argv[6] == "run":
+if sys.argv[6] == "run" and os.environ.get("SESSIONS_WORKER_PATCH", "1") == "1":
     from gevent import monkey
 
     monkey.patch_all()
@@ -25,6 +26,8 @@ if sys.argv[6] == "run":
 import json
 import random
 import threading
+
+import gevent
 
 from deeplake_sdk import DeeplakeApi, DeeplakeFs, SessionLog
 
@@ -57,18 +60,13 @@ def session(fs: DeeplakeFs, api: DeeplakeApi, journal: str, n: int, seed: int) -
             op["id"] = log.log({"type": "user_message", "content": f"s{n} event {step}"})
             op["path"] = log.path
         emit({"acked": op})
-        if step % 5 == 4:
-            import gevent
-
-            gevent.sleep(rng.random() * 0.05)  # think time of the agent
+        gevent.sleep(rng.uniform(0.02, 0.1))  # the agent's pace between two writes
 
 
 def main() -> None:
     url, token, org, workspace, journal, op, *args = sys.argv[1:]
     api = DeeplakeApi(token, org, workspace, url)
     if op == "run":
-        import gevent
-
         sessions, seed = int(args[0]), int(args[1])
         fs = DeeplakeFs(api, cache=False, journal=journal)
         emit({"ready": True})

@@ -145,7 +145,12 @@ def test_fifty_sessions_killed_at_random_moments_resume_exactly(srv, raw, tmp_pa
             assert path not in stored, f"run {run}: duplicate rows for {path}"
             stored[path] = texts
         for path, options in allowed.items():
-            assert stored.get(path) in options, f"run {run}: {path} holds {stored.get(path)!r}"
+            mine = [o for o in acked if o.get("path") == path] + [
+                o for o in intents.values() if o.get("path") == path
+            ]
+            assert stored.get(path) in options, (
+                f"run {run}: {path} holds {stored.get(path)!r}; its writes: {mine}"
+            )
         assert set(stored) <= set(allowed)
         ids = Counter(r[0] for r in raw.rows("SELECT id FROM sessions", workspace=ws))
         assert all(n == 1 for n in ids.values()), f"run {run}: duplicated events"

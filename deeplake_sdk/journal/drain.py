@@ -305,6 +305,8 @@ class Drain:
         resumed = [r for r in runs if _resumes(r.op)]
         for run in resumed:
             run.acked = time.time()
+            if run.op.meta.get("create"):
+                run.inserted = run.op.meta.get("append_id")
         runs = [r for r in runs if r not in resumed]
         need_probe = [r for r in runs if r.op.kind == "append" and not r.known]
         if need_probe:
@@ -327,13 +329,14 @@ class Drain:
         return op.kind in ("put", "append") and run.row is None
 
     def _record(self, runs: list[_Run]) -> None:
-        """Durably record the round's appends as being sent, with the offset each expects.
+        """Durably record the round's appends as being sent, as one group each.
 
-        Only appends need it: a write or a delete resent as if never sent is still exact (an
-        insert guarded by its path, an update or a delete of the same rows), which saves the
-        journal a transaction for rounds without appends.
+        Every entry of a (coalesced) append gets the group's first seq and either the offset
+        the group expects or that it creates the file: a later drain merges the group again and
+        checks whether its bytes are there before resending. A write or a delete resent as if
+        never sent is still exact (an insert guarded by its path, an update or a delete of the
+        same rows), so rounds without appends cost the journal no transaction.
         """
-        seqs: list[int] = []
         meta: dict[int, dict[str, Any]] = {}
         for run in runs:
             op = run.op
@@ -341,12 +344,9 @@ class Drain:
                 continue
             op.fresh = False
             if op.kind == "append":
-                seqs += op.seqs
-                if run.row is not None:
-                    op.meta["expected"], op.meta["target"] = run.row.size, run.row.id
-                    meta[op.seqs[-1]] = {"expected": run.row.size, "target": run.row.id}
-        if seqs:
-            self._attempt(seqs, meta)
+                meta.update(_group_meta(op, run.row))
+        if meta:
+            self._attempt(list(meta), meta)
 
     def _probe(self, runs: list[_Run]) -> None:
         """Read the rows of files whose state is unknown (one query per chunk)."""
@@ -482,9 +482,11 @@ class Drain:
             if self._landed(op, found.id, row.size):
                 return
             run.row = found
-            op.meta["expected"], op.meta["target"] = found.size, found.id
             if op.seqs:
-                self._attempt(op.seqs, {op.seqs[-1]: {"expected": found.size, "target": found.id}})
+                meta = _group_meta(op, found)
+                self._attempt(list(meta), meta)
+            else:
+                op.meta["expected"], op.meta["target"] = found.size, found.id
         raise DeeplakeError(f"append to {op.path} kept losing races with other writers")
 
     def _landed(self, op: Op, row_id: str | None, offset: int) -> bool:
@@ -820,8 +822,24 @@ class Drain:
 
 # ------------------------------------------------------------------------------------------ helpers
 def _resumes(op: Op | None) -> bool:
-    """An append an earlier drain sent with a recorded offset: check it before resending."""
-    return op is not None and op.kind == "append" and not op.fresh and "expected" in op.meta
+    """An append group an earlier drain sent: check whether it applied before resending."""
+    return (
+        op is not None
+        and op.kind == "append"
+        and not op.fresh
+        and ("expected" in op.meta or bool(op.meta.get("create")))
+    )
+
+
+def _group_meta(op: Op, row: Row | None) -> dict[int, dict[str, Any]]:
+    """What to record on every entry of an append group about to be sent (and keep in ``op``)."""
+    if row is None:
+        facts: dict[str, Any] = {"create": True}
+        op.meta.pop("expected", None)
+    else:
+        facts = {"expected": row.size, "target": row.id, "create": False}
+    op.meta.update(facts)
+    return {seq: {"group": op.seqs[0], **facts} for seq in op.seqs}
 
 
 def _by_table(runs: list[_Run]) -> dict[str, list[_Run]]:

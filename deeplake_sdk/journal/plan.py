@@ -6,9 +6,11 @@ independent and run in parallel. Operations spanning paths (``rename``, ``rename
 and everything after waits for it.
 
 Inside a lane, entries never sent before are coalesced: a write followed by appends becomes one
-write, consecutive appends one append, anything followed by a delete just the delete. An entry
-that a drain already started to send (``attempts > 0``) keeps its own identity (its row id, the
-offset its append expected), so that whoever resends it can tell whether it already applied.
+write, consecutive appends one append, anything followed by a delete just the delete. Appends a
+drain already started to send (``attempts > 0``) were recorded as one *group* (the seq of its
+first entry, and the offset the whole group expects, or that it creates the file): they are
+merged again exactly as they were sent, and nothing else joins them, so that whoever resends
+them can tell whether they already applied.
 """
 
 from __future__ import annotations
@@ -68,15 +70,21 @@ class Op:
         return str(self.meta.get("stamp", ""))
 
     def absorb(self, later: Op) -> bool:
-        """Merge a later fresh operation of the same file into this one, if that is exact.
+        """Merge a later operation of the same file into this one, if that is exact.
+
+        A fresh append joins a write or a fresh append; an append already sent joins only the
+        group it was sent with.
 
         Returns:
             Whether ``later`` was merged (its entries are then completed with this one).
         """
-        if not later.fresh or later.kind != "append" or self.kind not in ("put", "append"):
+        if later.kind != "append" or self.kind not in ("put", "append"):
             return False
-        if self.kind == "append" and not self.fresh:
-            return False  # its recorded offset is for its own bytes only
+        if later.fresh:
+            if self.kind == "append" and not self.fresh:
+                return False  # its recorded offset is for its own group's bytes only
+        elif self.kind != "append" or later.meta.get("group") != self.seqs[0]:
+            return False
         self.data += later.data
         self.meta["stamp"] = later.stamp
         self.seqs += later.seqs
