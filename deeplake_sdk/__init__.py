@@ -10,6 +10,7 @@ from deeplake_sdk.errors import (
     AmbiguousWriteError,
     ApiError,
     AuthError,
+    ClosedError,
     ConfigError,
     DeeplakeError,
     FlushError,
@@ -18,8 +19,10 @@ from deeplake_sdk.errors import (
     QueryError,
     RateLimitError,
     ServerError,
+    ServiceUnavailableError,
 )
 from deeplake_sdk.fs import DeeplakeFs, FileStat
+from deeplake_sdk.journal import Consistency, Limits, RejectedWriteError
 from deeplake_sdk.retry import RetryPolicy
 from deeplake_sdk.sessions import SessionLog
 from deeplake_sdk.statements.layout import TableLayout, TableLayoutError
@@ -29,7 +32,9 @@ __all__ = [
     "AmbiguousWriteError",
     "ApiError",
     "AuthError",
+    "ClosedError",
     "ConfigError",
+    "Consistency",
     "ContentCache",
     "Credentials",
     "DeeplakeApi",
@@ -38,13 +43,16 @@ __all__ = [
     "FileStat",
     "FlushError",
     "FsError",
+    "Limits",
     "NetworkError",
     "NullCache",
     "QueryError",
     "QueryResult",
     "RateLimitError",
+    "RejectedWriteError",
     "RetryPolicy",
     "ServerError",
+    "ServiceUnavailableError",
     "SessionLog",
     "TableLayout",
     "TableLayoutError",

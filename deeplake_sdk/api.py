@@ -22,7 +22,7 @@ from deeplake_sdk.api_types import QueryResult, Timeout
 from deeplake_sdk.config import Credentials, load_credentials
 from deeplake_sdk.errors import (
     AmbiguousWriteError,
-    DeeplakeError,
+    ClosedError,
     NetworkError,
     QueryError,
     ServerError,
@@ -173,7 +173,7 @@ class DeeplakeApi(TablesMixin):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise DeeplakeError("this DeeplakeApi is closed; create a new one")
+            raise ClosedError("this DeeplakeApi is closed; create a new one")
 
     def _record_retry(self, event: RetryEvent) -> None:
         self.retry_events.append(event)

@@ -201,10 +201,7 @@ class TablesMixin:
         """
         self._check_open()
         statements.validate_identifier(name)
-        with _ensured_lock:
-            _ensured.pop(
-                (self.credentials.api_url, self.credentials.org_id, self.workspace_id, name), None
-            )
+        self.forget_table(name)
         try:
             self._drop_table(name)
         except QueryError as exc:
@@ -232,6 +229,16 @@ class TablesMixin:
             self.execute(statements.create_index(table, column, index_type))
         except AlreadyExistsError:
             logger.debug("index on %s.%s already exists", table, column)
+
+    def forget_table(self, name: str) -> None:
+        """Forget what this process knows of table ``name``: the next ensure probes it again.
+
+        For a table that was dropped or altered behind the SDK's back.
+        """
+        with _ensured_lock:
+            _ensured.pop(
+                (self.credentials.api_url, self.credentials.org_id, self.workspace_id, name), None
+            )
 
     def ensure_table(self, name: str | None = None, *, migrate: bool = False) -> TableLayout:
         """Make sure the memory table exists and return its layout.

@@ -61,7 +61,9 @@ class QueryResult:
     Attributes:
         columns: Column names (empty for most DDL/DML).
         rows: Rows as lists, in column order.
-        row_count: Rows returned or affected, as the service reports it.
+        row_count: Rows returned or affected, as the service reports it; ``None`` when the
+            answer did not say (never assume 0: a write whose count is unknown is settled by
+            reading).
         confirmed: ``True`` when the statement's first attempt failed ambiguously and the
             ``confirm`` check said it had taken effect: it was not re-sent, and ``rows`` is
             empty.
@@ -69,7 +71,7 @@ class QueryResult:
 
     columns: list[str] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
-    row_count: int = 0
+    row_count: int | None = 0
     confirmed: bool = False
 
     @classmethod
@@ -88,7 +90,11 @@ class QueryResult:
             else:
                 rows.append(list(raw))
         count = answer.get("row_count")
-        row_count = count if isinstance(count, int) and not isinstance(count, bool) else len(rows)
+        row_count: int | None = None
+        if isinstance(count, int) and not isinstance(count, bool):
+            row_count = count
+        elif columns:  # a result set: its rows are the count
+            row_count = len(rows)
         return cls(columns, rows, row_count)
 
     def dicts(self) -> list[dict[str, Any]]:

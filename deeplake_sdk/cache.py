@@ -32,7 +32,6 @@ __all__ = [
     "NullCache",
     "Version",
     "default_cache_dir",
-    "make_key",
 ]
 
 logger = logging.getLogger(__name__)
@@ -41,10 +40,15 @@ DEFAULT_SIZE_LIMIT = 1 << 30
 
 
 class CacheKey(NamedTuple):
-    """Identity of a cached file: where it lives and its path."""
+    """Identity of a cached file: where it lives and its path.
 
-    #: API endpoint URL.
+    The org is part of it: two orgs may use the same workspace name, table and path.
+    """
+
+    #: API endpoint (its normalised origin).
     endpoint: str
+    #: Organisation id.
+    org: str
     #: Workspace id.
     workspace: str
     #: Table name.
@@ -56,9 +60,9 @@ class CacheKey(NamedTuple):
         """The stable string under which the entry is stored.
 
         Returns:
-            A JSON array of the four fields behind a format tag (unambiguous for any text).
+            A JSON array of the fields behind a format tag (unambiguous for any text).
         """
-        return json.dumps(["v1", *self], ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(["v2", *self], ensure_ascii=False, separators=(",", ":"))
 
 
 class Version(NamedTuple):
@@ -76,21 +80,6 @@ class Version(NamedTuple):
             ``"<size>|<last_update_date>"``.
         """
         return f"{int(self.size)}|{self.last_update_date}"
-
-
-def make_key(endpoint: str, workspace: str, table: str, path: str) -> str:
-    """Build the stable string key of a file.
-
-    Args:
-        endpoint: API endpoint URL.
-        workspace: Workspace id.
-        table: Table name.
-        path: Absolute path of the file inside the table.
-
-    Returns:
-        The encoded key (see :meth:`CacheKey.encode`).
-    """
-    return CacheKey(endpoint, workspace, table, path).encode()
 
 
 def default_cache_dir() -> str:
@@ -128,12 +117,12 @@ class CacheStats:
     errors: int = 0
 
 
-KeyLike = CacheKey | tuple[str, str, str, str] | str
+KeyLike = CacheKey | str
 VersionLike = Version | tuple[int, str]
 
 
 def _encode_key(key: KeyLike) -> str:
-    return key if isinstance(key, str) else CacheKey(*key).encode()
+    return key if isinstance(key, str) else key.encode()
 
 
 def _token(version: VersionLike) -> str:
@@ -279,21 +268,6 @@ class ContentCache:
         self._pid, self._worker = self._attach()
         self._available = bool(self._worker.call(_job_available))
 
-    @staticmethod
-    def key(endpoint: str, workspace: str, table: str, path: str) -> CacheKey:
-        """Build the key of a file.
-
-        Args:
-            endpoint: API endpoint URL.
-            workspace: Workspace id.
-            table: Table name.
-            path: Absolute path of the file inside the table.
-
-        Returns:
-            The :class:`CacheKey`.
-        """
-        return CacheKey(endpoint, workspace, table, path)
-
     def _attach(self) -> tuple[int, NativeWorker]:
         assert self.directory is not None
         pid, directory = os.getpid(), self.directory
@@ -351,7 +325,7 @@ class ContentCache:
         if self.available:
             self._call(_job_delete, [_encode_key(key)], self.stats)
 
-    def invalidate_tree(self, key: CacheKey | tuple[str, str, str, str]) -> None:
+    def invalidate_tree(self, key: CacheKey) -> None:
         """Remove the entries of a path and of everything below it (``rm -r``).
 
         Scans the keys of the whole cache: its cost grows with the number of entries.
@@ -360,8 +334,7 @@ class ContentCache:
             key: Key whose ``path`` is the directory (or file) to drop.
         """
         if self.available:
-            base = CacheKey(*key)
-            base = base._replace(path=base.path.rstrip("/") or "/")
+            base = key._replace(path=key.path.rstrip("/") or "/")
             below = base._replace(path=base.path.rstrip("/") + "/").encode()
             self._call(_job_delete_tree, base.encode(), below[: -len('"]')], self.stats)
 

@@ -83,7 +83,7 @@ def run(demo: Demo) -> None:
         api = DeeplakeApi(srv.token, srv.org, "demo", srv.url)
 
         demo.section("opening the memory filesystem")
-        with DeeplakeFs.open(api, cache=False, author="agent") as fs:
+        with DeeplakeFs(api, cache=False, author="agent") as fs:
             demo.say("tables 'memory' and 'sessions' ensured, synced and loaded in parallel")
             for path, (text, description) in MEMORY.items():
                 fs.write_text(path, text, description=description)

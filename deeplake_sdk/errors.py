@@ -7,16 +7,25 @@ catches them all. Messages say what happened and, where there is one, what to do
 
     DeeplakeError
     ├── ConfigError            credentials or settings missing / invalid
+    ├── ClosedError (ValueError)  the client or filesystem was closed
     ├── ApiError               the service answered with an error status
     │   ├── AuthError          401 / 403
     │   ├── QueryError         400: the SQL was rejected (syntax, missing table, ...)
     │   │   └── AlreadyExistsError  the object to create already exists (409, "already exists")
-    │   ├── RateLimitError     429 / 503 after every retry was spent
-    │   └── ServerError        5xx after every retry was spent
+    │   ├── RateLimitError     429 (slow down) after every retry was spent
+    │   │   └── ServiceUnavailableError  503: also a ServerError
+    │   └── ServerError        5xx after every retry was spent (503 included)
     ├── NetworkError           no usable answer (connect error, reset, timeout)
     │   └── AmbiguousWriteError  a write may or may not have been applied
-    ├── FlushError             some pending filesystem writes could not be stored
-    └── FsError (OSError)      filesystem-style error carrying an errno
+    ├── FlushError             some filesystem writes are not stored (yet)
+    └── FsError (OSError)      filesystem-style error carrying an errno; by errno also a
+                               FileNotFoundError, IsADirectoryError, NotADirectoryError,
+                               FileExistsError or PermissionError
+
+One rule for overload answers: **429** is a :class:`RateLimitError`; **503** is a
+:class:`ServiceUnavailableError`, which is both a ``RateLimitError`` (the service is overloaded:
+slow down) and a ``ServerError`` (it is a 5xx). Either is retried, never counted as a write that
+may have run.
 """
 
 from __future__ import annotations
@@ -29,14 +38,21 @@ __all__ = [
     "AmbiguousWriteError",
     "ApiError",
     "AuthError",
+    "ClosedError",
     "ConfigError",
     "DeeplakeError",
     "FlushError",
     "FsError",
+    "FsFileExistsError",
+    "FsFileNotFoundError",
+    "FsIsADirectoryError",
+    "FsNotADirectoryError",
+    "FsPermissionError",
     "NetworkError",
     "QueryError",
     "RateLimitError",
     "ServerError",
+    "ServiceUnavailableError",
 ]
 
 
@@ -46,6 +62,13 @@ class DeeplakeError(Exception):
 
 class ConfigError(DeeplakeError):
     """Credentials or settings are missing or invalid."""
+
+
+class ClosedError(DeeplakeError, ValueError):
+    """The object was closed (a :class:`~deeplake_sdk.DeeplakeApi`, a filesystem...).
+
+    Also a :class:`ValueError`, like the error of an operation on a closed Python file.
+    """
 
 
 class ApiError(DeeplakeError):
@@ -114,6 +137,13 @@ class ServerError(ApiError):
     """The service kept failing (5xx) until the retry budget was spent."""
 
 
+class ServiceUnavailableError(RateLimitError, ServerError):
+    """503: the service is overloaded or unavailable; a RateLimitError and a ServerError.
+
+    The request was not executed; it is retried like a 429, honouring ``Retry-After``.
+    """
+
+
 class NetworkError(DeeplakeError):
     """No usable answer: connection refused or reset, or a timeout.
 
@@ -141,24 +171,40 @@ class AmbiguousWriteError(NetworkError):
 
 
 class FlushError(DeeplakeError):
-    """Some pending filesystem writes could not be stored.
+    """Some writes are not stored yet, or were refused by the service.
 
-    The failed writes stay queued (unless a newer write replaced them) and the next
-    :meth:`~deeplake_sdk.DeeplakeFs.flush` tries them again.
+    Writes are journaled before the call that made them returns, so nothing is lost: writes
+    that were not confirmed in time stay journaled and are sent later (by this process, or by the
+    next one that opens the workspace); writes the service refused for good (e.g. too large) are
+    kept aside as *rejected* (``deeplake-sdk journal ls --rejected``) and reported here once.
 
     Attributes:
-        failed_paths: Paths whose writes are still pending.
-        errors: The error of each failed path.
+        failed_paths: Paths whose writes are not stored.
+        errors: The error of each such path (a
+            :class:`~deeplake_sdk.journal.RejectedWriteError` for refused writes).
+        journaled: How many of the writes stay journaled and will be retried.
     """
 
-    def __init__(self, failed_paths: Iterable[str], errors: dict[str, BaseException] | None = None):
+    def __init__(
+        self,
+        failed_paths: Iterable[str],
+        errors: dict[str, BaseException] | None = None,
+        *,
+        journaled: int = 0,
+    ):
         self.failed_paths = sorted(failed_paths)
         self.errors = dict(errors or {})
+        self.journaled = journaled
         first = next(iter(self.errors.values()), None)
         detail = f"; first error: {first}" if first is not None else ""
+        kept = (
+            f" ({journaled} stay journaled and are retried: flush() again to wait)"
+            if journaled
+            else ""
+        )
         super().__init__(
-            f"{len(self.failed_paths)} write(s) could not be flushed and stay queued "
-            f"(flush() again to retry): {', '.join(self.failed_paths[:5])}"
+            f"{len(self.failed_paths)} write(s) not stored{kept}: "
+            f"{', '.join(self.failed_paths[:5])}"
             f"{' ...' if len(self.failed_paths) > 5 else ''}{detail}"
         )
 
@@ -166,17 +212,57 @@ class FlushError(DeeplakeError):
 class FsError(DeeplakeError, OSError):
     """A filesystem-style error with an ``errno`` code (ENOENT, EISDIR, ...).
 
-    Being an :class:`OSError`, it can be caught as ``FileNotFoundError``-style errors are:
-    compare ``err.errno`` with the constants of the :mod:`errno` module.
+    Built with the code of a builtin :class:`OSError` subclass, it is an instance of that one
+    too, so ``except FileNotFoundError`` catches a missing file (``ENOENT``), and likewise
+    :class:`IsADirectoryError` (``EISDIR``), :class:`NotADirectoryError` (``ENOTDIR``),
+    :class:`FileExistsError` (``EEXIST``) and :class:`PermissionError` (``EPERM``,
+    ``EACCES``). ``err.errno`` holds the code in every case.
     """
 
+    def __new__(cls, code: int, path: str, detail: str | None = None) -> FsError:  # noqa: D102
+        # OSError.__new__ sets errno, strerror and filename when __new__ is overridden
+        kind = _BY_ERRNO.get(code, FsError) if cls is FsError else cls
+        return super().__new__(kind, code, detail or _errno_message(code), path)
+
     def __init__(self, code: int, path: str, detail: str | None = None) -> None:
-        message = detail or _errno_message(code)
-        OSError.__init__(self, code, message, path)
+        del code, path, detail  # set by __new__
 
     def __str__(self) -> str:
         code = _errno.errorcode.get(self.errno or 0, self.errno)
         return f"[{code}] {self.strerror}: {self.filename}"
+
+    def __reduce__(self) -> tuple[type[FsError], tuple[object, ...]]:
+        return (FsError, (self.errno, self.filename, self.strerror))
+
+
+class FsFileNotFoundError(FsError, FileNotFoundError):
+    """``ENOENT``: no such file or directory."""
+
+
+class FsIsADirectoryError(FsError, IsADirectoryError):
+    """``EISDIR``: a directory where a file was expected."""
+
+
+class FsNotADirectoryError(FsError, NotADirectoryError):
+    """``ENOTDIR``: a file where a directory was expected."""
+
+
+class FsFileExistsError(FsError, FileExistsError):
+    """``EEXIST``: the path already exists."""
+
+
+class FsPermissionError(FsError, PermissionError):
+    """``EPERM``/``EACCES``: not allowed (session files are read-only, the root stays)."""
+
+
+_BY_ERRNO: dict[int, type[FsError]] = {
+    _errno.ENOENT: FsFileNotFoundError,
+    _errno.EISDIR: FsIsADirectoryError,
+    _errno.ENOTDIR: FsNotADirectoryError,
+    _errno.EEXIST: FsFileExistsError,
+    _errno.EPERM: FsPermissionError,
+    _errno.EACCES: FsPermissionError,
+}
 
 
 def _errno_message(code: int) -> str:

@@ -26,6 +26,7 @@ from deeplake_sdk.errors import (
     QueryError,
     RateLimitError,
     ServerError,
+    ServiceUnavailableError,
 )
 from deeplake_sdk.retry import is_already_exists, parse_retry_after
 
@@ -43,6 +44,15 @@ def origin(url: str) -> str:
         raise ConfigError(f"invalid API URL {url!r}: expected http(s)://host[:port]")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{parts.scheme}://{parts.hostname.lower()}:{port}"
+
+
+def service_base(url: str) -> str:
+    """The normalised base URL of a service: its origin plus its path, without a final slash.
+
+    ``http://H`` and ``http://h:80/`` give the same text. It is the endpoint part of every
+    key the SDK keeps per service (journal files, cache entries).
+    """
+    return origin(url) + urlsplit(url).path.rstrip("/")
 
 
 def network_error(exc: BaseException, url: str, timeout: tuple[float, float]) -> Exception:
@@ -133,9 +143,9 @@ def error_for_status(status: int, headers: Any, content: bytes) -> ApiError:
     """Build the typed error for an error answer.
 
     JSON bodies ``{"error", "code"?, "request_id"?}`` give the message; HTML or text bodies (a
-    gateway's) are summarised. 401/403 -> AuthError; 429/503 -> RateLimitError; other 5xx ->
-    ServerError; 409 or any "already exists" message -> AlreadyExistsError; other 4xx ->
-    QueryError.
+    gateway's) are summarised. 401/403 -> AuthError; 429 -> RateLimitError; 503 ->
+    ServiceUnavailableError (a RateLimitError and a ServerError); other 5xx -> ServerError;
+    409 or any "already exists" message -> AlreadyExistsError; other 4xx -> QueryError.
 
     Args:
         status: HTTP status.
@@ -162,8 +172,10 @@ def error_for_status(status: int, headers: Any, content: bytes) -> ApiError:
     cls: type[ApiError]
     if status in (401, 403):
         cls = AuthError
-    elif status in (429, 503):
+    elif status == 429:
         cls = RateLimitError
+    elif status == 503:
+        cls = ServiceUnavailableError
     elif status == 409:
         cls = AlreadyExistsError
     elif status >= 500:
@@ -186,3 +198,30 @@ def is_ambiguous(error: BaseException | None) -> bool:
     if isinstance(error, NetworkError):
         return error.ambiguous
     return isinstance(error, ServerError) and error.status != 503
+
+
+#: 4xx statuses that say nothing about the request itself (account, timeout, conflict, limit).
+_NOT_REFUSALS = frozenset({401, 402, 403, 404, 408, 409, 429})
+_MISSING = re.compile(r"(relation|table|column) .* does not exist", re.IGNORECASE)
+
+
+def is_missing_schema(error: BaseException | None) -> bool:
+    """Tell whether ``error`` says a table or column does not exist (stale knowledge)."""
+    if not isinstance(error, ApiError):
+        return False
+    return error.code in ("42P01", "42703") or bool(_MISSING.search(error.message or ""))
+
+
+def is_refusal(error: BaseException | None) -> bool:
+    """Tell whether the service refused a request for good: resending it cannot succeed.
+
+    A 4xx about the request itself (bad SQL or value, body too large), but not: 401/403
+    (credentials), 402 (account balance), 404, 408 (statement timeout), 409, 429, nor a missing
+    table or column (it may be created).
+    """
+    return (
+        isinstance(error, QueryError)
+        and 400 <= error.status < 500
+        and error.status not in _NOT_REFUSALS
+        and not is_missing_schema(error)
+    )

@@ -21,10 +21,15 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from deeplake_sdk.journal.core import journal_for
+from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
+from deeplake_sdk.journal.store import NewEntry
 from deeplake_sdk.statements import files as st
 from deeplake_sdk.statements.layout import AGENT, PLUGIN_VERSION, SESSIONS, TableLayout
 
 if TYPE_CHECKING:
+    from os import PathLike
+
     from deeplake_sdk.api import DeeplakeApi
 
 __all__ = [
@@ -196,6 +201,9 @@ class SessionLog:
         ensure: Ensure the sessions table first (once per process and table) and use its
             layout; ``False`` assumes the table has the SDK's columns.
         agent: Value of the ``agent`` column.
+        journal: The local journal (see :class:`~deeplake_sdk.DeeplakeFs`):
+            each event is durable there when :meth:`log` returns, and stored by the flusher.
+        limits: Size limits checked before an event is journaled.
     """
 
     def __init__(
@@ -209,6 +217,8 @@ class SessionLog:
         path: str | None = None,
         ensure: bool = True,
         agent: str = AGENT,
+        journal: bool | str | PathLike[str] | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         if not session_id:
             raise ValueError("session_id must not be empty")
@@ -218,6 +228,8 @@ class SessionLog:
         self.project = project
         self.agent = agent
         self.table = table or api.credentials.sessions_table
+        self.limits = limits
+        self.journal = journal_for(api, journal)
         self.path = path or session_path(
             user, api.credentials.org_label, api.workspace_id, session_id
         )
@@ -239,9 +251,15 @@ class SessionLog:
 
         Raises:
             TypeError: The event is not a mapping.
+            ValueError: The event holds a NUL character or is not JSON.
         """
         if not isinstance(event, Mapping):
             raise TypeError(f"event must be a dict, not {type(event).__name__}")
+        if _has_nul(event):
+            raise ValueError(
+                "the event holds a NUL character (\\u0000), which the sessions table's JSONB "
+                "column cannot store; remove it or encode the value (e.g. base64)"
+            )
         message = session_event(event, session_id=self.session_id, timestamp=self._next_stamp())
         return session_row(
             message,
@@ -253,14 +271,33 @@ class SessionLog:
         )
 
     def send_row(self, row: Mapping[str, Any]) -> str:
-        """Store a row of :meth:`make_row` exactly once; returns its id."""
-        sql, params = st.session_insert(self.layout, row)
-        self.api.execute(sql, params, idempotent=True)
+        """Journal a row of :meth:`make_row` (durable when this returns); returns its id.
+
+        The journal's flusher inserts it exactly once (a row whose id is stored already is
+        not inserted again).
+
+        Raises:
+            ValueError: Its ``message`` is over :attr:`Limits.event_bytes
+                <deeplake_sdk.journal.Limits>`.
+        """
+        message = str(row["message"])
+        size = len(message.encode("utf-8"))
+        if size > self.limits.event_bytes:
+            raise ValueError(
+                f"the event's JSON text is {size:,} bytes, over the {self.limits.event_bytes:,}"
+                "-byte limit of one event (Limits.event_bytes)"
+            )
+        meta = {k: v for k, v in row.items() if k != "message"}
+        self.journal.record(
+            [NewEntry("event", self.table, self.path, message.encode("utf-8"), {"row": meta})]
+        )
         self.events_logged += 1
         return str(row["id"])
 
     def log(self, event: Mapping[str, Any], *, description: str | None = None) -> str:
-        """Store one event; returns its id (also the id of its row).
+        """Journal one event (durable when this returns); returns its id (also its row's).
+
+        The journal's flusher inserts it in the background; :meth:`flush` waits for it.
 
         Args:
             event: A JSON object: the event's fields (``type`` and its own), optionally
@@ -270,18 +307,28 @@ class SessionLog:
 
         Raises:
             TypeError: The event is not a JSON object.
-            DeeplakeError: The row could not be stored (after the client's retries).
+            ValueError: The event holds a NUL character (a JSONB column cannot store it), or
+                its JSON text is over :attr:`Limits.event_bytes
+                <deeplake_sdk.journal.Limits>`.
         """
         return self.send_row(self.make_row(event, description=description))
+
+    def flush(self, timeout: float | None = 60.0) -> int:
+        """Wait until the events this process journaled are stored (see ``DeeplakeFs.flush``)."""
+        return self.journal.flush(timeout)
 
     def read(self) -> list[Any]:
         """Every event of this session file, in order, each once (whoever logged it).
 
-        Events are returned as stored (dicts): this SDK's and the plugin's alike.
+        Events are returned as stored (dicts): this SDK's and the plugin's alike, and the
+        events this process journaled that are not stored yet.
         """
         sql, params = st.session_lines(self.layout, self.path)
         rows = st.distinct_events(self.api.query(sql, params))
-        return [json.loads(row["message"]) for row in rows]
+        stored = {str(r["id"]) for r in rows} | {str(r["event_key"]) for r in rows}
+        lines = [r["message"] for r in rows]
+        lines += self.journal.overlay.event_lines(self.table, self.path, stored)
+        return [json.loads(line) for line in lines]
 
     def _next_stamp(self) -> str:
         """Timestamp strictly after the previous event's (microseconds, UTC, ``Z``)."""
@@ -290,3 +337,14 @@ class SessionLog:
             now = self._last_stamp + timedelta(microseconds=1)
         self._last_stamp = now
         return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a JSON value holds a NUL character in any string (keys included)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False

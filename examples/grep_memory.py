@@ -29,7 +29,7 @@ def round_trips(api, since):
 
 with connect() as api:
     api.drop_table(TABLE, missing_ok=True)
-    with DeeplakeFs.open(api, TABLE, sessions_table=None, cache=False) as fs:
+    with DeeplakeFs(api, TABLE, sessions_table=None, cache=False) as fs:
         for i in range(120):
             topic = TOPICS[i % len(TOPICS)]
             owner = OWNERS[(i // len(TOPICS)) % len(OWNERS)]
@@ -69,9 +69,8 @@ with connect() as api:
                 print(f"   ... {len(lines) - 4} more")
 
         # The reference client read every file, one round trip each, before matching.
-        per_file = DeeplakeFs.open(
-            api, TABLE, sessions_table=None, cache=False, grep_strategy="per_file"
-        )
+        per_file = DeeplakeFs(api, TABLE, sessions_table=None, cache=False)
+        per_file.grep_strategy = "per_file"
         before = api.endpoint.requests_sent
         slow = per_file.grep("Friday", "/meetings/deploy")
         fast_before = api.endpoint.requests_sent

@@ -23,20 +23,20 @@ with connect() as api, tempfile.TemporaryDirectory() as cache_dir:
     for table in (TABLE, SESSIONS):
         api.drop_table(table, missing_ok=True)
 
-    # Writes are queued and stored in batches (10 files, or 0.2 s after the first write),
-    # and always by flush() and close(): leaving the "with" block stores everything.
-    with DeeplakeFs.open(api, TABLE, SESSIONS, cache=ContentCache(cache_dir)) as fs:
+    # Every change is durable in the local journal when the call returns; the journal's
+    # flusher stores it in the background. flush() and close() wait until it is stored.
+    with DeeplakeFs(api, TABLE, SESSIONS, cache=ContentCache(cache_dir)) as fs:
         fs.write_text("/profile/user.md", "name: Ada\nlikes: tea\n", description="who the user is")
         fs.write_text("/projects/engine.md", "# Analytical engine\n")
-        fs.append_text("/projects/engine.md", "- status: designing\n")  # merged, no round trip
+        fs.append_text("/projects/engine.md", "- status: designing\n")  # sent with the write
         stored = fs.flush()
         show(
-            f"flush() stored {stored} files; /projects/engine.md reads",
+            f"flush() stored {stored} changes; /projects/engine.md reads",
             fs.read_text("/projects/engine.md"),
         )
 
         # An append to a stored file is one UPDATE guarded by the expected size: applied
-        # exactly once even if it has to be retried.
+        # exactly once even if it has to be retried. Reading waits until it is stored.
         fs.append_text("/projects/engine.md", "- next: punch cards\n")
         show("after an append to the stored file", fs.read_text("/projects/engine.md"))
 
@@ -74,7 +74,7 @@ with connect() as api, tempfile.TemporaryDirectory() as cache_dir:
     # A new filesystem (another run, another process) on the same cache directory reads
     # unchanged files from the cache: the entry is valid while size and date match.
     cache = ContentCache(cache_dir)
-    with DeeplakeFs.open(api, TABLE, SESSIONS, cache=cache) as fs:
+    with DeeplakeFs(api, TABLE, SESSIONS, cache=cache) as fs:
         before = api.endpoint.requests_sent
         fs.read_text("/projects/engine.md")
         fs.read_text("/people/ada.md")

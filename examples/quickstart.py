@@ -46,7 +46,7 @@ with connect() as api:
 
     # The memory filesystem: files stored as rows, written in batches, read back as files.
     api.drop_table("example_memory", missing_ok=True)
-    with DeeplakeFs.open(api, "example_memory", sessions_table=None, cache=False) as fs:
+    with DeeplakeFs(api, "example_memory", sessions_table=None, cache=False) as fs:
         fs.write_text("/notes/today.md", "# Today\n")
         fs.append_text("/notes/today.md", "- tried the quickstart\n")
         fs.flush()

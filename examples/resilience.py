@@ -55,7 +55,7 @@ with local(seed=7) as srv:
         f"~{sum(v for k, v in FAULTS.items() if k.startswith('p_')):.0%} of requests failing"
     )
     srv.set_faults(seed=7, **FAULTS)
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         for i in range(FILES):
             fs.write_text(f"/notes/{i:02d}.md", f"note {i}\n")
         fs.flush()

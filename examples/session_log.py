@@ -32,7 +32,7 @@ with connect() as api:
     for event in log.read():
         print(f"   {event['type']:<17} {json.dumps(event, ensure_ascii=False)}")
 
-    with DeeplakeFs.open(api, TABLE, SESSIONS, cache=False) as fs:
+    with DeeplakeFs(api, TABLE, SESSIONS, cache=False) as fs:
         print(f"\n== the session as a file: cat {log.path}")
         print("   " + fs.read_text(log.path).rstrip("\n").replace("\n", "\n   "))
         print(f"\n== ls /sessions/ada: {fs.ls('/sessions/ada')}")

@@ -22,10 +22,13 @@
   ``raw.get/post/put/delete(path, **kw)`` for other routes (path relative to the server URL).
 - ``api`` (function): a :class:`deeplake_sdk.DeeplakeApi` on ``srv`` and ``workspace``.
 - ``fs`` (function): a :class:`deeplake_sdk.DeeplakeFs` on ``api`` with a temporary cache.
+- every test runs with ``DEEPLAKE_JOURNAL_DIR`` set to a temporary directory of the session
+  (inherited by the processes tests start), so no test touches ``~/.deeplake/journal``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -90,6 +93,21 @@ class RawClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def journal_dir() -> Iterator[str]:
+    root = tempfile.mkdtemp(prefix="dljournal")
+    previous = os.environ.get("DEEPLAKE_JOURNAL_DIR")
+    os.environ["DEEPLAKE_JOURNAL_DIR"] = root
+    try:
+        yield root
+    finally:
+        if previous is None:
+            os.environ.pop("DEEPLAKE_JOURNAL_DIR", None)
+        else:
+            os.environ["DEEPLAKE_JOURNAL_DIR"] = previous
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -171,7 +189,7 @@ def fs(api: Any, tmp_path: Any) -> Iterator[Any]:
     """A DeeplakeFs on ``api`` with a content cache in a temporary directory."""
     from deeplake_sdk import ContentCache, DeeplakeFs
 
-    filesystem = DeeplakeFs.open(api, cache=ContentCache(tmp_path / "cache"))
+    filesystem = DeeplakeFs(api, cache=ContentCache(tmp_path / "cache"))
     yield filesystem
     if not filesystem.closed:
         filesystem.close()

@@ -28,7 +28,7 @@ def main() -> None:
     url, token, org, workspace, cache_dir, op, *args = sys.argv[1:]
     api = DeeplakeApi(token, org, workspace, url)
     cache = ContentCache(cache_dir) if cache_dir != "-" else False
-    with DeeplakeFs.open(api, cache=cache) as fs:
+    with DeeplakeFs(api, cache=cache) as fs:
         if op == "read":
             before = executed(url, token)
             text = fs.read_text(args[0])

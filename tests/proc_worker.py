@@ -129,7 +129,7 @@ def fs_run(opts: argparse.Namespace, workspace: str) -> list[str]:
     api = DeeplakeApi(opts.token, opts.org, workspace, opts.url)
     # The tables are created once first, so that the run measures the threads' own work and
     # not concurrent first-time CREATE TABLE statements of one table.
-    DeeplakeFs.open(api, cache=False).close()
+    DeeplakeFs(api, cache=False).close()
     errors: list[str] = []
 
     def expected(n: int) -> dict[str, str]:
@@ -139,14 +139,14 @@ def fs_run(opts: argparse.Namespace, workspace: str) -> list[str]:
 
     def work(n: int) -> None:
         try:
-            fs = DeeplakeFs.open(api, cache=False)
+            fs = DeeplakeFs(api, cache=False)
             for path, text in expected(n).items():
                 if not path.endswith("log.md"):
                     fs.write_text(path, text)
             for i in range(opts.items):
                 fs.append_text(f"/t{n}/log.md", f"thread {n} line {i}\n")
             fs.close()
-            fs = DeeplakeFs.open(api, cache=False)  # what the service stored
+            fs = DeeplakeFs(api, cache=False)  # what the service stored
             for path, text in expected(n).items():
                 got = fs.read_text(path)
                 if got != text:

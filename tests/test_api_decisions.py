@@ -127,9 +127,10 @@ def test_ddl_and_empty_answers(client):
     result = client.execute("DELETE FROM x")
     assert result.rows == [] and result.row_count == 0 and not result.confirmed
     assert client.execute("INSERT INTO x VALUES (1), (2)").row_count == 2
-    # answers the service may send and the local server does not
-    assert QueryResult.from_answer({"columns": [], "rows": None}) == QueryResult()
-    assert QueryResult.from_answer({}) == QueryResult()
+    # answers the service may send and the local server does not: the count is unknown
+    assert QueryResult.from_answer({"columns": [], "rows": None}) == QueryResult(row_count=None)
+    assert QueryResult.from_answer({}) == QueryResult(row_count=None)
+    assert QueryResult.from_answer({"columns": ["a"], "rows": [[1]]}).row_count == 1
 
 
 # ---------------------------------------------------------------- what is raised at once

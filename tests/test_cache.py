@@ -23,11 +23,10 @@ from deeplake_sdk.cache import (
     NullCache,
     Version,
     default_cache_dir,
-    make_key,
 )
 
 REPO = Path(__file__).resolve().parents[1]
-KEY = CacheKey("https://api.example", "ws1", "memory", "/notes/a.md")
+KEY = CacheKey("https://api.example:443", "org1", "ws1", "memory", "/notes/a.md")
 V1 = Version(5, "2024-05-01T10:00:00.000Z")
 V2 = Version(11, "2024-05-01T10:00:01.000Z")
 
@@ -82,12 +81,16 @@ def test_version_check_without_threads() -> None:
 
 
 def test_keys_and_versions_are_stable() -> None:
-    assert KEY.encode() == '["v1","https://api.example","ws1","memory","/notes/a.md"]'
-    assert make_key(*KEY) == KEY.encode()
-    assert ContentCache.key(*KEY) == KEY == tuple(KEY)
+    assert KEY.encode() == ('["v2","https://api.example:443","org1","ws1","memory","/notes/a.md"]')
     # No separator ambiguity: these differ although their concatenations agree.
-    assert make_key("a", "b", "c", "d/e") != make_key("a", "b", "c/d", "e")
-    assert make_key("e", "w", "t", '/quote"é') == '["v1","e","w","t","/quote\\"é"]'
+    assert (
+        CacheKey("a", "o", "b", "c", "d/e").encode() != CacheKey("a", "o", "b", "c/d", "e").encode()
+    )
+    assert (
+        CacheKey("e", "o", "w", "t", '/quote"é').encode() == '["v2","e","o","w","t","/quote\\"é"]'
+    )
+    # The org is part of the identity: same workspace, table and path, another org.
+    assert KEY._replace(org="org2").encode() != KEY.encode()
     assert V1.token() == "5|2024-05-01T10:00:00.000Z"
     assert Version(*(5, "x")) == (5, "x")
 
@@ -163,7 +166,6 @@ def test_null_cache_and_closed_cache(tmp_path: Path) -> None:
         assert null.get(KEY, V1) is None
         assert not null.available
         assert null.stats.misses == 1
-        assert null.key(*KEY) == KEY
     c = ContentCache(tmp_path)
     c.set(KEY, V1, b"x")
     c.close()
@@ -267,7 +269,7 @@ def test_persistent_across_processes(tmp_path: Path) -> None:
     code = """
         import sys
         from deeplake_sdk.cache import CacheKey, ContentCache, Version
-        key = CacheKey("https://api.example", "ws1", "memory", "/notes/a.md")
+        key = CacheKey("https://api.example:443", "org1", "ws1", "memory", "/notes/a.md")
         with ContentCache(sys.argv[2]) as c:
             if sys.argv[1] == "write":
                 c.set(key, Version(5, "t1"), b"hello")
@@ -296,7 +298,7 @@ def test_forked_child_gets_its_own_worker(tmp_path: Path) -> None:
     code = """
         import os, sys
         from deeplake_sdk.cache import CacheKey, ContentCache, Version
-        key = CacheKey("e", "w", "t", "/f")
+        key = CacheKey("e", "o", "w", "t", "/f")
         c = ContentCache(sys.argv[1])
         c.set(key, Version(1, "t"), b"parent")
         pid = os.fork()
@@ -326,7 +328,7 @@ FD_SCRIPT = """
     def nfds():
         return len(os.listdir("/proc/self/fd"))
 
-    keys = [CacheKey("http://localhost", "ws", "memory", f"/notes/{i}.md") for i in range(64)]
+    keys = [CacheKey("http://h:80", "o", "ws", "memory", f"/notes/{i}.md") for i in range(64)]
     data = {k: f"line {i}\\n".encode() * (1 + (i % 8) * 900) for i, k in enumerate(keys)}
     version = {k: Version(len(data[k]), "2024-01-01T00:00:00Z") for k in keys}
     before = nfds()

@@ -38,6 +38,7 @@ def isolated_env(tmp_path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPLAKE_")}
     env["DEEPLAKE_CREDENTIALS"] = str(tmp_path / "no-credentials.json")
     env["DEEPLAKE_CACHE_DIR"] = str(tmp_path / "cache")
+    env["DEEPLAKE_JOURNAL_DIR"] = str(tmp_path / "journal")
     return env
 
 
@@ -59,7 +60,7 @@ def test_every_example_has_a_test():
         "memory_fs.py",
         "grep_memory.py",
         "session_log.py",
-        "parallel_flush.py",
+        "durable_writes.py",
         "resilience.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
@@ -89,7 +90,7 @@ def test_quickstart_without_credentials_uses_an_embedded_server(tmp_path, server
 
 def test_memory_fs(service_env):
     out = run_example("memory_fs.py", service_env)
-    assert "flush() stored 2 files" in out
+    assert "flush() stored 3 changes" in out
     assert "- status: designing\n   - next: punch cards" in out
     assert "/people/ada.md (moved from /profile/user.md)\n   name: Ada" in out
     for code in ("ENOENT", "EISDIR", "ENOTDIR"):
@@ -132,11 +133,14 @@ def test_session_log(service_env):
     assert "session files are read-only: EPERM" in out
 
 
-def test_parallel_flush(service_env):
-    out = run_example("parallel_flush.py", service_env)
-    trips = [int(n) for n in re.findall(r"(\d+) round trips$", out, re.MULTILINE)]
-    assert trips == [102, 102, 4]  # 100 INSERTs (+ checks) vs 2 multi-row INSERTs (+ checks)
-    assert "25.5x fewer round trips" in out
+def test_durable_writes(service_env):
+    out = run_example("durable_writes.py", service_env)
+    median = float(re.search(r"median call ([\d.]+) ms", out).group(1))
+    assert median < 20  # a journaled call, not a round trip to the service
+    assert "flush: 100 writes confirmed" in out
+    names = [f"'{i}.md'" for i in range(5)]
+    assert f"/killed holds [{', '.join(names)}]" in out
+    assert "rows in the table: 5 (one per file)" in out
 
 
 def test_resilience_shows_retries_and_exact_results(tmp_path):

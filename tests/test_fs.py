@@ -6,7 +6,6 @@ import errno
 import json
 import time
 
-import gevent
 import pytest
 
 from deeplake_sdk import DeeplakeFs, FlushError, FsError, SessionLog
@@ -32,84 +31,82 @@ def test_write_then_read_back_after_reopen(api, fs, tmp_path):
     fs.write_bytes("/bin/blob", binary)
     assert fs.read_text("/notes/a.md") == "hello\nwörld 'quoted' \\ back\n"  # from the queue
     fs.close()
-    with DeeplakeFs.open(api, cache=ContentCache(tmp_path / "other-cache")) as again:
+    with DeeplakeFs(api, cache=ContentCache(tmp_path / "other-cache")) as again:
         assert again.read_text("/notes/a.md") == "hello\nwörld 'quoted' \\ back\n"
         assert again.read_bytes("/bin/blob") == binary
         assert again.stat("/bin/blob").size == len(binary)
         assert again.stat("/notes/a.md").mime_type == "text/markdown"
 
 
-def test_ten_writes_flush_without_waiting(fs):
-    for i in range(9):
+def test_writes_are_stored_by_the_flusher_without_flush(fs):
+    for i in range(10):
         fs.write_text(f"/batch/{i}.txt", str(i))
-    assert len(fs.writer.pending) == 9
-    fs.write_text("/batch/9.txt", "9")
-    assert fs.writer.pending == {}
-    assert fs.writer.flushes == 1
+    deadline = time.monotonic() + 30
+    stored: list[dict] = []
+    while len(stored) < 10 and time.monotonic() < deadline:
+        stored = fs.api.query("SELECT path FROM memory WHERE path LIKE '/batch/%'")
+        time.sleep(0.02)  # polling the table: the flusher works in its own thread
+    assert sorted(r["path"] for r in stored) == [f"/batch/{i}.txt" for i in range(10)]
+    assert fs.journal.pending_mine() == 0 or fs.flush() == 0
 
 
-def test_delayed_flush_after_first_write(fs):
-    fs.write_text("/timer.txt", "x")
-    deadline = time.monotonic() + 10
-    while fs.writer.pending and time.monotonic() < deadline:
-        gevent.sleep(0.02)  # lets the delayed-flush timer run
-    assert fs.writer.pending == {}
-    assert rows_of(fs.api, "/timer.txt")
-
-
-def test_flush_failure_requeues_and_next_flush_succeeds(srv, fs):
+def test_refused_writes_are_set_aside_and_named_the_rest_is_stored(srv, fs):
+    srv.set_faults(fail_pattern="INSERT INTO", fail_status=400)
     fs.write_text("/f/one.txt", "1")
     fs.write_text("/f/two.txt", "2")
-    srv.set_faults(fail_pattern="INSERT INTO", fail_status=400)
     with pytest.raises(FlushError) as info:
         fs.flush()
     assert info.value.failed_paths == ["/f/one.txt", "/f/two.txt"]
-    assert set(fs.writer.pending) == {"/f/one.txt", "/f/two.txt"}
+    assert all("400" in str(e) for e in info.value.errors.values())
+    assert info.value.journaled == 0
+    assert sorted(e.path for e in fs.journal.store.rejected()) == ["/f/one.txt", "/f/two.txt"]
+    srv.set_faults(profile="none")
+    fs.write_text("/f/three.txt", "3")
+    assert fs.flush() == 1  # a refused write never blocks later ones
+    assert [r["size_bytes"] for r in rows_of(fs.api, "/f/three.txt")] == [1]
+
+
+def test_unavailable_service_keeps_writes_journaled_until_it_heals(srv, fs):
+    srv.set_faults(p_503=1.0)
+    fs.write_text("/w.txt", "old")
+    fs.write_text("/w.txt", "newer")
+    with pytest.raises(FlushError) as info:
+        fs.flush(timeout=1.0)
+    assert info.value.journaled == 2 and info.value.failed_paths == ["/w.txt"]
+    assert fs.read_text("/w.txt") == "newer"  # reads see the journal meanwhile
     srv.set_faults(profile="none")
     assert fs.flush() == 2
-    assert fs.writer.pending == {}
-    assert [r["size_bytes"] for r in rows_of(fs.api, "/f/two.txt")] == [1]
-
-
-def test_newer_write_wins_over_failed_one(srv, fs):
-    fs.write_text("/w.txt", "old")
-    srv.set_faults(fail_pattern="INSERT INTO", fail_status=400)
-    with pytest.raises(FlushError):
-        fs.flush()
-    fs.write_text("/w.txt", "newer")
-    srv.set_faults(profile="none")
-    fs.flush()
     assert fs.api.query("SELECT summary FROM memory WHERE path = '/w.txt'") == [
         {"summary": "newer"}
     ]
 
 
 def test_read_sees_file_created_by_another_client(api, fs, tmp_path):
-    with DeeplakeFs.open(api, cache=ContentCache(tmp_path / "c2")) as other:
+    with DeeplakeFs(api, cache=ContentCache(tmp_path / "c2")) as other:
         other.write_text("/shared/x.md", "from the other side")
     assert fs.read_text("/shared/x.md") == "from the other side"
     assert fs.exists("/shared/x.md")
 
 
 # -- append ----------------------------------------------------------------------------
-def test_append_to_pending_file_merges_without_a_round_trip(srv, fs):
+def test_writes_and_appends_need_no_round_trip(srv, fs):
+    srv.set_faults(p_503=1.0)  # nothing reaches the table
     fs.write_text("/log.txt", "a\n")
-    before = queries(srv)
     fs.append_text("/log.txt", "b\n")
-    assert queries(srv) == before
+    assert fs.read_text("/log.txt") == "a\nb\n"
+    assert fs.stat("/log.txt").size == 4
+    srv.set_faults(profile="none")
     fs.flush()
     assert fs.api.query("SELECT summary FROM memory WHERE path = '/log.txt'") == [
         {"summary": "a\nb\n"}
     ]
 
 
-def test_append_to_flushed_file_is_one_update_and_invalidates_cache(srv, fs):
+def test_append_to_stored_file_invalidates_the_cache(srv, fs):
     fs.write_text("/log.txt", "a\n")
     fs.flush()
     assert fs.read_text("/log.txt") == "a\n"
-    before = queries(srv)
     fs.append_text("/log.txt", "b\n")
-    assert queries(srv) == before + 1
     assert fs.read_text("/log.txt") == "a\nb\n"  # not the stale cached "a\n"
     assert fs.stat("/log.txt").size == 4
 
@@ -124,9 +121,10 @@ def test_append_to_missing_file_creates_it(fs):
 def test_append_after_another_writer_changed_the_file(api, fs, tmp_path):
     fs.write_text("/race.txt", "a")
     fs.flush()
-    with DeeplakeFs.open(api, cache=False) as other:
+    with DeeplakeFs(api, cache=False, journal=False) as other:
         other.append_text("/race.txt", "b")
     fs.append_text("/race.txt", "c")  # our size is stale: the guard makes us re-read it
+    fs.flush()
     assert api.query("SELECT summary FROM memory WHERE path = '/race.txt'") == [{"summary": "abc"}]
 
 
@@ -195,9 +193,11 @@ def test_rm_file_and_tree(api, fs):
     fs.flush()
     fs.rm("/t/a.txt")
     assert not fs.exists("/t/a.txt")
+    fs.flush()
     assert rows_of(api, "/t/a.txt") == []
     fs.rm("/t", recursive=True)
     assert not fs.exists("/t")
+    fs.flush()
     assert api.query("SELECT path FROM memory ORDER BY path") == [{"path": "/keep.txt"}]
 
 
@@ -289,6 +289,7 @@ def test_session_file_reads_as_jsonl_in_order_and_is_read_only(api, fs):
         log.log({"type": "prompt" if i % 2 == 0 else "response", "i": i, "text": f"line {i}"})
         for i in range(5)
     ]
+    log.flush()
     fs.refresh()
     lines = fs.read_text(log.path).splitlines()
     events = [json.loads(line) for line in lines]
@@ -310,11 +311,13 @@ def test_session_file_reads_as_jsonl_in_order_and_is_read_only(api, fs):
 
 
 def test_failed_sessions_sync_skips_sessions_but_serves_memory(srv, api, tmp_path, caplog):
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         fs.write_text("/m.txt", "memory still works")
-    SessionLog(api, "s", user="u").log({"type": "prompt"})
+    log = SessionLog(api, "s", user="u")
+    log.log({"type": "prompt"})
+    log.flush()
     srv.set_faults(fail_pattern=r"deeplake_sync_table\('sessions'\)", fail_status=400)
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         assert not fs.sessions_enabled
         assert fs.read_text("/m.txt") == "memory still works"
         assert not fs.exists("/sessions/u/u_local_" + api.workspace_id + "_s.jsonl")
@@ -328,9 +331,8 @@ def test_closed_fs_refuses_work(fs):
         fs.read_text("/x")
 
 
-def test_close_discard_drops_queued_writes(api, fs):
-    fs.write_text("/kept.txt", "k")
-    fs.flush()
-    fs.write_text("/dropped.txt", "d")
-    fs.close(discard=True)
-    assert rows_of(api, "/dropped.txt") == [] and len(rows_of(api, "/kept.txt")) == 1
+def test_close_without_waiting_leaves_writes_to_the_flusher(api, fs):
+    fs.write_text("/later.txt", "d")
+    fs.close(wait=False)
+    fs.journal.flush(timeout=30)
+    assert len(rows_of(api, "/later.txt")) == 1

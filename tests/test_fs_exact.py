@@ -35,7 +35,7 @@ def path_counts(api, table="memory") -> dict[str, int]:
 
 
 def test_cross_process_append_then_warm_cache_read(srv, workspace, api, tmp_path):
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         fs.write_text("/shared.md", "v1\n")
     cache_dir = tmp_path / "b-cache"
     assert run_worker(srv, workspace, cache_dir, "read", "/shared.md")["text"] == "v1\n"
@@ -48,7 +48,7 @@ def test_cross_process_append_then_warm_cache_read(srv, workspace, api, tmp_path
 
 
 def test_two_processes_creating_the_same_paths_leave_one_row_each(srv, workspace, api, tmp_path):
-    with DeeplakeFs.open(api, cache=False):
+    with DeeplakeFs(api, cache=False):
         pass  # tables exist before the race
     srv.set_faults(latency_fixed_ms=20)
     go = tmp_path / "go"
@@ -84,7 +84,7 @@ def test_two_processes_creating_the_same_paths_leave_one_row_each(srv, workspace
 
 
 def test_flush_settles_a_duplicate_left_by_a_concurrent_create(api):
-    with DeeplakeFs.open(api, cache=False):
+    with DeeplakeFs(api, cache=False):
         pass
     # Two rows of one path, as two writers racing to create it can leave them.
     for row_id, text in (("0" * 32, "theirs"), ("f" * 32, "late twin")):
@@ -94,7 +94,7 @@ def test_flush_settles_a_duplicate_left_by_a_concurrent_create(api):
             [row_id, text],
             idempotent=True,
         )
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         fs.tree.remove("/dup.md")  # this process believes it creates the file
         fs.write_text("/dup.md", "ours")
     rows = api.query("SELECT id, summary FROM memory WHERE path = '/dup.md'")
@@ -103,17 +103,22 @@ def test_flush_settles_a_duplicate_left_by_a_concurrent_create(api):
 
 def test_commit_then_fail_never_duplicates_or_doubles(srv, workspace, tmp_path):
     api = DeeplakeApi(srv.token, srv.org, workspace, srv.url, retries=FAST_RETRY)
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         fs.write_text("/log.txt", "")
         fs.flush()
         srv.set_faults(p_commit_fail=0.3, seed=11)
         for i in range(40):
             fs.write_text(f"/many/{i}.txt", f"file {i}")
-        fs.flush()
+            if i % 4 == 3:
+                fs.flush()  # several drains, so that many statements are sent
         for i in range(30):
             fs.append_text("/log.txt", f"line {i}\n")
+            fs.flush()  # one compare-and-swap per append
         log = SessionLog(api, "exact", user="u")
-        ids = [log.log({"type": "event", "i": i}) for i in range(20)]
+        ids = []
+        for i in range(20):
+            ids.append(log.log({"type": "event", "i": i}))
+            log.flush()
     injected = srv.stats()["injected"]
     assert injected.get("commit_502", 0) + injected.get("commit_drop", 0) > 10
     srv.set_faults(profile="none")
@@ -135,7 +140,7 @@ def test_beta_profile_fifty_sessions_exact(srv, workspace):
     def session(n: int) -> None:
         api = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
         log = SessionLog(api, f"s{n}", user=f"user{n % 7}")
-        with DeeplakeFs.open(api, cache=False) as fs:
+        with DeeplakeFs(api, cache=False) as fs:
             for i in range(20):
                 path = f"/s{n}/note{i}.md"
                 fs.write_text(path, f"session {n} note {i}\n")

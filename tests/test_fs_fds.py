@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(
     url, token, org, workspace, cache_dir = sys.argv[1:]
     fds = lambda: len(os.listdir("/proc/self/fd"))
     api = DeeplakeApi(token, org, workspace, url)
-    with DeeplakeFs.open(api, cache=ContentCache(cache_dir)) as fs:
+    with DeeplakeFs(api, cache=ContentCache(cache_dir)) as fs:
         files = [f"/notes/{i:02d}.md" for i in range(50)]
         for i, path in enumerate(files):
             fs.write_text(path, f"note {i}\\n" * (i + 1))

@@ -83,7 +83,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture
 def loaded_fs(api, corpus, tmp_path):
     _, files = corpus
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         for rel, text in files.items():
             fs.write_text("/" + rel, text)
         fs.flush()
@@ -117,7 +117,7 @@ def test_grep_sees_queued_writes_and_session_logs(api):
     log.log({"type": "prompt", "text": "where is the needle?"})
     log.log({"type": "response", "text": "no idea"})
     log.log({"type": "prompt", "text": "needle again"})
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         fs.write_text("/queued.md", "a needle in the queue\n")
         results = fs.grep("needle", include_sessions=True)
         assert [(r.path, [m.line_number for m in r.matches]) for r in results] == [
@@ -128,10 +128,11 @@ def test_grep_sees_queued_writes_and_session_logs(api):
 
 
 def test_grep_per_file_strategy_reads_every_file(srv, api):
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         for i in range(5):
             fs.write_text(f"/p/{i}.md", f"line {i}\n")
-    with DeeplakeFs.open(api, cache=False, grep_strategy="per_file") as fs:
+    with DeeplakeFs(api, cache=False) as fs:
+        fs.grep_strategy = "per_file"
         before = srv.stats()["requests"]
         results = fs.grep("line [13]", "/p")
         assert srv.stats()["requests"] == before + 5
@@ -141,7 +142,7 @@ def test_grep_per_file_strategy_reads_every_file(srv, api):
 def test_grep_rejects_a_bad_pattern_before_any_round_trip(srv, api):
     from deeplake_sdk.grep import GrepPatternError
 
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         before = srv.stats()["requests"]
         with pytest.raises(GrepPatternError):
             fs.grep("(unclosed")

@@ -97,7 +97,7 @@ def test_plugin_session_rows_read_back_exact_and_logs_join_them(srv, raw, worksp
     srv.reset_stats()
     api = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
     try:
-        with DeeplakeFs.open(api, cache=False) as fs:
+        with DeeplakeFs(api, cache=False) as fs:
             assert fs.ls("/sessions/ada") == [path.rsplit("/", 1)[-1]]
             lines = fs.read_text(path).split("\n")
             assert lines[-1] == "" and len(lines) == 4  # three events, one per line
@@ -114,7 +114,8 @@ def test_plugin_session_rows_read_back_exact_and_logs_join_them(srv, raw, worksp
         assert log.path == path  # one session id, one file, whichever client writes it
         assert log.read() == [json.loads(t) for t in texts]
         new_id = log.log(user_message("and the FIXME?", score=1e-05, tries=[1.5, 2.0]))
-        with DeeplakeFs.open(api, cache=False) as fs:
+        log.flush()
+        with DeeplakeFs(api, cache=False) as fs:
             lines = fs.read_text(path).splitlines()
             assert len(lines) == 4
             mine = json.loads(lines[3])
@@ -154,6 +155,7 @@ def test_plugin_session_rows_read_back_exact_and_logs_join_them(srv, raw, worksp
 def test_duplicate_event_rows_collapse_on_every_reader(api, raw, fs):
     log = SessionLog(api, "dups", user="bob")
     ids = [log.log(user_message(f"question {i}")) for i in range(3)]
+    log.flush()
     copy = raw.rows(
         "SELECT path, filename, message::text, size_bytes, creation_date FROM sessions "
         "WHERE id = $1",

@@ -156,7 +156,7 @@ def test_sdk_on_plugin_tables_sends_no_ddl(srv, raw, api, workspace, tmp_path):
     create_plugin_tables(raw)
     forbid_ddl(srv)
     text = "# Notes\r\nline\twith tab, bell \x07, esc \x1b, unicode é 日本\n"
-    with DeeplakeFs.open(api, cache=ContentCache(tmp_path / "c")) as fs:
+    with DeeplakeFs(api, cache=ContentCache(tmp_path / "c")) as fs:
         assert srv.stats()["requests"] == 6  # per table: the probe, the sync, the metadata
         assert not fs.layout.binary_ok and fs.layout.columns == PLUGIN_MEMORY_COLUMNS
         fs.write_text("/notes/a.md", text, description="notes")
@@ -168,7 +168,7 @@ def test_sdk_on_plugin_tables_sends_no_ddl(srv, raw, api, workspace, tmp_path):
         log = SessionLog(api, "s1", user="ada")
         log.log(user_message("where are the notes?"))
         assert fs.ls("/notes") == ["a.md", "b.md", "c.md"]
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         assert fs.read_text("/notes/a.md") == text + "appended line\n"
         assert fs.read_text("/notes/c.md") == "queued and appended\n"
         assert fs.stat("/notes/a.md").size == len((text + "appended line\n").encode())
@@ -188,7 +188,7 @@ def test_sdk_on_plugin_tables_sends_no_ddl(srv, raw, api, workspace, tmp_path):
 
 def test_binary_write_to_plugin_table_is_refused_before_sending(srv, raw, api):
     create_plugin_tables(raw)
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         fs.write_text("/t.md", "text\n")
         fs.flush()
         srv.reset_stats()
@@ -205,7 +205,7 @@ def test_binary_write_to_plugin_table_is_refused_before_sending(srv, raw, api):
             assert "'memory'" in message and "no content column" in message
             assert "Write text" in message
         assert srv.stats()["requests"] == 0  # nothing sent
-        assert fs.writer.pending == {} and not fs.exists("/bin.dat")
+        assert fs.journal.store.stats().pending == 0 and not fs.exists("/bin.dat")
         assert fs.read_text("/t.md") == "text\n"  # nothing lost either
 
 
@@ -223,7 +223,7 @@ def test_a_table_the_sdk_cannot_use_is_a_clear_error(srv, raw, api):
     raw.rows('CREATE TABLE "sessions" (id TEXT, path TEXT, body TEXT)')
     forbid_ddl(srv)
     with pytest.raises(TableLayoutError) as info:
-        DeeplakeFs.open(api, cache=False)
+        DeeplakeFs(api, cache=False)
     assert info.value.missing == ["path"] and info.value.layout.kind == "memory"
     with pytest.raises(TableLayoutError, match="lacks message"):
         SessionLog(api, "s", user="u")
@@ -239,7 +239,7 @@ def test_exact_bytes_on_an_sdk_table(srv, raw, api, tmp_path):
         "/png.bin": bytes(range(256)),
         "/utf8.md": "é 日本 \u2028\n".encode(),
     }
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         assert fs.layout.binary_ok
         for path, data in files.items():
             fs.write_bytes(path, data)
@@ -248,11 +248,11 @@ def test_exact_bytes_on_an_sdk_table(srv, raw, api, tmp_path):
         files["/latin1.txt"] += b"\xff\x00"
         fs.append_bytes("/ctl.txt", b"\x01more\n")
         files["/ctl.txt"] += b"\x01more\n"
-    with DeeplakeFs.open(api, cache=ContentCache(tmp_path / "c")) as fs:
+    with DeeplakeFs(api, cache=ContentCache(tmp_path / "c")) as fs:
         assert fs.prefetch(files) == len(files)
         assert {p: fs.read_bytes(p) for p in files} == files
         assert {p: fs.stat(p).size for p in files} == {p: len(d) for p, d in files.items()}
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         assert {p: fs.read_bytes(p) for p in files} == files
     # a text row's bytes travel once, as summary; binary ones as content
     sql, params = st.memory_read(TableLayout.full("memory", "memory"), ["/utf8.md", "/nul.bin"])
@@ -262,7 +262,7 @@ def test_exact_bytes_on_an_sdk_table(srv, raw, api, tmp_path):
 
 
 def test_summary_rewritten_by_another_client_wins_over_stale_content(raw, api):
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         fs.write_text("/summaries/ada/s1.md", "# in progress\n")
     new = "# Session s1\ndone, longer than before\n"
     raw.rows(  # the plugin's SessionEnd rewrites summary and size only
@@ -271,7 +271,7 @@ def test_summary_rewritten_by_another_client_wins_over_stale_content(raw, api):
         len(new.encode()),
         "/summaries/ada/s1.md",
     )
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False) as fs:
         assert fs.read_text("/summaries/ada/s1.md") == new
 
 
@@ -296,7 +296,7 @@ def test_duplicate_rows_resolve_to_the_oldest(srv, raw, api, layout, tmp_path):
         raw.rows(insert, rid, path, text, len(text.encode()), date)
     expected = {"/dup/a.md": "oldest text\n", "/dup/b.md": "same date, smaller id: kept\n"}
     for cache in (False, ContentCache(tmp_path / "c")):
-        with DeeplakeFs.open(api, cache=cache) as fs:
+        with DeeplakeFs(api, cache=cache) as fs:
             assert fs.ls("/dup") == ["a.md", "b.md"]
             assert {p: fs.stat(p).size for p in expected} == {
                 p: len(t.encode()) for p, t in expected.items()
@@ -330,9 +330,9 @@ def test_orgs_sharing_a_workspace_name_each_get_their_tables(srv, workspace):
         layouts = beta.ensure_tables()  # not taken from acme's memo
         assert srv.stats()["requests"] >= 2 and set(layouts) == {"memory", "sessions"}
         assert sorted(beta.list_tables()) == ["memory", "sessions"]
-        with DeeplakeFs.open(beta, cache=False) as fs:
+        with DeeplakeFs(beta, cache=False) as fs:
             fs.write_text("/beta.md", "beta's\n")
-        with DeeplakeFs.open(acme, cache=False) as fs:
+        with DeeplakeFs(acme, cache=False) as fs:
             assert not fs.exists("/beta.md")
         srv.reset_stats()
         acme.ensure_tables()

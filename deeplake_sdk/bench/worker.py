@@ -27,14 +27,20 @@ def run_job(job: dict[str, Any], emit: Any) -> dict[str, Any]:
     import gevent
 
     from deeplake_sdk.bench.workload import MODES, Target, run_session
+    from deeplake_sdk.journal.core import flush_all
 
     mode = MODES[job["mode"]]
     if mode.name == "optimized":
         mode = dataclasses.replace(
             mode, max_concurrency=job["max_concurrency"], adaptive=job["adaptive"]
         )
-    with tempfile.TemporaryDirectory(prefix="dlbench-cache") as cache_dir:
-        target = Target(job["url"], job["token"], job["org"], job["workspace"], cache_dir)
+    with (
+        tempfile.TemporaryDirectory(prefix="dlbench-cache") as cache_dir,
+        tempfile.TemporaryDirectory(prefix="dlbench-journal") as journal_dir,
+    ):
+        target = Target(
+            job["url"], job["token"], job["org"], job["workspace"], cache_dir, journal_dir
+        )
 
         def one(user: str, session: str) -> dict[str, Any]:
             record = run_session(target, mode, user, session, job["rounds"])
@@ -45,6 +51,9 @@ def run_job(job: dict[str, Any], emit: Any) -> dict[str, Any]:
         greenlets = [gevent.spawn(one, u, s) for u, s in job["sessions"]]
         gevent.joinall(greenlets, raise_error=True)
         wall = time.perf_counter() - start
+        left = flush_all(600.0, native=False)  # what sessions left journaled, before checking
+        if left:
+            emit({"warning": "; ".join(left)})
     return {"records": [g.value for g in greenlets], "duration_s": wall}
 
 

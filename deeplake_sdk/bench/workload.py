@@ -36,22 +36,23 @@ class ModeConfig:
     """How the SDK is configured for one benchmark mode.
 
     ``baseline`` is the SDK configured like the reference client before its fix: no retry, no
-    concurrency bound, sequential flush and bootstrap, one query per file in grep, no cache.
+    concurrency bound, sequential bootstrap, one query per file in grep, no cache, and no
+    durable journal (writes wait in memory).
     """
 
     name: str
     max_concurrency: int | None
     retries: int | None
     parallel: bool
-    batch_rows: int
     grep_strategy: str
     cache: bool
+    durable: bool
     adaptive: bool = True
 
 
 MODES: dict[str, ModeConfig] = {
-    "baseline": ModeConfig("baseline", None, 0, False, 1, "per_file", False, adaptive=False),
-    "optimized": ModeConfig("optimized", 5, None, True, 50, "query", True),
+    "baseline": ModeConfig("baseline", None, 0, False, "per_file", False, False, adaptive=False),
+    "optimized": ModeConfig("optimized", 5, None, True, "query", True, True),
 }
 
 
@@ -103,6 +104,11 @@ class Target:
     org: str
     workspace: str
     cache_dir: str | None = None
+    journal_dir: str | None = None
+
+    def journal(self, mode: ModeConfig) -> str | bool | None:
+        """The journal sessions of ``mode`` use (False: in memory)."""
+        return self.journal_dir if mode.durable else False
 
 
 def digest(data: bytes) -> str:
@@ -140,9 +146,11 @@ def run_session(
     fs: DeeplakeFs | None = None
     try:
         cache = _cache(target, mode)
-        fs = timed("bootstrap", lambda: _open(api, mode, cache), fatal=True)
+        fs = timed("bootstrap", lambda: _open(api, target, mode, cache), fatal=True)
         assert fs is not None
-        log = SessionLog(api, session, user=user, project="bench", ensure=False)
+        log = SessionLog(
+            api, session, user=user, project="bench", ensure=False, journal=target.journal(mode)
+        )
         notes = sorted(p for p in fs.tree.files if p.startswith(f"/notes/{user}/"))
         for i in range(rounds):
             event = timed(
@@ -176,7 +184,7 @@ def run_session(
         record.error = "".join(traceback.format_exception_only(exc)).strip()[:300]
     finally:
         if fs is not None:
-            fs.close(discard=True)  # a crashed session stores nothing more
+            fs.close(wait=False)  # what was acknowledged stays journaled and is stored
     record.queries, record.errors = api.statements, api.failed
     return record
 
@@ -189,15 +197,17 @@ def _cache(target: Target, mode: ModeConfig) -> Any:
     return ContentCache(target.cache_dir)
 
 
-def _open(api: DeeplakeApi, mode: ModeConfig, cache: Any) -> DeeplakeFs:
-    return DeeplakeFs.open(
-        api,
-        cache=cache,
-        parallel=mode.parallel,
-        batch_rows=mode.batch_rows,
-        grep_strategy=mode.grep_strategy,  # type: ignore[arg-type]
-        author="bench",
-    )
+class _SequentialFs(DeeplakeFs):
+    """The filesystem as the reference client built it: tables prepared one after the other."""
+
+    parallel = False
+
+
+def _open(api: DeeplakeApi, target: Target, mode: ModeConfig, cache: Any) -> DeeplakeFs:
+    kind = DeeplakeFs if mode.parallel else _SequentialFs
+    fs = kind(api, cache=cache, journal=target.journal(mode), author="bench")
+    fs.grep_strategy = mode.grep_strategy  # type: ignore[assignment]
+    return fs
 
 
 def _write_summary(fs: DeeplakeFs, path: str, text: str) -> None:
@@ -208,7 +218,7 @@ def _write_summary(fs: DeeplakeFs, path: str, text: str) -> None:
 def seed_notes(api: DeeplakeApi, users: list[str]) -> int:
     """Give every user a few notes to grep and read; returns how many files were written."""
     topics = ("deadline is Friday", "budget owner is Ada", "ship on Monday", "open questions")
-    with DeeplakeFs.open(api, cache=False) as fs:
+    with DeeplakeFs(api, cache=False, journal=False) as fs:
         for user in users:
             for k, topic in enumerate(topics):
                 fs.write_text(

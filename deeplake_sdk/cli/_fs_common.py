@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import logging
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -60,7 +59,7 @@ def open_fs(args: argparse.Namespace) -> Iterator[Any]:
     cache = NullCache() if args.no_cache else ContentCache()
     fs = None
     try:
-        fs = DeeplakeFs.open(
+        fs = DeeplakeFs(
             api,
             args.table or api.credentials.table,
             args.sessions_table or api.credentials.sessions_table,
@@ -71,15 +70,9 @@ def open_fs(args: argparse.Namespace) -> Iterator[Any]:
     except DeeplakeError as exc:
         raise _cli_error(exc) from exc
     finally:
-        if fs is not None and not fs.closed:  # failed: drop what could not be stored
-            fs_log = logging.getLogger("deeplake_sdk.fs")
-            level = fs_log.level
-            fs_log.setLevel(logging.ERROR)  # the error line already says it all
-            try:
-                with contextlib.suppress(Exception):
-                    fs.close(discard=True)
-            finally:
-                fs_log.setLevel(level)
+        if fs is not None and not fs.closed:  # failed: what was journaled stays journaled
+            with contextlib.suppress(Exception):
+                fs.close(wait=False)
         cache.close()
         api.close()
 
@@ -93,11 +86,17 @@ def _cli_error(exc: BaseException) -> CliError:
     if isinstance(exc, FlushError):
         first = next(iter(exc.errors.values()), None)
         paths = ", ".join(exc.failed_paths[:5]) + (" ..." if len(exc.failed_paths) > 5 else "")
-        return CliError(
-            f"could not store {paths}"
-            + (f": {first}" if first else "")
-            + "; nothing was written for them, run the command again"
-        )
+        if exc.journaled:
+            advice = (
+                "; the change is kept in the local journal and is sent by the next command "
+                "that uses this workspace (or: deeplake-sdk journal flush)"
+            )
+        else:
+            advice = (
+                "; the service refused it, so running the command again would fail the same "
+                "way (see: deeplake-sdk journal ls --rejected)"
+            )
+        return CliError(f"could not store {paths}" + (f": {first}" if first else "") + advice)
     return sdk_error(exc)
 
 

@@ -166,6 +166,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         print_json(result.dicts())
     elif result.columns:
         sys.stdout.write(format_table(result.columns, result.rows))
+    elif result.row_count is None:
+        print("OK")
     else:
         print(f"OK ({result.row_count} row{'' if result.row_count == 1 else 's'} affected)")
     return EXIT_OK

@@ -10,12 +10,16 @@ import mimetypes
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from deeplake_sdk.cache import CacheKey
+from deeplake_sdk.errors import ClosedError
 from deeplake_sdk.fs.tree import Tree
+from deeplake_sdk.http_errors import service_base
 
 if TYPE_CHECKING:
     from deeplake_sdk.api import DeeplakeApi
     from deeplake_sdk.cache import ContentCache
-    from deeplake_sdk.fs.writer import PendingWrite, WriteBuffer
+    from deeplake_sdk.fs.writer import FileWriter
+    from deeplake_sdk.journal.core import Journal
     from deeplake_sdk.statements.layout import TableLayout
 
 
@@ -30,9 +34,11 @@ class FsBase:
     sessions_enabled: bool
     cache: ContentCache
     tree: Tree
-    writer: WriteBuffer
+    journal: Journal
+    writer: FileWriter
     parallel: bool
     closed: bool
+    flush_timeout: float | None
 
     if TYPE_CHECKING:  # implemented by the mixins, used across them
 
@@ -45,22 +51,17 @@ class FsBase:
         def write_bytes(self, path: str, data: bytes, **kwargs: Any) -> None:  # noqa: D102
             ...
 
-        def _queue(self, entry: PendingWrite) -> None: ...
-
         def _check_writable(self, path: str) -> str: ...
 
     def _check_open(self) -> None:
         if self.closed:
-            raise ValueError("operation on a closed DeeplakeFs")
+            raise ClosedError("operation on a closed DeeplakeFs")
 
-    def _tick(self) -> None:
-        """Run a flush that is due (for callers that never yield to the event loop)."""
-        self._check_open()
-        if self.writer.due():
-            self.writer.auto_flush()
-
-    def _key(self, path: str) -> Any:
-        return self.cache.key(self.api.credentials.api_url, self.api.workspace_id, self.table, path)
+    def _key(self, path: str) -> CacheKey:
+        creds = self.api.credentials
+        return CacheKey(
+            service_base(creds.api_url), creds.org_id, creds.workspace_id, self.table, path
+        )
 
     def _invalidate(self, path: str) -> None:
         self.cache.invalidate(self._key(path))

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import atexit
+import errno
 import logging
-import weakref
+import os
+import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from deeplake_sdk._coop import run_parallel
-from deeplake_sdk.errors import DeeplakeError
+from deeplake_sdk.errors import DeeplakeError, FsError
 from deeplake_sdk.fs import paths
+from deeplake_sdk.fs.fileobj import open_file, parse_mode
 from deeplake_sdk.fs.namespace import NamespaceMixin
 from deeplake_sdk.fs.reading import ReadingMixin
 from deeplake_sdk.fs.search import SearchMixin
 from deeplake_sdk.fs.tree import FileMeta, Tree
-from deeplake_sdk.fs.writer import WriteBuffer, meta_for
+from deeplake_sdk.fs.writer import FileWriter
 from deeplake_sdk.fs.writing import WritingMixin
+from deeplake_sdk.journal.core import journal_for
+from deeplake_sdk.journal.drain import Consistency
+from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
 from deeplake_sdk.statements import files as st
 from deeplake_sdk.statements.layout import oldest_per_path
 
@@ -26,117 +31,164 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_open_filesystems: weakref.WeakSet[DeeplakeFs] = weakref.WeakSet()
+
+class _OpenDescriptor:
+    """``fs.open(path, mode)`` on a filesystem; the deprecated constructor on the class."""
+
+    def __get__(self, instance: DeeplakeFs | None, owner: type[DeeplakeFs]) -> Any:
+        if instance is not None:
+            return instance.open_file
+
+        def construct(api: DeeplakeApi, *args: Any, **kwargs: Any) -> DeeplakeFs:
+            warnings.warn(
+                "DeeplakeFs.open(api, ...) is deprecated: build the filesystem with "
+                "DeeplakeFs(api, ...); fs.open(path, mode) now opens a file",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return owner(api, *args, **kwargs)
+
+        construct.__doc__ = "Deprecated: ``DeeplakeFs(api, ...)`` builds the filesystem."
+        return construct
 
 
 class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
     r"""A virtual filesystem over the ``memory`` and ``sessions`` tables.
 
     Files of the memory table are read and written; session logs (rows of the sessions table
-    sharing a path) appear as read-only JSONL files. Writes are batched and flushed in parallel;
-    reads go through a persistent content cache. Use :meth:`open` to create one, and close it
-    (or use it as a context manager) so that queued writes are stored::
+    sharing a path) appear as read-only JSONL files. Every change is durable in a local journal
+    when the call returns and is stored in the table by a background flusher (in parallel
+    batches); reads see pending changes at once and go through a persistent content cache.
+    Close it (or use it as a context manager) to wait for the changes to be stored::
 
-        with DeeplakeFs.open(api) as fs:
+        with DeeplakeFs(api) as fs:
             fs.write_text("/notes/today.md", "# Today\n")
             fs.append_text("/notes/today.md", "- met Ada\n")
             print(fs.read_text("/notes/today.md"))
+            with fs.open("/notes/today.md") as f:   # a file object, as with open()
+                print(f.readline())
 
-    Use :meth:`open`, not the constructor, which only assembles the parts.
+    Building it prepares both tables (ensure, sync) and loads their metadata. Entries an earlier
+    process left in the workspace's journal (it was killed, or offline) are sent first, for up
+    to ``recover_timeout`` seconds; reads see any that remain. A failure to prepare the memory
+    table is an error; a failure to sync the sessions table only logs a warning and leaves
+    session files out.
+
+    Args:
+        api: The client to use.
+        table: Memory table name (default: the client's, ``DEEPLAKE_TABLE`` or ``memory``).
+        sessions_table: Sessions table name (default: the client's,
+            ``DEEPLAKE_SESSIONS_TABLE`` or ``sessions``), or None for no session files.
+        cache: A :class:`~deeplake_sdk.cache.ContentCache`; None uses the default persistent
+            cache directory; False disables caching.
+        author: Value of the ``author`` column of new rows.
+        journal: The local journal: ``None`` for the default directory
+            (``$DEEPLAKE_JOURNAL_DIR`` or ``~/.deeplake/journal``), a directory, or ``False``
+            for a null journal (in memory: writes not yet stored are lost if the process dies).
+        consistency: How long the service may hide an acknowledged write from other requests
+            (the flusher's verification waits that long before resending).
+        limits: Size limits checked before a write is journaled.
+        flush_timeout: Longest wait of :meth:`flush` and :meth:`close`, in seconds.
+        recover_timeout: Longest wait for an earlier process's entries when opening.
+
+    Raises:
+        DeeplakeError: The memory table could not be prepared.
     """
+
+    #: Prepare the two tables concurrently (a subclass may turn it off).
+    parallel: bool = True
+    #: ``"query"``: grep in one round trip; ``"per_file"``: read every file (a baseline).
+    grep_strategy: Literal["query", "per_file"] = "query"
+
+    open = _OpenDescriptor()
 
     def __init__(
         self,
         api: DeeplakeApi,
-        table: str,
-        sessions_table: str | None,
-        cache: ContentCache,
-        *,
-        author: str,
-        parallel: bool,
-        max_pending: int,
-        max_delay: float,
-        batch_rows: int,
-        grep_strategy: Literal["query", "per_file"],
-    ) -> None:
-        self.api = api
-        self.table = table
-        self.sessions_table = sessions_table
-        self.cache = cache
-        self.author = author
-        self.parallel = parallel
-        self.grep_strategy = grep_strategy
-        self.tree = Tree()
-        self.sessions_enabled = sessions_table is not None
-        self.closed = False
-        self.writer = WriteBuffer(
-            api,
-            table,
-            self.tree,
-            self._invalidate,
-            author=author,
-            max_pending=max_pending,
-            max_delay=max_delay,
-            parallel=parallel,
-            batch_rows=batch_rows,
-        )
-
-    # -- lifecycle -------------------------------------------------------------------------
-    @classmethod
-    def open(
-        cls,
-        api: DeeplakeApi,
-        table: str = "memory",
-        sessions_table: str | None = "sessions",
+        table: str | None = None,
+        sessions_table: str | None = "",
         *,
         cache: ContentCache | bool | None = None,
         author: str = "",
-        parallel: bool = True,
-        max_pending: int = 10,
-        max_delay: float = 0.2,
-        batch_rows: int = st.CHUNK,
-        grep_strategy: Literal["query", "per_file"] = "query",
-    ) -> DeeplakeFs:
-        """Bootstrap a filesystem: ensure both tables, sync them, load their metadata.
+        journal: bool | str | os.PathLike[str] | None = None,
+        consistency: Consistency | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        flush_timeout: float | None = 60.0,
+        recover_timeout: float | None = 30.0,
+    ) -> None:
+        creds = api.credentials
+        self.api = api
+        self.table = table or creds.table
+        self.sessions_table = creds.sessions_table if sessions_table == "" else sessions_table
+        self.cache = _resolve_cache(cache)
+        self.author = author
+        self.flush_timeout = flush_timeout
+        self.tree = Tree()
+        self.sessions_enabled = self.sessions_table is not None
+        self.closed = False
+        self.journal = journal_for(api, journal, consistency=consistency)
+        self.writer = FileWriter(
+            self.journal, self.table, self.tree, self._invalidate, author=author, limits=limits
+        )
+        self._recover(recover_timeout)
+        self._bootstrap()
 
-        The two tables are prepared in parallel (``parallel=False``: one after the other). A
-        failure to sync the memory table is an error; a failure to sync the sessions table only
-        logs a warning and leaves session files out.
+    def open_file(
+        self,
+        path: str,
+        mode: str = "r",
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> IO[Any]:
+        """Open a file of the filesystem, like :func:`open` (also reachable as ``fs.open``).
 
-        Args:
-            api: The client to use.
-            table: Memory table name.
-            sessions_table: Sessions table name, or None for no session files.
-            cache: A :class:`~deeplake_sdk.cache.ContentCache`; None uses the default
-                persistent cache directory; False disables caching.
-            author: Value of the ``author`` column of new rows.
-            parallel: Run bootstrap and flush statements concurrently.
-            max_pending: Flush as soon as this many writes are queued.
-            max_delay: Flush this many seconds after the first unflushed write.
-            batch_rows: Rows per multi-row INSERT when flushing new files (1: one each).
-            grep_strategy: ``"query"`` (one round trip) or ``"per_file"`` (read every file).
-
-        Returns:
-            The ready filesystem.
+        Modes ``r``, ``w``, ``x`` (fails if the file exists) and ``a``, text or binary (``b``).
+        A file opened for reading holds the content at the time of the call; one opened for
+        writing or appending stores what was written when closed (one journaled write or
+        append), and nothing if its ``with`` block raised.
 
         Raises:
-            DeeplakeError: The memory table could not be prepared.
+            FsError: As :meth:`read_bytes` (reading), :meth:`write_bytes` (writing), or
+                ``EEXIST`` (``x`` mode, the file exists).
+            ValueError: An unsupported mode.
         """
-        fs = cls(
-            api,
-            table,
-            sessions_table,
-            _resolve_cache(cache),
-            author=author,
-            parallel=parallel,
-            max_pending=max_pending,
-            max_delay=max_delay,
-            batch_rows=batch_rows,
-            grep_strategy=grep_strategy,
+        self._check_open()
+        kind, _ = parse_mode(mode)
+        p = paths.normalize(path)
+        if kind == "x" and self.exists(p):
+            raise FsError(errno.EEXIST, p)
+        if kind in "wx":
+            self._check_writable(p)
+
+        def store(data: bytes) -> None:
+            if kind == "a":
+                self.append_bytes(p, data)
+            else:
+                self.write_bytes(p, data)
+
+        return open_file(
+            mode,
+            read=lambda: self.read_bytes(p),
+            store=store,
+            encoding=encoding,
+            errors=errors,
+            newline=newline,
         )
-        fs._bootstrap()
-        _open_filesystems.add(fs)
-        return fs
+
+    def _recover(self, timeout: float | None) -> None:
+        """Wait (bounded) for entries of earlier processes to be stored before loading."""
+        adopted = self.journal.overlay.seqs()
+        if not adopted:
+            return
+        left = self.journal.wait_for(adopted, timeout)
+        if left:
+            log.warning(
+                "%d journaled write(s) of an earlier process are not stored yet (%s); "
+                "reads see them, and they are sent in the background",
+                len(left),
+                self.journal.last_error or "timeout",
+            )
 
     def _bootstrap(self) -> None:
         chains: list[Callable[[], list[FileMeta]]] = [self._prepare_memory]
@@ -159,11 +211,33 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
                 )
             else:
                 self.tree.put_many(sessions)
-        for entry in self.writer.pending.values():
-            self.tree.put(meta_for(entry, self.tree.get(entry.path)))
+        self._overlay_tree()
+
+    def _overlay_tree(self) -> None:
+        """Show pending writes (of this or an earlier process) in the loaded tree."""
+        if self.sessions_enabled and self.sessions_table:
+            for path in self.journal.overlay.event_paths(self.sessions_table):
+                if self.tree.get(path) is None:
+                    self.tree.put(FileMeta(path, 0, "application/x-ndjson", kind="session"))
+        for path, view in self.journal.overlay.paths(self.table).items():
+            previous = self.tree.get(path)
+            if view.state == "deleted":
+                self.tree.remove(path)
+            elif view.state == "full":
+                self.tree.put(
+                    FileMeta(
+                        path,
+                        len(view.data),
+                        str(view.meta.get("mime_type") or "application/octet-stream"),
+                        str(view.meta.get("last_update_date") or ""),
+                        "memory",
+                        previous.description if previous else "",
+                    )
+                )
 
     def _prepare_memory(self) -> list[FileMeta]:
-        self.layout = self.writer.layout = self.api.ensure_table(self.table)
+        self.layout = self.api.ensure_table(self.table)
+        self.writer.binary_ok = self.layout.binary_ok
         self.api.sync_table(self.table)
         sql, params = st.memory_metadata(self.layout)
         return [
@@ -212,37 +286,34 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
         self._check_open()
         self._bootstrap()
 
-    def flush(self) -> int:
-        """Store every queued write now; returns how many were stored.
-
-        Raises:
-            FlushError: Some writes failed. They stay queued and the next flush retries them.
-        """
-        self._check_open()
-        return self.writer.flush()
-
-    def close(self, *, discard: bool = False) -> None:
-        """Flush queued writes and release the filesystem (idempotent).
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait until every change this process journaled is stored; returns how many.
 
         Args:
-            discard: Drop the queued writes instead of storing them (they are logged).
+            timeout: Longest wait in seconds (default: ``flush_timeout`` of :meth:`open`).
 
         Raises:
-            FlushError: Queued writes could not be stored; they are retried once more at exit.
+            FlushError: Some changes were refused by the service (kept aside as rejected, and
+                named), or not stored in time (they stay journaled and are sent later).
+        """
+        self._check_open()
+        return self.writer.flush(self.flush_timeout if timeout is None else timeout)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Wait for the journaled changes to be stored, and release the filesystem.
+
+        Args:
+            wait: ``False`` returns at once: the changes stay journaled and the flusher (or
+                the next process that opens this workspace) stores them.
+
+        Raises:
+            FlushError: See :meth:`flush`; the filesystem is closed anyway.
         """
         if self.closed:
             return
-        self.writer.cancel_timer()
-        if discard and self.writer.pending:
-            log.warning(
-                "discarding %d queued write(s): %s",
-                len(self.writer.pending),
-                ", ".join(sorted(self.writer.pending)[:10]),
-            )
-            self.writer.pending.clear()
-        self.writer.flush()
         self.closed = True
-        _open_filesystems.discard(self)
+        if wait:
+            self.writer.flush(self.flush_timeout)
 
     def __enter__(self) -> DeeplakeFs:
         return self
@@ -259,22 +330,3 @@ def _resolve_cache(cache: ContentCache | bool | None) -> Any:
     if cache is False:
         return cache_mod.NullCache()
     return cache
-
-
-@atexit.register
-def _flush_at_exit() -> None:
-    """Safety net: store writes of filesystems that were never closed."""
-    for fs in list(_open_filesystems):
-        pending = len(fs.writer.pending)
-        if not pending or fs.closed:
-            continue
-        log.warning(
-            "DeeplakeFs(%s) was not closed: flushing %d queued write(s) at exit "
-            "(call close() or use it as a context manager)",
-            fs.table,
-            pending,
-        )
-        try:
-            fs.writer.flush()
-        except DeeplakeError as exc:
-            log.error("writes lost at exit, could not be stored: %s", exc)

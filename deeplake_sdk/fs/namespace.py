@@ -8,7 +8,6 @@ from deeplake_sdk.errors import FsError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.base import FsBase
 from deeplake_sdk.fs.tree import FileMeta
-from deeplake_sdk.fs.writer import PendingWrite, new_row_id, utc_now
 from deeplake_sdk.statements import files as st
 
 
@@ -16,7 +15,7 @@ class NamespaceMixin(FsBase):
     """rm, mkdir, rmdir, cp, mv."""
 
     def rm(self, path: str, recursive: bool = False, force: bool = False) -> None:
-        """Remove a file, or a directory tree with ``recursive``.
+        """Remove a file, or a directory tree with ``recursive`` (journaled, see :meth:`flush`).
 
         Args:
             path: What to remove.
@@ -27,33 +26,29 @@ class NamespaceMixin(FsBase):
             FsError: ``ENOENT`` (missing, unless ``force``), ``EISDIR`` (a directory without
                 ``recursive``), ``EPERM`` (session files, or the root).
         """
-        self._tick()
+        self._check_open()
         p = paths.normalize(path)
         if self.tree.is_file(p):
-            self._rm_file(p)
+            meta = self.tree.get(p)
+            if meta is not None and meta.kind == "session":
+                raise FsError(errno.EPERM, p, "session files are read-only")
+            self.writer.delete(p)
         elif self.tree.is_dir(p):
             if not recursive:
                 raise FsError(errno.EISDIR, p, "is a directory (use recursive=True)")
             self._rm_tree(p)
-        else:
-            with self.writer.lock:
-                sql, params = st.memory_delete(self.layout, p)
-                result = self.api.execute(sql, params, idempotent=True)
-            self._invalidate(p)
-            if result.row_count == 0 and not force:
-                raise FsError(errno.ENOENT, p)
+        elif self._stored(p):
+            self.writer.delete(p)
+        elif not force:
+            raise FsError(errno.ENOENT, p)
 
-    def _rm_file(self, p: str) -> None:
-        meta = self.tree.get(p)
-        if meta is not None and meta.kind == "session":
-            raise FsError(errno.EPERM, p, "session files are read-only")
-        with self.writer.lock:
-            self.writer.discard(p)
-            if meta is None or meta.persisted:
-                sql, params = st.memory_delete(self.layout, p)
-                self.api.execute(sql, params, idempotent=True)
-            self.tree.remove(p)
-            self._invalidate(p)
+    def _stored(self, p: str) -> bool:
+        """Whether the table (or a pending write) has a file this view has not seen."""
+        view = self.writer.view(p)
+        if view is not None:
+            return view.state != "deleted"
+        sql, params = st.memory_probe(self.layout, p)
+        return bool(self.api.query(sql, params))
 
     def _rm_tree(self, p: str) -> None:
         if p == paths.ROOT:
@@ -61,17 +56,13 @@ class NamespaceMixin(FsBase):
         files = self.tree.files_under(p)
         if any(self.tree.files[f].kind == "session" for f in files):
             raise FsError(errno.EPERM, p, "contains session files, which are read-only")
-        with self.writer.lock:
-            for f in files:
-                self.writer.discard(f)
-            sql, params = st.memory_delete_tree(self.layout, p)
-            self.api.execute(sql, params, idempotent=True)
-            for f in files:
-                self.tree.remove(f)
-                self._invalidate(f)
-            for d in reversed(self.tree.dirs_under(p)):
-                self.tree.remove_dir(d)
-            self.tree.remove_dir(p)
+        self.writer.delete_tree(p)
+        for f in files:
+            self.tree.remove(f)
+            self._invalidate(f)
+        for d in reversed(self.tree.dirs_under(p)):
+            self.tree.remove_dir(d)
+        self.tree.remove_dir(p)
 
     def mkdir(self, path: str, parents: bool = False, exist_ok: bool = False) -> None:
         """Create a directory.
@@ -82,7 +73,7 @@ class NamespaceMixin(FsBase):
         Raises:
             FsError: ``EEXIST``, ``ENOENT`` (missing parent without ``parents``), ``ENOTDIR``.
         """
-        self._tick()
+        self._check_open()
         p = paths.normalize(path)
         if self.tree.is_dir(p):
             if exist_ok:
@@ -106,7 +97,7 @@ class NamespaceMixin(FsBase):
         Raises:
             FsError: ``ENOENT``, ``ENOTDIR``, ``ENOTEMPTY``, ``EPERM`` (the root).
         """
-        self._tick()
+        self._check_open()
         p = paths.normalize(path)
         if p == paths.ROOT:
             raise FsError(errno.EPERM, p, "cannot remove the root")
@@ -123,7 +114,7 @@ class NamespaceMixin(FsBase):
             FsError: ``ENOENT``, ``EISDIR`` (a directory without ``recursive``), ``EPERM``
                 (the target is a session file), ``EINVAL`` (a directory into itself).
         """
-        self._tick()
+        self._check_open()
         s, d = paths.normalize(src), paths.normalize(dst)
         if self.tree.is_dir(s) and not self.tree.is_file(s):
             if not recursive:
@@ -158,7 +149,7 @@ class NamespaceMixin(FsBase):
             FsError: ``ENOENT``, ``EPERM`` (session files), ``ENOTEMPTY`` (non-empty target
                 directory), ``ENOTDIR``, ``EINVAL`` (a directory into itself).
         """
-        self._tick()
+        self._check_open()
         s, d = paths.normalize(src), paths.normalize(dst)
         if not (self.tree.is_file(s) or self.tree.is_dir(s)):
             raise FsError(errno.ENOENT, s)
@@ -179,42 +170,12 @@ class NamespaceMixin(FsBase):
         if meta.kind == "session":
             raise FsError(errno.EPERM, s, "session files are read-only")
         self._check_writable(d)
-        with self.writer.lock:
-            if self.writer.get(s) is not None and meta.persisted:
-                self.writer.flush()
-            pending = self.writer.discard(s)
-            self._drop_target(d)
-            if pending is not None:
-                self.tree.remove(s)
-                self._invalidate(s)
-                self._queue(
-                    PendingWrite(
-                        d,
-                        pending.data,
-                        pending.mime_type,
-                        utc_now(),
-                        new_row_id(),
-                        pending.project,
-                        pending.description,
-                        pending.creation_date,
-                    )
-                )
-                return
-            date = utc_now()
-            sql, params = st.memory_rename(self.layout, s, d, paths.basename(d), date)
-            self.api.execute(sql, params, idempotent=True)
-            self.tree.remove(s)
-            self._invalidate(s)
-            self.tree.put(FileMeta(d, meta.size, meta.mime_type, date, "memory", meta.description))
-
-    def _drop_target(self, d: str) -> None:
-        target = self.tree.get(d)
-        self.writer.discard(d)
-        if target is not None and target.persisted:
-            sql, params = st.memory_delete(self.layout, d)
-            self.api.execute(sql, params, idempotent=True)
+        date = self.writer.move(s, d, tree=False)
+        self.tree.remove(s)
         self.tree.remove(d)
+        self._invalidate(s)
         self._invalidate(d)
+        self.tree.put(FileMeta(d, meta.size, meta.mime_type, date, "memory", meta.description))
 
     def _mv_tree(self, s: str, d: str) -> None:
         if paths.is_under(d, s):
@@ -226,25 +187,19 @@ class NamespaceMixin(FsBase):
         files = self.tree.files_under(s)
         if any(self.tree.files[f].kind == "session" for f in files):
             raise FsError(errno.EPERM, s, "contains session files, which are read-only")
-        with self.writer.lock:
-            if any(self.writer.get(f) is not None for f in files):
-                self.writer.flush()
-            date = utc_now()
-            sql, params = st.memory_rename_tree(self.layout, s, d, date)
-            self.api.execute(sql, params, idempotent=True)
-            dirs = self.tree.dirs_under(s)
-            explicit = [x for x in [s, *dirs] if x in self.tree.explicit_dirs]
-            for f in files:
-                meta = self.tree.remove(f)
-                self._invalidate(f)
-                if meta is not None:
-                    target = paths.dir_prefix(d) + f[len(paths.dir_prefix(s)) :]
-                    self.tree.put(
-                        FileMeta(
-                            target, meta.size, meta.mime_type, date, "memory", meta.description
-                        )
-                    )
-            for x in reversed([s, *dirs]):
-                self.tree.remove_dir(x)
-            for x in explicit:
-                self.tree.add_dir(d + x[len(s) :])
+        date = self.writer.move(s, d, tree=True)
+        dirs = self.tree.dirs_under(s)
+        explicit = [x for x in [s, *dirs] if x in self.tree.explicit_dirs]
+        for f in files:
+            meta = self.tree.remove(f)
+            self._invalidate(f)
+            if meta is not None:
+                target = paths.dir_prefix(d) + f[len(paths.dir_prefix(s)) :]
+                self._invalidate(target)
+                self.tree.put(
+                    FileMeta(target, meta.size, meta.mime_type, date, "memory", meta.description)
+                )
+        for x in reversed([s, *dirs]):
+            self.tree.remove_dir(x)
+        for x in explicit:
+            self.tree.add_dir(d + x[len(s) :])

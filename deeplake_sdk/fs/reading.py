@@ -51,11 +51,15 @@ class ReadingMixin(FsBase):
         Raises:
             FsError: ``ENOENT`` (no such file) or ``EISDIR`` (a directory).
         """
-        self._tick()
+        self._check_open()
         p = paths.normalize(path)
-        entry = self.writer.get(p)
-        if entry is not None:
-            return entry.data
+        view = self.writer.view(p)
+        if view is not None:
+            if view.state == "full":
+                return view.data
+            if view.state == "deleted":
+                raise FsError(errno.ENOENT, p)
+            self.writer.settle(p, view, self.flush_timeout)
         meta = self.tree.get(p)
         if meta is None:
             if self.tree.is_dir(p):
@@ -93,7 +97,10 @@ class ReadingMixin(FsBase):
     def _read_session(self, meta: FileMeta) -> bytes:
         assert self.sessions_layout is not None
         sql, params = st.session_lines(self.sessions_layout, meta.path)
-        lines = st.session_file_lines(self.api.query(sql, params))
+        rows = self.api.query(sql, params)
+        lines = st.session_file_lines(rows)
+        stored = {str(r["id"]) for r in rows} | {str(r["event_key"]) for r in rows}
+        lines += self.journal.overlay.event_lines(self.sessions_layout.name, meta.path, stored)
         data = "".join(line + "\n" for line in lines).encode()
         meta.rows, meta.size = len(lines), len(data)
         return data
@@ -123,12 +130,12 @@ class ReadingMixin(FsBase):
         Paths that are queued, already cached at their current version, session files or
         unknown are skipped.
         """
-        self._tick()
+        self._check_open()
         wanted = []
         for raw in paths_:
             p = paths.normalize(raw)
             meta = self.tree.get(p)
-            if meta is None or meta.kind != "memory" or self.writer.get(p) is not None:
+            if meta is None or meta.kind != "memory" or self.writer.view(p) is not None:
                 continue
             if self.cache.get(self._key(p), meta.version) is None:
                 wanted.append(p)

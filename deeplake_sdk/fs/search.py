@@ -66,7 +66,7 @@ class SearchMixin(FsBase):
         Raises:
             GrepPatternError: The pattern is not a valid regular expression.
         """
-        self._tick()
+        self._check_open()
         opts = GrepOptions(
             pattern=pattern,
             ignore_case=ignore_case,
@@ -80,17 +80,20 @@ class SearchMixin(FsBase):
         compile_pattern(opts)  # reject a bad pattern before any round trip
         scope = paths.normalize(path)
         sessions = include_sessions and self.sessions_enabled
+        pending = {p: v for p, v in self.writer.view_all().items() if _in_scope(p, scope)}
+        for p, view in pending.items():
+            if view.state == "wait":
+                self.writer.settle(p, view, self.flush_timeout)
         if self.grep_strategy == "per_file":
             texts, lines = self._grep_texts_per_file(scope, sessions), {}
         else:
             texts, lines = self._grep_candidates(opts, scope, sessions)
-        for p, entry in list(self.writer.pending.items()):
-            if _in_scope(p, scope):
-                text = text_copy(entry.data)
-                if text is None:
-                    texts.pop(p, None)
-                else:
-                    texts[p] = text
+        for p, view in pending.items():
+            text = text_copy(view.data) if view.state == "full" else None
+            if text is None:
+                texts.pop(p, None)
+            else:
+                texts[p] = text
         results: list[FileResult] = []
         budget = max_results
         for p in sorted({*texts, *lines}):

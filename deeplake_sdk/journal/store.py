@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 from gevent import monkey
 
 from deeplake_sdk._native_worker import allocate_lock
+from deeplake_sdk.errors import ConfigError
+from deeplake_sdk.http_errors import service_base
 from deeplake_sdk.journal import _sqlite
 from deeplake_sdk.journal._committer import Committer
 from deeplake_sdk.journal._drainlock import DrainLock
@@ -75,7 +77,6 @@ __all__ = [
 MAX_ENTRY_BYTES = 256 << 20
 #: File name suffix of a journal (its SQLite database).
 SUFFIX = ".sqlite"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,28 +96,24 @@ def default_journal_root() -> Path:
 def normalize_origin(origin: str) -> str:
     """The canonical form of an endpoint URL, so that spellings of one endpoint share a journal.
 
-    Scheme and host are lower-cased, a default port, credentials, query and fragment dropped,
-    a trailing slash removed (a path prefix is kept: it may name another service).
+    The same text as every other per-service key of the SDK
+    (:func:`~deeplake_sdk.http_errors.service_base`): scheme and host lower-cased, credentials,
+    query and fragment dropped, a trailing slash removed (a path prefix is kept: it may name
+    another service).
 
     Args:
         origin: The endpoint URL, e.g. ``https://api.deeplake.ai``.
 
     Returns:
-        E.g. ``https://api.deeplake.ai``.
+        The canonical URL.
 
     Raises:
-        ValueError: Not an absolute URL.
+        ValueError: Not an absolute http(s) URL.
     """
-    parts = urlsplit(origin.strip())
-    if not parts.scheme or not parts.hostname:
-        raise ValueError(f"not an endpoint URL: {origin!r} (expected e.g. https://host)")
-    scheme = parts.scheme.lower()
-    host = parts.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
-    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+    try:
+        return service_base(origin.strip())
+    except ConfigError:
+        raise ValueError(f"not an endpoint URL: {origin!r} (expected e.g. https://host)") from None
 
 
 def _slug(text: str) -> str:

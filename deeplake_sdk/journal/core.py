@@ -1,0 +1,436 @@
+"""The journal of one workspace in this process: durable entries, their overlay, a flusher.
+
+:func:`journal_for` returns the process's :class:`Journal` for a client's endpoint, org and
+workspace (one per journal directory). Writes of every :class:`~deeplake_sdk.DeeplakeFs` and
+:class:`~deeplake_sdk.SessionLog` of that workspace go through it:
+
+1. :meth:`Journal.record` stores entries durably (fsync) and returns; the call never waits for
+   the service;
+2. the :class:`~deeplake_sdk.journal.flusher.Flusher` thread sends them
+   (:class:`~deeplake_sdk.journal.drain.Drain`) and removes them once the service confirmed them;
+3. :meth:`Journal.flush` waits until this process's entries are confirmed (or refused).
+
+Entries left by an earlier process (killed, crashed, offline) are found when a journal is opened
+and sent first; reads of the opening process see them meanwhile. At interpreter exit, and on
+``SIGTERM`` when the program has not set its own handler, pending entries get a bounded last
+drain; what is left stays journaled for the next process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import logging
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deeplake_sdk._native_worker import allocate_lock
+from deeplake_sdk._wakeup import Beacon
+from deeplake_sdk.errors import DeeplakeError, FlushError
+from deeplake_sdk.http_errors import service_base
+from deeplake_sdk.journal.drain import Catalog, Consistency, Drain, Outcome
+from deeplake_sdk.journal.flusher import Flusher
+from deeplake_sdk.journal.overlay import Overlay
+from deeplake_sdk.journal.store import Entry, JournalStore, NewEntry, default_journal_root
+
+__all__ = [
+    "EXIT_TIMEOUT",
+    "Journal",
+    "RejectedWriteError",
+    "journal_for",
+]
+
+log = logging.getLogger(__name__)
+
+#: Seconds the exit (and SIGTERM) drain may take (env ``DEEPLAKE_EXIT_FLUSH_TIMEOUT``).
+EXIT_TIMEOUT = 10.0
+#: Entries per drain batch.
+BATCH_ENTRIES = 500
+#: Bytes per drain batch (a larger single entry is sent alone).
+BATCH_BYTES = 16 << 20
+
+
+class RejectedWriteError(DeeplakeError):
+    """The service refused a journaled write for good (e.g. 400, 413).
+
+    The entry is kept aside as *rejected* in the journal (``deeplake-sdk journal ls
+    --rejected``); the other writes are stored.
+
+    Attributes:
+        seq: The entry's journal sequence number.
+        op: Its operation (``put``, ``append``, ``delete``, ``event``...).
+        path: The file it was for.
+        reason: What the service answered.
+    """
+
+    def __init__(self, seq: int, op: str, path: str, reason: str) -> None:
+        self.seq, self.op, self.path, self.reason = seq, op, path, reason
+        super().__init__(f"{op} of {path} was refused by the service: {reason}")
+
+
+@dataclass
+class _Mine:
+    op: str
+    path: str
+    at: float  # time.monotonic() when journaled
+
+
+class Journal:
+    """Durable entries of one workspace, the overlay of this process, and its flusher.
+
+    Use :func:`journal_for` rather than the constructor.
+
+    Args:
+        store: Where entries are kept.
+        api: Client of the workspace (the journal drains through its own copy of it).
+        consistency: Read-lag allowance of the drain's verification.
+    """
+
+    def __init__(self, store: JournalStore, api: Any, consistency: Consistency) -> None:
+        self.store = store
+        self.api = copy.copy(api)
+        self.api._closed = False
+        self.consistency = consistency
+        self.overlay = Overlay()
+        self._catalog = Catalog(self._columns, api.forget_table)
+        self._drain = Drain(
+            self.api,
+            self._catalog,
+            consistency,
+            attempt=store.begin_attempt,
+            lanes=store.lanes,
+        )
+        self._lock = allocate_lock()
+        self._mine: dict[int, _Mine] = {}
+        self._refused: dict[int, RejectedWriteError] = {}
+        self.last_error: BaseException | None = None
+        #: Seconds from journaling to confirmation of this process's recent entries.
+        self.confirm_seconds: deque[float] = deque(maxlen=10_000)
+        self._start_runtime()
+        self._adopt(store.pending(limit=1 << 30, max_bytes=1 << 62))
+
+    def _start_runtime(self) -> None:
+        self._pid = os.getpid()
+        self.beacon = Beacon()
+        self.flusher = Flusher(self)
+
+    def _adopt(self, entries: Sequence[Entry]) -> None:
+        """Take over entries an earlier process left: reads see them, the flusher sends them."""
+        if not entries:
+            return
+        log.info(
+            "journal %s holds %d entries of earlier processes: sending them",
+            self.store.path or "(memory)",
+            len(entries),
+        )
+        self.overlay.add(
+            [e.seq for e in entries],
+            [NewEntry(e.op, e.table, e.path, e.data, e.meta) for e in entries],
+        )
+        self.flusher.wake()
+
+    def adopt_all(self) -> None:
+        """Take over every entry the journal holds now (left by any process)."""
+        known = self.overlay.seqs()
+        self._adopt([e for e in self.store.pending(1 << 30, 1 << 62) if e.seq not in known])
+
+    def _check_fork(self) -> None:
+        """In a forked child: new locks, thread and waiters (the parent's may be held or gone).
+
+        The child keeps the overlay (its reads still see what the parent journaled) but waits
+        only for its own entries.
+        """
+        if self._pid != os.getpid():
+            self._lock = allocate_lock()
+            self._mine, self._refused = {}, {}
+            self.overlay.after_fork()
+            self._start_runtime()
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.store.path or '(memory)'} pending={len(self.overlay)}>"
+
+    # -- writing ------------------------------------------------------------------------------
+    def record(self, entries: Sequence[NewEntry]) -> list[int]:
+        """Store entries durably (one group commit) and hand them to the flusher.
+
+        Returns:
+            Their sequence numbers.
+        """
+        self._check_fork()
+        seqs = self.store.append(entries)
+        self.overlay.add(seqs, entries)
+        now = time.monotonic()
+        with self._lock:
+            for seq, entry in zip(seqs, entries, strict=True):
+                self._mine[seq] = _Mine(entry.op, entry.path, now)
+        self.flusher.wake()
+        return seqs
+
+    # -- waiting ------------------------------------------------------------------------------
+    def pending_mine(self) -> int:
+        """Entries of this process not yet confirmed or refused."""
+        return len(self._mine)
+
+    def wait_for(
+        self, seqs: Iterable[int], timeout: float | None, *, native: bool = False
+    ) -> set[int]:
+        """Wait until these entries are confirmed or refused; returns those still pending."""
+        self._check_fork()
+        wanted = set(seqs)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            generation = self.beacon.generation
+            left = wanted & self.overlay.seqs()
+            if not left:
+                return set()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return left
+            self.flusher.wake()
+            self.beacon.wait(
+                generation, 0.5 if remaining is None else min(remaining, 0.5), native=native
+            )
+
+    def flush(self, timeout: float | None = 60.0, *, native: bool = False) -> int:
+        """Wait until every entry this process journaled is confirmed (or refused).
+
+        Args:
+            timeout: Longest wait, in seconds (``None``: no limit).
+            native: Block the thread even inside a gevent hub (exit and signal handlers).
+
+        Returns:
+            How many entries were waited for.
+
+        Raises:
+            FlushError: Some entries were refused by the service (they are kept aside as
+                rejected; the error names each with the reason), or were not confirmed in time
+                (they stay journaled and are sent later).
+        """
+        with self._lock:
+            mine = dict(self._mine)
+        left = self.wait_for(mine, timeout, native=native)
+        with self._lock:  # refusals since the last report, including before this call
+            refused, self._refused = self._refused, {}
+        errors: dict[str, BaseException] = {e.path: e for e in refused.values()}
+        if left:
+            why = self.last_error or DeeplakeError("not confirmed by the service in time")
+            for seq in sorted(left):
+                errors.setdefault(mine[seq].path, why)
+        if errors:
+            raise FlushError(errors.keys(), errors, journaled=len(left))
+        return len(mine)
+
+    # -- draining (called by the flusher thread) ------------------------------------------------
+    def has_pending(self) -> bool:
+        """Whether the journal (any process's part of it) holds entries to send."""
+        return self.store.stats().pending > 0
+
+    def drain_batch(self) -> bool:
+        """Send one batch; returns whether everything in it was settled."""
+        batch = self.store.pending(BATCH_ENTRIES, BATCH_BYTES)
+        if not batch:
+            return True
+        outcome = self._drain.apply(batch)
+        self.store.complete(outcome.completed, outcome.lanes)
+        for seq, reason in outcome.rejected.items():
+            self.store.reject(seq, reason)
+        self._settle(batch, outcome)
+        return not outcome.failed
+
+    def _settle(self, batch: Sequence[Entry], outcome: Outcome) -> None:
+        self.overlay.retire(outcome.completed, self.consistency.window)
+        self.overlay.remove(outcome.rejected)
+        with self._lock:
+            for entry in batch:
+                if entry.seq in outcome.rejected:
+                    if entry.seq in self._mine:
+                        self._refused[entry.seq] = RejectedWriteError(
+                            entry.seq, entry.op, entry.path, outcome.rejected[entry.seq]
+                        )
+                    log.error(
+                        "journal entry %d (%s %s) refused by the service: %s",
+                        entry.seq,
+                        entry.op,
+                        entry.path,
+                        outcome.rejected[entry.seq],
+                    )
+            self._forget(outcome.completed, confirmed=True)
+            self._forget(outcome.rejected, confirmed=False)
+        if outcome.failed:
+            self.note_error(next(iter(outcome.failed.values())))
+        else:
+            self.last_error = None
+        self.beacon.notify()
+
+    def follow(self) -> None:
+        """Learn which entries another process confirmed (or refused) meanwhile."""
+        watched = self.overlay.seqs()
+        if not watched:
+            return
+        states = self.store.states(sorted(watched))
+        gone = [s for s in watched if s not in states]
+        refused = [s for s, state in states.items() if state == "rejected"]
+        if refused:
+            reasons = {e.seq: e for e in self.store.rejected() if e.seq in set(refused)}
+            with self._lock:
+                for seq in refused:
+                    entry = reasons.get(seq)
+                    if entry is not None and seq in self._mine:
+                        self._refused[seq] = RejectedWriteError(
+                            seq, entry.op, entry.path, entry.error or "refused"
+                        )
+        if gone or refused:
+            self.overlay.remove([*gone, *refused])
+            with self._lock:
+                self._forget(gone, confirmed=True)
+                self._forget(refused, confirmed=False)
+            self.beacon.notify()
+
+    def _forget(self, seqs: Iterable[int], *, confirmed: bool) -> None:
+        """Drop settled entries of this process (under the lock), timing confirmed ones."""
+        now = time.monotonic()
+        for seq in seqs:
+            mine = self._mine.pop(seq, None)
+            if mine is not None and confirmed:
+                self.confirm_seconds.append(now - mine.at)
+
+    def note_error(self, error: BaseException) -> None:
+        """Remember why the last drain stopped (reported by :meth:`flush`)."""
+        self.last_error = error
+        self.beacon.notify()
+
+    def columns(self, table: str, kind: str) -> frozenset[str]:
+        """Columns of ``table`` (``kind``: ``memory`` or ``sessions``), ensuring it exists."""
+        return self._catalog.columns(table, kind)
+
+    def _columns(self, table: str, kind: str) -> frozenset[str]:
+        return self.api.ensure_tables({table: kind})[table].columns
+
+
+# ------------------------------------------------------------------------------- registry
+_registry: dict[tuple[str | None, str, str, str], Journal] = {}
+_registry_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def journal_for(
+    api: Any,
+    journal: bool | str | os.PathLike[str] | None = None,
+    *,
+    consistency: Consistency | None = None,
+) -> Journal:
+    """The process's journal for a client's endpoint, org and workspace.
+
+    Args:
+        api: The client (a :class:`~deeplake_sdk.DeeplakeApi`).
+        journal: ``None``/``True`` for the default directory (``$DEEPLAKE_JOURNAL_DIR`` or
+            ``~/.deeplake/journal``), a
+            directory, or ``False`` for a null journal (kept in memory: nothing survives the
+            process, nothing is shared with other processes).
+        consistency: Read-lag allowance (default :class:`Consistency`); the first caller for
+            a journal decides.
+    """
+    creds = api.credentials
+    where = service_base(creds.api_url)
+    if journal is False:
+        root: Path | None = None
+    elif journal is None or journal is True:
+        root = default_journal_root()
+    else:
+        root = Path(journal).expanduser()
+    key = (None if root is None else str(root.resolve()), where, creds.org_id, creds.workspace_id)
+    with _registry_lock:
+        found = _registry.get(key)
+        if found is not None:
+            found._check_fork()
+        if found is None:
+            store = (
+                JournalStore.memory()
+                if root is None
+                else JournalStore.open(root, where, creds.org_id, creds.workspace_id)
+            )
+            found = _registry[key] = Journal(store, api, consistency or Consistency())
+            _install_exit_handlers()
+    return found
+
+
+def drain(
+    api: Any, journal: bool | str | os.PathLike[str] | None = None, timeout: float = 60.0
+) -> int:
+    """Send everything a workspace's journal holds, whichever process journaled it.
+
+    Returns:
+        How many entries are left (0: all stored, or refused and set aside).
+
+    Args:
+        api: A client of the workspace.
+        journal: The journal directory (see :func:`journal_for`).
+        timeout: Longest wait, in seconds.
+    """
+    target = journal_for(api, journal)
+    target.adopt_all()
+    return len(target.wait_for(target.overlay.seqs(), timeout))
+
+
+def flush_all(timeout: float, *, native: bool = True) -> list[str]:
+    """Last drain of every journal of the process; returns what stays journaled (messages)."""
+    left = []
+    for journal in list(_registry.values()):
+        if journal._pid != os.getpid() or not journal.pending_mine():
+            continue
+        try:
+            journal.flush(timeout, native=native)
+        except FlushError as exc:
+            where = journal.store.path or "memory (lost at exit: a null journal)"
+            left.append(f"{exc}; kept in {where}")
+            log.warning("%s; they stay in journal %s", exc, where)
+    return left
+
+
+def _exit_timeout() -> float:
+    try:
+        return float(os.environ.get("DEEPLAKE_EXIT_FLUSH_TIMEOUT", EXIT_TIMEOUT))
+    except ValueError:
+        return EXIT_TIMEOUT
+
+
+_handlers_installed = False
+
+
+def _install_exit_handlers() -> None:
+    """Drain at exit, and on SIGTERM when the program left SIGTERM to its default."""
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    _handlers_installed = True
+    atexit.register(lambda: flush_all(_exit_timeout()))
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main interpreter thread, or no signals here
+        log.debug("cannot install a SIGTERM handler", exc_info=True)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Drain what can be drained in time, then die of SIGTERM as the program would have."""
+    del frame
+    flush_all(_exit_timeout())
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)

@@ -1,0 +1,893 @@
+"""Apply journal entries to the service exactly once, and confirm them.
+
+A drain takes a batch of entries (journal order), plans it (:mod:`deeplake_sdk.journal.plan`)
+and applies each segment in *rounds*: in round ``r`` the ``r``-th operation of every file lane is
+sent (new files together in multi-row inserts, the rest in parallel), then every lane is
+*verified* by reading its rows back (one query per chunk of paths). An entry is completed only
+once its effect has been seen in the table.
+
+Why verify: the service answers some writes and then loses them (two rapid UPDATEs of a row can
+coalesce), answers others with an error although they ran (commit-then-fail), and shows a write
+to other requests only after a while (read lag). So every check allows the
+:attr:`Consistency.window`: an effect not yet visible is waited for, polling, until the window
+since the write was answered has passed; only then is it taken as not applied and resent. A
+resend never repeats a write whose effect is already there:
+
+* a full write (``put``) is either an ``INSERT .. WHERE NOT EXISTS`` of its path or an UPDATE of
+  every row of the path (idempotent); duplicates left by concurrent creators converge to the
+  oldest row (``creation_date``, then ``id``), which receives the newest content;
+* an ``append`` is a compare-and-swap on the row's size; the offset it expects is recorded in
+  the journal *before* it is sent, so any later drain can check whether its bytes already sit
+  there (:func:`~deeplake_sdk.statements.journal.append_landed`) before sending it again;
+* deletes and renames resent after the window only touch rows not newer than themselves;
+* session events are inserted only when no row has their id, and resent only once the window
+  has shown they are absent.
+
+Errors: a statement the service rejects for good (400, 413, other 4xx) rejects its entries
+(the others go on); anything retryable leaves the lane's entries pending for the next drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deeplake_sdk._coop import Failure, cooperative_sleep, run_parallel
+from deeplake_sdk.errors import AmbiguousWriteError, ApiError, DeeplakeError, QueryError
+from deeplake_sdk.http_errors import is_missing_schema, is_refusal
+from deeplake_sdk.journal.plan import Lane, Op, Segment, plan
+from deeplake_sdk.journal.store import Entry
+from deeplake_sdk.statements import journal as sj
+from deeplake_sdk.statements.files import CHUNK
+
+__all__ = ["Catalog", "Consistency", "Drain", "Outcome", "Row"]
+
+log = logging.getLogger(__name__)
+
+#: Resends of one operation within one drain before its entries are left for the next drain.
+MAX_REPAIRS = 6
+#: Compare-and-swap attempts of one append racing other writers within one round.
+MAX_CAS = 8
+#: Bytes of file data per multi-row insert (besides :data:`CHUNK` rows).
+INSERT_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """How long the service may take to show an acknowledged write to other requests.
+
+    Attributes:
+        window: Seconds after an answered write during which not seeing its effect is taken as
+            lag rather than loss. Verification polls until the effect shows or the window has
+            passed; only then is a write resent. It costs nothing when writes show at once.
+        first_poll: First polling interval, in seconds (doubles up to ``max_poll``).
+        max_poll: Longest polling interval, in seconds.
+    """
+
+    window: float = 2.0
+    first_poll: float = 0.05
+    max_poll: float = 0.4
+
+    def __post_init__(self) -> None:
+        if self.window < 0 or self.first_poll <= 0 or self.max_poll < self.first_poll:
+            raise ValueError("window >= 0 and 0 < first_poll <= max_poll are required")
+
+
+class Catalog:
+    """The columns of the tables a drain writes to (the tables are ensured on first use).
+
+    Args:
+        columns: ``(table, kind) -> columns`` where kind is ``"memory"`` or ``"sessions"``;
+            ensures the table exists.
+        forget: Called with a table whose columns are forgotten (so that its source probes
+            it again).
+    """
+
+    def __init__(
+        self,
+        columns: Callable[[str, str], Collection[str]],
+        forget: Callable[[str], None] = lambda table: None,
+    ) -> None:
+        self._load = columns
+        self._forget = forget
+        self._known: dict[str, frozenset[str]] = {}
+
+    def columns(self, table: str, kind: str) -> frozenset[str]:
+        """Columns of ``table`` (ensured once)."""
+        cols = self._known.get(table)
+        if cols is None:
+            cols = self._known[table] = frozenset(self._load(table, kind))
+        return cols
+
+    def forget(self, table: str) -> None:
+        """Drop what is known about ``table`` (it was dropped or changed)."""
+        self._known.pop(table, None)
+        self._forget(table)
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of a file as a read shows it."""
+
+    id: str
+    size: int
+    date: str
+    created: str
+
+
+@dataclass
+class Outcome:
+    """What a drain did with its batch.
+
+    Attributes:
+        completed: Entries whose effect is confirmed.
+        rejected: Entries the service refused for good, with the reason.
+        failed: Entries left pending, with the retryable error that stopped them.
+        lanes: What is now known of each touched file (row id, size, date), for later drains.
+    """
+
+    completed: list[int] = field(default_factory=list)
+    rejected: dict[int, str] = field(default_factory=dict)
+    failed: dict[int, BaseException] = field(default_factory=dict)
+    lanes: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------ lanes
+class _Run:
+    """A lane being applied: its current operation and what is known of its row."""
+
+    def __init__(self, lane: Lane, hint: Mapping[str, Any] | None) -> None:
+        self.lane = lane
+        self.index = 0
+        self.row: Row | None = None  # the canonical row, when known to exist
+        self.known = False  # whether ``row`` reflects a read or one of our answered writes
+        if hint and hint.get("id") is not None:
+            self.row = Row(str(hint["id"]), int(hint["size"]), str(hint["date"]), "")
+            self.known = True
+        self.acked = 0.0  # wall time of the last answered write of this lane
+        self.repairs = 0
+        self.inserted: str | None = None  # row id of an insert that may have applied
+        self.skipped = False  # an insert of this round surely did not apply (the path existed)
+        self.error: BaseException | None = None
+        self.done: list[int] = []
+        self.rejected: dict[int, str] = {}
+
+    @property
+    def op(self) -> Op | None:
+        if self.error is not None or self.index >= len(self.lane.ops):
+            return None
+        return self.lane.ops[self.index]
+
+    def advance(self) -> None:
+        op = self.op
+        assert op is not None
+        self.done += op.seqs
+        self.index += 1
+        self.repairs = 0
+        self.inserted, self.skipped = None, False
+
+    def reject(self, reason: str) -> None:
+        op = self.op
+        assert op is not None
+        for seq in op.seqs:
+            self.rejected[seq] = reason
+        self.index += 1
+        self.repairs = 0
+        self.inserted, self.skipped = None, False
+
+    def hint(self) -> dict[str, Any] | None:
+        if self.row is None:
+            return None
+        return {"id": self.row.id, "size": self.row.size, "date": self.row.date}
+
+
+def _canonical(rows: Sequence[Row]) -> Row | None:
+    """The row every reader picks for a path: oldest ``creation_date``, then ``id``."""
+    return min(rows, key=lambda r: (r.created, r.id)) if rows else None
+
+
+# ------------------------------------------------------------------------------------------ drain
+class Drain:
+    """Applies batches of journal entries through one client.
+
+    Args:
+        api: The client (its retry policy applies to every statement).
+        catalog: Table columns.
+        consistency: The read-lag allowance.
+        author: ``author`` of rows the drain creates when the entry does not say.
+        attempt: ``(seqs, meta_updates)`` -> None; durably records that the entries are being
+            sent, with what a later drain needs to check them (e.g. an append's offset).
+        lanes: ``keys -> {key: hint}``: what earlier drains learnt about files.
+        parallel: Statements in flight at once (default: the endpoint's pool size).
+    """
+
+    def __init__(
+        self,
+        api: Any,
+        catalog: Catalog,
+        consistency: Consistency,
+        *,
+        attempt: Callable[[Sequence[int], Mapping[int, Mapping[str, Any]]], None],
+        lanes: Callable[[Sequence[tuple[str, str]]], Mapping[tuple[str, str], Mapping[str, Any]]],
+        parallel: int | None = None,
+    ) -> None:
+        self.api = api
+        self.catalog = catalog
+        self.consistency = consistency
+        self._attempt = attempt
+        self._lanes = lanes
+        self.parallel = parallel or getattr(api.endpoint, "pool_size", 8)
+
+    # -- entry point --------------------------------------------------------------------------
+    def apply(self, entries: list[Entry]) -> Outcome:
+        """Apply a batch; stops at the first segment that could not be fully applied."""
+        outcome = Outcome()
+        for segment in plan(entries):
+            ok = self._segment(segment, outcome)
+            if not ok:
+                stopped = set(segment.seqs) - set(outcome.completed) - set(outcome.rejected)
+                for seq in stopped:
+                    outcome.failed.setdefault(seq, DeeplakeError("not applied yet"))
+                break
+        return outcome
+
+    def _segment(self, segment: Segment, outcome: Outcome) -> bool:
+        if segment.barrier is not None:
+            return self._barrier(segment.barrier, outcome)
+        results = self._parallel(
+            [lambda: self._events(segment.events, outcome), lambda: self._files(segment, outcome)]
+        )
+        return all(r is True for r in results)
+
+    def _parallel(self, jobs: list[Callable[[], Any]]) -> list[Any]:
+        """Run jobs concurrently; an error that is not the service's is a bug: raise it."""
+        results = run_parallel(lambda job: job(), jobs, self.parallel)
+        for result in results:
+            if isinstance(result, Failure) and not isinstance(result.error, DeeplakeError):
+                raise result.error
+        return results
+
+    def _refusal(self, error: BaseException, table: str) -> str | None:
+        """Why the service refuses a write for good, or None when a later try may succeed.
+
+        A missing table or column is not a refusal: what is known of the table is dropped, so
+        that the next drain ensures it again.
+        """
+        if not is_refusal(error):
+            if is_missing_schema(error):
+                self.catalog.forget(table)
+            return None
+        assert isinstance(error, ApiError)
+        return f"HTTP {error.status}: {error.message}"
+
+    def _refuse(self, run: _Run, error: QueryError) -> None:
+        reason = self._refusal(error, run.lane.table)
+        if reason is None:
+            run.error = error
+        else:
+            run.reject(reason)
+
+    # -- file lanes ---------------------------------------------------------------------------
+    def _files(self, segment: Segment, outcome: Outcome) -> bool:
+        if not segment.lanes:
+            return True
+        hints = self._lanes(list(segment.lanes))
+        runs = [_Run(lane, hints.get(key)) for key, lane in segment.lanes.items()]
+        while True:
+            active = [r for r in runs if r.op is not None]
+            if not active:
+                break
+            self._send_round(active)
+            self._verify_round([r for r in active if r.op is not None and r.error is None])
+            # a lane whose operation failed (retryable) stops; the others go on
+            for run in active:
+                if run.error is not None:
+                    run.index = len(run.lane.ops)
+        ok = True
+        for run in runs:
+            outcome.completed += run.done
+            outcome.rejected.update(run.rejected)
+            key = (run.lane.table, run.lane.path)
+            outcome.lanes[key] = run.hint()
+            if run.error is not None:
+                ok = False
+                pending = [s for op in run.lane.ops for s in op.seqs]
+                for seq in pending:
+                    if seq not in run.done and seq not in run.rejected:
+                        outcome.failed[seq] = run.error
+        return ok
+
+    def _columns(self, table: str) -> frozenset[str]:
+        return self.catalog.columns(table, "memory")
+
+    def _send_round(self, runs: list[_Run]) -> None:
+        """Send the current operation of every lane: probes, then creates, then the rest.
+
+        An append that an earlier drain already sent with a recorded offset is not sent again
+        here: the verification checks whether its bytes are there first.
+        """
+        resumed = [r for r in runs if _resumes(r.op)]
+        for run in resumed:
+            run.acked = time.time()
+            if run.op.meta.get("create"):
+                run.inserted = run.op.meta.get("append_id")
+        runs = [r for r in runs if r not in resumed]
+        need_probe = [r for r in runs if r.op.kind == "append" and not r.known]
+        if need_probe:
+            self._probe(need_probe)
+        runs = [r for r in runs if r.error is None]
+        creates = [r for r in runs if self._creates(r)]
+        updates = [r for r in runs if r not in creates]
+        self._record(runs)
+        jobs: list[Callable[[], Any]] = []
+        for table, group in _by_table(creates).items():
+            for chunk in _insert_chunks(group):
+                jobs.append(lambda t=table, c=chunk: self._insert(t, c))
+        for run in updates:
+            jobs.append(lambda r=run: self._update(r))
+        self._parallel(jobs)
+
+    def _creates(self, run: _Run) -> bool:
+        op = run.op
+        assert op is not None
+        return op.kind in ("put", "append") and run.row is None
+
+    def _record(self, runs: list[_Run]) -> None:
+        """Durably record the round's appends as being sent, as one group each.
+
+        Every entry of a (coalesced) append gets the group's first seq and either the offset
+        the group expects or that it creates the file: a later drain merges the group again and
+        checks whether its bytes are there before resending. A write or a delete resent as if
+        never sent is still exact (an insert guarded by its path, an update or a delete of the
+        same rows), so rounds without appends cost the journal no transaction.
+        """
+        meta: dict[int, dict[str, Any]] = {}
+        for run in runs:
+            op = run.op
+            if op is None or run.error is not None:
+                continue
+            op.fresh = False
+            if op.kind == "append":
+                meta.update(_group_meta(op, run.row))
+        if meta:
+            self._attempt(list(meta), meta)
+
+    def _probe(self, runs: list[_Run]) -> None:
+        """Read the rows of files whose state is unknown (one query per chunk)."""
+        try:
+            found = self._rows([(r.lane.table, r.lane.path) for r in runs])
+        except DeeplakeError as exc:
+            for run in runs:
+                run.error = exc
+            return
+        for run in runs:
+            run.row = _canonical(found.get((run.lane.table, run.lane.path), []))
+            run.known = True
+            op = run.op
+            if run.row is None and op is not None and op.meta.get("target"):
+                # recorded as sent to a row that is not visible: wait before recreating it
+                run.acked = time.time()
+
+    def _insert(self, table: str, runs: list[_Run]) -> None:
+        """Create files in one multi-row insert (isolating rows the service refuses)."""
+        cols = self._columns(table)
+        try:
+            rows = [self._new_row(r, cols) for r in runs]
+        except ValueError as exc:
+            for run in runs:
+                run.reject(str(exc))
+            return
+        sql, params = sj.insert_absent(table, cols, rows)
+        try:
+            result = self.api.execute(sql, params, idempotent=False)
+        except QueryError as exc:
+            reason = self._refusal(exc, table)
+            if reason is None:
+                for run in runs:
+                    run.error = exc
+            elif len(runs) > 1:  # find the row the service refuses; store the others
+                for run in runs:
+                    self._insert(table, [run])
+            else:
+                runs[0].reject(reason)
+            return
+        except AmbiguousWriteError:
+            result = None  # maybe applied: the verification decides
+        except DeeplakeError as exc:
+            for run in runs:
+                run.error = exc
+            return
+        now = time.time()
+        count = None if result is None else result.row_count
+        for run, row in zip(runs, rows, strict=True):
+            run.acked = now
+            run.row = None
+            # all rows inserted, or none (every path existed); else the reads tell
+            run.skipped = count == 0
+            run.inserted = None if run.skipped else row["id"]
+
+    def _new_row(self, run: _Run, cols: Collection[str]) -> dict[str, Any]:
+        op = run.op
+        assert op is not None
+        row_id = op.meta.get("row_id") or op.meta["append_id"]
+        text = _text(op.data)
+        if text is None and "content" not in cols:
+            raise ValueError(f"{op.path}: binary content needs a table with a content column")
+        fields = dict(op.meta.get("row") or {})
+        fields.update(
+            id=row_id,
+            path=op.path,
+            filename=posixpath.basename(op.path),
+            content=op.data,
+            summary=text or "",
+            size_bytes=len(op.data),
+            last_update_date=op.stamp,
+        )
+        fields.setdefault("creation_date", op.stamp)
+        for col in sj.MEMORY_ROW_COLUMNS:
+            fields.setdefault(col, "")
+        return fields
+
+    def _update(self, run: _Run) -> None:
+        op = run.op
+        assert op is not None
+        try:
+            if op.kind == "put":
+                self._replace(run)
+            elif op.kind == "append":
+                self._cas(run)
+            else:
+                self._delete(run, guarded=False)
+        except QueryError as exc:
+            self._refuse(run, exc)
+        except AmbiguousWriteError:
+            run.acked = time.time()
+        except DeeplakeError as exc:
+            run.error = exc
+
+    def _replace(self, run: _Run) -> None:
+        op = run.op
+        assert op is not None
+        cols = self._columns(op.table)
+        sql, params = sj.replace(op.table, cols, self._new_row(run, cols))
+        result = self.api.execute(sql, params, idempotent=True)
+        run.acked = time.time()
+        if result.row_count == 0:
+            # nothing visible to update (removed, or not yet visible): create it
+            run.row, run.known = None, True
+            self._insert(op.table, [run])
+
+    def _cas(self, run: _Run) -> None:
+        """Append at the known end of the row; on a lost race, look again and retry."""
+        op = run.op
+        assert op is not None
+        cols = self._columns(op.table)
+        text = _text(op.data)
+        for _ in range(MAX_CAS):
+            row = run.row
+            assert row is not None
+            sql, params = sj.append_cas(
+                op.table,
+                cols,
+                op.path,
+                row.id or None,
+                op.data,
+                text=text,
+                expected_size=row.size,
+                date=op.stamp,
+            )
+            result = self.api.execute(sql, params, idempotent=True)
+            run.acked = time.time()
+            if result.row_count != 0:  # applied (or unknown: the verification reads)
+                return
+            found = _canonical(self._rows([(op.table, op.path)]).get((op.table, op.path), []))
+            if found is None or (found.id == row.id and found.size == row.size):
+                return  # not visible yet, or gone: the verification waits and decides
+            if self._landed(op, found.id, row.size):
+                return
+            run.row = found
+            if op.seqs:
+                meta = _group_meta(op, found)
+                self._attempt(list(meta), meta)
+            else:
+                op.meta["expected"], op.meta["target"] = found.size, found.id
+        raise DeeplakeError(f"append to {op.path} kept losing races with other writers")
+
+    def _landed(self, op: Op, row_id: str | None, offset: int) -> bool:
+        sql, params = sj.append_landed(
+            op.table, self._columns(op.table), op.path, row_id or None, op.data, offset=offset
+        )
+        return bool(self.api.query(sql, params))
+
+    def _delete(self, run: _Run, *, guarded: bool) -> None:
+        op = run.op
+        assert op is not None
+        sql, params = sj.delete_path(op.table, op.path, not_after=op.stamp if guarded else None)
+        self.api.execute(sql, params, idempotent=True)
+        run.acked = time.time()
+
+    # -- verification -------------------------------------------------------------------------
+    def _verify_round(self, runs: list[_Run]) -> None:
+        """Read every lane back until its operation shows, waiting out the read lag."""
+        delay = self.consistency.first_poll
+        pending = list(runs)
+        while pending:
+            try:
+                found = self._rows([(r.lane.table, r.lane.path) for r in pending])
+            except DeeplakeError as exc:
+                for run in pending:
+                    run.error = exc
+                return
+            repairs: list[tuple[_Run, list[Row], Op]] = []
+            waiting: list[_Run] = []
+            now = time.time()
+            for run in pending:
+                rows = found.get((run.lane.table, run.lane.path), [])
+                verdict = self._check(run, rows)
+                if verdict == "ok":
+                    run.advance()
+                elif verdict == "wait" and now < run.acked + self.consistency.window:
+                    waiting.append(run)
+                else:
+                    run.repairs += 1
+                    if run.repairs > MAX_REPAIRS:
+                        run.error = DeeplakeError(
+                            f"{run.lane.path}: the write did not show after {MAX_REPAIRS} resends"
+                        )
+                    else:
+                        repairs.append((run, rows, run.op))
+            self._parallel([lambda r=r, rows=rows: self._repair(r, rows) for r, rows, _ in repairs])
+            # a repaired lane is checked again, unless the repair settled its operation
+            pending = [r for r in waiting if r.error is None]
+            pending += [r for r, _, op in repairs if r.error is None and r.op is op]
+            if pending and not repairs:
+                cooperative_sleep(delay)
+                delay = min(delay * 2, self.consistency.max_poll)
+
+    def _check(self, run: _Run, rows: list[Row]) -> str:
+        """``ok`` (the effect shows), ``wait`` (may still be lag) or ``repair``."""
+        op = run.op
+        assert op is not None
+        top = _canonical(rows)
+        if op.kind == "delete":
+            return "wait" if any(r.date <= op.stamp for r in rows) else "ok"
+        if run.skipped:
+            return "repair"  # the create did not apply: the file existed
+        if top is None:
+            return "wait"
+        mine = run.inserted is not None and any(r.id == run.inserted for r in rows)
+        if op.kind == "put":
+            if len(rows) > 1:
+                return "repair"
+            if top.date >= op.stamp:
+                run.row = top
+                return "ok" if top.date > op.stamp or top.size == len(op.data) else "repair"
+            return "wait"
+        if run.inserted is not None:
+            if not mine:
+                return "wait"  # our create may not show yet
+            if top.id != run.inserted:
+                return "repair"  # a concurrent creator's row is older: merge ours into it
+            run.row = top
+            return "ok"
+        expected = op.meta.get("expected")
+        if expected is None:
+            return "wait"
+        end = int(expected) + len(op.data)
+        if top.id == op.meta.get("target") and top.date == op.stamp and top.size == end:
+            run.row = top
+            return "ok"
+        if top.size > end or top.id != op.meta.get("target") or top.date > op.stamp:
+            return "repair"  # others wrote since: check whether our bytes are there
+        return "wait"
+
+    def _repair(self, run: _Run, rows: list[Row]) -> None:
+        op = run.op
+        assert op is not None
+        try:
+            if op.kind == "delete":
+                self._delete(run, guarded=True)
+            elif op.kind == "put":
+                self._repair_put(run, rows)
+            else:
+                self._repair_append(run, rows)
+        except QueryError as exc:
+            self._refuse(run, exc)
+        except AmbiguousWriteError:
+            run.acked = time.time()
+        except DeeplakeError as exc:
+            run.error = exc
+
+    def _repair_put(self, run: _Run, rows: list[Row]) -> None:
+        op = run.op
+        assert op is not None
+        top = _canonical(rows)
+        run.inserted, run.skipped = None, False
+        if top is None:
+            run.row = None
+            self._insert(op.table, [run])
+            return
+        if len(rows) > 1:
+            log.info("%s has %d rows: keeping the oldest", op.path, len(rows))
+            sql, params = sj.dedupe(op.table, op.path, top.id)
+            self.api.execute(sql, params, idempotent=True)
+        if top.date < op.stamp or top.size != len(op.data):
+            run.row = top
+            self._replace(run)
+        run.acked = time.time()
+
+    def _repair_append(self, run: _Run, rows: list[Row]) -> None:
+        op = run.op
+        assert op is not None
+        top = _canonical(rows)
+        if top is None:
+            run.row = None
+            self._insert(op.table, [run])
+            return
+        mine = run.inserted is not None and any(r.id == run.inserted for r in rows)
+        if mine and top.id != run.inserted:
+            assert run.inserted is not None
+            self._merge(run, top, run.inserted)
+            run.advance()
+            return
+        expected = op.meta.get("expected")
+        resent = not run.skipped and run.inserted is None and expected is not None
+        if resent and self._landed(op, op.meta.get("target"), int(expected)):
+            run.row = top
+            run.advance()
+            return
+        run.row, run.inserted, run.skipped = top, None, False
+        self._record([run])
+        self._cas(run)
+
+    def _merge(self, run: _Run, into: Row, mine: str) -> None:
+        """Move the content of row ``mine`` (a duplicate this drain created) onto ``into``."""
+        op = run.op
+        assert op is not None
+        moved = 0
+        for _ in range(MAX_CAS):
+            data, size = self._row_bytes(op.table, mine)
+            if size is None:
+                return  # gone: someone else merged it
+            chunk = data[moved:]
+            if chunk:
+                merge = Op("append", op.table, op.path, chunk, {"stamp": op.stamp}, [], False)
+                target = _Run(Lane(op.table, op.path, [merge]), None)
+                target.row, target.known = into, True
+                self._cas(target)
+                moved = size
+                into = target.row or into
+            sql, params = sj.delete_row(op.table, mine, size)
+            result = self.api.execute(sql, params, idempotent=True)
+            if result.row_count:
+                return  # (an unknown count: the next read tells whether the row is gone)
+        raise DeeplakeError(f"{op.path}: could not merge a duplicate row")
+
+    def _row_bytes(self, table: str, row_id: str) -> tuple[bytes, int | None]:
+        sql, params = sj.row_content(table, self._columns(table), row_id)
+        rows = self.api.query(sql, params)
+        if not rows:
+            return b"", None
+        return _content(rows[0]), int(rows[0]["size_bytes"] or 0)
+
+    def _rows(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Row]]:
+        """Rows of many files, one query per table and chunk of paths, in parallel."""
+        by_table: dict[str, list[str]] = {}
+        for table, path in keys:
+            by_table.setdefault(table, []).append(path)
+        jobs = []
+        for table, file_paths in by_table.items():
+            for i in range(0, len(file_paths), CHUNK):
+                jobs.append((table, file_paths[i : i + CHUNK]))
+
+        def read(job: tuple[str, list[str]]) -> list[tuple[str, dict[str, Any]]]:
+            sql, params = sj.rows_of(job[0], job[1])
+            return [(job[0], r) for r in self.api.query(sql, params)]
+
+        found: dict[tuple[str, str], list[Row]] = {}
+        for result in run_parallel(read, jobs, self.parallel):
+            if isinstance(result, Failure):
+                raise result.error
+            for table, r in result:
+                found.setdefault((table, r["path"]), []).append(
+                    Row(
+                        str(r["id"] or ""),
+                        int(r["size_bytes"] or 0),
+                        str(r["last_update_date"] or ""),
+                        str(r["creation_date"] or ""),
+                    )
+                )
+        return found
+
+    # -- barriers -----------------------------------------------------------------------------
+    def _barrier(self, op: Op, outcome: Outcome) -> bool:
+        try:
+            self._attempt(op.seqs, {})
+            guarded = not op.fresh
+            for sql, params in self._barrier_statements(op, guarded):
+                self.api.execute(sql, params, idempotent=True)
+            acked = time.time()
+            self._wait_gone(op, acked)
+        except DeeplakeError as exc:
+            reason = self._refusal(exc, op.table)
+            for seq in op.seqs:
+                if reason is None:
+                    outcome.failed[seq] = exc
+                else:
+                    outcome.rejected[seq] = reason
+            return reason is not None
+        outcome.completed += op.seqs
+        for key in list(outcome.lanes):
+            if key[0] == op.table:
+                outcome.lanes[key] = None
+        return True
+
+    def _barrier_statements(self, op: Op, guarded: bool) -> list[tuple[str, list[Any]]]:
+        guard = op.stamp if guarded else None
+        if op.kind == "delete_tree":
+            return [sj.delete_tree(op.table, op.path, not_after=guard)]
+        dst = str(op.meta["dst"])
+        if op.kind == "rename":
+            return sj.rename_path(op.table, op.path, dst, posixpath.basename(dst), op.stamp)
+        return [sj.rename_tree(op.table, op.path, dst, op.stamp)]
+
+    def _wait_gone(self, op: Op, acked: float) -> None:
+        """Poll until no row older than the operation remains at its source."""
+        delay = self.consistency.first_poll
+        sql, params = sj.rows_under(op.table, op.path, tree=op.kind != "rename", not_after=op.stamp)
+        for _ in range(MAX_REPAIRS):
+            while self.api.query(sql, params):
+                if time.time() >= acked + self.consistency.window:
+                    break
+                cooperative_sleep(delay)
+                delay = min(delay * 2, self.consistency.max_poll)
+            else:
+                return
+            for stmt_sql, stmt_params in self._barrier_statements(op, guarded=True):
+                self.api.execute(stmt_sql, stmt_params, idempotent=True)
+            acked = time.time()
+        raise DeeplakeError(f"{op.kind} of {op.path} did not show after {MAX_REPAIRS} resends")
+
+    # -- session events -----------------------------------------------------------------------
+    def _events(self, ops: list[Op], outcome: Outcome) -> bool:
+        if not ops:
+            return True
+        by_table: dict[str, list[Op]] = {}
+        for op in ops:
+            by_table.setdefault(op.table, []).append(op)
+        ok = True
+        for table, group in by_table.items():
+            self._attempt([s for op in group for s in op.seqs], {})
+            results = self._parallel(
+                [
+                    lambda c=group[i : i + CHUNK], t=table: self._event_chunk(t, c, outcome)
+                    for i in range(0, len(group), CHUNK)
+                ]
+            )
+            ok = ok and all(r is True for r in results)
+        return ok
+
+    def _event_chunk(self, table: str, ops: list[Op], outcome: Outcome) -> bool:
+        cols = self.catalog.columns(table, "sessions")
+        todo = list(ops)
+        resent = [op for op in todo if not op.fresh]
+        acked = time.time() if resent else 0.0
+        for _ in range(MAX_REPAIRS):
+            if acked:
+                todo = self._absent_events(table, todo, acked)
+                if not todo:
+                    break
+            try:
+                sql, params = sj.insert_events(table, cols, [_event_row(op) for op in todo])
+                result = self.api.execute(sql, params, idempotent=False)
+            except AmbiguousWriteError:
+                acked = time.time()
+                continue
+            except QueryError as exc:
+                reason = self._refusal(exc, table)
+                if reason is not None and len(todo) > 1:
+                    return all([self._event_chunk(table, [op], outcome) for op in todo])
+                if reason is not None:
+                    for seq in todo[0].seqs:
+                        outcome.rejected[seq] = reason
+                    return True
+                for op in todo:
+                    for seq in op.seqs:
+                        outcome.failed[seq] = exc
+                return False
+            except DeeplakeError as exc:
+                for op in todo:
+                    for seq in op.seqs:
+                        outcome.failed[seq] = exc
+                return False
+            if result.row_count is not None and result.row_count >= len(todo):
+                break
+            acked = time.time()  # some ids existed, or the count is unknown: check them
+        else:
+            for op in todo:
+                for seq in op.seqs:
+                    outcome.failed[seq] = DeeplakeError("event rows did not show")
+            return False
+        outcome.completed += [s for op in ops for s in op.seqs]
+        return True
+
+    def _absent_events(self, table: str, ops: list[Op], acked: float) -> list[Op]:
+        """Events whose row does not show, once the window since ``acked`` has passed."""
+        delay = self.consistency.first_poll
+        while True:
+            sql, params = sj.event_ids(table, [str(op.meta["row"]["id"]) for op in ops])
+            present = {str(r["id"]) for r in self.api.query(sql, params)}
+            absent = [op for op in ops if str(op.meta["row"]["id"]) not in present]
+            if not absent or time.time() >= acked + self.consistency.window:
+                return absent
+            cooperative_sleep(delay)
+            delay = min(delay * 2, self.consistency.max_poll)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _resumes(op: Op | None) -> bool:
+    """An append group an earlier drain sent: check whether it applied before resending."""
+    return (
+        op is not None
+        and op.kind == "append"
+        and not op.fresh
+        and ("expected" in op.meta or bool(op.meta.get("create")))
+    )
+
+
+def _group_meta(op: Op, row: Row | None) -> dict[int, dict[str, Any]]:
+    """What to record on every entry of an append group about to be sent (and keep in ``op``)."""
+    if row is None:
+        facts: dict[str, Any] = {"create": True}
+        op.meta.pop("expected", None)
+    else:
+        facts = {"expected": row.size, "target": row.id, "create": False}
+    op.meta.update(facts)
+    return {seq: {"group": op.seqs[0], **facts} for seq in op.seqs}
+
+
+def _by_table(runs: list[_Run]) -> dict[str, list[_Run]]:
+    out: dict[str, list[_Run]] = {}
+    for run in runs:
+        out.setdefault(run.lane.table, []).append(run)
+    return out
+
+
+def _insert_chunks(runs: list[_Run]) -> list[list[_Run]]:
+    chunks: list[list[_Run]] = []
+    size = 0
+    for run in runs:
+        op = run.op
+        assert op is not None
+        if not chunks or len(chunks[-1]) >= CHUNK or size + len(op.data) > INSERT_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(run)
+        size += len(op.data)
+    return chunks
+
+
+def _text(data: bytes) -> str | None:
+    """``data`` as text when it is valid UTF-8 without NUL characters, else None."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if "\x00" in text else text
+
+
+def _content(row: Mapping[str, Any]) -> bytes:
+    content = row.get("content")
+    if isinstance(content, str) and content.startswith("\\x"):
+        return bytes.fromhex(content[2:])
+    return str(row.get("summary") or "").encode("utf-8")
+
+
+def _event_row(op: Op) -> dict[str, Any]:
+    row = dict(op.meta["row"])
+    row["message"] = op.data.decode("utf-8")
+    return row

@@ -1,0 +1,132 @@
+"""The flusher: a native thread with its own gevent hub that drains one journal.
+
+It runs whatever the program does: a plain script that never yields to gevent, a program that
+monkey-patched everything, threads. It is started by the first write (or by opening a journal
+that holds entries of an earlier process), sleeps while there is nothing to send, and wakes at
+once when an entry is journaled. Only one process drains a journal at a time (the store's drain
+lock); the others keep polling which of their entries were confirmed.
+
+Inside its thread the drain runs statements in parallel on a gevent pool: with unpatched sockets
+each blocking request goes to that hub's thread pool, with patched ones it runs in a greenlet.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import gevent
+import gevent.event
+from gevent import monkey
+
+from deeplake_sdk._native_worker import allocate_lock
+
+if TYPE_CHECKING:
+    from deeplake_sdk.journal.core import Journal
+
+__all__ = ["Flusher"]
+
+log = logging.getLogger(__name__)
+
+_start_new_thread = monkey.get_original("_thread", "start_new_thread")
+
+#: Seconds between looks at the journal while another process drains it.
+FOLLOW_POLL = 0.1
+#: Seconds between looks at an idle journal (entries of other processes may appear).
+IDLE_POLL = 2.0
+#: Backoff after a drain that could not send everything (doubles up to BACKOFF_MAX).
+BACKOFF_MIN = 0.25
+BACKOFF_MAX = 8.0
+
+
+class Flusher:
+    """Drains a journal from a dedicated native thread.
+
+    Args:
+        journal: The journal to drain.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._lock = allocate_lock()
+        self._watcher: Any = None
+        self._wanted = False
+        self._started = False
+        self._stopped = False
+        self.backoff = 0.0
+        self.cycles = 0
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        _start_new_thread(self._main, ())
+
+    def wake(self) -> None:
+        """Ask for a drain now (from any thread); starts the thread if needed."""
+        self.start()
+        with self._lock:
+            self._wanted = True
+            watcher = self._watcher
+        if watcher is not None:
+            watcher.send()
+
+    def stop(self) -> None:
+        """Let the thread end after its current cycle."""
+        self._stopped = True
+        self.wake()
+
+    # -- the thread ---------------------------------------------------------------------------
+    def _main(self) -> None:
+        hub = gevent.get_hub()
+        event = gevent.event.Event()
+        watcher = hub.loop.async_()
+        watcher.start(event.set)
+        with self._lock:
+            self._watcher = watcher
+            if self._wanted:
+                event.set()
+        try:
+            while not self._stopped:
+                event.clear()
+                with self._lock:
+                    self._wanted = False
+                pause = self._cycle()
+                if pause and not self._stopped:
+                    event.wait(pause)
+        except BaseException:  # the thread must never die silently
+            log.exception("journal flusher stopped by an unexpected error")
+            raise
+        finally:
+            with self._lock:
+                self._watcher = None
+            watcher.stop()
+            watcher.close()
+
+    def _cycle(self) -> float:
+        """One look at the journal; returns how long to wait before the next (0: at once)."""
+        self.cycles += 1
+        journal = self._journal
+        try:
+            if not journal.has_pending():
+                journal.follow()
+                return IDLE_POLL
+            if not journal.store.try_lock_drain():
+                journal.follow()
+                return FOLLOW_POLL
+            try:
+                progressed = journal.drain_batch()
+            finally:
+                journal.store.unlock_drain()
+        except Exception as exc:  # a broken journal file, a bug: report, keep running
+            log.error("journal drain failed: %s", exc, exc_info=True)
+            journal.note_error(exc)
+            progressed = False
+        if progressed:
+            self.backoff = 0.0
+            return 0.0
+        self.backoff = min(BACKOFF_MAX, max(BACKOFF_MIN, self.backoff * 2))
+        log.debug("journal drain incomplete; next try in %.2f s", self.backoff)
+        return self.backoff

@@ -1,0 +1,310 @@
+r"""SQL shapes the journal's drain sends to the memory and sessions tables.
+
+Every shape is exact under retries, races and read lag when used as the drain uses it:
+
+* new files go in one multi-row ``INSERT .. WHERE NOT EXISTS`` per chunk (the path guard);
+* an append is a compare-and-swap: it applies only to the row it names while that row still has
+  the size the append expects, and :func:`append_landed` tells afterwards whether the bytes sit at
+  that offset;
+* a replace rewrites every row of its path (duplicates converge), a dedupe keeps one row by id;
+* deletes and renames re-sent later carry a date guard so they never undo a newer write;
+* session events are inserted only when no row has their id.
+
+Statements only use the columns the target table has (``columns``): tables created by other
+clients may lack ``content`` (text lives in ``summary`` only) or ``agent``/``plugin_version``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from deeplake_sdk.sql import bytea_param, like_escape, quote_ident
+from deeplake_sdk.statements.files import Params, Statement, _in_list
+
+__all__ = [
+    "MEMORY_ROW_COLUMNS",
+    "append_cas",
+    "append_landed",
+    "dedupe",
+    "delete_path",
+    "delete_row",
+    "delete_tree",
+    "event_ids",
+    "insert_absent",
+    "insert_events",
+    "rename_path",
+    "rename_tree",
+    "replace",
+    "row_content",
+    "rows_of",
+    "rows_under",
+]
+
+#: Every column a memory row built by the SDK may fill, in insert order.
+MEMORY_ROW_COLUMNS = (
+    "id",
+    "path",
+    "filename",
+    "content",
+    "summary",
+    "author",
+    "mime_type",
+    "size_bytes",
+    "project",
+    "description",
+    "agent",
+    "plugin_version",
+    "creation_date",
+    "last_update_date",
+)
+_CASTS = {"content": "bytea", "size_bytes": "bigint", "message": "jsonb"}
+
+
+def _value(column: str, value: Any) -> Any:
+    return bytea_param(value) if column == "content" else value
+
+
+def _present(columns: Collection[str], row: Mapping[str, Any]) -> list[str]:
+    return [c for c in MEMORY_ROW_COLUMNS if c in columns and c in row]
+
+
+def insert_absent(
+    table: str, columns: Collection[str], rows: Sequence[Mapping[str, Any]]
+) -> Statement:
+    """Insert rows whose path has no row yet (one statement; re-sending it adds nothing).
+
+    Args:
+        table: Memory table.
+        columns: Columns the table has.
+        rows: Rows with distinct paths (keys of :data:`MEMORY_ROW_COLUMNS`).
+    """
+    t, p = quote_ident(table), Params()
+    cols = _present(columns, rows[0])
+    tuples = []
+    for row in rows:
+        values = [p(_value(c, row[c]), _CASTS.get(c, "text")) for c in cols]
+        tuples.append(f"({', '.join(values)})")
+    names = ", ".join(cols)
+    return (
+        f"INSERT INTO {t} ({names}) SELECT {names} FROM (VALUES {', '.join(tuples)}) "
+        f"AS v({names}) WHERE NOT EXISTS (SELECT 1 FROM {t} AS m WHERE m.path = v.path)",
+        p.values,
+    )
+
+
+def rows_of(table: str, paths: Sequence[str]) -> Statement:
+    """Identity, size and dates of every row of up to a chunk of paths, oldest first."""
+    t, p = quote_ident(table), Params()
+    return (
+        f"SELECT path, id, size_bytes, last_update_date, creation_date FROM {t} "
+        f"WHERE path IN ({_in_list(p, paths)}) ORDER BY path, creation_date, id",
+        p.values,
+    )
+
+
+def replace(table: str, columns: Collection[str], row: Mapping[str, Any]) -> Statement:
+    """Overwrite the content of every row of ``row["path"]`` (idempotent).
+
+    ``project`` and ``description`` change only when the row carries them (not None); ``id``
+    and ``creation_date`` are kept.
+    """
+    t, p = quote_ident(table), Params()
+    sets = []
+    for col in ("filename", "content", "summary", "mime_type", "size_bytes", "last_update_date"):
+        if col in columns:
+            sets.append(f"{col} = {p(_value(col, row[col]), _CASTS.get(col, ''))}")
+    for col in ("project", "description"):
+        if col in columns and row.get(col) is not None:
+            sets.append(f"{col} = {p(row[col])}")
+    return (f"UPDATE {t} SET {', '.join(sets)} WHERE path = {p(row['path'])}", p.values)
+
+
+def dedupe(table: str, path: str, keep_id: str) -> Statement:
+    """Delete every row of ``path`` but the one with id ``keep_id``."""
+    t, p = quote_ident(table), Params()
+    return (f"DELETE FROM {t} WHERE path = {p(path)} AND id <> {p(keep_id)}", p.values)
+
+
+def _row_guard(p: Params, path: str, row_id: str | None) -> str:
+    guard = f"path = {p(path)}"
+    if row_id:
+        guard += f" AND id = {p(row_id)}"
+    return guard
+
+
+def append_cas(
+    table: str,
+    columns: Collection[str],
+    path: str,
+    row_id: str | None,
+    data: bytes,
+    *,
+    text: str | None,
+    expected_size: int,
+    date: str,
+) -> Statement:
+    """Append ``data`` to one row if it still has ``expected_size`` bytes.
+
+    Args:
+        table: Memory table.
+        columns: Columns the table has (without ``content`` only text can be appended).
+        path: The file.
+        row_id: The row to extend (None or empty: any row of the path).
+        data: Appended bytes.
+        text: ``data`` as text, or None when it is not valid UTF-8 text.
+        expected_size: Size the row must have.
+        date: New ``last_update_date`` (unique per append: it identifies it).
+    """
+    t, p = quote_ident(table), Params()
+    sets = []
+    if "content" in columns:
+        txt = p(text, "text")
+        sets.append(f"content = content || {p(bytea_param(data), 'bytea')}")
+        sets.append(
+            f"summary = CASE WHEN {txt} IS NULL THEN '' "
+            f"WHEN size_bytes = 0 OR summary <> '' THEN summary || {txt} ELSE '' END"
+        )
+    else:
+        if text is None:
+            raise ValueError("binary data cannot be appended to a table without content")
+        sets.append(f"summary = summary || {p(text, 'text')}")
+    sets.append(f"size_bytes = size_bytes + {p(len(data), 'bigint')}")
+    sets.append(f"last_update_date = {p(date)}")
+    return (
+        f"UPDATE {t} SET {', '.join(sets)} WHERE {_row_guard(p, path, row_id)} "
+        f"AND size_bytes = {p(expected_size, 'bigint')}",
+        p.values,
+    )
+
+
+def append_landed(
+    table: str,
+    columns: Collection[str],
+    path: str,
+    row_id: str | None,
+    data: bytes,
+    *,
+    offset: int,
+) -> Statement:
+    """Whether ``data`` sits at byte ``offset`` of the row: did a lost-answer append land?"""
+    t, p = quote_ident(table), Params()
+    body = "content" if "content" in columns else "convert_to(summary, 'UTF8')"
+    return (
+        f"SELECT 1 AS landed FROM {t} WHERE {_row_guard(p, path, row_id)} "
+        f"AND size_bytes >= {p(offset + len(data), 'bigint')} "
+        f"AND substring({body} FROM {p(offset + 1, 'int')} FOR {p(len(data), 'int')}) = "
+        f"{p(bytea_param(data), 'bytea')} LIMIT 1",
+        p.values,
+    )
+
+
+def delete_path(table: str, path: str, *, not_after: str | None = None) -> Statement:
+    """Delete a file; with ``not_after``, only rows last changed at or before that date."""
+    t, p = quote_ident(table), Params()
+    sql = f"DELETE FROM {t} WHERE path = {p(path)}"
+    if not_after is not None:
+        sql += f" AND last_update_date <= {p(not_after)}"
+    return sql, p.values
+
+
+def delete_tree(table: str, directory: str, *, not_after: str | None = None) -> Statement:
+    """Delete every file inside ``directory`` (with ``not_after``: only rows not newer)."""
+    t, p = quote_ident(table), Params()
+    prefix = like_escape(directory.rstrip("/") + "/") + "%"
+    sql = f"DELETE FROM {t} WHERE path LIKE {p(prefix)} ESCAPE '\\'"
+    if not_after is not None:
+        sql += f" AND last_update_date <= {p(not_after)}"
+    return sql, p.values
+
+
+def rename_path(table: str, src: str, dst: str, filename: str, date: str) -> list[Statement]:
+    """Move one file, replacing what is at ``dst`` (two statements, in this order).
+
+    The first deletes the target only while the source still exists, so re-sending the pair
+    after it applied never deletes the moved file; the second finds nothing to move then.
+    """
+    t = quote_ident(table)
+    p1 = Params()
+    drop = (
+        f"DELETE FROM {t} WHERE path = {p1(dst)} AND EXISTS "
+        f"(SELECT 1 FROM {t} AS s WHERE s.path = {p1(src)})",
+        p1.values,
+    )
+    p2 = Params()
+    move = (
+        f"UPDATE {t} SET path = {p2(dst)}, filename = {p2(filename)}, "
+        f"last_update_date = {p2(date)} WHERE path = {p2(src)}",
+        p2.values,
+    )
+    return [drop, move]
+
+
+def rename_tree(table: str, src_dir: str, dst_dir: str, date: str) -> Statement:
+    """Move every file inside ``src_dir`` to the same place inside ``dst_dir``."""
+    t, p = quote_ident(table), Params()
+    src_prefix = src_dir.rstrip("/") + "/"
+    dst_prefix = dst_dir.rstrip("/") + "/"
+    return (
+        f"UPDATE {t} SET path = {p(dst_prefix)} || substring(path FROM "
+        f"{p(len(src_prefix) + 1, 'int')}), last_update_date = {p(date)} "
+        f"WHERE path LIKE {p(like_escape(src_prefix) + '%')} ESCAPE '\\'",
+        p.values,
+    )
+
+
+def insert_events(
+    table: str, columns: Collection[str], rows: Sequence[Mapping[str, Any]]
+) -> Statement:
+    """Insert session event rows, each only when no row has its id (one statement)."""
+    t, p = quote_ident(table), Params()
+    cols = [c for c in rows[0] if c in columns]
+    tuples = []
+    for row in rows:
+        values = [p(row[c], _CASTS.get(c, "text")) for c in cols]
+        tuples.append(f"({', '.join(values)})")
+    names = ", ".join(quote_ident(c) for c in cols)
+    return (
+        f"INSERT INTO {t} ({names}) SELECT {names} FROM (VALUES {', '.join(tuples)}) "
+        f"AS v({names}) WHERE NOT EXISTS (SELECT 1 FROM {t} AS s WHERE s.id = v.id)",
+        p.values,
+    )
+
+
+def event_ids(table: str, ids: Sequence[str]) -> Statement:
+    """Which of these event row ids exist, and how many rows each has."""
+    t, p = quote_ident(table), Params()
+    return (
+        f"SELECT id, COUNT(*) AS n FROM {t} WHERE id IN ({_in_list(p, ids)}) GROUP BY id",
+        p.values,
+    )
+
+
+def delete_row(table: str, row_id: str, size: int) -> Statement:
+    """Delete one row by id while it still has ``size`` bytes (after moving its content)."""
+    t, p = quote_ident(table), Params()
+    return (
+        f"DELETE FROM {t} WHERE id = {p(row_id)} AND size_bytes = {p(size, 'bigint')}",
+        p.values,
+    )
+
+
+def row_content(table: str, columns: Collection[str], row_id: str) -> Statement:
+    """Content and size of one row by id."""
+    t, p = quote_ident(table), Params()
+    body = "content, summary" if "content" in columns else "summary"
+    return (f"SELECT {body}, size_bytes FROM {t} WHERE id = {p(row_id)}", p.values)
+
+
+def rows_under(table: str, path: str, *, tree: bool, not_after: str) -> Statement:
+    """Whether a row not newer than ``not_after`` is at ``path`` (or inside it, with ``tree``)."""
+    t, p = quote_ident(table), Params()
+    if tree:
+        where = f"path LIKE {p(like_escape(path.rstrip('/') + '/') + '%')} ESCAPE '\\'"
+    else:
+        where = f"path = {p(path)}"
+    return (
+        f"SELECT 1 AS present FROM {t} WHERE {where} "
+        f"AND last_update_date <= {p(not_after)} LIMIT 1",
+        p.values,
+    )

@@ -1,0 +1,68 @@
+"""A separate process writing through DeeplakeFs, driven by the journal tests.
+
+Usage: python journal_worker.py URL TOKEN ORG WORKSPACE JOURNAL PATCH OP [ARGS...]
+
+JOURNAL is a journal directory, ``-`` for the default one, or ``null``. PATCH is ``patched``
+(gevent.monkey.patch_all() first) or ``plain``. Prints one JSON line when done.
+
+OP:
+  append_many GO PATH TAG N   wait for file GO, append N lines "TAG i" to PATH, close
+  write_many GO PATH TAG N    wait for file GO, write PATH N times ("TAG i"), close
+  write_then_sleep N DELAY    print "ready", wait for a line on stdin, write N files /k/<i>.md,
+                              print "written", sleep (to be killed)
+"""
+
+from __future__ import annotations
+
+import sys
+
+if sys.argv[6] == "patched":
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import json
+import os
+import time
+
+from deeplake_sdk import DeeplakeApi, DeeplakeFs
+
+
+def wait_for(go: str) -> None:
+    deadline = time.monotonic() + 60
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.005)  # a file created by the test starts every worker at once
+
+
+def main() -> None:
+    url, token, org, workspace, journal, _patch, op, *args = sys.argv[1:]
+    api = DeeplakeApi(token, org, workspace, url)
+    where: bool | str | None = {"-": None, "null": False}.get(journal, journal)
+    fs = DeeplakeFs(api, cache=False, journal=where)
+    if op == "append_many":
+        go, path, tag, n = args
+        wait_for(go)
+        for i in range(int(n)):
+            fs.append_text(path, f"{tag} {i}\n")
+        fs.close()
+    elif op == "write_many":
+        go, path, tag, n = args
+        wait_for(go)
+        for i in range(int(n)):
+            fs.write_text(path, f"{tag} {i}")
+        fs.close()
+    elif op == "write_then_sleep":
+        n, delay = args
+        print("ready", flush=True)
+        sys.stdin.readline()
+        for i in range(int(n)):
+            fs.write_text(f"/k/{i}.md", f"file {i}\n")
+        print("written", flush=True)
+        time.sleep(float(delay))  # the test kills this process while it sleeps
+    else:
+        raise SystemExit(f"unknown op {op}")
+    print(json.dumps({"ok": True}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Acknowledged writes survive whatever kills the writing process (real processes, signals)."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+WRITER = str(Path(__file__).with_name("journal_worker.py"))
+SESSIONS = str(Path(__file__).with_name("sessions_worker.py"))
+
+
+def spawn(script: str, srv, workspace: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, script, srv.url, srv.token, srv.org, workspace, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def resume(srv, workspace: str, journal: str) -> None:
+    proc = spawn(SESSIONS, srv, workspace, journal, "resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert json.loads(out.strip().splitlines()[-1]) == {"resumed": True, "left": 0}
+
+
+def files(raw) -> dict[str, list[str]]:
+    rows = raw.rows("SELECT path, summary FROM memory ORDER BY path")
+    out: dict[str, list[str]] = {}
+    for path, text in rows:
+        out.setdefault(path, []).append(text)
+    return out
+
+
+KILLS = [
+    (signal.SIGKILL, 0.05, "plain", "slow"),
+    (signal.SIGKILL, 0.5, "plain", "slow"),
+    (signal.SIGKILL, 2.0, "plain", "slow"),
+    (signal.SIGKILL, 0.5, "plain", "down"),
+    (signal.SIGTERM, 0.05, "plain", "slow"),
+    (signal.SIGTERM, 0.5, "plain", "slow"),
+    (signal.SIGTERM, 2.0, "plain", "slow"),
+    (signal.SIGKILL, 0.05, "patched", "slow"),
+    (signal.SIGTERM, 0.05, "patched", "slow"),
+]
+
+
+@pytest.mark.parametrize(("sig", "delay", "patch", "service"), KILLS)
+def test_a_script_killed_after_five_writes_keeps_all_five(
+    srv, raw, workspace, tmp_path, sig, delay, patch, service
+):
+    """``slow``: 300 ms per request, so the kill lands while the writes are being sent;
+    ``down``: every request refused, so only the journal can hold them."""
+    journal = str(tmp_path / "journal")
+    proc = spawn(WRITER, srv, workspace, journal, patch, "write_then_sleep", "5", "60")
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline().strip() == "ready"  # the filesystem is open
+    srv.set_faults(**({"latency_fixed_ms": 300} if service == "slow" else {"p_503": 1.0}))
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().strip() == "written"  # the five calls have returned
+    time.sleep(delay)  # the moment of the kill is the scenario's parameter
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -sig
+    expected = {f"/k/{i}.md": [f"file {i}\n"] for i in range(5)}
+    srv.set_faults(profile="none")
+    if sig == signal.SIGTERM:
+        assert files(raw) == expected  # stored before the process exited
+    else:
+        assert len(files(raw)) < 5 or delay > 0.05  # the journal, not speed, kept them
+    resume(srv, workspace, journal)
+    assert files(raw) == expected  # exactly the five, once each
+
+
+def replay(acked: list[dict], maybe: list[dict]) -> tuple[dict[str, set[str]], set[str]]:
+    """Contents each file may end with, and the event ids that must exist."""
+    contents: dict[str, list[str]] = {}
+    events: set[str] = set()
+    for op in acked:
+        if op["kind"] == "event":
+            events.add(op["id"])
+        elif op["kind"] == "write":
+            contents[op["path"]] = [op["text"]]
+        else:
+            contents.setdefault(op["path"], [""])
+            contents[op["path"]] = [c + op["text"] for c in contents[op["path"]]]
+    allowed = {p: set(c) for p, c in contents.items()}
+    for op in maybe:  # journaled perhaps, never acknowledged: applied or not, exactly once
+        if op["kind"] == "write":
+            allowed.setdefault(op["path"], set()).add(op["text"])
+        elif op["kind"] == "append":
+            base = allowed.get(op["path"], {""})
+            allowed[op["path"]] = base | {c + op["text"] for c in base}
+    return allowed, events
+
+
+@pytest.mark.slow
+def test_fifty_sessions_killed_at_random_moments_resume_exactly(srv, raw, tmp_path, workspace):
+    """Beta profile + lost commits: 10 runs of 50 sessions, each SIGKILLed, then resumed."""
+    rng = random.Random(2024)
+    for run in range(10):
+        ws = f"{workspace}_{run}"
+        journal = str(tmp_path / f"journal-{run}")
+        srv.set_faults(profile="beta", seed=run, p_commit_fail=0.02)
+        proc = spawn(SESSIONS, srv, ws, journal, "run", "50", str(run))
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline()) == {"ready": True}
+        kill_at = time.monotonic() + rng.uniform(0.5, 3.0)
+        lines = []
+        while time.monotonic() < kill_at:
+            lines.append(proc.stdout.readline())
+        proc.kill()
+        rest, _ = proc.communicate(timeout=60)
+        intents: dict[tuple[int, int], dict] = {}
+        acked: list[dict] = []
+        for line in [*lines, *rest.splitlines()]:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue  # the line the kill cut short
+            if "intent" in message:
+                op = message["intent"]
+                intents[(op["s"], op["step"])] = op
+            elif "acked" in message:
+                op = message["acked"]
+                intents.pop((op["s"], op["step"]), None)
+                acked.append(op)
+        assert len(acked) > 50, f"run {run}: too few writes before the kill"
+        resume(srv, ws, journal)
+        srv.set_faults(profile="none")
+        allowed, events = replay(acked, list(intents.values()))
+        stored = {}
+        for path, texts in raw.rows("SELECT path, summary FROM memory", workspace=ws):
+            assert path not in stored, f"run {run}: duplicate rows for {path}"
+            stored[path] = texts
+        for path, options in allowed.items():
+            mine = [o for o in acked if o.get("path") == path] + [
+                o for o in intents.values() if o.get("path") == path
+            ]
+            assert stored.get(path) in options, (
+                f"run {run}: {path} holds {stored.get(path)!r}; its writes: {mine}"
+            )
+        assert set(stored) <= set(allowed)
+        ids = Counter(r[0] for r in raw.rows("SELECT id FROM sessions", workspace=ws))
+        assert all(n == 1 for n in ids.values()), f"run {run}: duplicated events"
+        maybe_events = {op["s"] for op in intents.values() if op["kind"] == "event"}
+        assert events <= set(ids), f"run {run}: acknowledged events lost"
+        assert len(ids) - len(events) <= len(maybe_events)

@@ -1,0 +1,134 @@
+"""Pure units: how journal entries become operations, and what the overlay shows."""
+
+from __future__ import annotations
+
+from deeplake_sdk.journal.overlay import Overlay
+from deeplake_sdk.journal.plan import plan
+from deeplake_sdk.journal.store import Entry, NewEntry
+
+
+def entry(seq: int, op: str, path: str, data: bytes = b"", attempts: int = 0, **meta) -> Entry:
+    meta.setdefault("stamp", f"2026-01-01T00:00:{seq:02d}.000000Z")
+    return Entry(seq, op, "memory", path, data, meta, "me", 0.0, attempts, "pending", None)
+
+
+def test_a_write_and_its_appends_become_one_write_with_the_last_date():
+    (segment,) = plan(
+        [
+            entry(1, "put", "/a", b"x", row_id="r"),
+            entry(2, "append", "/a", b"y"),
+            entry(3, "append", "/a", b"z"),
+        ]
+    )
+    (op,) = segment.lanes[("memory", "/a")].ops
+    assert (op.kind, op.data, op.seqs, op.meta["row_id"]) == ("put", b"xyz", [1, 2, 3], "r")
+    assert op.stamp == entry(3, "append", "/a").meta["stamp"]
+
+
+def test_appends_never_sent_merge_but_one_already_sent_keeps_its_bytes():
+    (segment,) = plan(
+        [
+            entry(1, "append", "/a", b"x", attempts=1, expected=5, target="t"),
+            entry(2, "append", "/a", b"y"),
+            entry(3, "append", "/a", b"z"),
+        ]
+    )
+    ops = segment.lanes[("memory", "/a")].ops
+    assert [(o.data, o.seqs, o.fresh) for o in ops] == [(b"x", [1], False), (b"yz", [2, 3], True)]
+    assert ops[0].meta["expected"] == 5  # its recorded offset is kept for the landed check
+
+
+def test_a_delete_or_a_write_supersedes_what_came_before_in_its_lane():
+    (segment,) = plan(
+        [
+            entry(1, "put", "/a", b"x"),
+            entry(2, "append", "/a", b"y"),
+            entry(3, "delete", "/a"),
+            entry(4, "append", "/b", b"1"),
+            entry(5, "put", "/b", b"2"),
+        ]
+    )
+    a = segment.lanes[("memory", "/a")].ops
+    b = segment.lanes[("memory", "/b")].ops
+    assert [(o.kind, o.seqs) for o in a] == [("delete", [1, 2, 3])]
+    assert [(o.kind, o.data, o.seqs) for o in b] == [("put", b"2", [4, 5])]
+
+
+def test_renames_and_tree_deletes_are_barriers_between_segments():
+    segments = plan(
+        [
+            entry(1, "put", "/d/x", b"x"),
+            entry(2, "rename_tree", "/d", dst="/e"),
+            entry(3, "put", "/e/y", b"y"),
+            entry(4, "delete_tree", "/e"),
+            entry(5, "put", "/z", b""),
+        ]
+    )
+    shapes = [(sorted(s.lanes), s.barrier.kind if s.barrier else None, s.seqs) for s in segments]
+    assert shapes == [
+        ([("memory", "/d/x")], None, [1]),
+        ([], "rename_tree", [2]),
+        ([("memory", "/e/y")], None, [3]),
+        ([], "delete_tree", [4]),
+        ([("memory", "/z")], None, [5]),
+    ]
+
+
+def test_events_of_a_segment_are_kept_apart_from_file_lanes():
+    events = [
+        Entry(
+            i,
+            "event",
+            "sessions",
+            "/s.jsonl",
+            b"{}",
+            {"row": {"id": str(i)}},
+            "me",
+            0.0,
+            0,
+            "pending",
+            None,
+        )
+        for i in (1, 2)
+    ]
+    (segment,) = plan([*events, entry(3, "put", "/a", b"x")])
+    assert [op.seqs for op in segment.events] == [[1], [2]]
+    assert list(segment.lanes) == [("memory", "/a")]
+
+
+def new(op: str, path: str, data: bytes = b"", **meta) -> NewEntry:
+    return NewEntry(op, "memory", path, data, meta)
+
+
+def test_overlay_shows_full_content_deletes_and_what_needs_the_table():
+    overlay = Overlay()
+    overlay.add(
+        [1, 2, 3, 4, 5],
+        [
+            new("put", "/a", b"x", row={"mime_type": "text/plain"}),
+            new("append", "/a", b"y"),
+            new("append", "/b", b"tail"),
+            new("delete", "/c"),
+            new("append", "/c", b"again"),
+        ],
+    )
+    a, b, c = (
+        overlay.file("memory", "/a"),
+        overlay.file("memory", "/b"),
+        overlay.file("memory", "/c"),
+    )
+    assert (a.state, a.data, a.seqs, a.meta["mime_type"]) == ("full", b"xy", (1, 2), "text/plain")
+    assert (b.state, b.seqs) == ("wait", (3,))  # an append to a stored file needs its base
+    assert (c.state, c.data) == ("full", b"again")  # appended after a delete: a new file
+    assert overlay.file("memory", "/nothing") is None
+    overlay.remove([1, 2])
+    assert overlay.file("memory", "/a") is None
+    assert overlay.seqs() == {3, 4, 5}
+
+
+def test_overlay_sends_reads_under_a_pending_rename_to_the_table():
+    overlay = Overlay()
+    overlay.add([1, 2], [new("put", "/d/x", b"x"), new("rename_tree", "/d", dst="/e")])
+    assert overlay.file("memory", "/e/x").state == "wait"
+    assert overlay.file("memory", "/d/x").seqs == (2, 1)
+    assert overlay.file("memory", "/other") is None
