@@ -47,12 +47,24 @@ def origin(url: str) -> str:
 
 
 def service_base(url: str) -> str:
-    """The normalised base URL of a service: its origin plus its path, without a final slash.
+    """The normalised base URL of a service: scheme, host, port, path, without a final slash.
 
-    ``http://H`` and ``http://h:80/`` give the same text. It is the endpoint part of every
-    key the SDK keeps per service (journal files, cache entries).
+    Scheme and host are lower-cased, a default port (80, 443), credentials, query and
+    fragment dropped: ``http://H``, ``http://h:80/`` and ``http://u@h`` give ``http://h``. It
+    is the endpoint part of every key the SDK keeps per service (journal files, cache
+    entries).
+
+    Raises:
+        ConfigError: Not an http(s) URL with a host.
     """
-    return origin(url) + urlsplit(url).path.rstrip("/")
+    parts = urlsplit(url)
+    port = origin(url).rsplit(":", 1)[1]
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": "80", "https": "443"}[parts.scheme]
+    netloc = host if port == default else f"{host}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 def network_error(exc: BaseException, url: str, timeout: tuple[float, float]) -> Exception:

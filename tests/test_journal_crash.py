@@ -157,3 +157,29 @@ def test_fifty_sessions_killed_at_random_moments_resume_exactly(srv, raw, tmp_pa
         maybe_events = {op["s"] for op in intents.values() if op["kind"] == "event"}
         assert events <= set(ids), f"run {run}: acknowledged events lost"
         assert len(ids) - len(events) <= len(maybe_events)
+
+
+def test_journal_flush_command_sends_what_a_killed_process_left(srv, raw, workspace, tmp_path):
+    journal = str(tmp_path / "journal")
+    proc = spawn(WRITER, srv, workspace, journal, "plain", "write_then_sleep", "5", "60")
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline().strip() == "ready"
+    srv.set_faults(p_503=1.0)  # nothing reaches the tables: only the journal holds the writes
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().strip() == "written"
+    proc.kill()
+    proc.communicate(timeout=60)
+    srv.set_faults(profile="none")
+    assert files(raw) == {}
+    cli = [sys.executable, "-m", "deeplake_sdk.cli", "journal", "flush", "--root", journal]
+    creds = ["--url", srv.url, "--token", srv.token, "--org", srv.org, "--workspace", workspace]
+    done = subprocess.run(
+        [*cli, *creds, "--json"], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert (report["pending"], report["rejected"]) == (0, 0)
+    assert files(raw) == {f"/k/{i}.md": [f"file {i}\n"] for i in range(5)}
+    again = subprocess.run([*cli, *creds], check=False, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "0 pending, 0 rejected" in again.stdout

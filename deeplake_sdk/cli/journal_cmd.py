@@ -1,7 +1,8 @@
 """``deeplake-sdk journal``: what the local write-ahead journals hold.
 
 ``status`` summarises every journal under the root (one per endpoint, org and workspace);
-``ls`` lists their entries. Both only read: nothing is created, sent or removed.
+``ls`` lists their entries (both only read: nothing is created, sent or removed). ``flush``
+sends what the journal of one workspace holds, whichever process journaled it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Any
 from deeplake_sdk.cli._common import (
     EXIT_ERROR,
     EXIT_OK,
+    CliError,
     HelpFormatter,
+    add_credential_options,
     example_epilog,
     print_json,
+    sdk_error,
 )
 
 __all__ = ["format_age", "register"]
@@ -30,9 +34,11 @@ def register(subparsers: Any) -> None:
         help="show the local journals of writes not yet confirmed by the service",
         description="Every write and session event is kept in a local journal until the "
         "service confirmed it: one journal per endpoint, org and workspace, under "
-        "DEEPLAKE_JOURNAL_DIR (default ~/.deeplake/journal). These commands only read it.",
+        "DEEPLAKE_JOURNAL_DIR (default ~/.deeplake/journal). status and ls only read it; "
+        "flush sends it.",
         epilog=example_epilog(
             "deeplake-sdk journal status",
+            "deeplake-sdk journal flush --workspace default --timeout 30",
             "deeplake-sdk journal ls --rejected --json",
             "deeplake-sdk journal ls --workspace default --limit 20",
         ),
@@ -67,6 +73,32 @@ def register(subparsers: Any) -> None:
     ls.add_argument("--workspace", help="only journals of this workspace id")
     ls.set_defaults(func=cmd_ls)
 
+    f = sub.add_parser(
+        "flush",
+        help="send what a workspace's journal holds",
+        description="Send every pending entry of the workspace's journal (left by this or any "
+        "earlier process: crashed, killed, offline) and wait until the service confirmed them, "
+        "at most --timeout seconds. Entries the service refuses for good are set aside as "
+        "rejected (see: journal ls --rejected). Exit status 0 when nothing is left pending, 1 "
+        "when entries are still pending (they stay journaled; run it again later).",
+        formatter_class=HelpFormatter,
+    )
+    f.add_argument(
+        "--root",
+        metavar="DIR",
+        help="the journals' directory (default: DEEPLAKE_JOURNAL_DIR, else ~/.deeplake/journal)",
+    )
+    f.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="longest wait in seconds (default: 60)",
+    )
+    f.add_argument("--json", action="store_true", help="print JSON")
+    add_credential_options(f)
+    f.set_defaults(func=cmd_flush)
+
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -84,6 +116,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number > 0")
     return value
 
 
@@ -221,3 +263,55 @@ def cmd_ls(args: argparse.Namespace) -> int:
         ]
         sys.stdout.write(format_table(columns, rows))
     return code
+
+
+def cmd_flush(args: argparse.Namespace) -> int:
+    """Run ``deeplake-sdk journal flush``."""
+    from deeplake_sdk.api import DeeplakeApi
+    from deeplake_sdk.errors import DeeplakeError
+    from deeplake_sdk.journal import drain, journal_path
+
+    try:
+        api = DeeplakeApi(args.token, args.org, args.workspace, args.url)
+    except DeeplakeError as exc:
+        raise sdk_error(exc) from exc
+    root = _root(args)
+    creds = api.credentials
+    path = journal_path(root, creds.api_url, creds.org_id, api.workspace_id)
+    started = time.monotonic()
+    try:
+        if not path.exists():
+            left, stats = 0, None
+        else:
+            left = drain(api, root, args.timeout)
+            stats = _journal_stats(api, root)
+    except DeeplakeError as exc:
+        raise sdk_error(exc) from exc
+    finally:
+        api.close()
+    took = time.monotonic() - started
+    rejected = stats.rejected if stats else 0
+    if args.json:
+        print_json({"journal": str(path), "pending": left, "rejected": rejected, "seconds": took})
+    elif stats is None:
+        print(f"nothing journaled for org={creds.org_id} workspace={api.workspace_id}")
+    else:
+        print(
+            f"{path}: {left} pending, {rejected} rejected"
+            + (" (see: deeplake-sdk journal ls --rejected)" if rejected else "")
+            + f" [{took:.1f}s]"
+        )
+    if left:
+        raise CliError(
+            f"{left} entries are still pending after {args.timeout:g}s (the service did not "
+            "confirm them); they stay journaled: run the command again later",
+            1,
+        )
+    return EXIT_OK
+
+
+def _journal_stats(api: Any, root: Any) -> Any:
+    """Counts of the workspace's journal (pending, rejected) after a drain."""
+    from deeplake_sdk.journal import journal_for
+
+    return journal_for(api, root).store.stats()
