@@ -7,6 +7,9 @@ Nothing here patches anything; the helpers only look at what the user has done:
   without a hub runs no greenlets, so blocking it blocks nobody else.
 * :func:`cooperative_sleep` - :func:`gevent.sleep` where greenlets may be waiting,
   :func:`time.sleep` in plain threads (which would otherwise get a hub created for nothing).
+* :func:`holding` - hold a native lock that greenlets of one thread and other threads share,
+  waiting cooperatively for it (a greenlet that blocked its thread on it would never let the
+  greenlet holding it run again).
 * :class:`Completion` - a one-shot event set from any thread and waited for on the waiter's
   own hub (or natively when it has none): the only cross-thread wake-up the SDK uses.
 * :func:`run_parallel` - map a function over items on greenlets, and when the caller is
@@ -21,8 +24,9 @@ thread are never woken, although the resource is free.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +45,7 @@ __all__ = [
     "Failure",
     "allocate_lock",
     "cooperative_sleep",
+    "holding",
     "hub_if_exists",
     "run_parallel",
     "sockets_patched",
@@ -68,6 +73,32 @@ def cooperative_sleep(seconds: float) -> None:
         gevent.sleep(seconds)
     else:
         time.sleep(seconds)
+
+
+#: Pause between tries of a contended lock inside a hub (greenlets of this thread run meanwhile).
+_LOCK_POLL_S = 0.001
+
+
+@contextlib.contextmanager
+def holding(lock: Any) -> Iterator[None]:
+    """Hold a native lock (:data:`allocate_lock`) for the ``with`` block.
+
+    Unlike ``with lock:``, a greenlet inside a running hub waits for a contended lock
+    cooperatively (trying again every millisecond), so the greenlet of its own thread that
+    holds the lock, and may be waiting for I/O or another thread, can go on and release it.
+    Plain threads block natively. Meant for locks that are rarely contended (first uses).
+    """
+    if not lock.acquire(False):
+        hub = _get_hub_if_exists()
+        if hub is None or getcurrent() is hub:
+            lock.acquire()
+        else:
+            while not lock.acquire(False):
+                gevent.sleep(_LOCK_POLL_S)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class Completion:

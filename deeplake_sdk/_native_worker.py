@@ -17,79 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from gevent import monkey
-from gevent.hub import Waiter, getcurrent
 
-try:
-    from gevent._hub_local import get_hub_if_exists
-except ImportError:  # pragma: no cover - older gevent
-    from gevent.hub import _get_hub as get_hub_if_exists
+from deeplake_sdk._coop import Completion
 
-__all__ = ["Completion", "NativeWorker", "allocate_lock"]
+__all__ = ["NativeWorker"]
 
 logger = logging.getLogger(__name__)
 
-allocate_lock = monkey.get_original("_thread", "allocate_lock")
 _start_new_thread = monkey.get_original("_thread", "start_new_thread")
-
-
-class Completion:
-    """A one-shot event: set once from any thread, waited for cooperatively.
-
-    A waiter inside a running gevent hub waits on that hub (other greenlets keep running); a
-    waiter without one (plain code, or the hub itself) blocks its thread. :meth:`set` may run
-    before, during or after :meth:`wait`, from any thread; a waiter that gives up (an exception
-    such as ``gevent.Timeout`` while waiting) leaves nothing armed behind it.
-    """
-
-    __slots__ = ("_done", "_lock", "_notify")
-
-    def __init__(self) -> None:
-        self._lock = allocate_lock()
-        self._done = False
-        self._notify: Callable[[], None] | None = None
-
-    @property
-    def done(self) -> bool:
-        """Whether :meth:`set` was called."""
-        return self._done
-
-    def set(self) -> None:
-        """Mark the event done and wake the waiter, if one is waiting."""
-        with self._lock:  # the waiter may be abandoning its wait concurrently
-            self._done = True
-            if self._notify is not None:
-                self._notify()
-                self._notify = None
-
-    def _arm(self, notify: Callable[[], None]) -> bool:
-        with self._lock:
-            if self._done:
-                return False
-            self._notify = notify
-            return True
-
-    def wait(self) -> None:
-        """Return once :meth:`set` was called, letting other greenlets run meanwhile."""
-        if self._done:
-            return
-        hub = get_hub_if_exists()
-        if hub is None or getcurrent() is hub:
-            done = allocate_lock()
-            done.acquire()
-            if self._arm(done.release):
-                done.acquire()  # no gevent hub to yield to: block this thread
-            return
-        watcher = hub.loop.async_()
-        waiter = Waiter(hub)
-        watcher.start(waiter.switch, None)  # started before it can be sent
-        try:
-            if self._arm(watcher.send):  # thread-safe wake-up of this hub
-                waiter.get()  # other greenlets run meanwhile
-        finally:
-            with self._lock:
-                self._notify = None
-            watcher.stop()
-            watcher.close()
 
 
 class _Job:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import gevent
 from gevent.hub import Waiter, getcurrent
 
-from deeplake_sdk._native_worker import allocate_lock
+from deeplake_sdk._coop import allocate_lock
 
 try:
     from gevent._hub_local import get_hub_if_exists

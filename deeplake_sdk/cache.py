@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from deeplake_sdk._native_worker import NativeWorker, allocate_lock
+from deeplake_sdk._coop import allocate_lock
+from deeplake_sdk._native_worker import NativeWorker
 
 __all__ = [
     "CacheKey",

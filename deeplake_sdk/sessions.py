@@ -230,6 +230,7 @@ class SessionLog:
         self.table = table or api.credentials.sessions_table
         self.limits = limits
         self.journal = journal_for(api, journal)
+        self.journal.adopt_all()  # entries other processes left are sent (and read) too
         self.path = path or session_path(
             user, api.credentials.org_label, api.workspace_id, session_id
         )

@@ -43,15 +43,15 @@ with connect(server_options={"latency_fixed_ms": 20}) as api:
             calls.append(time.perf_counter() - started)
         before = api.endpoint.requests_sent
         started = time.perf_counter()
-        stored = fs.flush()
+        waiting = fs.flush()
         wall = time.perf_counter() - started
         print(
             f"100 writes: median call {statistics.median(calls) * 1000:.2f} ms, "
             f"slowest {max(calls) * 1000:.2f} ms (journaled, not sent)"
         )
         print(
-            f"flush: {stored} writes confirmed by the service {wall * 1000:.0f} ms later, "
-            f"{api.endpoint.requests_sent - before} round trips left to wait for"
+            f"flush: all 100 writes stored {wall * 1000:.0f} ms later ({waiting} were still "
+            f"being sent, {api.endpoint.requests_sent - before} round trips waited for)"
         )
         assert len(fs.ls("/notes")) == 100
 

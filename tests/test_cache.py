@@ -15,7 +15,7 @@ import gevent.event
 import pytest
 
 from deeplake_sdk import cache as cache_mod
-from deeplake_sdk._native_worker import allocate_lock
+from deeplake_sdk._coop import allocate_lock
 from deeplake_sdk.cache import (
     CacheKey,
     CacheStats,

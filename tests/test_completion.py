@@ -7,13 +7,13 @@ import threading
 import gevent
 import pytest
 
-from deeplake_sdk._native_worker import Completion
+from deeplake_sdk._coop import Completion
 
 
 def test_set_before_wait_returns_at_once():
     done = Completion()
     done.set()
-    assert done.done
+    assert done.is_set()
     done.wait()
 
 
@@ -54,5 +54,5 @@ def test_a_waiter_that_gives_up_leaves_nothing_armed():
     with pytest.raises(gevent.Timeout), gevent.Timeout(0.01):
         done.wait()
     done.set()  # nothing to wake: must not touch the closed watcher
-    assert done.done
+    assert done.is_set()
     done.wait()

@@ -137,7 +137,7 @@ def test_durable_writes(service_env):
     out = run_example("durable_writes.py", service_env)
     median = float(re.search(r"median call ([\d.]+) ms", out).group(1))
     assert median < 20  # a journaled call, not a round trip to the service
-    assert "flush: 100 writes confirmed" in out
+    assert "flush: all 100 writes stored" in out
     names = [f"'{i}.md'" for i in range(5)]
     assert f"/killed holds [{', '.join(names)}]" in out
     assert "rows in the table: 5 (one per file)" in out

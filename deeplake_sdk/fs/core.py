@@ -177,8 +177,8 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
         )
 
     def _recover(self, timeout: float | None) -> None:
-        """Wait (bounded) for entries of earlier processes to be stored before loading."""
-        adopted = self.journal.overlay.seqs()
+        """Wait (bounded) for entries of other processes to be stored before loading."""
+        adopted = self.journal.adopt_all()
         if not adopted:
             return
         left = self.journal.wait_for(adopted, timeout)
@@ -287,10 +287,15 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
         self._bootstrap()
 
     def flush(self, timeout: float | None = None) -> int:
-        """Wait until every change this process journaled is stored; returns how many.
+        """Wait until every change this process journaled is stored.
 
         Args:
-            timeout: Longest wait in seconds (default: ``flush_timeout`` of :meth:`open`).
+            timeout: Longest wait in seconds (default: the filesystem's ``flush_timeout``).
+
+        Returns:
+            How many changes were still waiting for the service when it was called (the
+            flusher sends changes as soon as they are journaled: earlier ones may be stored
+            already).
 
         Raises:
             FlushError: Some changes were refused by the service (kept aside as rejected, and

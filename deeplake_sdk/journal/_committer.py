@@ -1,7 +1,7 @@
 """Group commit: one native thread per journal and process runs every operation, in batches.
 
 Callers (greenlets of any hub, native threads, plain scripts, signal handlers, atexit) queue
-a request and wait cooperatively (:class:`~deeplake_sdk._native_worker.Completion`). The
+a request and wait cooperatively (:class:`~deeplake_sdk._coop.Completion`). The
 committer thread takes every request queued at that moment, runs them in **one** transaction
 (a write that fails undoes it, and the batch runs again with each write in its own
 savepoint, so that the failing request fails alone) and commits once:
@@ -31,7 +31,7 @@ from typing import Any
 
 from gevent import monkey
 
-from deeplake_sdk._native_worker import Completion, allocate_lock
+from deeplake_sdk._coop import Completion, allocate_lock
 from deeplake_sdk.journal._model import JournalCounters, JournalError
 from deeplake_sdk.journal._sqlite import is_busy, map_error
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deeplake_sdk._native_worker import allocate_lock
+from deeplake_sdk._coop import allocate_lock, holding
 from deeplake_sdk._wakeup import Beacon
 from deeplake_sdk.errors import DeeplakeError, FlushError
 from deeplake_sdk.http_errors import service_base
@@ -136,10 +136,17 @@ class Journal:
         )
         self.flusher.wake()
 
-    def adopt_all(self) -> None:
-        """Take over every entry the journal holds now (left by any process)."""
+    def adopt_all(self) -> list[int]:
+        """Take over every entry the journal holds now (left by any process).
+
+        Returns:
+            The pending entries this process did not record (another process's, earlier
+            or running), which reads now see.
+        """
         known = self.overlay.seqs()
         self._adopt([e for e in self.store.pending(1 << 30, 1 << 62) if e.seq not in known])
+        with self._lock:
+            return [seq for seq in self.overlay.seqs() if seq not in self._mine]
 
     def _check_fork(self) -> None:
         """In a forked child: new locks, thread and waiters (the parent's may be held or gone).
@@ -316,12 +323,12 @@ class Journal:
 
 # ------------------------------------------------------------------------------- registry
 _registry: dict[tuple[str | None, str, str, str], Journal] = {}
-_registry_lock = threading.Lock()
+_registry_lock = allocate_lock()
 
 
 def _after_fork_in_child() -> None:
     global _registry_lock
-    _registry_lock = threading.Lock()
+    _registry_lock = allocate_lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -354,7 +361,7 @@ def journal_for(
     else:
         root = Path(journal).expanduser()
     key = (None if root is None else str(root.resolve()), where, creds.org_id, creds.workspace_id)
-    with _registry_lock:
+    with holding(_registry_lock):  # opening a journal may wait for its committer thread
         found = _registry.get(key)
         if found is not None:
             found._check_fork()

@@ -19,7 +19,7 @@ import gevent
 import gevent.event
 from gevent import monkey
 
-from deeplake_sdk._native_worker import allocate_lock
+from deeplake_sdk._coop import allocate_lock
 
 if TYPE_CHECKING:
     from deeplake_sdk.journal.core import Journal

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deeplake_sdk._native_worker import allocate_lock
+from deeplake_sdk._coop import allocate_lock
 from deeplake_sdk.journal.store import NewEntry
 
 __all__ = ["FileView", "Overlay"]

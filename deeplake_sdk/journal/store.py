@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from gevent import monkey
 
-from deeplake_sdk._native_worker import allocate_lock
+from deeplake_sdk._coop import allocate_lock
 from deeplake_sdk.errors import ConfigError
 from deeplake_sdk.http_errors import service_base
 from deeplake_sdk.journal import _sqlite
