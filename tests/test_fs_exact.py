@@ -131,9 +131,9 @@ def test_commit_then_fail_never_duplicates_or_doubles(srv, workspace, tmp_path):
 
 
 @pytest.mark.slow
-def test_beta_profile_fifty_sessions_exact(srv, workspace):
-    """50 concurrent sessions x (20 writes + 20 appends + 10 events) under beta + commit faults."""
-    srv.set_faults(profile="beta", seed=5, p_commit_fail=0.02)
+def fifty_sessions_exact(srv, workspace: str) -> str:
+    """50 concurrent sessions x (20 writes + 20 appends + 10 events) under the faults set,
+    then the database, read without faults, holds exactly what was acknowledged."""
     expected: dict[str, bytes] = {}
     events: dict[str, list[str]] = {}
 
@@ -154,12 +154,13 @@ def test_beta_profile_fifty_sessions_exact(srv, workspace):
                 if i == 9:
                     fs.flush()
             events[log.path] = [log.log({"type": "event", "i": i}) for i in range(10)]
+            log.flush()
 
     pool = gevent.pool.Pool(50)
     for n in range(50):
         pool.spawn(session, n)
     pool.join(raise_error=True)
-    srv.set_faults(profile="none")
+    srv.set_faults(profile="none")  # commits what the read lag still holds
     check = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
     rows = check.query("SELECT path, summary FROM memory")
     got: dict[str, list[bytes]] = {}
@@ -172,6 +173,39 @@ def test_beta_profile_fifty_sessions_exact(srv, workspace):
     by_path: dict[str, list[str]] = {}
     for r in stored:
         by_path.setdefault(r["path"], []).append(r["id"])
-    assert by_path == events
+    assert by_path == events  # every event once, in order
     digest = hashlib.sha256(repr(sorted(expected.items())).encode()).hexdigest()[:12]
-    print(f"verified {len(expected)} files, {sum(map(len, events.values()))} events ({digest})")
+    return f"verified {len(expected)} files, {sum(map(len, events.values()))} events ({digest})"
+
+
+def test_beta_profile_fifty_sessions_exact(srv, workspace):
+    """Profile beta plus commit-then-fail."""
+    srv.set_faults(profile="beta", seed=5, p_commit_fail=0.02)
+    print(fifty_sessions_exact(srv, workspace))
+
+
+@pytest.mark.slow
+def test_service_profile_fifty_sessions_exact(srv, workspace):
+    """Profile service: read lag, coalesced UPDATEs, ALTER window, gateway pages."""
+    srv.set_faults(profile="service", seed=11)
+    print(fifty_sessions_exact(srv, workspace))
+    stats = srv.stats()
+    assert stats["injected"].get("read_lag", 0) > 0  # the lag was really in the way
+
+
+def test_bootstrap_of_an_existing_workspace_sends_no_retried_500(srv, api, workspace):
+    with DeeplakeFs(api, cache=False) as fs:  # the tables exist from here on
+        fs.write_text("/a.md", "a\n")
+    SessionLog(api, "s", user="u").log({"type": "event"})
+    srv.set_faults(profile="service", seed=3)
+    srv.reset_stats()
+    for _ in range(5):
+        fresh = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
+        for table in ("memory", "sessions"):  # probed again, as by a new process
+            fresh.forget_table(table)
+        with DeeplakeFs(fresh, cache=False) as fs:
+            assert fs.read_text("/a.md") == "a\n"
+        fresh.close()
+    stats = srv.stats()
+    assert stats["requests"] >= 5 * 5  # probe, sync and metadata of each table, and the read
+    assert int(stats["status_counts"].get("500", 0)) == 0, stats["status_counts"]
