@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds the exit (and SIGTERM) drain may take (env ``DEEPLAKE_EXIT_FLUSH_TIMEOUT``).
 EXIT_TIMEOUT = 10.0
+#: Longest wait at exit for the flusher threads to end once the last drain is done.
+STOP_TIMEOUT = 5.0
 #: Entries per drain batch.
 BATCH_ENTRIES = 500
 #: Bytes per drain batch (a larger single entry is sent alone).
@@ -409,6 +411,19 @@ def flush_all(timeout: float, *, native: bool = True) -> list[str]:
     return left
 
 
+def stop_all(timeout: float) -> None:
+    """Stop the flusher threads of this process's journals (waiting at most ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    for journal in list(_registry.values()):
+        if journal._pid == os.getpid():
+            journal.flusher.stop(max(0.0, deadline - time.monotonic()))
+
+
+def _at_exit() -> None:
+    flush_all(_exit_timeout())
+    stop_all(STOP_TIMEOUT)
+
+
 def _exit_timeout() -> float:
     try:
         return float(os.environ.get("DEEPLAKE_EXIT_FLUSH_TIMEOUT", EXIT_TIMEOUT))
@@ -425,7 +440,7 @@ def _install_exit_handlers() -> None:
     if _handlers_installed:
         return
     _handlers_installed = True
-    atexit.register(lambda: flush_all(_exit_timeout()))
+    atexit.register(_at_exit)
     if threading.current_thread() is not threading.main_thread():
         return
     try:

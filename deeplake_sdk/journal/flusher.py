@@ -19,7 +19,7 @@ import gevent
 import gevent.event
 from gevent import monkey
 
-from deeplake_sdk._coop import allocate_lock
+from deeplake_sdk._coop import Completion, allocate_lock
 
 if TYPE_CHECKING:
     from deeplake_sdk.journal.core import Journal
@@ -53,6 +53,7 @@ class Flusher:
         self._wanted = False
         self._started = False
         self._stopped = False
+        self._ended = Completion()
         self.backoff = 0.0
         self.cycles = 0
 
@@ -73,10 +74,26 @@ class Flusher:
         if watcher is not None:
             watcher.send()
 
-    def stop(self) -> None:
-        """Let the thread end after its current cycle."""
-        self._stopped = True
-        self.wake()
+    def stop(self, timeout: float | None = None) -> bool:
+        """Let the thread end after its current cycle, and wait for it (bounded).
+
+        A thread still running a gevent hub while the interpreter finalizes can crash the
+        process, so the exit handler stops it this way.
+
+        Args:
+            timeout: Longest wait for the thread to end (``0``: do not wait).
+
+        Returns:
+            Whether the thread has ended (or never started).
+        """
+        with self._lock:
+            self._stopped = True
+            started, watcher = self._started, self._watcher
+        if not started:
+            return True
+        if watcher is not None:
+            watcher.send()
+        return timeout == 0 or self._ended.wait(timeout)
 
     # -- the thread ---------------------------------------------------------------------------
     def _main(self) -> None:
@@ -104,6 +121,8 @@ class Flusher:
                 self._watcher = None
             watcher.stop()
             watcher.close()
+            hub.destroy(destroy_loop=True)
+            self._ended.set()
 
     def _cycle(self) -> float:
         """One look at the journal; returns how long to wait before the next (0: at once)."""
