@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 import requests
 
+from deeplake_sdk.journal.core import close_all
 from deeplake_sdk.server import LocalServer, local
 from deeplake_sdk.server.postgres import EmbeddedPostgres
 
@@ -103,6 +104,7 @@ def journal_dir() -> Iterator[str]:
     try:
         yield root
     finally:
+        close_all()  # no flusher keeps looking at the removed directory
         if previous is None:
             os.environ.pop("DEEPLAKE_JOURNAL_DIR", None)
         else:

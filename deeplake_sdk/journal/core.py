@@ -419,6 +419,21 @@ def stop_all(timeout: float) -> None:
             journal.flusher.stop(max(0.0, deadline - time.monotonic()))
 
 
+def close_all(timeout: float = STOP_TIMEOUT) -> None:
+    """Stop and forget every journal of this process (what they hold stays on disk).
+
+    For programs and tests that remove a journal directory while the process goes on: a
+    later use opens the journal again.
+    """
+    stop_all(timeout)
+    with holding(_registry_lock):
+        journals = list(_registry.values())
+        _registry.clear()
+    for journal in journals:
+        if journal._pid == os.getpid():
+            journal.store.close()
+
+
 def _at_exit() -> None:
     flush_all(_exit_timeout())
     stop_all(STOP_TIMEOUT)
