@@ -19,7 +19,8 @@ Usage::
 
     python benchmarks/soak_process_models.py [--runs 20] [--forks 5]
 
-It starts its own embedded server (PostgreSQL included) and stops it at the end.
+It starts its own embedded server (PostgreSQL included) and stops it at the end; the workers'
+journals go to a temporary directory, removed at the end.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -37,13 +40,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "proc_worker.py"
 MODES = ("unpatched", "patched", "patched-native")
+JOURNALS = tempfile.mkdtemp(prefix="soak-journals")
 
 
 def run(srv, mode: str, scenario: str, *args: str) -> dict:
     """One worker process; its JSON report, or a failure describing how it ended."""
     command = [sys.executable, str(WORKER), mode, scenario, srv.url, srv.token, srv.org]
     command += [f"soak_{uuid.uuid4().hex[:8]}", *args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DEEPLAKE_JOURNAL_DIR": JOURNALS}
     try:
         proc = subprocess.run(
             command, capture_output=True, text=True, env=env, timeout=1800, check=False
@@ -99,4 +103,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        shutil.rmtree(JOURNALS, ignore_errors=True)
