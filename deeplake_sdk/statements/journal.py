@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from deeplake_sdk.sql import bytea_param, like_escape, quote_ident
+from deeplake_sdk.statements import MEMORY_COLUMNS
 from deeplake_sdk.statements.files import Params, Statement, _in_list
 
 __all__ = [
@@ -42,22 +43,7 @@ __all__ = [
 ]
 
 #: Every column a memory row built by the SDK may fill, in insert order.
-MEMORY_ROW_COLUMNS = (
-    "id",
-    "path",
-    "filename",
-    "content",
-    "summary",
-    "author",
-    "mime_type",
-    "size_bytes",
-    "project",
-    "description",
-    "agent",
-    "plugin_version",
-    "creation_date",
-    "last_update_date",
-)
+MEMORY_ROW_COLUMNS = tuple(c.name for c in MEMORY_COLUMNS if c.type != "FLOAT4[]")
 _CASTS = {"content": "bytea", "size_bytes": "bigint", "message": "jsonb"}
 
 
