@@ -44,7 +44,8 @@ class ReadingMixin(FsBase):
     def read_bytes(self, path: str) -> bytes:
         """Content of a file.
 
-        Looks in order at queued writes, the content cache, session rows and the memory row.
+        Looks in order at journaled writes not yet stored, the content cache, session rows
+        and the memory row.
         A path this process has not seen is looked up in the tables (one query), so files
         created by other processes can be read without :meth:`refresh`.
 
@@ -127,8 +128,8 @@ class ReadingMixin(FsBase):
     def prefetch(self, paths_: Iterable[str]) -> int:
         """Load many files into the cache, one query per 50 paths; returns how many were read.
 
-        Paths that are queued, already cached at their current version, session files or
-        unknown are skipped.
+        Paths with journaled writes not yet stored, already cached at their current version,
+        session files or unknown are skipped.
         """
         self._check_open()
         wanted = []

@@ -42,8 +42,8 @@ class SearchMixin(FsBase):
         """Search file contents with a regular expression, in one round trip.
 
         The tables are filtered server-side by the longest literal that every match must
-        contain (``LIKE``/``ILIKE``), then lines are matched here. Queued writes are searched
-        too; binary files are skipped. Format the results like GNU grep with
+        contain (``LIKE``/``ILIKE``), then lines are matched here. Journaled writes not yet
+        stored are searched too; binary files are skipped. Format the results like GNU grep with
         :func:`deeplake_sdk.grep.format_gnu`.
 
         Args:
