@@ -258,7 +258,7 @@ def server_stats(opts: argparse.Namespace) -> dict[str, Any]:
 def cancel_scenario(opts: argparse.Namespace) -> dict[str, Any]:
     """``query_many`` of slow statements, interrupted by a ``gevent.Timeout`` or SIGINT."""
     api = DeeplakeApi(opts.token, opts.org, opts.workspace, opts.url, max_concurrency=4)
-    statements = [("SELECT pg_sleep(0.4), $1::int AS v", [i]) for i in range(opts.items)]
+    statements = [("SELECT pg_sleep(1.5), $1::int AS v", [i]) for i in range(opts.items)]
     out: dict[str, Any] = {"runs": 1, "errors": []}
     try:
         if opts.interrupt == "timeout":
