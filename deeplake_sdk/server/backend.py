@@ -61,9 +61,11 @@ __all__ = ["Backend", "BackendError", "json_default", "workspace_role"]
 logger = logging.getLogger(__name__)
 
 _MAX_NAME_BYTES = 63
-# statements that may leave session state behind (reset with DISCARD ALL after the request)
+# statements that may leave session state behind (reset with DISCARD ALL after the request,
+# which also releases session advisory locks)
 _SESSION_STATE = re.compile(
-    r"(?:^|;)\s*(?:SET|RESET|DISCARD|PREPARE|DEALLOCATE|LISTEN|DECLARE|LOAD)\b|\bset_config\b",
+    r"(?:^|;)\s*(?:SET|RESET|DISCARD|PREPARE|DEALLOCATE|LISTEN|DECLARE|LOAD)\b|\bset_config\b"
+    r"|\bpg_(?:try_)?advisory_lock",
     re.IGNORECASE,
 )
 #: The service's answer to an INSERT shortly after ``ALTER TABLE .. ADD COLUMN``.

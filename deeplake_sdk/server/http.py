@@ -93,6 +93,10 @@ class Handler(WSGIHandler):
         """A malformed request: a JSON 400 naming the problem (gevent's answer is empty)."""
         super()._handle_client_error(ex)
         message = getattr(ex, "formatted_message", None) or str(ex) or type(ex).__name__
+        headers = getattr(self, "headers", None)
+        length = headers.get("content-length") if headers is not None else None
+        if length is not None and not length.strip().isdigit():
+            message = f"invalid Content-Length {length!r} (a number of bytes >= 0)"
         return ("400", _bad_request(f"malformed request: {message}"))
 
     def log_request(self) -> None:
