@@ -7,19 +7,18 @@ import requests
 
 from deeplake_sdk import DeeplakeApi
 from deeplake_sdk.server import local
-
-from .tlsutil import make_certs
+from deeplake_sdk.server.tls import make_test_certs
 
 
 def test_sdk_and_requests_work_over_tls(pg_dsn, tmp_path, workspace, monkeypatch):
-    ca, cert, key = make_certs(tmp_path)
-    with local(dsn=pg_dsn, tls=(str(cert), str(key)), ca_file=str(ca)) as s:
+    ca, cert, key = make_test_certs(tmp_path)
+    with local(dsn=pg_dsn, tls=(cert, key), ca_file=ca) as s:
         assert s.url.startswith("https://127.0.0.1:")
         resp = requests.post(
             f"{s.url}/workspaces/{workspace}/tables/query",
             json={"query": "SELECT 41 + 1"},
             headers=s.headers,
-            verify=str(ca),
+            verify=ca,
             timeout=30,
         )
         assert resp.status_code == 200 and resp.json()["rows"] == [[42]]
@@ -27,7 +26,7 @@ def test_sdk_and_requests_work_over_tls(pg_dsn, tmp_path, workspace, monkeypatch
             requests.get(s.url + "/_admin/stats", headers=s.headers, timeout=30)
         with pytest.raises(requests.exceptions.ConnectionError):  # no plain http on that port
             requests.get(s.url.replace("https", "http"), timeout=30)
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)
         api = DeeplakeApi(s.token, s.org, workspace, s.url)
         try:
             api.query("CREATE TABLE t (a text)")
