@@ -308,8 +308,7 @@ class App:
             raise HttpError(
                 413, "too_large", f"request body of {length} bytes is over the {limit}-byte limit"
             )
-        stream = environ["wsgi.input"]
-        raw = stream.read(length) if length >= 0 else stream.read(limit + 1)
+        raw = _read_body(environ["wsgi.input"], length, limit)
         if len(raw) > limit:
             environ[CLOSE_KEY] = True  # do not read (or buffer) the rest of the body
             raise HttpError(413, "too_large", f"request body over the {limit}-byte limit")
@@ -526,6 +525,19 @@ class App:
         # writes held back by the previous read lag commit now: new faults start clean
         self.backend.pending.flush()
         return 200, self.injector_for(org).config.to_dict()
+
+
+def _read_body(stream: Any, length: int, limit: int) -> bytes | bytearray:
+    """The body (``length`` bytes, or up to ``limit + 1`` of a chunked one), read piecewise."""
+    if length >= 0:
+        return stream.read(length)
+    body = bytearray()
+    while len(body) <= limit:
+        piece = stream.read(min(1 << 20, limit + 1 - len(body)))
+        if not piece:
+            break
+        body += piece
+    return body
 
 
 def _query_arg(environ: dict[str, Any], name: str) -> str | None:
