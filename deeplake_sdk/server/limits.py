@@ -56,7 +56,7 @@ class Limits:
 
     def statement_timeout(self, requested: float | None) -> int:
         """The statement timeout (ms) of a query that asked for ``requested`` (None/0: default)."""
-        want = int(requested) if requested else self.statement_timeout_ms
+        want = max(1, int(requested)) if requested else self.statement_timeout_ms
         return min(want or self.max_statement_timeout_ms, self.max_statement_timeout_ms)
 
     def org_cap(self, pool_size: int) -> int:
