@@ -11,6 +11,12 @@ word anchors ``\<`` / ``\>`` and POSIX classes such as ``[[:digit:]]`` are trans
 ``[:upper:]``, ``[:lower:]``, ``[:punct:]``, ``[:cntrl:]``, ``[:print:]`` and ``[:graph:]``
 follow their ASCII meaning. As with GNU grep, a pattern containing newlines is a list of
 patterns, any of which may match.
+
+The cost of a match is bounded by refusing the patterns that make a backtracking engine take
+exponential time: a repetition of something that itself repeats without bound (``(a+)+``,
+``(x*y*)*``, ``(\w+\s?)+$``). Such patterns raise :class:`GrepPatternError` before any
+line is read; rewrite them without the outer repetition (``a+``) or make it possessive
+(``(a+)++``).
 """
 
 from __future__ import annotations
@@ -202,9 +208,43 @@ def _compile(opts: GrepOptions) -> re.Pattern[str]:
             body = rf"\A(?:{body})\Z"
         elif opts.word:
             body = rf"(?<!\w)(?:{body})(?!\w)"
-        return re.compile(body, re.IGNORECASE if opts.ignore_case else 0)
+        compiled = re.compile(body, re.IGNORECASE if opts.ignore_case else 0)
+        nested = _nested_repetition(body)
     except (re.error, ValueError, OverflowError, RecursionError) as exc:
         raise GrepPatternError(opts.pattern, str(exc)) from None
+    if nested:
+        raise GrepPatternError(
+            opts.pattern,
+            "a repeated group that itself repeats without bound (like (a+)+) can take "
+            "exponential time on a long line; drop the outer repetition or make it possessive",
+        )
+    return compiled
+
+
+_UNBOUNDED_REPEATS = ("MAX_REPEAT", "MIN_REPEAT")
+
+
+def _nested_repetition(source: str) -> bool:
+    """Whether an unbounded repetition holds another one (exponential backtracking)."""
+    try:
+        from re import _parser as sre_parse  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse  # type: ignore[no-redef]
+    unbounded = sre_parse.MAXREPEAT
+
+    def walk(node: object, inside: bool) -> bool:
+        if isinstance(node, sre_parse.SubPattern):
+            return any(walk(item, inside) for item in node)
+        if isinstance(node, (list, tuple)):
+            if len(node) == 2 and str(node[0]) in _UNBOUNDED_REPEATS:
+                _, high, body = node[1]
+                if high == unbounded:
+                    return inside or walk(body, True)
+                return walk(body, inside)
+            return any(walk(item, inside) for item in node)
+        return False
+
+    return walk(sre_parse.parse(source), False)
 
 
 def compile_pattern(opts: GrepOptions) -> re.Pattern[str]:

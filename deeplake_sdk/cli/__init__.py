@@ -2,6 +2,8 @@
 
 Each command group lives in its own module exposing ``register(subparsers)``; this module only
 assembles them and maps errors to exit codes: 0 ok, 1 not found / no match, 2 usage or error.
+Every error is one line on stderr, never a traceback (``-vv`` logs it); the line suggests
+running the command again only when the failure may be transient (the network, the service).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from collections.abc import Sequence
 
 from deeplake_sdk._version import __version__
 from deeplake_sdk.cli._common import EXIT_ERROR, CliError, fail, sdk_error
-from deeplake_sdk.errors import DeeplakeError
+from deeplake_sdk.errors import DeeplakeError, NetworkError, ServerError
+
+logger = logging.getLogger(__name__)
 
 # Modules of deeplake_sdk.cli that contribute commands, in --help order.
 COMMAND_MODULES = ["serve", "api_cmds", "fs_cmds", "grep_cmd", "journal_cmd", "bench"]
@@ -53,9 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), exc.exit_code)
     except DeeplakeError as exc:
         error = sdk_error(exc)
-        return fail(str(error), error.exit_code)
+        message = str(error)
+        if isinstance(exc, (NetworkError, ServerError)) and "again" not in message:
+            message += " (it may be transient: run the command again)"
+        return fail(message, error.exit_code)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_ERROR)
+    except (ValueError, UnicodeError, OSError) as exc:  # bad input: a name, an argument, a path
+        logger.debug("command failed", exc_info=True)
+        return fail(str(exc) or type(exc).__name__, EXIT_ERROR)
+    except Exception as exc:  # a bug: still one line; -vv shows the traceback
+        logger.debug("command failed", exc_info=True)
+        return fail(f"unexpected {type(exc).__name__}: {exc} (-vv shows where)", EXIT_ERROR)
 
 
 if __name__ == "__main__":  # pragma: no cover

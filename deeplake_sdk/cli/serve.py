@@ -33,7 +33,10 @@ def register(subparsers: Any) -> None:
         formatter_class=HelpFormatter,
         epilog=example_epilog(
             "deeplake-sdk serve",
-            "deeplake-sdk serve --port 9000 --data /tmp/dl-local --token secret --org acme",
+            "deeplake-sdk serve --port 9000 --data /tmp/dl-local --token-file ~/.dl-token "
+            "--org acme",
+            "DEEPLAKE_SERVER_TOKEN=s3cret DEEPLAKE_SERVER_ADMIN_TOKEN=adm1n deeplake-sdk serve "
+            "--host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem",
             "deeplake-sdk serve --faults beta --seed 7 --p-500 0.01",
             "deeplake-sdk serve --faults service --seed 7 --fault read_lag_ms=300",
             "deeplake-sdk serve --dialect postgres --unsafe-fast-storage --data /tmp/dl-fast",
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "verbose", 0) and args.log_level == "WARNING":
         args.log_level = "INFO" if args.verbose == 1 else "DEBUG"
     argv = [sys.executable, "-c", options.BOOT_CODE, *options.to_argv(args)]
+    env = {**os.environ, **options.token_environ(args)}  # tokens stay off the command line
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, argv)
+    os.execve(sys.executable, argv, env)
     return 0  # pragma: no cover - execv does not return

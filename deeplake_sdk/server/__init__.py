@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,12 +44,15 @@ from typing import Any
 from deeplake_sdk.server.connect import connect
 from deeplake_sdk.server.faults import PROFILES, FaultConfig
 from deeplake_sdk.server.options import (
+    ADMIN_TOKEN_ENV,
     BOOT_CODE,
     DEFAULT_DIALECT,
     DEFAULT_ORG,
     DEFAULT_TOKEN,
     DIALECT_NAMES,
+    EXTRA_TOKENS_ENV,
     FAULT_FLAGS,
+    TOKEN_ENV,
 )
 from deeplake_sdk.server.postgres import set_parent_death_signal
 
@@ -70,9 +74,11 @@ class LocalServer:
     """A running server process started by :func:`local` (or :meth:`start`).
 
     Attributes:
-        url: base URL, e.g. ``http://127.0.0.1:40123``.
+        url: base URL, e.g. ``http://127.0.0.1:40123`` (``https://`` with TLS).
         token: the primary bearer token.
         org: the primary token's org id.
+        admin_token: the token of the admin endpoints (:meth:`stats`, :meth:`set_faults`...).
+        ca_file: the CA file to verify the server's certificate with (TLS), or None.
         pid: process id of the server.
     """
 
@@ -85,11 +91,15 @@ class LocalServer:
         org: str,
         cleanup: list[str],
         stderr_path: str,
+        admin_token: str | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self._proc = proc
         self.url = url
         self.token = token
         self.org = org
+        self.admin_token = admin_token or token
+        self.ca_file = ca_file
         self.pid = proc.pid
         self._cleanup = cleanup
         self._stderr_path = stderr_path
@@ -104,38 +114,58 @@ class LocalServer:
         }
 
     # ------------------------------------------------------------------------ admin API
-    def _admin(self, method: str, path: str, body: Any = None) -> Any:
+    def _admin(self, method: str, path: str, body: Any = None, org: str | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            self.url + path, data=data, method=method, headers=self.headers
-        )
+        if org is not None:
+            path += "?" + urllib.parse.urlencode({"org": org})
+        headers = {
+            "Authorization": f"Bearer {self.admin_token}",
+            "Content-Type": "application/json",
+        }
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        context = None
+        if self.ca_file is not None:
+            import ssl
+
+            context = ssl.create_default_context(cafile=self.ca_file)
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=context) as resp:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
             raise RuntimeError(f"{method} {path} failed: {exc.code} {detail}") from None
 
-    def stats(self) -> dict[str, Any]:
-        """``GET /_admin/stats``: request, status, fault, connection and query counters."""
-        return self._admin("GET", "/_admin/stats")
+    def stats(self, org: str | None = None) -> dict[str, Any]:
+        """``GET /_admin/stats``: request, status, fault, connection and query counters.
 
-    def reset_stats(self) -> dict[str, Any]:
+        Args:
+            org: only this org's request and status counters.
+        """
+        return self._admin("GET", "/_admin/stats", org=org)
+
+    def reset_stats(self, org: str | None = None) -> dict[str, Any]:
         """Zero the counters and restart the fault sequence; returns the fresh stats."""
-        return self._admin("POST", "/_admin/stats/reset")
+        return self._admin("POST", "/_admin/stats/reset", org=org)
 
-    def faults(self) -> dict[str, Any]:
-        """The current fault configuration (``GET /_admin/faults``)."""
-        return self._admin("GET", "/_admin/faults")
+    def faults(self, org: str | None = None) -> dict[str, Any]:
+        """The fault configuration in force (``GET /_admin/faults``), or ``org``'s."""
+        return self._admin("GET", "/_admin/faults", org=org)
 
     def set_faults(
-        self, profile: str | None = None, seed: int | None = None, **overrides: Any
+        self,
+        profile: str | None = None,
+        seed: int | None = None,
+        *,
+        org: str | None = None,
+        **overrides: Any,
     ) -> dict[str, Any]:
         """Change the fault injection and restart its sequence.
 
         Args:
             profile: start from this named profile (default: the current settings).
             seed: new seed (default: keep the current one).
+            org: set the faults of this org only (default: every org's, which also ends the
+                org-scoped ones).
             **overrides: :class:`FaultConfig` fields, e.g. ``p_500=0.1``.
 
         Returns:
@@ -146,7 +176,7 @@ class LocalServer:
             body["profile"] = profile
         if seed is not None:
             body["seed"] = seed
-        return self._admin("PUT", "/_admin/faults", body)
+        return self._admin("PUT", "/_admin/faults", body, org=org)
 
     # ------------------------------------------------------------------------ lifecycle
     @property
@@ -214,6 +244,9 @@ class LocalServer:
         extra_args: list[str] | None = None,
         dialect: str = DEFAULT_DIALECT,
         durable: bool = True,
+        admin_token: str | None = None,
+        tls: tuple[str, str] | None = None,
+        ca_file: str | None = None,
         **fault_overrides: Any,
     ) -> LocalServer:
         """Start a server process and wait until it listens (see :func:`local`)."""
@@ -228,8 +261,10 @@ class LocalServer:
         org = org or DEFAULT_ORG
         work = tempfile.mkdtemp(prefix="dlsrv")
         cleanup = [work]
-        args = ["--host", host, "--port", str(port), "--token", token, "--org", org]
+        args = ["--host", host, "--port", str(port), "--org", org]
         args += ["--faults", faults, "--dialect", dialect]
+        if tls is not None:
+            args += ["--tls-cert", os.fspath(tls[0]), "--tls-key", os.fspath(tls[1])]
         if not durable:
             args.append("--unsafe-fast-storage")
         if dsn is not None:
@@ -240,8 +275,6 @@ class LocalServer:
             args += ["--data", os.fspath(data)]
         if seed is not None:
             args += ["--seed", str(seed)]
-        for tok, tok_org in (extra_tokens or {}).items():
-            args += ["--extra-token", f"{tok}={tok_org}"]
         for field, value in fault_overrides.items():
             if field not in _FLAG_OF:
                 raise ValueError(f"unknown fault setting {field!r}")
@@ -249,6 +282,12 @@ class LocalServer:
                 args += [_FLAG_OF[field], str(value)]
         args += extra_args or []
         env = dict(os.environ)
+        # tokens go through the environment: the command line is visible to every user (ps)
+        env[TOKEN_ENV] = token
+        env[EXTRA_TOKENS_ENV] = "\n".join(f"{t}={o}" for t, o in (extra_tokens or {}).items())
+        env.pop(ADMIN_TOKEN_ENV, None)
+        if admin_token is not None:
+            env[ADMIN_TOKEN_ENV] = admin_token
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         stderr_path = os.path.join(work, "server.log")
@@ -277,7 +316,16 @@ class LocalServer:
             shutil.rmtree(work, ignore_errors=True)
             raise
         logger.info("local server %s listening on %s", proc.pid, url)
-        return cls(proc, url=url, token=token, org=org, cleanup=cleanup, stderr_path=stderr_path)
+        return cls(
+            proc,
+            url=url,
+            token=token,
+            org=org,
+            cleanup=cleanup,
+            stderr_path=stderr_path,
+            admin_token=admin_token,
+            ca_file=ca_file,
+        )
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], timeout: float, stderr_path: str) -> str:
@@ -331,6 +379,9 @@ def local(
     extra_tokens: dict[str, str] | None = None,
     dialect: str = DEFAULT_DIALECT,
     durable: bool = True,
+    admin_token: str | None = None,
+    tls: tuple[str, str] | None = None,
+    ca_file: str | None = None,
     **fault_overrides: Any,
 ) -> Iterator[LocalServer]:
     """Run a local server for the duration of a ``with`` block.
@@ -352,6 +403,9 @@ def local(
             ``full_page_writes`` and ``synchronous_commit`` on. ``False``: the fast unsafe
             settings (tests and benchmarks where durability is not what is measured; a crash
             can lose acknowledged writes). Ignored with ``dsn``.
+        admin_token: token of the admin endpoints (default: ``token``, on loopback).
+        tls: ``(certificate file, key file)``: serve https.
+        ca_file: CA file that verifies the certificate (used by :meth:`LocalServer.stats`...).
         **fault_overrides: :class:`FaultConfig` fields on top of the profile.
 
     Yields:
@@ -372,6 +426,9 @@ def local(
         extra_tokens=extra_tokens,
         dialect=dialect,
         durable=durable,
+        admin_token=admin_token,
+        tls=tls,
+        ca_file=ca_file,
         **fault_overrides,
     )
     try:

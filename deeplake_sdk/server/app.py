@@ -10,7 +10,15 @@ Routes (DESIGN section 3):
 - ``DELETE /workspaces/{ws}/tables/{name}`` (404 if unknown)
 - ``GET /_admin/stats``, ``POST /_admin/stats/reset``, ``GET /_admin/faults``,
   ``PUT /_admin/faults`` (never subject to faults, not counted in the stats; a PUT commits
-  the writes still held back by a read lag before it answers)
+  the writes still held back by a read lag before it answers). They need the admin token: a
+  data token gets 403, and without an admin token they answer 403 to everyone. ``?org=ID``
+  scopes the faults to one org (``GET``/``PUT``) and the stats to one org's requests.
+
+Limits (:class:`~deeplake_sdk.server.limits.Limits`): a request body over
+``max_body_bytes`` (counted as it is read, so a chunked body cannot pass) is a 413 and the
+connection is closed without reading the rest; JSON ``NaN``/``Infinity`` and negative or
+malformed ``Content-Length`` are 400; more than ``max_params`` parameters is a 400; a
+result over ``max_result_bytes`` is a 400 ``result_too_large``.
 
 Every error is JSON ``{"error", "code", "request_id"}`` (SQL errors add ``sqlstate``), except
 two injected ones that copy the service: a 402 ``{"balance_cents": 0, "error": ..}`` and a
@@ -22,8 +30,10 @@ limit -> added latency (and slow queries) -> execution (ALTER window, coalescing
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -33,12 +43,12 @@ from urllib.parse import quote, unquote
 
 from deeplake_sdk.server.backend import Backend, BackendError, json_default
 from deeplake_sdk.server.faults import FaultConfig, FaultDecision, FaultInjector
-from deeplake_sdk.server.http import RAW_PATH_KEY, DropConnection
+from deeplake_sdk.server.http import CLOSE_KEY, RAW_PATH_KEY, DropConnection
+from deeplake_sdk.server.limits import EncodedRows, Limits
 from deeplake_sdk.server.stats import Stats
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
 _REASONS = {
     200: "OK",
     201: "Created",
@@ -63,6 +73,7 @@ _ROUTES = [
     (re.compile(r"^/workspaces/(?P<ws>[^/]+)/tables$"), {"GET": "list", "POST": "create"}),
     (re.compile(r"^/workspaces/(?P<ws>[^/]+)/tables/(?P<name>[^/]+)$"), {"DELETE": "drop"}),
 ]
+_ORG_KEY = "deeplake.org"  # environ key: the authenticated org of a data request
 _ADMIN = {
     ("/_admin/stats", "GET"): "stats",
     ("/_admin/stats/reset", "POST"): "stats_reset",
@@ -108,23 +119,50 @@ class HttpError(Exception):
         self.extra = extra
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 class App:
     """WSGI application of the local Deeplake-compatible server.
 
     Args:
         backend: the PostgreSQL backend.
         tokens: bearer token -> org id.
-        injector: fault injector.
+        injector: fault injector (every org's, unless one has its own: ``?org=``).
         stats: counters.
+        admin_token: the token of ``/_admin`` (None: the admin endpoints answer 403).
+        limits: request and result limits.
     """
 
     def __init__(
-        self, backend: Backend, tokens: dict[str, str], injector: FaultInjector, stats: Stats
+        self,
+        backend: Backend,
+        tokens: dict[str, str],
+        injector: FaultInjector,
+        stats: Stats,
+        *,
+        admin_token: str | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.backend = backend
         self.tokens = dict(tokens)
         self.injector = injector
+        self.org_injectors: dict[str, FaultInjector] = {}
         self.stats = stats
+        self.org_stats: dict[str, Stats] = {}
+        self.admin_token = admin_token
+        self.limits = limits or Limits()
+
+    def injector_for(self, org: str | None) -> FaultInjector:
+        """The fault injector of ``org`` (its own if it has one, else the server's)."""
+        return self.org_injectors.get(org or "", self.injector)
+
+    def _org_stats(self, org: str) -> Stats:
+        found = self.org_stats.get(org)
+        if found is None:
+            found = self.org_stats.setdefault(org, Stats())
+        return found
 
     # ------------------------------------------------------------------------ WSGI entry
     def __call__(
@@ -145,7 +183,14 @@ class App:
                 status, body = self._admin(environ, method, path)
             else:
                 status, body = self._data(environ, method, raw_path, path)
-            return self._send(start_response, status, body, request_id=request_id, admin=admin)
+            return self._send(
+                start_response,
+                status,
+                body,
+                request_id=request_id,
+                admin=admin,
+                org=environ.get(_ORG_KEY),
+            )
         except HttpError as exc:
             payload = exc.payload
             if payload is None and exc.html is None:
@@ -159,6 +204,7 @@ class App:
                 admin=admin,
                 headers=exc.headers,
                 html=exc.html,
+                org=environ.get(_ORG_KEY),
             )
         except DropConnection:
             raise
@@ -169,7 +215,14 @@ class App:
                 "code": "internal",
                 "request_id": request_id,
             }
-            return self._send(start_response, 500, payload, request_id=request_id, admin=admin)
+            return self._send(
+                start_response,
+                500,
+                payload,
+                request_id=request_id,
+                admin=admin,
+                org=environ.get(_ORG_KEY),
+            )
 
     def _send(
         self,
@@ -181,22 +234,27 @@ class App:
         admin: bool,
         headers: list[tuple[str, str]] | None = None,
         html: str | None = None,
+        org: str | None = None,
     ) -> list[bytes]:
         if html is not None:
-            data, content_type = html.encode(), "text/html"
+            parts, content_type = [html.encode()], "text/html"
+        elif isinstance(payload, dict) and isinstance(payload.get("rows"), EncodedRows):
+            parts, content_type = _result_parts(payload), "application/json"
         else:
             data = json.dumps(payload, ensure_ascii=False, default=json_default).encode()
-            content_type = "application/json"
+            parts, content_type = [data], "application/json"
         if not admin:
             self.stats.status(status)
+            if org is not None:
+                self._org_stats(org).status(status)
         out = [
             ("Content-Type", content_type),
-            ("Content-Length", str(len(data))),
+            ("Content-Length", str(sum(len(p) for p in parts))),
             ("X-Request-Id", request_id),
             *(headers or []),
         ]
         start_response(f"{status} {_REASONS.get(status, 'Error')}", out)
-        return [data]
+        return parts
 
     # ------------------------------------------------------------------------ helpers
     def _auth(self, environ: dict[str, Any]) -> str:
@@ -217,21 +275,49 @@ class App:
             )
         return org
 
+    def _admin_auth(self, environ: dict[str, Any]) -> None:
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise HttpError(
+                401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <token>'"
+            )
+        if self.admin_token is not None and hmac.compare_digest(
+            token.encode(), self.admin_token.encode()
+        ):
+            return
+        if token not in self.tokens:
+            raise HttpError(401, "unauthorized", "invalid token")
+        if self.admin_token is None:
+            raise HttpError(
+                403,
+                "forbidden",
+                "the admin endpoints are off: start the server with --admin-token",
+            )
+        raise HttpError(403, "forbidden", "the admin endpoints need the admin token")
+
     def _body(self, environ: dict[str, Any], required: bool = True) -> Any:
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or -1)
-        except ValueError:
-            raise HttpError(400, "bad_request", "invalid Content-Length") from None
-        if length > MAX_BODY_BYTES:
-            raise HttpError(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
-        stream = environ["wsgi.input"]
-        raw = stream.read(length) if length >= 0 else stream.read()
+        limit = self.limits.max_body_bytes
+        text = environ.get("CONTENT_LENGTH") or ""
+        if text and not text.isdigit():
+            raise HttpError(400, "bad_request", f"invalid Content-Length {text!r}")
+        length = int(text) if text else -1
+        if length > limit:
+            environ[CLOSE_KEY] = True
+            raise HttpError(
+                413, "too_large", f"request body of {length} bytes is over the {limit}-byte limit"
+            )
+        raw = _read_body(environ["wsgi.input"], length, limit)
+        if len(raw) > limit:
+            environ[CLOSE_KEY] = True  # do not read (or buffer) the rest of the body
+            raise HttpError(413, "too_large", f"request body over the {limit}-byte limit")
         if not raw:
             if required:
                 raise HttpError(400, "bad_request", "missing JSON request body")
             return {}
         try:
-            body = json.loads(raw)
+            body = json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise HttpError(400, "bad_request", f"request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
@@ -259,6 +345,10 @@ class App:
             if action == "drop" and "name" not in args:
                 args["name"] = "query"
             org = self._auth(environ)
+            environ[_ORG_KEY] = org
+            self._org_stats(org).request(
+                environ.get("HTTP_X_DEEPLAKE_CLIENT"), environ.get("CONTENT_TYPE")
+            )
             body = self._body(environ, required=action in ("query", "create"))
             return self._dispatch(action, org, args, body)
         raise HttpError(404, "not_found", f"no route for {method} {path}")
@@ -275,17 +365,26 @@ class App:
             if timeout_ms is not None and (
                 isinstance(timeout_ms, bool)
                 or not isinstance(timeout_ms, (int, float))
+                or not math.isfinite(timeout_ms)
                 or timeout_ms < 0
             ):
-                raise HttpError(400, "bad_request", "'timeout_ms' must be a number >= 0")
+                raise HttpError(400, "bad_request", "'timeout_ms' must be a finite number >= 0")
+            params = body.get("params")
+            if isinstance(params, list) and len(params) > self.limits.max_params:
+                raise HttpError(
+                    400,
+                    "too_many_params",
+                    f"{len(params)} params: at most {self.limits.max_params} are allowed",
+                )
         elif action == "create":
             if not isinstance(body.get("table_name"), str):
                 raise HttpError(400, "bad_request", "'table_name' must be a string")
             schema = body.get("table_schema", {})
             if not isinstance(schema, dict) or not all(isinstance(v, str) for v in schema.values()):
                 raise HttpError(400, "bad_request", "'table_schema' must map column -> type")
-        decision = self.injector.decide(query)
-        self._pre_execution_faults(decision, org)
+        injector = self.injector_for(org)
+        decision = injector.decide(query)
+        self._pre_execution_faults(decision, org, injector)
         self.stats.enter()
         try:
             if decision.slow_s > 0:
@@ -303,8 +402,10 @@ class App:
         finally:
             self.stats.leave()
 
-    def _pre_execution_faults(self, decision: FaultDecision, org: str) -> None:
-        cfg = self.injector.config
+    def _pre_execution_faults(
+        self, decision: FaultDecision, org: str, injector: FaultInjector
+    ) -> None:
+        cfg = injector.config
         if decision.kind == "reset":
             self.stats.inject("reset")
             raise DropConnection()
@@ -334,7 +435,7 @@ class App:
                 f"server at capacity ({cfg.max_inflight} requests in flight)",
                 headers=[("Retry-After", str(cfg.retry_after_s))],
             )
-        wait = self.injector.take_token(org)
+        wait = injector.take_token(org)
         if wait:
             self.stats.inject("rate_429")
             raise HttpError(
@@ -376,11 +477,12 @@ class App:
             self.backend.drop_table(org, ws, args["name"])
             return 200, {"table_name": args["name"], "dropped": True}
         except BackendError as exc:
-            headers = [("Retry-After", "1")] if exc.status == 503 else []
+            headers = [("Retry-After", str(exc.retry_after))] if exc.status == 503 else []
             raise HttpError(exc.status, exc.code, exc.message, headers, **exc.extra) from exc
 
     # ------------------------------------------------------------------------ admin
     def _admin(self, environ: dict[str, Any], method: str, path: str) -> tuple[int, Any]:
+        """Admin routes; ``?org=ID`` scopes faults and stats to one org."""
         action = _ADMIN.get((path, method))
         if action is None:
             if any(p == path for p, _ in _ADMIN):
@@ -392,23 +494,65 @@ class App:
                     headers=[("Allow", allowed)],
                 )
             raise HttpError(404, "not_found", f"no route for {method} {path}")
-        self._auth(environ)
+        self._admin_auth(environ)
+        org = _query_arg(environ, "org")
         if action == "stats":
-            return 200, self.stats.snapshot()
+            return 200, (self._org_stats(org) if org else self.stats).snapshot()
         if action == "stats_reset":
+            if org:
+                self._org_stats(org).reset()
+                self.injector_for(org).reset_sequence()
+                return 200, self._org_stats(org).snapshot()
             self.stats.reset()
+            for scoped in self.org_stats.values():
+                scoped.reset()
             self.injector.reset_sequence()
+            for injector in self.org_injectors.values():
+                injector.reset_sequence()
             return 200, self.stats.snapshot()
         if action == "faults":
-            return 200, self.injector.config.to_dict()
+            return 200, self.injector_for(org).config.to_dict()
         body = self._body(environ, required=False)
         try:
-            self.injector.configure(_fault_config(self.injector.config, body))
+            config = _fault_config(self.injector_for(org).config, body)
         except ValueError as exc:
             raise HttpError(400, "bad_request", str(exc)) from None
+        if org:
+            self.org_injectors[org] = FaultInjector(config)
+        else:
+            self.injector.configure(config)
+            self.org_injectors.clear()  # the server's faults apply to every org again
         # writes held back by the previous read lag commit now: new faults start clean
         self.backend.pending.flush()
-        return 200, self.injector.config.to_dict()
+        return 200, self.injector_for(org).config.to_dict()
+
+
+def _read_body(stream: Any, length: int, limit: int) -> bytes | bytearray:
+    """The body (``length`` bytes, or up to ``limit + 1`` of a chunked one), read piecewise."""
+    if length >= 0:
+        return stream.read(length)
+    body = bytearray()
+    while len(body) <= limit:
+        piece = stream.read(min(1 << 20, limit + 1 - len(body)))
+        if not piece:
+            break
+        body += piece
+    return body
+
+
+def _query_arg(environ: dict[str, Any], name: str) -> str | None:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(environ.get("QUERY_STRING", "")).get(name)
+    return values[-1] if values else None
+
+
+def _result_parts(payload: dict[str, Any]) -> list[bytes]:
+    """The JSON body of a result whose rows are already encoded, as parts to send in turn."""
+    rows: EncodedRows = payload["rows"]
+    head = {k: v for k, v in payload.items() if k != "rows"}
+    text = json.dumps(head, ensure_ascii=False, default=json_default)
+    return [text[:-1].encode() + b', "rows": [', *rows.parts, b"]}"]
 
 
 def _decode_path(path: str) -> str:

@@ -21,14 +21,16 @@ from the request's :class:`~deeplake_sdk.server.faults.FaultDecision`:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
+import gevent
 import psycopg
 from psycopg import pq
 from psycopg.adapt import AdaptersMap, Loader
@@ -39,6 +41,7 @@ from deeplake_sdk.server import shims, sqlscan
 from deeplake_sdk.server.dialect import DIALECT_SETTING, DIALECTS, QUERY_ERROR, Dialect
 from deeplake_sdk.server.errors import BackendError
 from deeplake_sdk.server.faults import FaultDecision
+from deeplake_sdk.server.limits import Limits, ResultTooLarge, RowEncoder
 from deeplake_sdk.server.options import DEFAULT_POOL_SIZE
 from deeplake_sdk.server.pool import ConnectionPool, PooledConnection, PoolTimeout
 from deeplake_sdk.server.provision import (
@@ -58,9 +61,11 @@ __all__ = ["Backend", "BackendError", "json_default", "workspace_role"]
 logger = logging.getLogger(__name__)
 
 _MAX_NAME_BYTES = 63
-# statements that may leave session state behind (reset with DISCARD ALL after the request)
+# statements that may leave session state behind (reset with DISCARD ALL after the request,
+# which also releases session advisory locks)
 _SESSION_STATE = re.compile(
-    r"(?:^|;)\s*(?:SET|RESET|DISCARD|PREPARE|DEALLOCATE|LISTEN|DECLARE|LOAD)\b|\bset_config\b",
+    r"(?:^|;)\s*(?:SET|RESET|DISCARD|PREPARE|DEALLOCATE|LISTEN|DECLARE|LOAD)\b|\bset_config\b"
+    r"|\bpg_(?:try_)?advisory_lock",
     re.IGNORECASE,
 )
 #: The service's answer to an INSERT shortly after ``ALTER TABLE .. ADD COLUMN``.
@@ -143,11 +148,17 @@ def _options(settings: dict[str, str]) -> str:
 class Backend:
     """PostgreSQL side of the server.
 
+    Each org (its database) may hold at most ``limits.org_cap(pool_size)`` connections; a
+    request waits at most ``limits.connection_wait_s`` for one (then 503 ``database_busy``).
+    Statements run under ``limits.statement_timeout(timeout_ms)`` and are cancelled by the
+    server after ``limits.max_statement_timeout_ms`` whatever they ``SET``. A lost database
+    connection is a 503 ``database_unavailable`` and drops the idle connections (they died
+    with it); new ones are opened on the next requests.
+
     Args:
         dsn: superuser connection string (its database is the admin database).
         pool_size: cap on open connections (all workspaces together, admin included).
-        default_timeout_ms: statement timeout of queries sent without ``timeout_ms``
-            (0 = none).
+        limits: statement timeouts, result size, per-org connections, connection wait.
         dialect: the service's behaviours or plain PostgreSQL (default ``deeplake``).
         on_execute: called with the number of statements each time SQL runs for a request.
         on_inject: called with the kind of each fault injected while executing
@@ -159,7 +170,7 @@ class Backend:
         dsn: str,
         *,
         pool_size: int = DEFAULT_POOL_SIZE,
-        default_timeout_ms: int = 0,
+        limits: Limits | None = None,
         dialect: Dialect | None = None,
         on_execute: Callable[[int], None] | None = None,
         on_inject: Callable[[str], None] | None = None,
@@ -167,13 +178,19 @@ class Backend:
         if pool_size < 2:
             raise ValueError("pool_size must be >= 2 (provisioning holds two connections)")
         self.dsn = dsn
-        self.default_timeout_ms = default_timeout_ms
+        self.limits = limits or Limits()
         self.dialect = dialect or DIALECTS["deeplake"]
         self._on_execute = on_execute or (lambda n: None)
         self._on_inject = on_inject or (lambda kind: None)
         self._adapters = _adapters()
         self._secret = b""
-        self.pool = ConnectionPool(self._connect, max_size=pool_size)
+        self.pool = ConnectionPool(
+            self._connect,
+            max_size=pool_size,
+            acquire_timeout=self.limits.connection_wait_s,
+            group_of=_org_group,
+            group_cap=self.limits.org_cap(pool_size),
+        )
         self.pending = PendingCommits(self.pool)
         self.pool.on_exhausted = self.pending.commit_oldest
         self.recent_updates = RecentUpdates()
@@ -247,6 +264,8 @@ class Backend:
         """Connection pool and pending-commit figures for the stats."""
         return {
             "size": self.pool.max_size,
+            "org_cap": self.pool.group_cap,
+            "org_waits": self.pool.group_waits,
             "open": self.pool.open_count,
             "busy": self.pool.busy_count,
             "busy_peak": self.pool.busy_peak,
@@ -294,9 +313,9 @@ class Backend:
             raise BackendError(
                 400, self.dialect.error_code(exc.sqlstate), str(exc), sqlstate=exc.sqlstate
             ) from exc
-        want = self.default_timeout_ms if timeout_ms is None else int(timeout_ms)
+        want = self.limits.statement_timeout(timeout_ms)
         if not (faults.alter_window_s > 0 or faults.read_lag_s > 0 or faults.track_updates):
-            return self._run(ws.key, text, bound, want)  # no fault reads the statement
+            return self._run(ws.key, text, bound, want, encode=True)  # no fault reads it
         scan = sqlscan.scan(text)
         if faults.alter_window_s > 0 and scan.insert_tables:
             keys = [(org, workspace, t) for t in scan.insert_tables]
@@ -310,7 +329,7 @@ class Backend:
                 ws, scan, bound, timeout_ms=want, faults=faults, tracked=tracked, arrived=arrived
             )
         else:
-            result = self._run(ws.key, text, bound, want)
+            result = self._run(ws.key, text, bound, want, encode=True)
         if faults.alter_window_s > 0 and scan.added_column_tables:
             keys = [(org, workspace, t) for t in scan.added_column_tables]
             self.alter_windows.open(keys, faults.alter_window_s)
@@ -373,15 +392,62 @@ class Backend:
         text: str,
         params: list[Any] | None,
         timeout_ms: int | None,
+        *,
+        encode: bool = False,
     ) -> dict[str, Any]:
-        want = self.default_timeout_ms if timeout_ms is None else int(timeout_ms)
+        want = self.limits.statement_timeout(timeout_ms)
         pc = self._acquire(key)
+        watchdog = gevent.spawn_later(
+            self.limits.max_statement_timeout_ms / 1000 + 1, _cancel, pc.conn
+        )
         try:
             self._set_timeout(pc, want)
-            return self._execute(pc, text, params)
+            if encode and _streamable(text):
+                return self._stream(pc, text, params)
+            result = self._execute(pc, text, params)
+            if encode:
+                encoder = RowEncoder(self.limits.max_result_bytes, json_default)
+                try:
+                    result["rows"] = encoder.extend(result["rows"])
+                except ResultTooLarge as exc:
+                    raise _too_large(exc) from exc
+            return result
+        except BackendError as exc:
+            self._lost(exc)
+            raise
         finally:
+            watchdog.kill(block=False)
             self._after(pc, text)
             self.pool.release(pc, discard=pc.conn.closed or pc.conn.broken)
+
+    def _lost(self, exc: BackendError) -> None:
+        """After a lost connection: close the idle ones too (they died with the database)."""
+        if exc.code == "database_unavailable":
+            dropped = self.pool.discard_idle()
+            logger.warning("database connection lost (%d idle closed): %s", dropped, exc)
+
+    def _stream(self, pc: PooledConnection, text: str, params: list[Any] | None) -> dict[str, Any]:
+        """Run one reading statement, encoding its rows as they arrive (bounded memory)."""
+        encoder = RowEncoder(self.limits.max_result_bytes, json_default)
+        cur = pc.conn.cursor()
+        self._on_execute(1)
+        rows = cur.stream(text, params, size=100)
+        try:
+            for row in rows:
+                encoder.add(row)
+            encoded = encoder.finish()
+        except ResultTooLarge as exc:
+            rows.close()  # cancels the query
+            raise _too_large(exc) from exc
+        except psycopg.Error as exc:
+            raise self.dialect.sql_error(exc, text) from exc
+        desc = cur.description
+        if desc:
+            columns = [d.name for d in desc]
+        else:  # no row came: the columns are those of the statement just run (unnamed)
+            res = pc.conn.pgconn.describe_prepared(b"")
+            columns = [(res.fname(i) or b"").decode() for i in range(res.nfields)]
+        return {"columns": columns, "rows": encoded, "row_count": encoded.count}
 
     def _run_write(
         self,
@@ -399,6 +465,9 @@ class Backend:
         pc = self._acquire(ws.key)
         conn = pc.conn
         handed_over = False
+        watchdog = gevent.spawn_later(
+            self.limits.max_statement_timeout_ms / 1000 + 1, _cancel, pc.conn
+        )
         try:
             self._set_timeout(pc, timeout_ms)
             conn.execute("BEGIN")
@@ -429,8 +498,14 @@ class Backend:
                 conn.execute("COMMIT")
             return result
         except psycopg.Error as exc:  # BEGIN, the id probe, COMMIT or ROLLBACK
-            raise self.dialect.sql_error(exc, text) from exc
+            error = self.dialect.sql_error(exc, text)
+            self._lost(error)
+            raise error from exc
+        except BackendError as exc:
+            self._lost(exc)
+            raise
         finally:
+            watchdog.kill(block=False)
             if not handed_over:
                 self._after(pc, text)
                 self.pool.release(pc, discard=conn.closed or conn.broken)
@@ -484,6 +559,29 @@ class Backend:
         except psycopg.Error:
             logger.debug("resetting a connection failed; closing it", exc_info=True)
             conn.close()
+
+
+def _org_group(key: Any) -> Hashable | None:
+    """Pool group of a connection key: the org's database for a workspace role, else None."""
+    role, database, _ = key
+    return database if role is not None else None
+
+
+def _cancel(conn: psycopg.Connection[Any]) -> None:
+    """Cancel what ``conn`` runs (it ran past the server's longest statement time)."""
+    logger.warning("cancelling a statement that ran past the longest statement time")
+    with contextlib.suppress(Exception):
+        conn.cancel_safe(timeout=5)
+
+
+def _streamable(text: str) -> bool:
+    """Whether ``text`` is one reading statement (its rows can be streamed)."""
+    scan = sqlscan.scan(text)
+    return scan.kind == sqlscan.READ and len(scan.statements) == 1
+
+
+def _too_large(exc: ResultTooLarge) -> BackendError:
+    return BackendError(400, "result_too_large", str(exc), limit_bytes=exc.limit)
 
 
 def _check_name(name: Any, what: str) -> None:

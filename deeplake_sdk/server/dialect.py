@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import psycopg
 
 from deeplake_sdk.server import sqlscan
-from deeplake_sdk.server.errors import BackendError
+from deeplake_sdk.server.errors import BackendError, is_database_lost
 
 #: The ``code`` of SQL error bodies on the service.
 QUERY_ERROR = "QUERY_ERROR"
@@ -73,20 +73,23 @@ class Dialect:
         """The answer to a PostgreSQL error raised by the query ``text``."""
         state = exc.sqlstate
         diag = exc.diag
-        if state == "57014" and "statement timeout" in str(exc):
+        if state == "57014":  # statement_timeout, or the server's cancel at its longest
             return BackendError(
                 408,
                 "statement_timeout",
-                "statement timeout: the query ran longer than its timeout_ms and was cancelled",
+                "statement timeout: the query ran longer than its timeout_ms (or the server's "
+                "longest statement time) and was cancelled",
+            )
+        if is_database_lost(state) or (state is None and isinstance(exc, psycopg.OperationalError)):
+            # a retryable 503: the server reconnects (or restarts its PostgreSQL) by itself
+            return BackendError(
+                503,
+                "database_unavailable",
+                "the database connection was lost (a statement in flight may have run); "
+                f"retry shortly: {' '.join(str(exc).split())}",
+                retry_after=2,
             )
         if state is None:
-            if isinstance(exc, psycopg.OperationalError):
-                # the statement may or may not have run: answer like any ambiguous failure
-                return BackendError(
-                    500,
-                    "database_connection_lost",
-                    f"the database connection was lost during the query (it may have run): {exc}",
-                )
             return BackendError(400, "invalid_request", str(exc))
         message = diag.message_primary or str(exc)
         status = 400

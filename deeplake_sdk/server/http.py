@@ -4,6 +4,9 @@
   delayed ACKs) and is counted.
 - The app can drop a connection by raising :class:`DropConnection`: the socket is closed with
   ``SO_LINGER (1, 0)`` so the client sees a reset (RST), and no response is sent.
+- The app can ask for the connection to close after its answer without reading the rest of
+  the request body (:data:`CLOSE_KEY`, e.g. after a 413): an oversized body is never read.
+- Malformed requests (a negative ``Content-Length``...) get a JSON 400 that says what is wrong.
 - The access log goes to :mod:`logging` at debug level; keep-alive is on.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import socket
 import struct
@@ -26,6 +30,24 @@ access_logger = logging.getLogger(__name__ + ".access")
 SOCKET_KEY = "deeplake.socket"
 #: environ key holding the request path as sent (still percent-encoded, so ``%2F`` survives)
 RAW_PATH_KEY = "deeplake.raw_path"
+#: environ key the app sets to close the connection after its answer, unread body left unread
+CLOSE_KEY = "deeplake.close"
+
+
+class _NoDiscard:
+    """Stands for the request body once the app gave up on it: nothing more is read."""
+
+    def _discard(self) -> None:
+        return None
+
+
+def _bad_request(message: str) -> bytes:
+    body = json.dumps({"error": message, "code": "bad_request"}).encode()
+    head = (
+        "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 class DropConnection(Exception):
@@ -54,6 +76,9 @@ class Handler(WSGIHandler):
         """Run the app; on :class:`DropConnection` reset the connection without a response."""
         try:
             super().run_application()
+            if self.environ.get(CLOSE_KEY):
+                self.close_connection = True
+                self.wsgi_input = _NoDiscard()
         except DropConnection:
             self.close_connection = True
             rfile = getattr(self, "rfile", None)
@@ -63,6 +88,16 @@ class Handler(WSGIHandler):
             reset_socket(self.socket)
             # pywsgi treats ECONNRESET as a quiet client disconnect
             raise OSError(errno.ECONNRESET, "connection dropped on purpose") from None
+
+    def _handle_client_error(self, ex: BaseException) -> Any:
+        """A malformed request: a JSON 400 naming the problem (gevent's answer is empty)."""
+        super()._handle_client_error(ex)
+        message = getattr(ex, "formatted_message", None) or str(ex) or type(ex).__name__
+        headers = getattr(self, "headers", None)
+        length = headers.get("content-length") if headers is not None else None
+        if length is not None and not length.strip().isdigit():
+            message = f"invalid Content-Length {length!r} (a number of bytes >= 0)"
+        return ("400", _bad_request(f"malformed request: {message}"))
 
     def log_request(self) -> None:
         """Access log line at debug level (skipped cheaply when debug is off)."""

@@ -2,8 +2,13 @@
 
 ``gevent.monkey.patch_all()`` must have run before this module is imported (psycopg chooses
 its wait function at import time); :data:`BOOT_CODE` and ``python -m deeplake_sdk.server`` do
-that. Prints exactly ``listening on http://HOST:PORT`` on stdout once ready. SIGINT/SIGTERM
-stop the HTTP server, close the connections, stop PostgreSQL and exit with status 0.
+that. Prints exactly ``listening on http://HOST:PORT`` (``https`` with ``--tls-cert``) on
+stdout once ready. SIGINT/SIGTERM stop the HTTP server, close the connections, stop PostgreSQL
+and exit with status 0.
+
+When the embedded PostgreSQL dies, a supervisor greenlet starts it again at once (requests
+meanwhile answer a retryable 503 ``database_unavailable``); ``postgres_restarts`` and
+``postgres_last_recovery_s`` in the stats count and time it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import errno
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -86,6 +92,45 @@ def _startup_hint(exc: Exception, ns: Any) -> str:
     return text
 
 
+class _Supervisor:
+    """Restarts the embedded PostgreSQL whenever its postmaster exits (until stopped)."""
+
+    def __init__(self, pg: EmbeddedPostgres, backend: Backend) -> None:
+        self.pg = pg
+        self.backend = backend
+        self.restarts = 0
+        self.last_recovery_s: float | None = None
+        self.stopping = False
+        self.greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        while not self.stopping:
+            status = self.pg.wait_exit()
+            if self.stopping:
+                return
+            died = time.monotonic()
+            logger.error("PostgreSQL exited (status %s); restarting it", status)
+            self.backend.pool.discard_idle()
+            try:
+                self.backend.dsn = self.pg.restart()
+            except Exception:
+                logger.exception("PostgreSQL could not be restarted; trying again")
+                continue
+            self.restarts += 1
+            self.last_recovery_s = round(time.monotonic() - died, 3)
+            logger.warning("PostgreSQL restarted in %.2f s", self.last_recovery_s)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.greenlet.kill(block=False)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "postgres_restarts": self.restarts,
+            "postgres_last_recovery_s": self.last_recovery_s,
+        }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGINT/SIGTERM; returns the exit status."""
     ns = options.parse_args(argv)
@@ -93,12 +138,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, ns.log_level), format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        tokens = options.parse_tokens(ns)
+        tokens, admin, warning = options.access(ns)
+        limits = options.limits_of(ns)
         faults = FaultConfig.from_profile(ns.faults, seed=ns.seed, **options.fault_overrides(ns))
         dialect = get_dialect(ns.dialect)
         migrations = options.parse_migrations(ns)
+        if bool(ns.tls_cert) != bool(ns.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
     except ValueError as exc:
         return _fail(str(exc))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     stop = gevent.event.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, stop.set)
@@ -106,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pg: EmbeddedPostgres | None = None
     backend: Backend | None = None
     server: Server | None = None
+    supervisor: _Supervisor | None = None
     try:
         if ns.dsn:
             dsn = ns.dsn
@@ -126,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     backend.reset_stats()
                 info["db_connections_open"] = backend.pool.open_count
                 info["db_pool"] = backend.pool_stats()
+            if supervisor is not None:
+                info.update(supervisor.info())
             info["dialect"] = dialect.name
             return info
 
@@ -133,18 +186,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend = Backend(
             dsn,
             pool_size=ns.pool_size,
-            default_timeout_ms=ns.statement_timeout_ms,
+            limits=limits,
             dialect=dialect,
             on_execute=stats.executed,
             on_inject=stats.inject,
         )
         backend.bootstrap()
         backend.migrate_old_layout(migrations, orgs=tokens.values())
-        app = App(backend, tokens, FaultInjector(faults), stats)
-        server = Server((ns.host, ns.port), app, on_accept=stats.connection)
+        if pg is not None:
+            supervisor = _Supervisor(pg, backend)
+        app = App(backend, tokens, FaultInjector(faults), stats, admin_token=admin, limits=limits)
+        tls = {"certfile": ns.tls_cert, "keyfile": ns.tls_key} if ns.tls_cert else {}
+        server = Server((ns.host, ns.port), app, on_accept=stats.connection, **tls)
         server.start()
         host, port = server.address[:2]
-        print(f"listening on http://{host}:{port}", flush=True)
+        scheme = "https" if tls else "http"
+        print(f"listening on {scheme}://{host}:{port}", flush=True)
         logger.info(
             "faults %s (seed %s), dialect %s; PostgreSQL %s",
             faults.profile,
@@ -161,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.debug("startup failed", exc_info=True)
         return _fail(_startup_hint(exc, ns))
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         if server is not None:
             server.stop(timeout=2)
         if backend is not None:

@@ -7,9 +7,13 @@ Shared by ``deeplake-sdk serve`` and ``python -m deeplake_sdk.server``; no heavy
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from deeplake_sdk.server.limits import MIB, Limits
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -22,6 +26,12 @@ DEFAULT_DIALECT = "deeplake"
 #: 32 requests in flight, writes waiting out their read lag held 94 to 115 of them at the
 #: peak (benchmarks/service_pool.py); the embedded PostgreSQL allows 200.
 DEFAULT_POOL_SIZE = 150
+#: Environment variables holding the tokens (so they need not be on the command line, where
+#: ``ps`` shows them): the primary token, the admin token, more ``TOKEN=ORG`` pairs (one a line).
+TOKEN_ENV = "DEEPLAKE_SERVER_TOKEN"
+ADMIN_TOKEN_ENV = "DEEPLAKE_SERVER_ADMIN_TOKEN"
+EXTRA_TOKENS_ENV = "DEEPLAKE_SERVER_EXTRA_TOKENS"
+_LIMITS = Limits()
 
 # (flag, FaultConfig field, type, help)
 FAULT_FLAGS: list[tuple[str, str, type, str]] = [
@@ -111,27 +121,82 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dsn", metavar="URL", help="use this PostgreSQL (superuser) instead of the embedded one"
     )
     net.add_argument(
-        "--token", default=DEFAULT_TOKEN, help="accepted bearer token (default %(default)s)"
+        "--token",
+        default=None,
+        help=f"accepted bearer token (default: env {TOKEN_ENV}, else {DEFAULT_TOKEN}, which "
+        "only a loopback --host accepts)",
     )
+    net.add_argument("--token-file", metavar="PATH", help="read --token from this file")
     net.add_argument("--org", default=DEFAULT_ORG, help="org id of --token (default %(default)s)")
     net.add_argument(
         "--extra-token",
         action="append",
         default=[],
         metavar="TOKEN=ORG",
-        help="another accepted token and its org (repeatable)",
+        help=f"another accepted token and its org (repeatable; also env {EXTRA_TOKENS_ENV}, "
+        "one pair a line)",
     )
+    net.add_argument(
+        "--tokens-file", metavar="PATH", help="more TOKEN=ORG pairs, one a line, from this file"
+    )
+    net.add_argument(
+        "--admin-token",
+        default=None,
+        help=f"token of the /_admin endpoints (default: env {ADMIN_TOKEN_ENV}; else --token "
+        "on a loopback --host, and no admin endpoints on any other)",
+    )
+    net.add_argument("--admin-token-file", metavar="PATH", help="read --admin-token from a file")
+    net.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate chain")
+    net.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     net.add_argument(
         "--pool-size",
         type=int,
         default=DEFAULT_POOL_SIZE,
         help="max PostgreSQL connections (default %(default)s)",
     )
-    net.add_argument(
+    limits = parser.add_argument_group("limits")
+    limits.add_argument(
         "--statement-timeout-ms",
         type=int,
-        default=0,
-        help="timeout of queries sent without timeout_ms (default 0 = none)",
+        default=_LIMITS.statement_timeout_ms,
+        help="timeout of queries sent without timeout_ms (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-statement-timeout-ms",
+        type=int,
+        default=_LIMITS.max_statement_timeout_ms,
+        help="longest a statement may run, whatever it asks (default %(default)s)",
+    )
+    limits.add_argument(
+        "--org-connections",
+        type=int,
+        default=_LIMITS.org_connections,
+        help="PostgreSQL connections one org may hold at once (default 0 = 3/4 of --pool-size)",
+    )
+    limits.add_argument(
+        "--connection-wait-s",
+        type=float,
+        default=_LIMITS.connection_wait_s,
+        help="how long a request waits for a PostgreSQL connection before a 503 "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=_LIMITS.max_body_bytes / MIB,
+        help="largest request body (default %(default)g)",
+    )
+    limits.add_argument(
+        "--max-result-mb",
+        type=float,
+        default=_LIMITS.max_result_bytes / MIB,
+        help="largest result, as JSON (default %(default)g)",
+    )
+    limits.add_argument(
+        "--max-params",
+        type=int,
+        default=_LIMITS.max_params,
+        help="most $n parameters of a query (default %(default)s)",
     )
     net.add_argument(
         "--dialect",
@@ -216,10 +281,51 @@ def parse_migrations(ns: argparse.Namespace) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _read_secret(path: str, what: str) -> str:
+    try:
+        text = Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {what} from {path}: {exc}") from None
+    if not text or "\n" in text:
+        raise ValueError(f"{path} must hold {what} alone on one line")
+    return text
+
+
+def primary_token(ns: argparse.Namespace) -> str:
+    """The primary token: ``--token``, ``--token-file``, env, else the default."""
+    if getattr(ns, "token_file", None):
+        return _read_secret(ns.token_file, "a token")
+    return ns.token or os.environ.get(TOKEN_ENV) or DEFAULT_TOKEN
+
+
+def admin_token(ns: argparse.Namespace) -> str | None:
+    """The explicit admin token (``--admin-token``, ``--admin-token-file``, env), or None."""
+    if getattr(ns, "admin_token_file", None):
+        return _read_secret(ns.admin_token_file, "the admin token")
+    return getattr(ns, "admin_token", None) or os.environ.get(ADMIN_TOKEN_ENV) or None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_tokens(ns: argparse.Namespace) -> dict[str, str]:
-    """Token -> org map from ``--token/--org`` and ``--extra-token``."""
-    tokens = {ns.token: ns.org}
-    for pair in ns.extra_token or []:
+    """Token -> org map from ``--token/--org``, ``--extra-token``, the tokens file and env."""
+    tokens = {primary_token(ns): ns.org}
+    pairs = list(ns.extra_token or [])
+    pairs += os.environ.get(EXTRA_TOKENS_ENV, "").split()
+    if getattr(ns, "tokens_file", None):
+        try:
+            pairs += Path(ns.tokens_file).read_text().split()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read tokens from {ns.tokens_file}: {exc}") from None
+    for pair in pairs:
         token, sep, org = pair.partition("=")
         if not sep or not token or not org:
             raise ValueError(f"--extra-token expects TOKEN=ORG, got {pair!r}")
@@ -227,12 +333,85 @@ def parse_tokens(ns: argparse.Namespace) -> dict[str, str]:
     return tokens
 
 
+def access(ns: argparse.Namespace) -> tuple[dict[str, str], str | None, str | None]:
+    """Tokens, admin token and a warning for where the server listens.
+
+    On a loopback ``--host`` the primary token is the admin token unless one is given. On any
+    other host the default token is refused, the admin endpoints need ``--admin-token``, and
+    the warning says the server is exposed (and whether without TLS).
+
+    Raises:
+        ValueError: exposed with the default token, or a bad token option.
+    """
+    tokens = parse_tokens(ns)
+    admin = admin_token(ns)
+    if is_loopback(ns.host):
+        return tokens, admin or primary_token(ns), None
+    if DEFAULT_TOKEN in tokens:
+        raise ValueError(
+            f"--host {ns.host} is not loopback: give a token of your own (--token-file, env "
+            f"{TOKEN_ENV} or --token), not the default {DEFAULT_TOKEN!r}"
+        )
+    scheme = "https" if getattr(ns, "tls_cert", None) else "plain http (no --tls-cert)"
+    warning = (
+        f"warning: serving on {ns.host}, not loopback, over {scheme}: anyone who can reach "
+        "the port and holds a token can read and write that org's workspaces"
+        + ("" if admin else "; /_admin is off (no --admin-token)")
+    )
+    return tokens, admin, warning
+
+
+def limits_of(ns: argparse.Namespace) -> Limits:
+    """The :class:`Limits` of the command line.
+
+    Raises:
+        ValueError: a limit out of range.
+    """
+    return Limits(
+        max_body_bytes=int(ns.max_body_mb * MIB),
+        max_params=ns.max_params,
+        max_result_bytes=int(ns.max_result_mb * MIB),
+        statement_timeout_ms=ns.statement_timeout_ms,
+        max_statement_timeout_ms=ns.max_statement_timeout_ms,
+        org_connections=ns.org_connections,
+        connection_wait_s=ns.connection_wait_s,
+    )
+
+
+def token_environ(ns: argparse.Namespace) -> dict[str, str]:
+    """The tokens of ``ns`` as environment variables (see :func:`to_argv`)."""
+    env = {TOKEN_ENV: primary_token(ns)}
+    admin = admin_token(ns)
+    if admin:
+        env[ADMIN_TOKEN_ENV] = admin
+    extra = "\n".join(ns.extra_token or [])
+    if extra or os.environ.get(EXTRA_TOKENS_ENV):
+        env[EXTRA_TOKENS_ENV] = "\n".join(
+            p for p in (os.environ.get(EXTRA_TOKENS_ENV, ""), extra) if p
+        )
+    return env
+
+
 def to_argv(ns: argparse.Namespace) -> list[str]:
-    """Rebuild command-line arguments equivalent to ``ns`` (for re-executing the server)."""
-    argv = ["--host", ns.host, "--port", str(ns.port), "--token", ns.token, "--org", ns.org]
+    """Rebuild command-line arguments equivalent to ``ns`` (for re-executing the server).
+
+    Tokens are left out: pass :func:`token_environ` as the environment instead.
+    """
+    argv = ["--host", ns.host, "--port", str(ns.port), "--org", ns.org]
     argv += ["--pool-size", str(ns.pool_size), "--log-level", ns.log_level]
     argv += ["--statement-timeout-ms", str(ns.statement_timeout_ms), "--faults", ns.faults]
-    argv += ["--dialect", ns.dialect]
+    argv += ["--max-statement-timeout-ms", str(ns.max_statement_timeout_ms)]
+    argv += ["--org-connections", str(ns.org_connections)]
+    argv += ["--connection-wait-s", repr(ns.connection_wait_s)]
+    argv += ["--max-body-mb", repr(ns.max_body_mb), "--max-result-mb", repr(ns.max_result_mb)]
+    argv += ["--max-params", str(ns.max_params), "--dialect", ns.dialect]
+    for flag, path in (
+        ("--tokens-file", ns.tokens_file),
+        ("--tls-cert", ns.tls_cert),
+        ("--tls-key", ns.tls_key),
+    ):
+        if path:
+            argv += [flag, os.path.abspath(path)]
     if ns.unsafe_fast_storage:
         argv.append("--unsafe-fast-storage")
     for pair in ns.migrate_workspace or []:
@@ -243,8 +422,6 @@ def to_argv(ns: argparse.Namespace) -> list[str]:
         argv += ["--data", ns.data]
     if ns.dsn:
         argv += ["--dsn", ns.dsn]
-    for pair in ns.extra_token or []:
-        argv += ["--extra-token", pair]
     if ns.seed is not None:
         argv += ["--seed", str(ns.seed)]
     for flag, field, _, _ in FAULT_FLAGS:

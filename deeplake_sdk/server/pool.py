@@ -7,6 +7,12 @@ an idle connection of another key is closed to make room, and when every connect
 callers wait (up to ``acquire_timeout``), after calling ``on_exhausted`` (which may free a
 connection, e.g. by committing a write held open on purpose).
 
+Keys can belong to a group (``group_of(key)``; the backend's groups are the orgs' databases):
+a group holds at most ``group_cap`` connections at once. A request of a group at its cap waits
+on its group's own semaphore, so it never queues in front of other groups for the global
+slots: while the groups at their cap hold fewer than ``max_size`` connections together, a
+request of another group finds a slot at once.
+
 The pool uses :mod:`threading` primitives; under ``gevent.monkey.patch_all()`` they are gevent's,
 so waiting yields to other greenlets.
 """
@@ -18,7 +24,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 Key = Any  # a hashable login key
@@ -56,8 +62,10 @@ class ConnectionPool:
         connect: ``connect(key)`` opens a new connection for ``key``.
         max_size: cap on open connections, all keys together.
         acquire_timeout: seconds to wait for a free connection before :class:`PoolTimeout`.
-        on_exhausted: called (without arguments) when every connection is busy, before
-            waiting for one.
+        on_exhausted: called with the group (None: the whole pool) whose connections are all
+            busy, before waiting for one.
+        group_of: key -> its group (None: no group, only the global cap applies).
+        group_cap: connections a group may hold at once (0: ``max_size``).
     """
 
     def __init__(
@@ -65,13 +73,20 @@ class ConnectionPool:
         connect: Callable[[Key], Any],
         max_size: int = 100,
         acquire_timeout: float = 30.0,
-        on_exhausted: Callable[[], Any] | None = None,
+        *,
+        on_exhausted: Callable[[Hashable | None], Any] | None = None,
+        group_of: Callable[[Key], Hashable | None] | None = None,
+        group_cap: int = 0,
     ) -> None:
         if max_size < 1:
             raise ValueError("max_size must be >= 1")
         self._connect = connect
         self.max_size = max_size
         self.acquire_timeout = acquire_timeout
+        self.group_of: Callable[[Key], Hashable | None] = group_of or (lambda key: None)
+        self.group_cap = min(group_cap or max_size, max_size)
+        self._groups: dict[Hashable, threading.BoundedSemaphore] = {}
+        self.group_waits = 0
         self._slots = threading.BoundedSemaphore(max_size)
         self._lock = threading.Lock()
         # idle connections, least recently used first: id -> PooledConnection
@@ -119,19 +134,59 @@ class ConnectionPool:
         finally:
             self.release(pc, discard=not ok or _is_broken(pc.conn))
 
+    def _group_slots(self, group: Hashable) -> threading.BoundedSemaphore:
+        with self._lock:
+            sem = self._groups.get(group)
+            if sem is None:
+                sem = self._groups[group] = threading.BoundedSemaphore(self.group_cap)
+            return sem
+
     def acquire(self, role: Key) -> PooledConnection:
-        """Take an idle connection of ``role`` or open one (see :meth:`connection`)."""
+        """Take an idle connection of ``role`` or open one (see :meth:`connection`).
+
+        Waits at most ``acquire_timeout`` seconds in all (group cap, then global cap).
+        """
         if self._closed:
             raise RuntimeError("connection pool is closed")
-        if not self._slots.acquire(blocking=False):
+        deadline = time.monotonic() + self.acquire_timeout
+        group = self.group_of(role)
+        group_slots = None if group is None else self._group_slots(group)
+        if group_slots is not None and not group_slots.acquire(blocking=False):
+            self.group_waits += 1
             self.exhausted += 1
             if self.on_exhausted is not None:
-                self.on_exhausted()
-            if not self._slots.acquire(timeout=self.acquire_timeout):
+                self.on_exhausted(group)
+            if not group_slots.acquire(timeout=self.acquire_timeout):
                 raise PoolTimeout(
-                    f"all {self.max_size} database connections stayed busy for "
-                    f"{self.acquire_timeout:.0f} s"
+                    f"this organization's {self.group_cap} database connections stayed busy "
+                    f"for {self.acquire_timeout:g} s"
                 )
+        try:
+            self._take_slot(deadline)
+        except BaseException:
+            if group_slots is not None:
+                group_slots.release()
+            raise
+        try:
+            return self._checkout(role)
+        except BaseException:
+            if group_slots is not None:
+                group_slots.release()
+            raise
+
+    def _take_slot(self, deadline: float) -> None:
+        if self._slots.acquire(blocking=False):
+            return
+        self.exhausted += 1
+        if self.on_exhausted is not None:
+            self.on_exhausted(None)
+        if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise PoolTimeout(
+                f"all {self.max_size} database connections stayed busy for "
+                f"{self.acquire_timeout:g} s"
+            )
+
+    def _checkout(self, role: Key) -> PooledConnection:
         with self._lock:
             self._busy += 1
             self.busy_peak = max(self.busy_peak, self._busy)
@@ -178,6 +233,19 @@ class ConnectionPool:
             with self._lock:
                 self._busy -= 1
             self._slots.release()
+            group = self.group_of(pc.role)
+            if group is not None:
+                self._group_slots(group).release()
+
+    def discard_idle(self) -> int:
+        """Close every idle connection (the database went away); returns how many."""
+        with self._lock:
+            idle = list(self._idle.values())
+            self._idle.clear()
+            self._open -= len(idle)
+        for pc in idle:
+            _close_quietly(pc.conn)
+        return len(idle)
 
     def _take_idle(self, role: Key) -> PooledConnection | None:
         # the most recently used connection of this role (keeps the working set small)
@@ -194,12 +262,7 @@ class ConnectionPool:
     def close(self) -> None:
         """Close idle connections now and busy ones when they are released."""
         self._closed = True
-        with self._lock:
-            idle = list(self._idle.values())
-            self._idle.clear()
-            self._open -= len(idle)
-        for pc in idle:
-            _close_quietly(pc.conn)
+        self.discard_idle()
 
 
 def _is_broken(conn: Any) -> bool:

@@ -207,6 +207,36 @@ class EmbeddedPostgres:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
         self._socket_dir = None
 
+    def wait_exit(self) -> int | None:
+        """Block until the postmaster exits (cooperative under gevent); its exit status.
+
+        Returns None at once when no postmaster runs.
+        """
+        proc = self._proc
+        return None if proc is None else proc.wait()
+
+    def restart(self, timeout: float = 60.0) -> str:
+        """Start the cluster again after its postmaster died; returns the (new) DSN.
+
+        The dead postmaster's backends must leave the shared memory first; they do so as soon
+        as they notice its death, so starting is retried until ``timeout``.
+
+        Raises:
+            PostgresError: it could not be started within ``timeout`` seconds.
+        """
+        self.stop(timeout=5)
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            try:
+                return self.start(timeout=max(1.0, deadline - time.monotonic()))
+            except PostgresError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                logger.info("postgres not restartable yet; retrying", exc_info=True)
+            time.sleep(delay)  # waits for the old backends to exit (no event to wait on)
+            delay = min(delay * 2, 1.0)
+
     def __enter__(self) -> EmbeddedPostgres:
         self.start()
         return self

@@ -16,16 +16,27 @@ A workspace's requests run on connections logged in as its role, to its org's da
 parsing, keep workspaces apart, and orgs cannot reach each other at all (PostgreSQL has no
 cross-database queries). The admin database (the one of the superuser DSN) holds only the
 server's private state (``deeplake_private``: the role password secret and the org registry).
+
+Tenants cannot get in the way of setup, nor see other orgs' names:
+
+- every advisory lock of the setup is taken in the admin database, which no workspace role
+  may connect to (advisory locks are per database), so no tenant can hold one of its keys;
+- in each org database, ``PUBLIC`` loses ``SELECT`` on the catalogs that list the whole
+  cluster's roles, databases and sessions (:data:`CLUSTER_CATALOGS`): a tenant sees its own
+  org's schemas and tables (``pg_namespace``, ``information_schema``), nothing of other orgs.
+  Functions that turn an oid into a role name (``pg_get_userbyid``, ``::regrole``) still
+  answer, given an oid.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +52,38 @@ logger = logging.getLogger(__name__)
 _SETUP_LOCK = 0x646C_7365_7475  # advisory lock key of the cluster-wide setup
 _ORG_LOCK_NS = 0x646C_6F72  # advisory lock namespace of org database creation
 _ROLE_LOCK_NS = 0x646C_726C  # advisory lock namespace of role provisioning
+#: Catalogs and views of an org database that name other orgs' roles, databases or sessions.
+CLUSTER_CATALOGS = (
+    "pg_catalog.pg_roles",
+    "pg_catalog.pg_user",
+    "pg_catalog.pg_group",
+    "pg_catalog.pg_auth_members",
+    "pg_catalog.pg_database",
+    "pg_catalog.pg_db_role_setting",
+    "pg_catalog.pg_shdescription",
+    "pg_catalog.pg_shseclabel",
+    "pg_catalog.pg_seclabels",
+    "pg_catalog.pg_stat_activity",
+    "pg_catalog.pg_stat_database",
+    "pg_catalog.pg_stat_database_conflicts",
+    "pg_catalog.pg_stat_progress_analyze",
+    "pg_catalog.pg_stat_progress_basebackup",
+    "pg_catalog.pg_stat_progress_cluster",
+    "pg_catalog.pg_stat_progress_copy",
+    "pg_catalog.pg_stat_progress_create_index",
+    "pg_catalog.pg_stat_progress_vacuum",
+    "pg_catalog.pg_locks",
+    "pg_catalog.pg_replication_origin_status",
+    "pg_catalog.pg_stat_replication",
+    "pg_catalog.pg_stat_subscription",
+    "pg_catalog.pg_prepared_xacts",
+)
+_REVOKE_CATALOGS = (
+    "DO $do$ DECLARE r text; BEGIN FOREACH r IN ARRAY ARRAY["
+    + ", ".join(f"'{name}'" for name in CLUSTER_CATALOGS)
+    + "] LOOP IF to_regclass(r) IS NOT NULL THEN "
+    "EXECUTE format('REVOKE SELECT ON %s FROM PUBLIC', r); END IF; END LOOP; END $do$"
+)
 MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL would silently truncate longer names
 #: Workspace ids that cannot be schema names in an org database, besides the ``pg_`` prefix.
 RESERVED_WORKSPACES = frozenset({"information_schema", shims.SHIM_SCHEMA})
@@ -142,6 +185,8 @@ class Provisioner:
         self._orgs: dict[str, str] = {}
         self._workspaces: dict[tuple[str, str], Workspace] = {}
         self._locks: dict[Any, threading.Lock] = {}
+        # one setup at a time: each holds two connections (the admin lock's and the work's)
+        self._setup = threading.Lock()
 
     # ------------------------------------------------------------------------ admin database
     def bootstrap(self) -> str:
@@ -196,35 +241,40 @@ class Provisioner:
             return database
         with self._lock(("org", org)):
             if org not in self._orgs:
-                self._orgs[org] = self._provision_org(org)
+                with self._setup:
+                    self._orgs[org] = self._provision_org(org)
         return self._orgs[org]
+
+    @contextlib.contextmanager
+    def _admin_lock(self, namespace: int, name: str) -> Iterator[psycopg.Connection[Any]]:
+        """Hold an advisory lock in the admin database (out of every tenant's reach)."""
+        with self.pool.connection(admin_key()) as pc:
+            conn = pc.conn
+            conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", [namespace, name])
+            try:
+                yield conn
+            finally:
+                conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", [namespace, name])
 
     def _provision_org(self, org: str) -> str:
         database = org_database(org)
         ident = quote_ident(database)
         created = False
-        with self.pool.connection(admin_key()) as pc:
-            conn = pc.conn
-            conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", [_ORG_LOCK_NS, database])
-            try:
-                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = $1", [database])
-                if exists.fetchone() is None:
-                    conn.execute(f"CREATE DATABASE {ident} TEMPLATE template0")
-                    created = True
-                conn.execute(f"REVOKE ALL ON DATABASE {ident} FROM PUBLIC")
-                conn.execute(
-                    "INSERT INTO deeplake_private.orgs (org, database) VALUES ($1, $2) "
-                    "ON CONFLICT DO NOTHING",
-                    [org, database],
-                )
-            finally:
-                conn.execute(
-                    "SELECT pg_advisory_unlock($1, hashtext($2))", [_ORG_LOCK_NS, database]
-                )
-        with self.pool.connection(admin_key(database)) as pc, pc.conn.transaction():
-            pc.conn.execute("SELECT pg_advisory_xact_lock($1)", [_SETUP_LOCK])
-            pc.conn.execute(_DROP_DEFAULT_PUBLIC)
-            pc.conn.execute(shims.bootstrap_sql())
+        with self._admin_lock(_ORG_LOCK_NS, database) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = $1", [database])
+            if exists.fetchone() is None:
+                conn.execute(f"CREATE DATABASE {ident} TEMPLATE template0")
+                created = True
+            conn.execute(f"REVOKE ALL ON DATABASE {ident} FROM PUBLIC")
+            conn.execute(
+                "INSERT INTO deeplake_private.orgs (org, database) VALUES ($1, $2) "
+                "ON CONFLICT DO NOTHING",
+                [org, database],
+            )
+            with self.pool.connection(admin_key(database)) as pc, pc.conn.transaction():
+                pc.conn.execute(_DROP_DEFAULT_PUBLIC)
+                pc.conn.execute(shims.bootstrap_sql())
+                pc.conn.execute(_REVOKE_CATALOGS)
         if created:
             logger.info("org %s -> database %s", org, database)
         return database
@@ -245,7 +295,8 @@ class Provisioner:
         # one provisioning per workspace at a time; concurrent first requests wait for it
         with self._lock(("ws", org, workspace)):
             if (org, workspace) not in self._workspaces:
-                self._provision_workspace(ws)
+                with self._setup:
+                    self._provision_workspace(ws)
                 self._workspaces[(org, workspace)] = ws
         return ws
 
@@ -253,11 +304,12 @@ class Provisioner:
         role = quote_ident(ws.role)
         for attempt in range(3):
             try:
-                with self.pool.connection(admin_key(ws.database)) as pc, pc.conn.transaction():
+                with (
+                    self._admin_lock(_ROLE_LOCK_NS, ws.role),
+                    self.pool.connection(admin_key(ws.database)) as pc,
+                    pc.conn.transaction(),
+                ):
                     conn = pc.conn
-                    conn.execute(
-                        "SELECT pg_advisory_xact_lock($1, hashtext($2))", [_ROLE_LOCK_NS, ws.role]
-                    )
                     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = $1", [ws.role])
                     verb = "ALTER" if exists.fetchone() else "CREATE"
                     conn.execute(

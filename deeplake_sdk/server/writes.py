@@ -78,10 +78,22 @@ class PendingCommits:
             self.peak = max(self.peak, len(self._pending))
         item.greenlet = gevent.spawn(self._run, item)
 
-    def commit_oldest(self) -> bool:
-        """Commit the oldest pending write now (the pool is exhausted); False if none."""
+    def commit_oldest(self, group: Hashable | None = None) -> bool:
+        """Commit the oldest pending write now (the pool is exhausted); False if none.
+
+        Args:
+            group: only a write of this pool group (an org at its connection cap); None: any.
+        """
+        group_of = self._pool.group_of
         with self._lock:
-            item = next((p for p in self._pending.values() if not p.now.is_set()), None)
+            item = next(
+                (
+                    p
+                    for p in self._pending.values()
+                    if not p.now.is_set() and (group is None or group_of(p.pc.role) == group)
+                ),
+                None,
+            )
             if item is None:
                 return False
             self.committed_early += 1

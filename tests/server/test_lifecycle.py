@@ -7,6 +7,7 @@ import selectors
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -148,8 +149,15 @@ def test_command_line_entry_points(pg_dsn, entry):
             150.0,
             2.5,
         )
-        ok = requests.get(url + "/_admin/stats", headers={"Authorization": "Bearer t2"}, timeout=30)
+        ok = requests.get(url + "/_admin/stats", headers=headers, timeout=30)
         assert ok.status_code == 200 and ok.json()["dialect"] == "postgres"
+        other = requests.get(
+            url + "/_admin/stats", headers={"Authorization": "Bearer t2"}, timeout=30
+        )
+        assert other.status_code == 403  # a data token of another org is no admin token
+        if "serve" in entry:  # the command re-executes the server with the tokens in env
+            cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+            assert b"tk" not in cmdline and b"t2=o2" not in cmdline
         children = tree(proc.pid)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
