@@ -17,7 +17,16 @@ from deeplake_sdk.cli._common import EXIT_ERROR, CliError, fail, sdk_error
 from deeplake_sdk.errors import DeeplakeError
 
 # Modules of deeplake_sdk.cli that contribute commands, in --help order.
-COMMAND_MODULES = ["serve", "api_cmds", "fs_cmds", "grep_cmd", "journal_cmd", "hook", "bench"]
+COMMAND_MODULES = [
+    "serve",
+    "api_cmds",
+    "fs_cmds",
+    "grep_cmd",
+    "journal_cmd",
+    "hook",
+    "mcp_cmd",
+    "bench",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
