@@ -43,7 +43,7 @@ class DeeplakeFileSystem(AbstractFileSystem):
         workspace_id: Workspace id.
         api_url: Service URL.
         sessions_table: Sessions table shown under ``/sessions`` (default: the client's).
-        **storage_options: Passed to :class:`fsspec.spec.AbstractFileSystem`.
+        storage_options: Passed to :class:`fsspec.spec.AbstractFileSystem`.
     """
 
     protocol = "deeplake"
@@ -106,9 +106,7 @@ class DeeplakeFileSystem(AbstractFileSystem):
         if fs.is_file(p):
             entries = [self._entry(fs, table, p)]
         else:
-            entries = [
-                self._entry(fs, table, fspaths.join(p, name)) for name in fs.ls(p)
-            ]
+            entries = [self._entry(fs, table, fspaths.join(p, name)) for name in fs.ls(p)]
         return entries if detail else [e["name"] for e in entries]
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
