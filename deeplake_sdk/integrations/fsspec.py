@@ -60,6 +60,7 @@ class DeeplakeFileSystem(AbstractFileSystem):
         sessions_table: str | None = "",
         **storage_options: Any,
     ) -> None:
+        """Build the filesystem (arguments: see the class)."""
         super().__init__(**storage_options)
         if api is None:
             from deeplake_sdk.api import DeeplakeApi
