@@ -21,7 +21,16 @@ from deeplake_sdk.errors import DeeplakeError, NetworkError, ServerError
 logger = logging.getLogger(__name__)
 
 # Modules of deeplake_sdk.cli that contribute commands, in --help order.
-COMMAND_MODULES = ["serve", "api_cmds", "fs_cmds", "grep_cmd", "journal_cmd", "bench"]
+COMMAND_MODULES = [
+    "serve",
+    "api_cmds",
+    "fs_cmds",
+    "grep_cmd",
+    "journal_cmd",
+    "hook",
+    "mcp_cmd",
+    "bench",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -528,3 +528,15 @@ def grep_candidates(
             + (f" WHERE {msg} {op} {p(json_text_like(like))} ESCAPE '\\'" if like else "")
         )
     return sql, p.values
+
+
+def paths_under(memory: TableLayout, sessions: TableLayout | None, directory: str) -> Statement:
+    """The distinct paths of both tables at or under ``directory`` (a listing in one statement)."""
+    p = Params()
+    sql = f"SELECT DISTINCT path FROM {quote_ident(memory.name)} WHERE {_scope(p, directory)}"
+    if sessions is not None:
+        sql += (
+            f" UNION SELECT DISTINCT path FROM {quote_ident(sessions.name)} "
+            f"WHERE {_scope(p, directory)}"
+        )
+    return sql, p.values

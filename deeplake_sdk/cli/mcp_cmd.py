@@ -1,0 +1,55 @@
+"""``deeplake-sdk mcp``: serve the memory to MCP clients over stdio."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from deeplake_sdk.cli._common import EXIT_OK, CliError, HelpFormatter, example_epilog
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``mcp`` command to the ``deeplake-sdk`` parser."""
+    p = subparsers.add_parser(
+        "mcp",
+        help="serve the memory to MCP clients over stdio (extra [mcp])",
+        description="An MCP server on stdin/stdout with the tools search(query, limit), "
+        "read(path), index(prefix, limit), write(path, text), append(path, text) and "
+        "delete(path) over the memory filesystem. Logs go to stderr.",
+        epilog=example_epilog(
+            "deeplake-sdk mcp",
+            "claude mcp add deeplake -- deeplake-sdk mcp   # register it with Claude Code",
+        ),
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--table", help="memory table (default: DEEPLAKE_TABLE or memory)")
+    p.add_argument(
+        "--sessions-table",
+        help="sessions table (default: DEEPLAKE_SESSIONS_TABLE or sessions)",
+    )
+    p.set_defaults(func=cmd_mcp)
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """Run the server until the client closes stdin."""
+    from deeplake_sdk.integrations.mcp_server import build_server
+
+    def open_fs() -> Any:
+        from deeplake_sdk import DeeplakeApi, DeeplakeFs
+
+        return DeeplakeFs(DeeplakeApi(), args.table, args.sessions_table or "")
+
+    try:
+        import mcp.server.mcpserver  # noqa: F401 - fail early with a clear message
+    except ImportError as exc:
+        raise CliError(
+            f"the mcp package is missing: pip install 'deeplake-sdk[mcp]' ({exc})"
+        ) from exc
+    server, close = build_server(open_fs)
+    try:
+        server.run("stdio")
+    finally:
+        close()
+    return EXIT_OK

@@ -1,0 +1,742 @@
+r"""Claude Code hooks: capture sessions, and answer memory reads in one query.
+
+Claude Code runs a hook as a fresh process with the event's JSON on stdin
+(``deeplake-sdk hook ...``, see :mod:`deeplake_sdk.cli.hook`). This module holds what the
+hooks do, without the process plumbing:
+
+* :func:`hook_event` turns a ``UserPromptSubmit``, ``PostToolUse``, ``Stop`` or
+  ``SubagentStop`` payload into the event the agent-memory plugin logs (same envelope, type and
+  fields), and :func:`capture` journals its row through :class:`~deeplake_sdk.SessionLog`:
+  durable when it returns, sent by a background process, so Claude Code never waits on the
+  service;
+* :func:`session_start` prepares both tables and writes the placeholder summary
+  ``/summaries/<user>/<session>.md``; :func:`session_end` replaces it with a summary of the
+  session's events;
+* :func:`pre_tool_use` answers ``Read``, ``Grep`` and simple ``Bash`` commands (``cat``,
+  ``head``, ``wc``, ``grep``, ``ls``) on paths under the memory mount
+  (``~/.deeplake/memory``) with **one query**, from a cold process, and returns ``None``
+  (fall through: Claude Code runs the tool unchanged) when it cannot.
+
+No memory content ever becomes shell text. File contents are written to private files under
+a *view* directory and the tool's input is rewritten to point at them (``Read.file_path``,
+``Grep.path``, the file operands of a ``Bash`` command, every word re-quoted with
+:func:`shlex.quote`); a listing is returned through a quoted here-document whose delimiter is
+checked to be absent from the listing. The plugin's answers wrapped content in
+``echo "<JSON>"``, which let ``$(...)`` and backticks inside a memory file run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import shlex
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deeplake_sdk.fs import paths
+from deeplake_sdk.grep import GrepOptions, GrepPatternError, literal_prefilter
+from deeplake_sdk.sessions import SessionLog, assistant_message, tool_call, user_message
+from deeplake_sdk.statements import files as st
+from deeplake_sdk.statements.layout import MEMORY, SESSIONS, TableLayout, oldest_per_path
+
+if TYPE_CHECKING:
+    from deeplake_sdk.api import DeeplakeApi
+    from deeplake_sdk.fs import DeeplakeFs
+
+__all__ = [
+    "AGENT",
+    "HookSettings",
+    "capture",
+    "hook_event",
+    "hooks_config",
+    "placeholder_summary",
+    "pre_tool_use",
+    "session_end",
+    "session_start",
+    "summary_path",
+    "to_memory_path",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``agent`` column of the rows the hooks write (the plugin's value).
+AGENT = "claude_code"
+#: Hook event -> the plugin's event type.
+EVENT_TYPES = {
+    "UserPromptSubmit": "user_message",
+    "PostToolUse": "tool_call",
+    "Stop": "assistant_message",
+    "SubagentStop": "assistant_message",
+}
+#: Payload fields copied into every event's envelope (when present), in the plugin's order.
+ENVELOPE = (
+    "session_id",
+    "transcript_path",
+    "cwd",
+    "permission_mode",
+    "hook_event_name",
+    "agent_id",
+    "agent_type",
+)
+#: Columns every memory / sessions table has, the SDK's and the plugin's alike: what
+#: ``pre_tool_use`` may name without probing the table first.
+MEMORY_READ_COLUMNS = frozenset(
+    {"id", "path", "filename", "summary", "size_bytes", "mime_type", "creation_date"}
+    | {"last_update_date", "description", "author", "project"}
+)
+SESSIONS_READ_COLUMNS = frozenset({"id", "path", "filename", "message", "creation_date"})
+
+
+@dataclass(frozen=True)
+class HookSettings:
+    """Where the hooks look and write.
+
+    Attributes:
+        mount: Local path under which Claude Code sees the memory (``DEEPLAKE_MEMORY_MOUNT``,
+            default ``~/.deeplake/memory``): ``<mount>/notes/a.md`` is the file
+            ``/notes/a.md`` of the memory table.
+        hook_dir: Directory of the views (files materialised for answers) and the drain lock
+            (``DEEPLAKE_HOOK_DIR``, default ``~/.deeplake/hook``).
+        user: The user of session paths and rows (``DEEPLAKE_USER``, else the login name).
+        max_bytes: Largest answer materialised; a larger one falls through.
+        view_ttl: Seconds a view is kept (Claude Code reads it after the hook returned).
+        timeout: Seconds ``pre_tool_use`` gives its query before falling through.
+        table: Memory table (default: the client's, ``DEEPLAKE_TABLE`` or ``memory``).
+        sessions_table: Sessions table (default: the client's, ``DEEPLAKE_SESSIONS_TABLE``
+            or ``sessions``).
+    """
+
+    mount: str = "~/.deeplake/memory"
+    hook_dir: Path = field(default_factory=lambda: Path("~/.deeplake/hook"))
+    user: str = "anonymous"
+    max_bytes: int = 32 << 20
+    view_ttl: float = 3600.0
+    timeout: float = 5.0
+    table: str | None = None
+    sessions_table: str | None = None
+
+    def tables(self, api: DeeplakeApi) -> tuple[str, str]:
+        """The memory and sessions tables to use with ``api``."""
+        creds = api.credentials
+        return self.table or creds.table, self.sessions_table or creds.sessions_table
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> HookSettings:
+        """Settings from ``DEEPLAKE_MEMORY_MOUNT``, ``DEEPLAKE_HOOK_DIR``, ``DEEPLAKE_USER``."""
+        env = os.environ if env is None else env
+        user = env.get("DEEPLAKE_USER") or _login_name()
+        return cls(
+            mount=env.get("DEEPLAKE_MEMORY_MOUNT") or cls.mount,
+            hook_dir=Path(env.get("DEEPLAKE_HOOK_DIR") or "~/.deeplake/hook"),
+            user=user,
+        )
+
+    @property
+    def mount_dir(self) -> str:
+        """The mount as an absolute, normalised local path."""
+        return os.path.normpath(os.path.expanduser(self.mount))
+
+    @property
+    def view_root(self) -> Path:
+        """Directory holding the views."""
+        return self.hook_dir.expanduser() / "view"
+
+
+def _login_name() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (containers)
+        return "anonymous"
+
+
+def to_memory_path(local: str, settings: HookSettings, cwd: str | None = None) -> str | None:
+    """The memory path of a local path under the mount, or None when it is not under it.
+
+    ``~`` is expanded and a relative path is taken relative to ``cwd``.
+    """
+    if not local:
+        return None
+    expanded = os.path.expanduser(local)
+    if not os.path.isabs(expanded):
+        if not cwd:
+            return None
+        expanded = os.path.join(cwd, expanded)
+    norm = os.path.normpath(expanded)
+    mount = settings.mount_dir
+    if norm == mount:
+        return "/"
+    if norm.startswith(mount + os.sep):
+        return paths.normalize(norm[len(mount) :])
+    return None
+
+
+# -- capture ---------------------------------------------------------------------------------
+def hook_event(payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The plugin's event for a hook payload, or None for an event that logs no row.
+
+    ``UserPromptSubmit`` -> ``user_message`` (``content``: the prompt); ``PostToolUse`` ->
+    ``tool_call`` (``tool_input``/``tool_response`` as JSON strings); ``Stop`` and
+    ``SubagentStop`` -> ``assistant_message`` (``content``: ``last_assistant_message`` of the
+    payload, else the last assistant text of the transcript). The envelope fields of the
+    payload (:data:`ENVELOPE`) come first.
+    """
+    name = str(payload.get("hook_event_name") or "")
+    kind = EVENT_TYPES.get(name)
+    if kind is None:
+        return None
+    event: dict[str, Any] = {k: payload[k] for k in ENVELOPE if payload.get(k) is not None}
+    if kind == "user_message":
+        event.update(user_message(str(payload.get("prompt") or "")))
+    elif kind == "tool_call":
+        event.update(
+            tool_call(
+                str(payload.get("tool_name") or ""),
+                payload.get("tool_input"),
+                payload.get("tool_response"),
+                tool_use_id=payload.get("tool_use_id") or None,
+            )
+        )
+    else:
+        transcript = payload.get("agent_transcript_path") or payload.get("transcript_path")
+        content = payload.get("last_assistant_message")
+        if content is None:
+            content = last_assistant_text(str(transcript or ""))
+        event.update(assistant_message(str(content)))
+        if payload.get("agent_transcript_path"):
+            event["agent_transcript_path"] = payload["agent_transcript_path"]
+    return event
+
+
+def last_assistant_text(transcript_path: str) -> str:
+    """Text of the last assistant message of a Claude Code transcript (JSONL), or ``""``."""
+    try:
+        with open(os.path.expanduser(transcript_path), encoding="utf-8") as f:
+            lines = f.readlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        message = entry.get("message") if isinstance(entry, dict) else None
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            texts = [c.get("text", "") for c in content if isinstance(c, dict)]
+            text = "\n".join(t for t in texts if t)
+            if text:
+                return text
+    return ""
+
+
+def session_log(api: DeeplakeApi, payload: Mapping[str, Any], settings: HookSettings) -> SessionLog:
+    """The :class:`~deeplake_sdk.SessionLog` of the payload's session (no round trip).
+
+    ``project`` is the last component of ``cwd``, ``agent`` :data:`AGENT`; the table is not
+    probed (the plugin's and the SDK's sessions tables both have every column a row fills).
+    """
+    cwd = str(payload.get("cwd") or "")
+    return SessionLog(
+        api,
+        str(payload.get("session_id") or "unknown"),
+        user=settings.user,
+        project=os.path.basename(cwd.rstrip("/")),
+        table=settings.tables(api)[1],
+        ensure=False,
+        agent=AGENT,
+    )
+
+
+def capture(api: DeeplakeApi, payload: Mapping[str, Any], settings: HookSettings) -> str | None:
+    """Journal the payload's event row; returns its id, or None when the event logs no row.
+
+    Durable when it returns; nothing is sent here (see ``deeplake-sdk hook drain``).
+    """
+    event = hook_event(payload)
+    if event is None:
+        return None
+    return session_log(api, payload, settings).log(event)
+
+
+# -- session start / end ----------------------------------------------------------------------
+def summary_path(user: str, session_id: str) -> str:
+    """The summary file of a session: ``/summaries/<user>/<session id>.md``."""
+    clean = [v.replace("/", "_").replace("\x00", "_") for v in (user, session_id)]
+    return f"/summaries/{clean[0]}/{clean[1]}.md"
+
+
+def placeholder_summary(payload: Mapping[str, Any], settings: HookSettings) -> str:
+    """The summary written when a session starts (replaced when it ends)."""
+    sid = str(payload.get("session_id") or "unknown")
+    cwd = str(payload.get("cwd") or "")
+    return (
+        f"# Session {sid}\n\n"
+        f"- user: {settings.user}\n"
+        f"- project: {os.path.basename(cwd.rstrip('/'))}\n"
+        f"- started: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n\n"
+        "Session in progress.\n"
+    )
+
+
+def session_start(api: DeeplakeApi, payload: Mapping[str, Any], settings: HookSettings) -> str:
+    """Ensure both tables and write the placeholder summary unless the file exists.
+
+    Returns:
+        The summary's path.
+    """
+    memory, sessions = settings.tables(api)
+    api.ensure_tables({memory: MEMORY, sessions: SESSIONS})
+    path = summary_path(settings.user, str(payload.get("session_id") or "unknown"))
+    fs = _memory_fs(api, settings)
+    try:
+        if not fs.exists(path):
+            fs.write_text(path, placeholder_summary(payload, settings))
+    finally:
+        fs.close(wait=False)
+    return path
+
+
+def session_end(api: DeeplakeApi, payload: Mapping[str, Any], settings: HookSettings) -> str:
+    """Replace the session's summary with one built from its events (counts, prompts, tools).
+
+    Returns:
+        The summary's path.
+    """
+    events = session_log(api, payload, settings).read()
+    prompts = [str(e.get("content", "")) for e in events if e.get("type") == "user_message"]
+    tools = [str(e.get("tool_name", "")) for e in events if e.get("type") == "tool_call"]
+    sid = str(payload.get("session_id") or "unknown")
+    lines = [
+        f"# Session {sid}",
+        "",
+        f"- user: {settings.user}",
+        f"- project: {os.path.basename(str(payload.get('cwd') or '').rstrip('/'))}",
+        f"- ended: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+        + (f" ({payload['reason']})" if payload.get("reason") else ""),
+        f"- events: {len(events)}, prompts: {len(prompts)}, tool calls: {len(tools)}",
+    ]
+    if tools:
+        counts = {t: tools.count(t) for t in dict.fromkeys(tools)}
+        lines.append("- tools: " + ", ".join(f"{t} x{n}" for t, n in counts.items()))
+    if prompts:
+        lines += ["", "## Prompts", ""] + [f"- {_one_line(p)}" for p in prompts]
+    path = summary_path(settings.user, sid)
+    fs = _memory_fs(api, settings)
+    try:
+        fs.write_text(path, "\n".join(lines) + "\n")
+    finally:
+        fs.close(wait=False)
+    return path
+
+
+def _memory_fs(api: DeeplakeApi, settings: HookSettings) -> DeeplakeFs:
+    """The memory table as a filesystem, without waiting for other processes' writes."""
+    from deeplake_sdk.fs import DeeplakeFs
+
+    return DeeplakeFs(
+        api,
+        settings.tables(api)[0],
+        sessions_table=None,
+        cache=False,
+        author=settings.user,
+        recover_timeout=0,
+    )
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+# -- pre-tool-use -----------------------------------------------------------------------------
+class _CannotAnswer(Exception):
+    """The hook falls through: Claude Code runs the tool as it was."""
+
+
+def _layouts(api: DeeplakeApi, settings: HookSettings) -> tuple[TableLayout, TableLayout]:
+    memory, sessions = settings.tables(api)
+    return (
+        TableLayout(memory, MEMORY, MEMORY_READ_COLUMNS),
+        TableLayout(sessions, SESSIONS, SESSIONS_READ_COLUMNS),
+    )
+
+
+def pre_tool_use(
+    api: DeeplakeApi, payload: Mapping[str, Any], settings: HookSettings
+) -> dict[str, Any] | None:
+    """The hook's answer to a ``PreToolUse`` payload, or None to fall through.
+
+    ``Read`` and ``Grep`` on the mount, and ``Bash`` commands made of one simple ``cat``,
+    ``head``, ``wc``, ``grep`` or ``ls`` on it, are answered with one query. Anything else,
+    and any failure (service unreachable, file missing, binary file, answer over
+    ``max_bytes``), falls through.
+
+    Returns:
+        ``{"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision":
+        "allow", "permissionDecisionReason": ..., "updatedInput": {...}}}`` or None.
+    """
+    tool = str(payload.get("tool_name") or "")
+    tool_input = payload.get("tool_input")
+    if not isinstance(tool_input, Mapping):
+        return None
+    answer = _Answer(api, settings, str(payload.get("cwd") or ""))
+    try:
+        if tool == "Read":
+            updated = answer.read(tool_input)
+        elif tool == "Grep":
+            updated = answer.grep_tool(tool_input)
+        elif tool == "Bash":
+            updated = answer.bash(tool_input)
+        else:
+            return None
+    except _CannotAnswer as exc:
+        log.debug("falling through on %s: %s", tool, exc)
+        return None
+    except Exception as exc:
+        log.debug("falling through on %s after an error: %s", tool, exc, exc_info=True)
+        return None
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "allow",
+            "permissionDecisionReason": "answered from Deeplake memory",
+            "updatedInput": updated,
+        }
+    }
+
+
+_SIMPLE_WORD = re.compile(r"^[\w@%+=:,./~-]+$")
+#: ``grep`` options that take a value as the next word.
+_GREP_VALUE_OPTS = frozenset(["-e", "-f", "-m", "-A", "-B", "-C", "-d", "-D"])
+
+
+class _Answer:
+    """One pre-tool-use answer: at most one query, then files in a fresh view."""
+
+    def __init__(self, api: DeeplakeApi, settings: HookSettings, cwd: str) -> None:
+        self.api = api
+        self.settings = settings
+        self.cwd = cwd
+        self.memory, self.sessions = _layouts(api, settings)
+        self.queries = 0
+        self._view: Path | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def query(self, stmt: tuple[str, list[Any]]) -> list[dict[str, Any]]:
+        if self.queries:
+            raise _CannotAnswer("an answer takes one query")
+        self.queries += 1
+        return self.api.query(stmt[0], stmt[1], timeout=self.settings.timeout)
+
+    def memory_path(self, local: str) -> str:
+        p = to_memory_path(local, self.settings, self.cwd)
+        if p is None:
+            raise _CannotAnswer(f"{local!r} is not under the memory mount")
+        return p
+
+    @property
+    def view(self) -> Path:
+        """A fresh private directory for this answer (old views are pruned first)."""
+        if self._view is None:
+            root = self.settings.view_root
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _prune(root, self.settings.view_ttl)
+            self._view = root / f"{int(time.time())}-{secrets.token_hex(8)}"
+            self._view.mkdir(mode=0o700)
+        return self._view
+
+    def local(self, memory_path: str) -> Path:
+        """Where ``memory_path`` lives in the view."""
+        return self.view / memory_path.lstrip("/") if memory_path != "/" else self.view
+
+    def materialise(self, files: Mapping[str, bytes], directory: str | None = None) -> None:
+        total = sum(len(v) for v in files.values())
+        if total > self.settings.max_bytes:
+            raise _CannotAnswer(f"answer of {total} bytes over max_bytes")
+        if directory is not None:
+            self.local(directory).mkdir(parents=True, exist_ok=True, mode=0o700)
+        for p, data in files.items():
+            target = self.local(p)
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+
+    def read_files(self, wanted: Sequence[str]) -> dict[str, bytes]:
+        """Exact contents of files (all memory files, or one session file), in one query."""
+        if len(wanted) == 1 and paths.is_under(wanted[0], "/sessions"):
+            rows = self.query(st.session_lines(self.sessions, wanted[0]))
+            if not rows:
+                raise _CannotAnswer(f"no session file {wanted[0]}")
+            text = "".join(line + "\n" for line in st.session_file_lines(rows))
+            return {wanted[0]: text.encode()}
+        if len(wanted) > st.CHUNK or any(paths.is_under(p, "/sessions") for p in wanted):
+            raise _CannotAnswer("too many files, or session files mixed with memory files")
+        found: dict[str, bytes] = {}
+        for path, row in oldest_per_path(self.query(st.memory_read(self.memory, wanted))).items():
+            data = st.memory_row_bytes(row)
+            if len(data) != int(row.get("size_bytes") or 0):
+                raise _CannotAnswer(f"{path} is not a text file (its summary is not its bytes)")
+            found[paths.normalize(path)] = data
+        missing = [p for p in wanted if p not in found]
+        if missing:
+            raise _CannotAnswer(f"no such file {missing[0]}")
+        return found
+
+    # -- Read -------------------------------------------------------------------------------
+    def read(self, tool_input: Mapping[str, Any]) -> dict[str, Any]:
+        p = self.memory_path(str(tool_input.get("file_path") or ""))
+        self.materialise(self.read_files([p]))
+        return {**tool_input, "file_path": str(self.local(p))}
+
+    # -- Grep -------------------------------------------------------------------------------
+    def grep_tool(self, tool_input: Mapping[str, Any]) -> dict[str, Any]:
+        scope = self.memory_path(str(tool_input.get("path") or self.cwd))
+        pattern = str(tool_input.get("pattern") or "")
+        opts = _grep_options(pattern, ignore_case=bool(tool_input.get("-i")), fixed=False)
+        self.grep_scope(scope, opts)
+        return {**tool_input, "path": str(self.local(scope))}
+
+    def grep_scope(self, scope: str, opts: GrepOptions | None) -> None:
+        """Materialise every file of ``scope`` that may match (one query)."""
+        pre = literal_prefilter(opts) if opts is not None else None
+        sessions = self.sessions if scope == "/" or paths.is_under(scope, "/sessions") else None
+        rows = self.query(
+            st.grep_candidates(
+                self.memory,
+                sessions,
+                scope,
+                pre.like_pattern() if pre else None,
+                pre.case_insensitive if pre else False,
+            )
+        )
+        files: dict[str, bytes] = {}
+        for p, row in oldest_per_path([r for r in rows if r["kind"] == "memory"]).items():
+            if row["text"]:
+                files[paths.normalize(p)] = str(row["text"]).encode()
+        numbered: dict[str, dict[int, str]] = {}
+        for row in rows:
+            if row["kind"] != "memory":
+                lines = numbered.setdefault(paths.normalize(row["path"]), {})
+                lines[int(row["n"])] = st.compact_json(row["message"])
+        for p, lines in numbered.items():
+            # Lines that cannot match stay empty, so that line numbers are the file's.
+            text = "".join(lines.get(i, "") + "\n" for i in range(1, max(lines) + 1))
+            files[p] = text.encode()
+        if scope in files:  # a single file
+            self.materialise(files)
+        else:
+            self.materialise(files, directory=scope)
+
+    # -- Bash -------------------------------------------------------------------------------
+    def bash(self, tool_input: Mapping[str, Any]) -> dict[str, Any]:
+        command = str(tool_input.get("command") or "")
+        words = _simple_words(command)
+        name, args = words[0], words[1:]
+        if name == "ls":
+            return {**tool_input, "command": self.ls(args)}
+        if name not in ("cat", "head", "wc", "grep"):
+            raise _CannotAnswer(f"{name} is not answered")
+        operands = self.operand_indices(name, args)
+        if not operands:
+            raise _CannotAnswer("no file operand")
+        mem = {i: self.memory_path(args[i]) for i in operands}
+        if name == "grep" and _grep_command(args)[0]:
+            if len(mem) != 1:
+                raise _CannotAnswer("recursive grep of one directory or file only")
+            self.grep_scope(next(iter(mem.values())), _grep_command(args)[1])
+        else:
+            self.materialise(self.read_files(list(dict.fromkeys(mem.values()))))
+        local = [name] + [
+            ("." if mem[i] == "/" else "./" + mem[i].lstrip("/")) if i in mem else word
+            for i, word in enumerate(args)
+        ]
+        view = shlex.quote(str(self.view))
+        return {**tool_input, "command": f"cd {view} && {shlex.join(local)}"}
+
+    @staticmethod
+    def operand_indices(name: str, args: Sequence[str]) -> list[int]:
+        """Indices of the file operands among a command's arguments (options kept aside)."""
+        value_opts = {"head": {"-n", "-c"}, "grep": _GREP_VALUE_OPTS}.get(name, set())
+        need_pattern = name == "grep" and not any(
+            a == "-e" or a.startswith(("--regexp", "-e")) for a in args
+        )
+        out: list[int] = []
+        expect_value = options_done = False
+        for i, word in enumerate(args):
+            if expect_value:
+                expect_value = False
+            elif not options_done and word == "--":
+                options_done = True
+            elif not options_done and word.startswith("-") and word != "-":
+                expect_value = word in value_opts
+            elif need_pattern:
+                need_pattern = False
+            else:
+                out.append(i)
+        return out
+
+    def ls(self, args: list[str]) -> str:
+        if any(a.startswith("-") and a not in ("-1",) for a in args):
+            raise _CannotAnswer("ls options other than -1 are not answered")
+        targets = [a for a in args if a != "-1"]
+        if len(targets) != 1:
+            raise _CannotAnswer("ls of one directory only")
+        scope = self.memory_path(targets[0])
+        rows = self.query(st.paths_under(self.memory, self.sessions, scope))
+        found = {paths.normalize(r["path"]) for r in rows}
+        if scope in found:
+            return _heredoc(targets[0] + "\n")
+        if not found:
+            raise _CannotAnswer(f"no such directory {scope}")
+        prefix = paths.dir_prefix(scope)
+        names = sorted({p[len(prefix) :].split("/", 1)[0] for p in found if p.startswith(prefix)})
+        return _heredoc("".join(n + "\n" for n in names))
+
+
+def _simple_words(command: str) -> list[str]:
+    """The words of a command made of one simple command, or raise :class:`_CannotAnswer`.
+
+    Refused: anything bash would expand, redirect or chain (``$``, backticks, ``;|&<>()``,
+    newlines, anywhere in the command), and glob or escape characters outside a quoted word.
+    The words are re-quoted when the command is rebuilt, so what runs is what was parsed.
+    """
+    if not command.strip() or any(ch in command for ch in "$`;|&<>()\n"):
+        raise _CannotAnswer("command uses expansion, redirection or several commands")
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise _CannotAnswer(f"unparsable command: {exc}") from exc
+    if not words:
+        raise _CannotAnswer("empty command")
+    for word in words:
+        quoted = f"'{word}'" in command or f'"{word}"' in command
+        if not (_SIMPLE_WORD.match(word) or quoted):
+            raise _CannotAnswer(f"word {word!r} is neither plain nor quoted")
+    return words
+
+
+def _grep_options(pattern: str, *, ignore_case: bool, fixed: bool) -> GrepOptions | None:
+    """Options for the prefilter, or None when the pattern cannot be read (no prefilter)."""
+    try:
+        opts = GrepOptions(pattern=pattern, ignore_case=ignore_case, fixed=fixed)
+        literal_prefilter(opts)
+    except (GrepPatternError, ValueError):
+        return None
+    return opts
+
+
+def _grep_command(args: Sequence[str]) -> tuple[bool, GrepOptions | None]:
+    """Recursive flag and prefilter options of a ``grep`` command's arguments.
+
+    The prefilter needs the pattern's meaning: it is used with ``-F``, with ``-E`` (close to
+    Python's syntax), or when the pattern has no regex metacharacter (the same under BRE and
+    ERE). Options that select non-matching lines or files (``-v``, ``-c``, ``-L``) or show
+    context (``-A``, ``-B``, ``-C``) turn it off: every file in scope is then materialised.
+    """
+    flags: set[str] = set()
+    pattern: str | None = None
+    expect: str | None = None
+    for word in args:
+        if expect is not None:
+            if expect == "-e" and pattern is None:
+                pattern = word
+            flags.add(expect)
+            expect = None
+        elif word.startswith("--"):
+            flags.add(word.split("=", 1)[0])
+        elif word.startswith("-") and len(word) > 1:
+            for i, ch in enumerate(word[1:], 1):
+                opt = "-" + ch
+                if opt in _GREP_VALUE_OPTS:
+                    if i == len(word) - 1:
+                        expect = opt
+                    else:
+                        flags.add(opt)
+                        if opt == "-e" and pattern is None:
+                            pattern = word[i + 1 :]
+                    break
+                flags.add(opt)
+        elif pattern is None:
+            pattern = word
+    recursive = bool(flags & {"-r", "-R", "--recursive", "--dereference-recursive"})
+    if pattern is None:
+        raise _CannotAnswer("grep without a pattern")
+    no_prefilter = {"-v", "-c", "-L", "-A", "-B", "-C", "-f", "--invert-match", "--count"}
+    if flags & no_prefilter or sum(1 for a in args if a == "-e") > 1:
+        return recursive, None
+    ignore_case = bool(flags & {"-i", "--ignore-case", "-y"})
+    fixed = "-F" in flags or "--fixed-strings" in flags
+    extended = "-E" in flags or "--extended-regexp" in flags
+    if not (fixed or extended) and re.search(r"[\\.\[\]*^$+?{}()|]", pattern):
+        return recursive, None
+    return recursive, _grep_options(pattern, ignore_case=ignore_case, fixed=fixed or not extended)
+
+
+def _heredoc(text: str) -> str:
+    """A command printing ``text`` exactly: ``cat`` of a quoted here-document.
+
+    The delimiter is random and checked to be absent from every line, and it is quoted, so
+    nothing in ``text`` is expanded or executed.
+    """
+    lines = set(text.split("\n"))
+    while True:
+        delim = "DEEPLAKE_EOF_" + secrets.token_hex(8)
+        if delim not in lines:
+            break
+    body = text if text.endswith("\n") else text + "\n"
+    return f"cat <<'{delim}'\n{body}{delim}"
+
+
+def _prune(root: Path, ttl: float) -> None:
+    """Remove views older than ``ttl`` seconds (their names start with their creation time)."""
+    now = time.time()
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        stamp = entry.name.split("-", 1)[0]
+        if stamp.isdigit() and now - int(stamp) > ttl:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+# -- settings.json ------------------------------------------------------------------------------
+def hooks_config(command: str, *, timeout: int = 10) -> dict[str, Any]:
+    """The ``hooks`` section of Claude Code's ``settings.json`` running ``command hook ...``.
+
+    Args:
+        command: How to run ``deeplake-sdk`` (e.g. ``deeplake-sdk`` or
+            ``/path/python -m deeplake_sdk.cli``).
+        timeout: Seconds Claude Code gives each hook.
+    """
+
+    def entry(sub: str, matcher: str | None = None) -> dict[str, Any]:
+        hook = {"type": "command", "command": f"{command} hook {sub}", "timeout": timeout}
+        out: dict[str, Any] = {"hooks": [hook]}
+        if matcher is not None:
+            out = {"matcher": matcher, **out}
+        return out
+
+    return {
+        "SessionStart": [entry("session-start")],
+        "UserPromptSubmit": [entry("capture")],
+        "PreToolUse": [entry("pre-tool-use", "Read|Grep|Bash")],
+        "PostToolUse": [entry("capture", "*")],
+        "Stop": [entry("capture")],
+        "SubagentStop": [entry("capture")],
+        "SessionEnd": [entry("session-end")],
+    }
