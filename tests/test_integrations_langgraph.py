@@ -137,6 +137,24 @@ def test_search_filter_query_limit_offset(store):
     assert store.search(("docs", "g0"), query="Note 3") == []
 
 
+def test_round_trips_of_gets_and_search(store, fs, api, srv, tmp_path):
+    from deeplake_sdk import ContentCache, DeeplakeFs
+
+    for i in range(3):
+        store.put(("rt",), f"k{i}", {"text": f"note {i}"})
+    fs.flush()
+    with DeeplakeFs(api, cache=ContentCache(tmp_path / "cold")) as cold:
+        fresh = DeeplakeStore(cold)
+        srv.reset_stats()
+        got = fresh.batch([GetOp(("rt",), f"k{i}") for i in range(3)])
+        assert [g.value["text"] for g in got] == ["note 0", "note 1", "note 2"]
+        assert srv.stats()["requests"] == 1  # the batch's gets in one query
+        cold.cache.clear()
+        srv.reset_stats()
+        assert len(fresh.search(("rt",), query="NOTE")) == 3
+        assert srv.stats()["requests"] == 2  # grep, then the values in one query
+
+
 def test_query_with_quotes_and_newlines(store):
     store.put(("q",), "a", {"text": 'he said "hi"\nthen left'})
     store.put(("q",), "b", {"text": "nothing"})
