@@ -90,6 +90,11 @@ class DeeplakeApi(TablesMixin):
         org_id: Organisation id (default: ``DEEPLAKE_ORG_ID``, then the credentials file).
         workspace_id: Workspace id (default: ``DEEPLAKE_WORKSPACE_ID``, file, ``default``).
         api_url: Service URL (default: ``DEEPLAKE_API_URL``, file, ``https://api.deeplake.ai``).
+        table: Memory table of this client (default: ``DEEPLAKE_TABLE``, else ``memory``):
+            what :class:`~deeplake_sdk.DeeplakeFs`, :meth:`ensure_table` and the CLI use
+            when no table is named.
+        sessions_table: Sessions table of this client (default: ``DEEPLAKE_SESSIONS_TABLE``,
+            else ``sessions``), used likewise by :class:`~deeplake_sdk.SessionLog`.
         max_concurrency: Requests in flight at most, for the whole process and this endpoint
             (``None``: unbounded). Clients with equal URL and settings share pool and bound.
         timeout: Statement timeout in seconds, or a :class:`Timeout` (connect 10 s, statement
@@ -117,12 +122,16 @@ class DeeplakeApi(TablesMixin):
         workspace_id: str | None = None,
         api_url: str | None = None,
         *,
+        table: str | None = None,
+        sessions_table: str | None = None,
         max_concurrency: int | None = 5,
         timeout: float | Timeout | None = None,
         retries: int | RetryPolicy | None = None,
         adaptive: bool = True,
     ) -> None:
-        self.credentials: Credentials = load_credentials(token, org_id, workspace_id, api_url)
+        self.credentials: Credentials = load_credentials(
+            token, org_id, workspace_id, api_url, table=table, sessions_table=sessions_table
+        )
         self.timeout = Timeout.coerce(timeout)
         self.retry_policy = RetryPolicy.coerce(retries)
         self.max_concurrency = max_concurrency
