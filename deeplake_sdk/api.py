@@ -9,7 +9,6 @@ are never blindly re-sent (see :meth:`DeeplakeApi.execute`).
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from deeplake_sdk.errors import (
 from deeplake_sdk.http_errors import is_ambiguous
 from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, is_already_exists, retried
 from deeplake_sdk.sql import DDL, READ, check_params, statement_head, statement_kind
+from deeplake_sdk.stats import ClientStats
 from deeplake_sdk.transport import Endpoint, get_endpoint
 
 __all__ = ["Confirm", "DeeplakeApi", "QueryResult", "Statement", "Timeout"]
@@ -107,6 +107,10 @@ class DeeplakeApi(TablesMixin):
             ``beta``, 1,000 sessions at 32 in flight: 7% errors and 108 crashed sessions fixed,
             none adaptive), and with random 429/503 it costs nothing measurable.
 
+    Attributes:
+        stats: What this client has done: requests sent, retries, the concurrency limit
+            (a :class:`~deeplake_sdk.stats.ClientStats`, safe to read from any thread).
+
     Raises:
         ConfigError: No token or org id could be found.
 
@@ -138,7 +142,7 @@ class DeeplakeApi(TablesMixin):
         self.endpoint: Endpoint = get_endpoint(
             self.credentials.api_url, max_concurrency, adaptive=adaptive
         )
-        self.retry_events: deque[RetryEvent] = deque(maxlen=1000)
+        self.stats = ClientStats(self.endpoint)
         ws = quote(self.credentials.workspace_id, safe="")
         self._tables_path = f"/workspaces/{ws}/tables"
         self._query_path = f"{self._tables_path}/query"
@@ -184,8 +188,13 @@ class DeeplakeApi(TablesMixin):
         if self._closed:
             raise ClosedError("this DeeplakeApi is closed; create a new one")
 
+    @property
+    def retry_events(self) -> list[RetryEvent]:
+        """The latest retry decisions of this client, oldest first (see :attr:`stats`)."""
+        return self.stats.retry_events
+
     def _record_retry(self, event: RetryEvent) -> None:
-        self.retry_events.append(event)
+        self.stats.record_retry(event)
 
     def _request(
         self,

@@ -41,7 +41,7 @@ with connect(server_options={"latency_fixed_ms": 20}) as api:
             started = time.perf_counter()
             fs.write_text(f"/notes/{n:03d}.md", f"note {n}\n" * 10)
             calls.append(time.perf_counter() - started)
-        before = api.endpoint.requests_sent
+        before = api.stats.requests_sent
         started = time.perf_counter()
         stored = fs.flush()
         wall = time.perf_counter() - started
@@ -51,7 +51,7 @@ with connect(server_options={"latency_fixed_ms": 20}) as api:
         )
         print(
             f"flush: {stored} writes confirmed by the service {wall * 1000:.0f} ms later, "
-            f"{api.endpoint.requests_sent - before} round trips left to wait for"
+            f"{api.stats.requests_sent - before} round trips left to wait for"
         )
         assert len(fs.ls("/notes")) == 100
 

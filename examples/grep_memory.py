@@ -6,6 +6,7 @@ files with a LIKE test on the longest literal of the pattern; lines are matched 
 """
 
 from deeplake_sdk import DeeplakeFs
+from deeplake_sdk.bench.reference import ReferenceFs
 from deeplake_sdk.grep import GrepOptions, format_gnu
 from deeplake_sdk.server import connect
 
@@ -23,7 +24,7 @@ LETTER = {
 
 
 def round_trips(api, since):
-    return api.endpoint.requests_sent - since
+    return api.stats.requests_sent - since
 
 
 with connect(table="example_memory") as api:
@@ -53,7 +54,7 @@ with connect(table="example_memory") as api:
             ("owner: ada", "/meetings/billing", {"invert": True, "line_numbers": True}),
         ]
         for pattern, path, flags in searches:
-            before = api.endpoint.requests_sent
+            before = api.stats.requests_sent
             results = fs.grep(pattern, path, **flags)
             opts = GrepOptions(pattern, **flags)
             lines = format_gnu(results, opts, with_filename=True)
@@ -68,11 +69,10 @@ with connect(table="example_memory") as api:
                 print(f"   ... {len(lines) - 4} more")
 
         # The reference client read every file, one round trip each, before matching.
-        per_file = DeeplakeFs(api, sessions_table=None, cache=False)
-        per_file.grep_strategy = "per_file"
-        before = api.endpoint.requests_sent
+        per_file = ReferenceFs(api, sessions_table=None, cache=False)
+        before = api.stats.requests_sent
         slow = per_file.grep("Friday", "/meetings/deploy")
-        fast_before = api.endpoint.requests_sent
+        fast_before = api.stats.requests_sent
         fast = fs.grep("Friday", "/meetings/deploy")
         print(
             f"\n== same answer ({len(fast)} files), one query vs one read per file: "

@@ -78,13 +78,13 @@ with (
     # unchanged files from the cache: the entry is valid while size and date match.
     cache = ContentCache(cache_dir)
     with DeeplakeFs(api, cache=cache) as fs:
-        before = api.endpoint.requests_sent
+        before = api.stats.requests_sent
         fs.read_text("/projects/engine.md")
         fs.read_text("/people/ada.md")
         show(
             "second open, two reads",
             f"cache hits {cache.stats.hits}, misses {cache.stats.misses}, "
-            f"round trips {api.endpoint.requests_sent - before}",
+            f"round trips {api.stats.requests_sent - before}",
         )
     cache.close()
     print("\ndone")

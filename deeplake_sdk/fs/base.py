@@ -36,7 +36,6 @@ class FsBase:
     tree: Tree
     journal: Journal
     writer: FileWriter
-    parallel: bool
     closed: bool
     flush_timeout: float | None
 

@@ -7,7 +7,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any
 
 from deeplake_sdk._coop import run_parallel
 from deeplake_sdk.errors import DeeplakeError, FsError
@@ -94,11 +94,6 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
     Raises:
         DeeplakeError: The memory table could not be prepared.
     """
-
-    #: Prepare the two tables concurrently (a subclass may turn it off).
-    parallel: bool = True
-    #: ``"query"``: grep in one round trip; ``"per_file"``: read every file (a baseline).
-    grep_strategy: Literal["query", "per_file"] = "query"
 
     open = _OpenDescriptor()
 
@@ -277,7 +272,7 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
             except DeeplakeError as exc:
                 return exc
 
-        if self.parallel and len(funcs) > 1:
+        if len(funcs) > 1:
             return run_parallel(run, funcs, len(funcs), catch=())
         return [run(f) for f in funcs]
 

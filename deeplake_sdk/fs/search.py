@@ -22,8 +22,6 @@ from deeplake_sdk.statements.layout import oldest_per_path
 class SearchMixin(FsBase):
     """grep."""
 
-    grep_strategy: str
-
     def grep(
         self,
         pattern: str,
@@ -84,10 +82,7 @@ class SearchMixin(FsBase):
         for p, view in pending.items():
             if view.state == "wait":
                 self.writer.settle(p, view, self.flush_timeout)
-        if self.grep_strategy == "per_file":
-            texts, lines = self._grep_texts_per_file(scope, sessions), {}
-        else:
-            texts, lines = self._grep_candidates(opts, scope, sessions)
+        texts, lines = self._grep_candidates(opts, scope, sessions)
         for p, view in pending.items():
             text = text_copy(view.data) if view.state == "full" else None
             if text is None:
@@ -117,6 +112,7 @@ class SearchMixin(FsBase):
     def _grep_candidates(
         self, opts: GrepOptions, scope: str, sessions: bool
     ) -> tuple[dict[str, str], dict[str, list[tuple[int, str]]]]:
+        """Texts of the memory files and lines of the session files that may match."""
         pre = literal_prefilter(opts)
         sql, params = st.grep_candidates(
             self.layout,
@@ -126,15 +122,6 @@ class SearchMixin(FsBase):
             pre.case_insensitive if pre else False,
         )
         return _assemble(self.api.query(sql, params))
-
-    def _grep_texts_per_file(self, scope: str, sessions: bool) -> dict[str, str]:
-        """The reference's strategy before its fix: read every file in scope, one by one."""
-        texts = {}
-        for p in self._files_in_scope(scope, sessions):
-            text = text_copy(self.read_bytes(p))
-            if text is not None:
-                texts[p] = text
-        return texts
 
     def _files_in_scope(self, scope: str, sessions: bool) -> list[str]:
         return sorted(
