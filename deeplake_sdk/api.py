@@ -20,6 +20,7 @@ from deeplake_sdk.api_tables import TablesMixin
 from deeplake_sdk.api_types import QueryResult, Timeout
 from deeplake_sdk.config import Credentials, load_credentials
 from deeplake_sdk.errors import (
+    AlreadyExistsError,
     AmbiguousWriteError,
     ClosedError,
     NetworkError,
@@ -27,7 +28,7 @@ from deeplake_sdk.errors import (
     ServerError,
 )
 from deeplake_sdk.http_errors import is_ambiguous
-from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, is_already_exists, retried
+from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, retried
 from deeplake_sdk.sql import DDL, READ, check_params, statement_head, statement_kind
 from deeplake_sdk.stats import ClientStats
 from deeplake_sdk.transport import Endpoint, get_endpoint
@@ -77,7 +78,7 @@ def _ddl_already_applied(stmt: _Call, error: QueryError) -> bool:
     """
     if stmt.kind != DDL or stmt.first_error is None:
         return False
-    if is_already_exists(error):
+    if isinstance(error, AlreadyExistsError):
         return True
     return statement_head(stmt.sql) == "DROP" and "does not exist" in (error.message or "")
 
