@@ -34,7 +34,7 @@ from deeplake_sdk.errors import (
 )
 from deeplake_sdk.http_errors import is_ambiguous
 from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, retried
-from deeplake_sdk.sql import DDL, READ, check_params, statement_head, statement_kind
+from deeplake_sdk.sql import CHUNK, DDL, READ, check_params, chunks, statement_head, statement_kind
 from deeplake_sdk.statements.layout import MEMORY, SESSIONS, LayoutKind, TableLayout, columns_of
 from deeplake_sdk.stats import ClientStats
 from deeplake_sdk.transport import Endpoint, get_endpoint
@@ -452,7 +452,7 @@ class DeeplakeApi:
         *,
         id_column: str = "id",
         casts: Mapping[str, str] | None = None,
-        chunk_size: int = 100,
+        chunk_size: int = CHUNK,
         timeout: float | Timeout | None = None,
     ) -> list[str]:
         """Insert rows exactly once, ``chunk_size`` per statement, chunks in parallel.
@@ -478,8 +478,7 @@ class DeeplakeApi:
             raise ValueError("insert_rows() needs the same columns in every row")
         all_casts = _casts(prepared[0], casts, by_type=True)
         jobs = []
-        for start in range(0, len(prepared), chunk_size):
-            chunk = prepared[start : start + chunk_size]
+        for chunk in chunks(prepared, chunk_size):
             sql = statements.guarded_insert_many(table, columns, len(chunk), id_column, all_casts)
             jobs.append((sql, [v[c] for v in chunk for c in columns]))
         self.query_many(jobs, timeout=timeout, idempotent=True)

@@ -34,10 +34,10 @@ from deeplake_sdk.grep import (
     grep_text,
     literal_prefilter,
 )
-from deeplake_sdk.http_errors import service_base
 from deeplake_sdk.journal.core import journal_for
 from deeplake_sdk.journal.drain import Consistency
 from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
+from deeplake_sdk.sql import chunks
 from deeplake_sdk.statements import files as st
 from deeplake_sdk.statements.layout import TableLayout, oldest_per_path
 
@@ -424,10 +424,10 @@ class DeeplakeFs:
         return data
 
     def _fetch(self, batch: list[str]) -> dict[str, bytes]:
-        """Read memory rows, one query per :data:`~deeplake_sdk.statements.files.CHUNK` paths."""
+        """Read memory rows, one query per :data:`~deeplake_sdk.sql.CHUNK` paths."""
         found: dict[str, bytes] = {}
-        for i in range(0, len(batch), st.CHUNK):
-            sql, params = st.memory_read(self.layout, batch[i : i + st.CHUNK])
+        for chunk in chunks(batch):
+            sql, params = st.memory_read(self.layout, chunk)
             for path, row in oldest_per_path(self.api.query(sql, params)).items():
                 p = paths.normalize(path)
                 found[p] = data = st.memory_row_bytes(row)
@@ -919,10 +919,7 @@ class DeeplakeFs:
             raise ClosedError("operation on a closed DeeplakeFs")
 
     def _key(self, path: str) -> CacheKey:
-        creds = self.api.credentials
-        return CacheKey(
-            service_base(creds.api_url), creds.org_id, creds.workspace_id, self.table, path
-        )
+        return CacheKey.of(self.api.credentials, self.table, path)
 
     def _invalidate(self, path: str) -> None:
         self.cache.invalidate(self._key(path))

@@ -41,8 +41,8 @@ from deeplake_sdk.errors import AmbiguousWriteError, ApiError, DeeplakeError, Qu
 from deeplake_sdk.http_errors import is_missing_schema, is_refusal
 from deeplake_sdk.journal.plan import Lane, Op, Segment, plan
 from deeplake_sdk.journal.store import Entry
+from deeplake_sdk.sql import CHUNK
 from deeplake_sdk.statements import journal as sj
-from deeplake_sdk.statements.files import CHUNK
 
 __all__ = ["Catalog", "Consistency", "Drain", "Outcome", "Row"]
 

@@ -32,9 +32,6 @@ from deeplake_sdk.sql import bytea_param, like_escape, quote_ident
 from deeplake_sdk.statements import MEMORY_COLUMNS, SESSIONS_COLUMNS, guarded_insert
 from deeplake_sdk.statements.layout import AGENT, PLUGIN_VERSION, TableLayout, row_rank
 
-#: Rows per multi-row INSERT and values per IN list.
-CHUNK = 50
-
 Statement = tuple[str, list[Any]]
 
 #: Columns a memory row written by the SDK may fill, in statement order (embeddings: never).
@@ -123,7 +120,7 @@ CONTENT_EXACT_SQL = (
 
 
 def memory_read(layout: TableLayout, paths: Sequence[str]) -> Statement:
-    """Content of up to :data:`CHUNK` files, oldest row first per path.
+    """Content of up to :data:`~deeplake_sdk.sql.CHUNK` files, oldest row first per path.
 
     Each row carries the file in one of two columns, never both (see
     :func:`memory_row_bytes`): ``content`` when it holds bytes that ``summary`` does not
