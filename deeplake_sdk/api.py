@@ -32,7 +32,8 @@ from deeplake_sdk.errors import (
     QueryError,
     ServerError,
 )
-from deeplake_sdk.http_errors import is_ambiguous
+from deeplake_sdk.http_errors import is_ambiguous, is_missing_schema, service_base
+from deeplake_sdk.layout_memo import LayoutMemo
 from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, retried
 from deeplake_sdk.sql import CHUNK, DDL, READ, check_params, chunks, statement_head, statement_kind
 from deeplake_sdk.statements.layout import MEMORY, SESSIONS, LayoutKind, TableLayout, columns_of
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 # Layouts of the tables ensured by this process: (api_url, org, workspace, table) -> layout.
 _ensured: dict[tuple[str, str, str, str], TableLayout] = {}
 _ensured_lock = threading.Lock()
+# The same, remembered on disk for the next processes (with a time to live).
+_layout_memo = LayoutMemo()
 
 #: A check run after an ambiguous failure: "did the write take effect?"
 Confirm = Callable[[], bool]
@@ -273,6 +276,8 @@ class DeeplakeApi:
         try:
             return self._execute(stmt)
         except QueryError as exc:
+            if is_missing_schema(exc):
+                self.forget_tables()
             if not _ddl_already_applied(stmt, exc):
                 raise
             logger.info(
@@ -563,15 +568,32 @@ class DeeplakeApi:
         except AlreadyExistsError:
             logger.debug("index on %s.%s already exists", table, column)
 
-    def forget_table(self, name: str) -> None:
-        """Forget what this process knows of table ``name``: the next ensure probes it again.
+    def _layout_base(self) -> tuple[str, str, str]:
+        """Where layouts are remembered: (normalised endpoint, org, workspace)."""
+        c = self.credentials
+        return (service_base(c.api_url), c.org_id, c.workspace_id)
 
-        For a table that was dropped or altered behind the SDK's back.
+    def forget_table(self, name: str) -> None:
+        """Forget what is remembered of table ``name``: the next ensure probes it again.
+
+        For a table that was dropped or altered behind the SDK's back (this process's memory
+        and the one on disk, see :mod:`deeplake_sdk.layout_memo`).
         """
+        base = self._layout_base()
         with _ensured_lock:
-            _ensured.pop(
-                (self.credentials.api_url, self.credentials.org_id, self.workspace_id, name), None
-            )
+            _ensured.pop((*base, name), None)
+        _layout_memo.forget(base, name)
+
+    def forget_tables(self) -> None:
+        """Forget the layouts of every table of the workspace (see :meth:`forget_table`).
+
+        Done by :meth:`execute` when the service says a table or column does not exist.
+        """
+        base = self._layout_base()
+        with _ensured_lock:
+            for key in [k for k in _ensured if k[:3] == base]:
+                del _ensured[key]
+        _layout_memo.forget(base)
 
     def ensure_table(self, name: str | None = None, *, migrate: bool = False) -> TableLayout:
         """Make sure the memory table exists and return its layout.
@@ -618,8 +640,10 @@ class DeeplakeApi:
     ) -> dict[str, TableLayout]:
         """Ensure several tables with one probe, creating (or migrating) them in parallel.
 
-        See :meth:`ensure_table`. Layouts are remembered per process under (API URL, org,
-        workspace, table).
+        See :meth:`ensure_table`. Layouts are remembered under (endpoint, org, workspace,
+        table): by the process, and on disk for a day (:mod:`deeplake_sdk.layout_memo`), so a
+        new process does not probe again; a statement that finds a table or column missing
+        makes the SDK forget them (:meth:`forget_tables`).
 
         Args:
             tables: Table name -> kind (``"memory"`` or ``"sessions"``); default: the
@@ -632,7 +656,7 @@ class DeeplakeApi:
         self._check_open()
         if tables is None:
             tables = {self.credentials.table: MEMORY, self.credentials.sessions_table: SESSIONS}
-        base = (self.credentials.api_url, self.credentials.org_id, self.workspace_id)
+        base = self._layout_base()
         out: dict[str, TableLayout] = {}
         todo: dict[str, LayoutKind] = {}
         with _ensured_lock:
@@ -642,6 +666,13 @@ class DeeplakeApi:
                     out[table] = known
                 else:
                     todo[table] = kind
+        for table, kind in list(todo.items()):
+            known = _layout_memo.get(base, table)
+            if known is not None and known.kind == kind and not (migrate and known.to_add()):
+                out[table] = known
+                del todo[table]
+                with _ensured_lock:
+                    _ensured[(*base, table)] = known
         if todo:
             found = self._probe_layouts(todo)
             created = [t for t in todo if not found[t].columns]
@@ -674,6 +705,7 @@ class DeeplakeApi:
             layouts = {t: found[t].check() for t in todo}
             with _ensured_lock:
                 _ensured.update({(*base, t): layout for t, layout in layouts.items()})
+            _layout_memo.put(base, layouts)
             out.update(layouts)
         return {t: out[t] for t in tables}
 

@@ -88,6 +88,7 @@ def loaded_fs(api, corpus, tmp_path):
         for rel, text in files.items():
             fs.write_text("/" + rel, text)
         fs.flush()
+        fs.ls("/")  # metadata loaded: -c lists the files in scope without a query
         yield fs
 
 
@@ -133,6 +134,7 @@ def test_grep_per_file_strategy_reads_every_file(srv, api):
         for i in range(5):
             fs.write_text(f"/p/{i}.md", f"line {i}\n")
     with ReferenceFs(api, cache=False) as fs:
+        fs.ls("/")
         before = srv.stats()["requests"]
         results = fs.grep("line [13]", "/p")
         assert srv.stats()["requests"] == before + 5

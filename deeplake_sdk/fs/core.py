@@ -9,6 +9,7 @@ uses keep their own modules: :mod:`~deeplake_sdk.fs.writer` (journaled changes),
 
 from __future__ import annotations
 
+import copy
 import errno
 import logging
 import os
@@ -19,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 from deeplake_sdk._coop import run_parallel
 from deeplake_sdk.cache import CacheKey
-from deeplake_sdk.errors import ClosedError, DeeplakeError, FsError
+from deeplake_sdk.errors import ClosedError, DeeplakeError, FsError, QueryError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.fileobj import open_file, parse_mode
 from deeplake_sdk.fs.index import INDEX_PATH, render_index
@@ -34,12 +35,14 @@ from deeplake_sdk.grep import (
     grep_text,
     literal_prefilter,
 )
+from deeplake_sdk.http_errors import is_missing_schema
 from deeplake_sdk.journal.core import journal_for
 from deeplake_sdk.journal.drain import Consistency
 from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
+from deeplake_sdk.retry import RetryPolicy
 from deeplake_sdk.sql import chunks
 from deeplake_sdk.statements import files as st
-from deeplake_sdk.statements.layout import TableLayout, oldest_per_path
+from deeplake_sdk.statements.layout import MEMORY, SESSIONS, TableLayout, oldest_per_path
 
 if TYPE_CHECKING:
     from deeplake_sdk.api import DeeplakeApi
@@ -106,10 +109,14 @@ class DeeplakeFs:
             with fs.open("/notes/today.md") as f:   # a file object, as with open()
                 print(f.readline())
 
-    Building it prepares both tables (ensure, sync) and loads their metadata. Entries an earlier
+    Building it costs no request when the tables' layouts are remembered (on disk, see
+    :mod:`deeplake_sdk.layout_memo`), else one probe (and the tables are created if missing).
+    Metadata is loaded when first needed: reading or stat-ing a known file is one request
+    (its row), grep is one request, and listing, walking, ``/index.md`` and the checks of a
+    write load both tables' metadata once (two requests in parallel). Entries an earlier
     process left in the workspace's journal (it was killed, or offline) are sent first, for up
     to ``recover_timeout`` seconds; reads see any that remain. A failure to prepare the memory
-    table is an error; a failure to sync the sessions table only logs a warning and leaves
+    table is an error; a failure to prepare the sessions table only logs a warning and leaves
     session files out.
 
     Args:
@@ -167,8 +174,13 @@ class DeeplakeFs:
         self.writer = FileWriter(
             self.journal, self.table, self.tree, self._invalidate, author=author, limits=limits
         )
+        self._loaded = False
+        self._load_failed = False
+        # one attempt, no retry: the checks of a write never wait out an outage
+        self._quick_api = copy.copy(api)
+        self._quick_api.retry_policy = RetryPolicy(retries=0)
         self._recover(recover_timeout)
-        self._bootstrap()
+        self._prepare()
 
     def open_file(
         self,
@@ -227,10 +239,58 @@ class DeeplakeFs:
                 self.journal.last_error or "timeout",
             )
 
-    def _bootstrap(self) -> None:
-        chains: list[Callable[[], list[FileMeta]]] = [self._prepare_memory]
+    def _prepare(self) -> None:
+        """Learn both tables' layouts: no request when they are remembered, else one probe."""
+        tables = {self.table: MEMORY}
         if self.sessions_table:
-            chains.append(self._prepare_sessions)
+            tables[self.sessions_table] = SESSIONS
+        try:
+            layouts = self.api.ensure_tables(tables)
+        except DeeplakeError:
+            if len(tables) == 1:
+                raise
+            layouts = {self.table: self.api.ensure_table(self.table)}  # raises if it fails
+            try:
+                layouts.update(self._sessions_only())
+            except DeeplakeError as exc:
+                self._sessions_unavailable(exc)
+        self.layout = layouts[self.table]
+        self.writer.binary_ok = self.layout.binary_ok
+        if self.sessions_table and self.sessions_table in layouts:
+            self.sessions_layout = layouts[self.sessions_table]
+
+    def _sessions_only(self) -> dict[str, TableLayout]:
+        assert self.sessions_table is not None
+        return {self.sessions_table: self.api.ensure_sessions_table(self.sessions_table)}
+
+    def _sessions_unavailable(self, error: BaseException) -> None:
+        self.sessions_enabled = False
+        self.sessions_layout = None
+        log.warning(
+            "sessions table %r unavailable, session files are skipped: %s",
+            self.sessions_table,
+            error,
+        )
+
+    def _need_tree(self) -> None:
+        """Load the metadata of both tables, once (the operations that need the tree call it)."""
+        if not self._loaded:
+            self._load_tree()
+
+    def _load_tree(self, *, sync: bool = False, quick: bool = False) -> None:
+        """Load both tables' metadata into the tree.
+
+        Args:
+            sync: Sync both tables first (:meth:`refresh`).
+            quick: One attempt per statement, no retry; a failure of either table raises.
+        """
+        api = self._quick_api if quick else self.api
+        # Pending writes as they are before the metadata is read: one confirmed meanwhile is
+        # visible to the read (a write leaves the overlay only once reads show it).
+        overlay = self._overlay_views()
+        chains: list[Callable[[], list[FileMeta]]] = [lambda: self._memory_metadata(sync, api)]
+        if self.sessions_enabled and self.sessions_layout is not None:
+            chains.append(lambda: self._sessions_metadata(sync, api))
         results = self._run_all(chains)
         memory = results[0]
         if isinstance(memory, BaseException):
@@ -240,23 +300,31 @@ class DeeplakeFs:
         if len(results) > 1:
             sessions = results[1]
             if isinstance(sessions, BaseException):
-                self.sessions_enabled = False
-                log.warning(
-                    "sessions table %r unavailable, session files are skipped: %s",
-                    self.sessions_table,
-                    sessions,
-                )
+                if quick:
+                    raise sessions
+                self._sessions_unavailable(sessions)
             else:
                 self.tree.put_many(sessions)
-        self._overlay_tree()
+        self._overlay_tree(*overlay)
+        self._loaded = True
+        self._load_failed = False
 
-    def _overlay_tree(self) -> None:
+    def _overlay_views(self) -> tuple[list[str], dict[str, Any]]:
+        """Paths of pending session events, and pending file changes (path -> view)."""
+        events = (
+            list(self.journal.overlay.event_paths(self.sessions_table))
+            if self.sessions_table
+            else []
+        )
+        return events, dict(self.journal.overlay.paths(self.table))
+
+    def _overlay_tree(self, events: list[str], views: dict[str, Any]) -> None:
         """Show pending writes (of this or an earlier process) in the loaded tree."""
-        if self.sessions_enabled and self.sessions_table:
-            for path in self.journal.overlay.event_paths(self.sessions_table):
+        if self.sessions_enabled:
+            for path in events:
                 if self.tree.get(path) is None:
                     self.tree.put(FileMeta(path, 0, "application/x-ndjson", kind="session"))
-        for path, view in self.journal.overlay.paths(self.table).items():
+        for path, view in views.items():
             previous = self.tree.get(path)
             if view.state == "deleted":
                 self.tree.remove(path)
@@ -272,26 +340,16 @@ class DeeplakeFs:
                     )
                 )
 
-    def _prepare_memory(self) -> list[FileMeta]:
-        self.layout = self.api.ensure_table(self.table)
-        self.writer.binary_ok = self.layout.binary_ok
-        self.api.sync_table(self.table)
-        sql, params = st.memory_metadata(self.layout)
-        return [
-            FileMeta(
-                path=paths.normalize(p),
-                size=int(r["size_bytes"] or 0),
-                mime_type=r["mime_type"] or "",
-                last_update_date=r["last_update_date"] or "",
-                description=r.get("description") or "",
-            )
-            for p, r in oldest_per_path(self.api.query(sql, params)).items()
-        ]
+    def _memory_metadata(self, sync: bool, api: DeeplakeApi) -> list[FileMeta]:
+        if sync:
+            api.sync_table(self.table)
+        rows = self._read(lambda: st.memory_metadata(self.layout), api)
+        return [_file_meta(p, r) for p, r in oldest_per_path(rows).items()]
 
-    def _prepare_sessions(self) -> list[FileMeta]:
-        assert self.sessions_table is not None
-        self.sessions_layout = self.api.ensure_sessions_table(self.sessions_table)
-        self.api.sync_table(self.sessions_table)
+    def _sessions_metadata(self, sync: bool, api: DeeplakeApi) -> list[FileMeta]:
+        assert self.sessions_layout is not None
+        if sync:
+            api.sync_table(self.sessions_layout.name)
         sql, params = st.sessions_metadata(self.sessions_layout)
         return [
             FileMeta(
@@ -302,11 +360,11 @@ class DeeplakeFs:
                 kind="session",
                 rows=int(r["n"] or 0),
             )
-            for r in self.api.query(sql, params)
+            for r in api.query(sql, params)
         ]
 
     def _run_all(self, funcs: list[Callable[[], Any]]) -> list[Any]:
-        """Run callables (in parallel unless disabled); each result or its DeeplakeError."""
+        """Run callables in parallel; each result or its DeeplakeError."""
 
         def run(func: Callable[[], Any]) -> Any:
             try:
@@ -319,9 +377,15 @@ class DeeplakeFs:
         return [run(f) for f in funcs]
 
     def refresh(self) -> None:
-        """Reload both tables' metadata (see changes made by other processes)."""
+        """See the changes made by other processes: sync both tables, reload their metadata.
+
+        ``SELECT deeplake_sync_table(..)`` is sent here and only here: it asks the service to
+        make the table's latest commits visible, which only matters to a process that has
+        already looked at the table and must see what others wrote since.
+        """
         self._check_open()
-        self._bootstrap()
+        self._prepare()
+        self._load_tree(sync=True)
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait until every change this process journaled is stored; returns how many.
@@ -379,6 +443,13 @@ class DeeplakeFs:
                 raise FsError(errno.ENOENT, p)
             self.writer.settle(p, view, self.flush_timeout)
         meta = self.tree.get(p)
+        if meta is None and not self._loaded:
+            # cold: read the row directly (one round trip); load the tree only if it is absent
+            found = self._fetch([p])
+            if p in found:
+                return found[p]
+            self._need_tree()
+            meta = self.tree.get(p)
         if meta is None:
             if self.tree.is_dir(p):
                 raise FsError(errno.EISDIR, p)
@@ -427,8 +498,8 @@ class DeeplakeFs:
         """Read memory rows, one query per :data:`~deeplake_sdk.sql.CHUNK` paths."""
         found: dict[str, bytes] = {}
         for chunk in chunks(batch):
-            sql, params = st.memory_read(self.layout, chunk)
-            for path, row in oldest_per_path(self.api.query(sql, params)).items():
+            rows = self._read(lambda c=chunk: st.memory_read(self.layout, c))
+            for path, row in oldest_per_path(rows).items():
                 p = paths.normalize(path)
                 found[p] = data = st.memory_row_bytes(row)
                 meta = self.tree.get(p)
@@ -442,18 +513,33 @@ class DeeplakeFs:
                 self.cache.set(self._key(p), meta.version, data)
         return found
 
+    def _stat_row(self, p: str) -> FileMeta | None:
+        """The metadata of memory file ``p`` read directly (added to the tree), or None."""
+        rows = oldest_per_path(self._read(lambda: st.memory_metadata(self.layout, p)))
+        if p not in rows:
+            return None
+        meta = _file_meta(p, rows[p])
+        self.tree.put(meta)
+        return meta
+
     def prefetch(self, paths_: Iterable[str]) -> int:
         """Load many files into the cache, one query per 50 paths; returns how many were read.
 
         Paths that are queued, already cached at their current version, session files or
-        unknown are skipped.
+        unknown are skipped. Before the metadata is loaded, every path not queued is read
+        (its version is only known from its row).
         """
         self._check_open()
         wanted = []
         for raw in paths_:
             p = paths.normalize(raw)
             meta = self.tree.get(p)
-            if meta is None or meta.kind != "memory" or self.writer.view(p) is not None:
+            if self.writer.view(p) is not None:
+                continue
+            if meta is None and not self._loaded:
+                wanted.append(p)
+                continue
+            if meta is None or meta.kind != "memory":
                 continue
             if self.cache.get(self._key(p), meta.version) is None:
                 wanted.append(p)
@@ -461,18 +547,18 @@ class DeeplakeFs:
 
     def exists(self, path: str) -> bool:
         """Whether a file or directory exists (in this process's view of the tables)."""
-        self._check_open()
+        self._check_tree()
         p = paths.normalize(path)
         return self.tree.is_file(p) or self.tree.is_dir(p) or p == INDEX_PATH
 
     def is_dir(self, path: str) -> bool:
         """Whether ``path`` is a directory."""
-        self._check_open()
+        self._check_tree()
         return self.tree.is_dir(paths.normalize(path))
 
     def is_file(self, path: str) -> bool:
         """Whether ``path`` is a file (including the virtual ``/index.md``)."""
-        self._check_open()
+        self._check_tree()
         p = paths.normalize(path)
         return self.tree.is_file(p) or p == INDEX_PATH
 
@@ -485,6 +571,13 @@ class DeeplakeFs:
         self._check_open()
         p = paths.normalize(path)
         meta = self.tree.get(p)
+        if meta is None and not self._loaded:
+            # cold: one file's row directly (one round trip); the tree only if there is none
+            if self.writer.view(p) is None:
+                meta = self._stat_row(p)
+            if meta is None:
+                self._need_tree()
+                meta = self.tree.get(p)
         if meta is not None:
             return FileStat(p, "file", meta.size, meta.mime_type, meta.last_update_date, meta.kind)
         if self.tree.is_dir(p):
@@ -502,7 +595,7 @@ class DeeplakeFs:
         Raises:
             FsError: ``ENOENT`` (missing) or ``ENOTDIR`` (a file).
         """
-        self._check_open()
+        self._check_tree()
         p = paths.normalize(path)
         if not self.tree.is_dir(p):
             raise FsError(errno.ENOTDIR if self.tree.is_file(p) else errno.ENOENT, p)
@@ -519,7 +612,7 @@ class DeeplakeFs:
 
     def walk(self, top: str = "/") -> Iterator[tuple[str, list[str], list[str]]]:
         """Yield ``(dirpath, dirnames, filenames)`` for every directory, like :func:`os.walk`."""
-        self._check_open()
+        self._check_tree()
         yield from self.tree.walk(paths.normalize(top))
 
     # -- writing -----------------------------------------------------------------------
@@ -537,7 +630,10 @@ class DeeplakeFs:
         """Write a file.
 
         The write is durable in the local journal when this returns; the journal's flusher
-        stores it in the table in the background (:meth:`flush` waits for it).
+        stores it in the table in the background (:meth:`flush` waits for it). The path is
+        checked against the tables' metadata, loaded once per filesystem with a single attempt
+        (no retry): when the service is unreachable the write is journaled anyway, checked
+        against what this filesystem has seen.
 
         Args:
             path: Where to write; parent directories are implicit.
@@ -603,6 +699,12 @@ class DeeplakeFs:
 
     def _check_writable(self, path: str) -> str:
         p = paths.normalize(path)
+        if not self._loaded and not self._load_failed:
+            try:
+                self._load_tree(quick=True)
+            except DeeplakeError as exc:  # offline: checked against what was seen so far
+                self._load_failed = True
+                log.info("checking writes against what this filesystem has seen: %s", exc)
         if p == paths.ROOT or (self.tree.is_dir(p) and not self.tree.is_file(p)):
             raise FsError(errno.EISDIR, p)
         meta = self.tree.get(p)
@@ -626,7 +728,7 @@ class DeeplakeFs:
             FsError: ``ENOENT`` (missing, unless ``force``), ``EISDIR`` (a directory without
                 ``recursive``), ``EPERM`` (session files, or the root).
         """
-        self._check_open()
+        self._check_tree()
         p = paths.normalize(path)
         if self.tree.is_file(p):
             meta = self.tree.get(p)
@@ -673,7 +775,7 @@ class DeeplakeFs:
         Raises:
             FsError: ``EEXIST``, ``ENOENT`` (missing parent without ``parents``), ``ENOTDIR``.
         """
-        self._check_open()
+        self._check_tree()
         p = paths.normalize(path)
         if self.tree.is_dir(p):
             if exist_ok:
@@ -697,7 +799,7 @@ class DeeplakeFs:
         Raises:
             FsError: ``ENOENT``, ``ENOTDIR``, ``ENOTEMPTY``, ``EPERM`` (the root).
         """
-        self._check_open()
+        self._check_tree()
         p = paths.normalize(path)
         if p == paths.ROOT:
             raise FsError(errno.EPERM, p, "cannot remove the root")
@@ -714,7 +816,7 @@ class DeeplakeFs:
             FsError: ``ENOENT``, ``EISDIR`` (a directory without ``recursive``), ``EPERM``
                 (the target is a session file), ``EINVAL`` (a directory into itself).
         """
-        self._check_open()
+        self._check_tree()
         s, d = paths.normalize(src), paths.normalize(dst)
         if self.tree.is_dir(s) and not self.tree.is_file(s):
             if not recursive:
@@ -749,7 +851,7 @@ class DeeplakeFs:
             FsError: ``ENOENT``, ``EPERM`` (session files), ``ENOTEMPTY`` (non-empty target
                 directory), ``ENOTDIR``, ``EINVAL`` (a directory into itself).
         """
-        self._check_open()
+        self._check_tree()
         s, d = paths.normalize(src), paths.normalize(dst)
         if not (self.tree.is_file(s) or self.tree.is_dir(s)):
             raise FsError(errno.ENOENT, s)
@@ -897,16 +999,20 @@ class DeeplakeFs:
     ) -> tuple[dict[str, str], dict[str, list[tuple[int, str]]]]:
         """Texts of the memory files and lines of the session files that may match."""
         pre = literal_prefilter(opts)
-        sql, params = st.grep_candidates(
-            self.layout,
-            self.sessions_layout if sessions else None,
-            scope,
-            pre.like_pattern() if pre else None,
-            pre.case_insensitive if pre else False,
+        return _assemble(
+            self._read(
+                lambda: st.grep_candidates(
+                    self.layout,
+                    self.sessions_layout if sessions else None,
+                    scope,
+                    pre.like_pattern() if pre else None,
+                    pre.case_insensitive if pre else False,
+                )
+            )
         )
-        return _assemble(self.api.query(sql, params))
 
     def _files_in_scope(self, scope: str, sessions: bool) -> list[str]:
+        self._need_tree()
         return sorted(
             p
             for p, meta in self.tree.files.items()
@@ -917,6 +1023,32 @@ class DeeplakeFs:
     def _check_open(self) -> None:
         if self.closed:
             raise ClosedError("operation on a closed DeeplakeFs")
+
+    def _read(
+        self, build: Callable[[], tuple[str, list[Any]]], api: DeeplakeApi | None = None
+    ) -> list[dict[str, Any]]:
+        """Run the read ``build`` makes; if a remembered layout proved stale, once more.
+
+        A table or column the service says does not exist (dropped or altered since its
+        layout was remembered) makes the client forget the layouts; the tables are then
+        ensured again (created if missing) and the statement rebuilt on the new layouts.
+        """
+        api = api or self.api
+        sql, params = build()
+        try:
+            return api.query(sql, params)
+        except QueryError as exc:
+            if not is_missing_schema(exc):
+                raise
+            log.info("a remembered table layout is stale (%s): ensuring the tables again", exc)
+            self._prepare()
+            sql, params = build()
+            return api.query(sql, params)
+
+    def _check_tree(self) -> None:
+        """Check the filesystem is open and its tree loaded (for namespace operations)."""
+        self._check_open()
+        self._need_tree()
 
     def _key(self, path: str) -> CacheKey:
         return CacheKey.of(self.api.credentials, self.table, path)
@@ -957,3 +1089,14 @@ def _assemble(
     for numbered in lines.values():
         numbered.sort()
     return texts, lines
+
+
+def _file_meta(path: str, row: Any) -> FileMeta:
+    """The metadata of a memory file from a row of its metadata or content."""
+    return FileMeta(
+        path=paths.normalize(path),
+        size=int(row["size_bytes"] or 0),
+        mime_type=row["mime_type"] or "",
+        last_update_date=row["last_update_date"] or "",
+        description=row.get("description") or "",
+    )

@@ -62,8 +62,8 @@ def _col(layout: TableLayout, column: str, default: str = "''") -> str:
 
 
 # -- memory: metadata and reads -----------------------------------------------------------
-def memory_metadata(layout: TableLayout) -> Statement:
-    """Path, row id, size, MIME type, dates and description of every memory row.
+def memory_metadata(layout: TableLayout, path: str | None = None) -> Statement:
+    """Path, row id, size, MIME type, dates and description of every memory row (of ``path``).
 
     A path may come back several times (a table without keys); callers keep the row of the
     duplicate rule (:func:`~deeplake_sdk.statements.layout.oldest_per_path`).
@@ -79,7 +79,9 @@ def memory_metadata(layout: TableLayout) -> Statement:
             _col(layout, "description"),
         ]
     )
-    return (f"SELECT {cols} FROM {quote_ident(layout.name)} ORDER BY path, {layout.order_by}", [])
+    t, p = quote_ident(layout.name), Params()
+    where = "" if path is None else f" WHERE path = {p(path)}"
+    return (f"SELECT {cols} FROM {t}{where} ORDER BY path, {layout.order_by}", p.values)
 
 
 #: SQL condition of :func:`memory_read`: ``content`` holds bytes that ``summary`` does not
