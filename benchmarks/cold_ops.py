@@ -16,7 +16,10 @@ and the wall time of a cold ``cat`` is compared in the same run (runs interleave
 
 Usage::
 
-    python benchmarks/cold_ops.py [--files 200] [--repeat 15] [--baseline REV] [--json]
+    python benchmarks/cold_ops.py [--files 200] [--repeat 15] [--baseline REV]
+        [--latency-ms MS] [--json]
+
+``--latency-ms`` makes the server add that much to every request, like a remote service.
 
 It starts its own embedded server (PostgreSQL included) and stops it at the end.
 """
@@ -79,6 +82,9 @@ def _run(srv: Any, env: dict[str, str], argv: list[str], src: str | None) -> tup
     run_env = dict(env)
     if src is not None:
         run_env["PYTHONPATH"] = src
+    # ``python -m`` puts the working directory first on sys.path: run from the source to
+    # measure (the baseline's directory, or an empty one for the installed package)
+    cwd = src or os.path.dirname(cache)
     srv.reset_stats()
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -88,6 +94,7 @@ def _run(srv: Any, env: dict[str, str], argv: list[str], src: str | None) -> tup
         text=True,
         timeout=120,
         check=False,
+        cwd=cwd,
     )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -101,6 +108,9 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=200, help="files in the workspace")
     parser.add_argument("--repeat", type=int, default=15, help="cold cat runs per source")
     parser.add_argument("--baseline", metavar="REV", help="git revision to compare with")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="latency the server adds to each request"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args()
 
@@ -112,8 +122,8 @@ def main() -> None:
         sources: dict[str, str | None] = {"current": None}
         if args.baseline:
             sources["baseline"] = _source_of(args.baseline, tempfile.mkdtemp(dir=tmp))
-        with local(faults="none", durable=False) as srv:
-            out: dict[str, Any] = {"files": args.files, "ops": {}}
+        with local(faults="none", durable=False, latency_fixed_ms=args.latency_ms) as srv:
+            out: dict[str, Any] = {"files": args.files, "latency_ms": args.latency_ms, "ops": {}}
             envs: dict[str, dict[str, str]] = {}
             for name, src in sources.items():
                 workspace = f"cold_{name}"
