@@ -46,9 +46,8 @@ else:
                           return_exceptions=True)
 wall = time.perf_counter() - started
 ok = [r for r in rows if not isinstance(r, Exception)]
-lim = api.endpoint.limiter
-print(json.dumps({"wall": wall, "peak": lim.peak, "failed": len(rows) - len(ok),
-                  "retries": len(api.retry_events), "final_limit": lim.limit}))
+print(json.dumps({"wall": wall, "peak": api.endpoint.limiter.peak, "failed": len(rows) - len(ok),
+                  "retries": api.stats.retries, "final_limit": api.stats.limit}))
 """
 
 

@@ -26,12 +26,14 @@ from deeplake_sdk.journal import Consistency, Limits, RejectedWriteError
 from deeplake_sdk.retry import RetryPolicy
 from deeplake_sdk.sessions import SessionLog
 from deeplake_sdk.statements.layout import TableLayout, TableLayoutError
+from deeplake_sdk.stats import ClientStats, StatsSnapshot
 
 __all__ = [
     "AlreadyExistsError",
     "AmbiguousWriteError",
     "ApiError",
     "AuthError",
+    "ClientStats",
     "ClosedError",
     "ConfigError",
     "Consistency",
@@ -54,6 +56,7 @@ __all__ = [
     "ServerError",
     "ServiceUnavailableError",
     "SessionLog",
+    "StatsSnapshot",
     "TableLayout",
     "TableLayoutError",
     "Timeout",

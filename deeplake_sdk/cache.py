@@ -21,10 +21,14 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from deeplake_sdk._coop import allocate_lock
 from deeplake_sdk._native_worker import NativeWorker
+from deeplake_sdk.http_errors import service_base
+
+if TYPE_CHECKING:
+    from deeplake_sdk.config import Credentials
 
 __all__ = [
     "CacheKey",
@@ -56,6 +60,18 @@ class CacheKey(NamedTuple):
     table: str
     #: Absolute path of the file inside the table.
     path: str
+
+    @classmethod
+    def of(cls, credentials: Credentials, table: str, path: str) -> CacheKey:
+        """The key of file ``path`` of ``table`` in the client's org and workspace.
+
+        Args:
+            credentials: The client's credentials (endpoint, org, workspace).
+            table: Table name.
+            path: Normalised absolute path.
+        """
+        c = credentials
+        return cls(service_base(c.api_url), c.org_id, c.workspace_id, table, path)
 
     def encode(self) -> str:
         """The stable string under which the entry is stored.
@@ -118,12 +134,7 @@ class CacheStats:
     errors: int = 0
 
 
-KeyLike = CacheKey | str
 VersionLike = Version | tuple[int, str]
-
-
-def _encode_key(key: KeyLike) -> str:
-    return key if isinstance(key, str) else key.encode()
 
 
 def _token(version: VersionLike) -> str:
@@ -291,7 +302,7 @@ class ContentCache:
         """Whether the cache is open and usable (``False`` once closed or if opening failed)."""
         return self._available and not self._closed
 
-    def get(self, key: KeyLike, version: VersionLike) -> bytes | None:
+    def get(self, key: CacheKey, version: VersionLike) -> bytes | None:
         """Return the cached content if it was stored for exactly this version.
 
         Args:
@@ -304,9 +315,9 @@ class ContentCache:
         if not self.available:
             self.stats.misses += 1
             return None
-        return self._call(_job_get, _encode_key(key), _token(version), self.stats)
+        return self._call(_job_get, key.encode(), _token(version), self.stats)
 
-    def set(self, key: KeyLike, version: VersionLike, data: bytes) -> None:
+    def set(self, key: CacheKey, version: VersionLike, data: bytes) -> None:
         """Store content for a version, replacing any other version.
 
         Args:
@@ -315,16 +326,16 @@ class ContentCache:
             data: The content (large values are kept in files, not in SQLite).
         """
         if self.available:
-            self._call(_job_set, _encode_key(key), _token(version), bytes(data), self.stats)
+            self._call(_job_set, key.encode(), _token(version), bytes(data), self.stats)
 
-    def invalidate(self, key: KeyLike) -> None:
+    def invalidate(self, key: CacheKey) -> None:
         """Remove a file's entry (after a write, append or rm).
 
         Args:
             key: The file's key.
         """
         if self.available:
-            self._call(_job_delete, [_encode_key(key)], self.stats)
+            self._call(_job_delete, [key.encode()], self.stats)
 
     def invalidate_tree(self, key: CacheKey) -> None:
         """Remove the entries of a path and of everything below it (``rm -r``).

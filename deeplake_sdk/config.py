@@ -132,6 +132,8 @@ def load_credentials(
     workspace_id: str | None = None,
     api_url: str | None = None,
     *,
+    table: str | None = None,
+    sessions_table: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Credentials:
     """Resolve credentials from arguments, then the environment, then the credentials file.
@@ -143,6 +145,9 @@ def load_credentials(
         org_id: Organisation id.
         workspace_id: Workspace id (default ``default``).
         api_url: Base URL of the service (default ``https://api.deeplake.ai``).
+        table: Memory table name (default: ``DEEPLAKE_TABLE``, else ``memory``).
+        sessions_table: Sessions table name (default: ``DEEPLAKE_SESSIONS_TABLE``, else
+            ``sessions``).
         env: Environment to read instead of ``os.environ`` (tests).
 
     Returns:
@@ -153,8 +158,8 @@ def load_credentials(
             the URL is not an ``http(s)://`` URL.
     """
     env = os.environ if env is None else env
-    table = _pick(env.get(ENV_TABLE)) or DEFAULT_TABLE
-    sessions_table = _pick(env.get(ENV_SESSIONS_TABLE)) or DEFAULT_SESSIONS_TABLE
+    table = _pick(table, env.get(ENV_TABLE)) or DEFAULT_TABLE
+    sessions_table = _pick(sessions_table, env.get(ENV_SESSIONS_TABLE)) or DEFAULT_SESSIONS_TABLE
     token = _pick(token, env.get(ENV_TOKEN))
     org_id = _pick(org_id, env.get(ENV_ORG))
     workspace_id = _pick(workspace_id, env.get(ENV_WORKSPACE))

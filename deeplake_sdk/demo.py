@@ -84,7 +84,10 @@ def run(demo: Demo) -> None:
 
         demo.section("opening the memory filesystem")
         with DeeplakeFs(api, cache=False, author="agent") as fs:
-            demo.say("tables 'memory' and 'sessions' ensured, synced and loaded in parallel")
+            demo.say(
+                f"tables '{fs.table}' and '{fs.sessions_table}' ensured, synced and loaded "
+                "in parallel"
+            )
             for path, (text, description) in MEMORY.items():
                 fs.write_text(path, text, description=description)
             stored = fs.flush()

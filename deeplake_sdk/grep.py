@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from deeplake_sdk._grep_syntax import required_literal, translate
 from deeplake_sdk.errors import DeeplakeError
+from deeplake_sdk.sql import like_escape
 
 __all__ = [
     "FileResult",
@@ -36,7 +37,6 @@ __all__ = [
     "Match",
     "Prefilter",
     "compile_pattern",
-    "escape_like",
     "format_gnu",
     "gnu_exit_status",
     "grep_text",
@@ -159,7 +159,7 @@ class Prefilter:
         Returns:
             The pattern, with ``\``, ``%`` and ``_`` in the literal escaped by a backslash.
         """
-        return f"%{escape_like(self.text)}%"
+        return f"%{like_escape(self.text)}%"
 
     def matches(self, text: str) -> bool:
         """Evaluate the SQL test in memory.
@@ -173,18 +173,6 @@ class Prefilter:
         if self.case_insensitive:
             return self.text.lower() in text.lower()
         return self.text in text
-
-
-def escape_like(text: str) -> str:
-    r"""Escape ``\``, ``%`` and ``_`` with a backslash for a ``LIKE ... ESCAPE '\'`` pattern.
-
-    Args:
-        text: Literal text.
-
-    Returns:
-        The escaped text.
-    """
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,13 +4,24 @@
   gateway's HTML/text) to :class:`~deeplake_sdk.errors.ApiError` subclasses by status;
 * :func:`network_error` - a requests/urllib3 failure to
   :class:`~deeplake_sdk.errors.NetworkError`, flagged ``ambiguous`` when the request may have
-  executed.
+  executed;
+* what an error means for the caller: :func:`is_ambiguous` (it may have executed),
+  :func:`is_refusal` (resending cannot succeed), :func:`is_missing_schema` (a table or column
+  is gone).
+
+Every answer is classified here and only here: "already exists" (409, or the real service's
+500 on ALTER/CREATE INDEX) becomes :class:`~deeplake_sdk.errors.AlreadyExistsError`, which the
+retry policy never retries and ``ensure_*`` treat as success. This module sits below
+:mod:`deeplake_sdk.retry` and :mod:`deeplake_sdk.transport`, which use it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,9 +39,19 @@ from deeplake_sdk.errors import (
     ServerError,
     ServiceUnavailableError,
 )
-from deeplake_sdk.retry import is_already_exists, parse_retry_after
 
-__all__ = ["error_for_status", "is_ambiguous", "network_error", "origin", "summarise"]
+__all__ = [
+    "error_for_status",
+    "is_ambiguous",
+    "is_missing_schema",
+    "is_refusal",
+    "network_error",
+    "origin",
+    "parse_retry_after",
+    "summarise",
+]
+
+_ALREADY_EXISTS = re.compile(r"already exists", re.IGNORECASE)
 
 
 def origin(url: str) -> str:
@@ -195,7 +216,7 @@ def error_for_status(status: int, headers: Any, content: bytes) -> ApiError:
     else:
         cls = QueryError
     error = cls(status, message, request_id, code)
-    if cls in (ServerError, QueryError) and is_already_exists(error):
+    if cls in (ServerError, QueryError) and _ALREADY_EXISTS.search(message):
         error = AlreadyExistsError(status, message, request_id, code)
     if status in (401, 403):
         error.message += " (check DEEPLAKE_TOKEN / DEEPLAKE_ORG_ID or ~/.deeplake/credentials.json)"
@@ -237,3 +258,35 @@ def is_refusal(error: BaseException | None) -> bool:
         and error.status not in _NOT_REFUSALS
         and not is_missing_schema(error)
     )
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Parse a ``Retry-After`` header into seconds.
+
+    Args:
+        value: The header: delta-seconds (``"3"``; ``"1.5"`` tolerated) or an HTTP date.
+        now: Current time for HTTP dates (tests); default the real UTC time.
+
+    Returns:
+        Seconds to wait (0 when the date is past), or ``None`` when absent or unparseable.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)

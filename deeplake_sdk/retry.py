@@ -23,28 +23,22 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import math
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 from retrying import Retrying
 
 from deeplake_sdk._coop import cooperative_sleep
-from deeplake_sdk.errors import AmbiguousWriteError, ApiError, NetworkError
+from deeplake_sdk.errors import AlreadyExistsError, AmbiguousWriteError, ApiError, NetworkError
 
 __all__ = [
     "RETRY_STATUSES",
     "RetryCall",
     "RetryEvent",
     "RetryPolicy",
-    "is_already_exists",
-    "parse_retry_after",
     "retried",
 ]
 
@@ -67,45 +61,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: HTTP statuses that are retried.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-_ALREADY_EXISTS = re.compile(r"already exists", re.IGNORECASE)
-
-
-def is_already_exists(error: BaseException) -> bool:
-    """Tell whether ``error`` is an "already exists" answer (fast outcome, never retried)."""
-    return isinstance(error, ApiError) and bool(_ALREADY_EXISTS.search(error.message or ""))
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Parse a ``Retry-After`` header into seconds.
-
-    Args:
-        value: The header: delta-seconds (``"3"``; ``"1.5"`` tolerated) or an HTTP date.
-        now: Current time for HTTP dates (tests); default the real UTC time.
-
-    Returns:
-        Seconds to wait (0 when the date is past), or ``None`` when absent or unparseable.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 @dataclass(frozen=True)
@@ -155,7 +110,7 @@ class RetryPolicy:
         if isinstance(error, NetworkError):
             return True
         if isinstance(error, ApiError):
-            return error.status in RETRY_STATUSES and not is_already_exists(error)
+            return error.status in RETRY_STATUSES and not isinstance(error, AlreadyExistsError)
         return False
 
     def backoff(self, retry_index: int, rng: Callable[[], float] = random.random) -> float:

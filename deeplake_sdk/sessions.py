@@ -146,7 +146,7 @@ def session_row(
         row_id: Row id (default: the event's ``id``, so a row id and its event id agree).
 
     Returns:
-        Column -> value, for :func:`deeplake_sdk.statements.files.session_insert`:
+        Column -> value, for :func:`deeplake_sdk.statements.journal.insert_events`:
         ``message`` is the compact JSON text and ``size_bytes`` its UTF-8 length, both dates
         the event's ``timestamp``.
 

@@ -13,7 +13,7 @@ quoting at all. These helpers exist for the places where SQL text must be built:
   or as hex text for a ``$n::bytea`` parameter.
 * :func:`like_escape` - a literal fragment for ``LIKE`` / ``ILIKE``; every pattern the SDK emits
   says ``ESCAPE '\'`` because the service does not treat backslash as the default escape.
-* :func:`in_list_chunks` - bounded ``IN (...)`` lists.
+* :func:`chunks` and :data:`CHUNK` - how many rows or ``IN (...)`` values one statement takes.
 * :func:`check_params` - validation of ``$n`` parameters (JSON scalars; bytes become hex text).
 """
 
@@ -25,13 +25,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 __all__ = [
-    "IN_LIST_CHUNK",
+    "CHUNK",
     "LIKE_ESCAPE",
     "ParamValue",
     "bytea_literal",
     "bytea_param",
     "check_params",
-    "in_list_chunks",
+    "chunks",
     "like_escape",
     "quote_ident",
     "quote_literal",
@@ -46,8 +46,9 @@ ParamValue = str | int | float | bool | None | bytes | bytearray | memoryview
 #: The ``ESCAPE`` clause every LIKE / ILIKE emitted by the SDK carries.
 LIKE_ESCAPE = "ESCAPE '\\'"
 
-#: Default number of values per ``IN (...)`` list.
-IN_LIST_CHUNK = 500
+#: Rows per multi-row ``INSERT`` and values per ``IN (...)`` list, for every statement the SDK
+#: builds from many items (reads of files by path, new files, session events).
+CHUNK = 50
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _MAX_IDENT_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently truncates longer names
@@ -176,8 +177,8 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def in_list_chunks(values: Iterable[T], size: int = IN_LIST_CHUNK) -> Iterator[list[T]]:
-    """Split ``values`` into lists of at most ``size`` items, for bounded ``IN (...)`` lists.
+def chunks(values: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """Split ``values`` into lists of at most ``size`` items, one per statement.
 
     Args:
         values: The values (any iterable; consumed once).

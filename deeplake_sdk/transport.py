@@ -66,7 +66,7 @@ from deeplake_sdk.errors import NetworkError, ServerError
 from deeplake_sdk.http_errors import error_for_status, network_error, origin, summarise
 from deeplake_sdk.limiter import ERROR, OK, OVERLOAD, Limiter, Sample
 
-__all__ = ["UNBOUNDED_POOL", "Endpoint", "close_endpoints", "decode_answer", "get_endpoint"]
+__all__ = ["UNBOUNDED_POOL", "Endpoint", "decode_answer", "get_endpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -567,15 +567,6 @@ def get_endpoint(
                 endpoint = Endpoint(base_url, max_concurrency, adaptive=adaptive)
                 _registry[key] = endpoint
     return endpoint
-
-
-def close_endpoints() -> None:
-    """Close and forget every endpoint of the process (tests, or to drop idle connections)."""
-    with _registry_lock:
-        endpoints = list(_registry.values())
-        _registry.clear()
-    for endpoint in endpoints:
-        endpoint.close()
 
 
 def _after_fork_in_child() -> None:

@@ -41,7 +41,7 @@ with connect(server_options={"latency_fixed_ms": 20}) as api:
             started = time.perf_counter()
             fs.write_text(f"/notes/{n:03d}.md", f"note {n}\n" * 10)
             calls.append(time.perf_counter() - started)
-        before = api.endpoint.requests_sent
+        before = api.stats.requests_sent
         started = time.perf_counter()
         waiting = fs.flush()
         wall = time.perf_counter() - started
@@ -51,7 +51,7 @@ with connect(server_options={"latency_fixed_ms": 20}) as api:
         )
         print(
             f"flush: all 100 writes stored {wall * 1000:.0f} ms later ({waiting} were still "
-            f"being sent, {api.endpoint.requests_sent - before} round trips waited for)"
+            f"being sent, {api.stats.requests_sent - before} round trips waited for)"
         )
         assert len(fs.ls("/notes")) == 100
 

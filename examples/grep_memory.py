@@ -1,15 +1,15 @@
 """grep over agent memory: GNU grep flags and output, in one round trip.
 
 Run it with no arguments (see quickstart.py for where it connects). It writes 120 notes to
-its own table ``example_memory`` (dropped first), then searches them. The server filters the
+its client's table ``example_memory`` (dropped first), then searches them. The server filters the
 files with a LIKE test on the longest literal of the pattern; lines are matched here.
 """
 
 from deeplake_sdk import DeeplakeFs
+from deeplake_sdk.bench.reference import ReferenceFs
 from deeplake_sdk.grep import GrepOptions, format_gnu
 from deeplake_sdk.server import connect
 
-TABLE = "example_memory"
 TOPICS = ["billing", "deploy", "on-call", "roadmap", "hiring", "security"]
 OWNERS = ["ada", "grace", "linus", "adam"]
 LETTER = {
@@ -24,12 +24,12 @@ LETTER = {
 
 
 def round_trips(api, since):
-    return api.endpoint.requests_sent - since
+    return api.stats.requests_sent - since
 
 
-with connect() as api:
-    api.drop_table(TABLE, missing_ok=True)
-    with DeeplakeFs(api, TABLE, sessions_table=None, cache=False) as fs:
+with connect(table="example_memory") as api:
+    api.drop_table(api.credentials.table, missing_ok=True)
+    with DeeplakeFs(api, sessions_table=None, cache=False) as fs:
         for i in range(120):
             topic = TOPICS[i % len(TOPICS)]
             owner = OWNERS[(i // len(TOPICS)) % len(OWNERS)]
@@ -54,7 +54,7 @@ with connect() as api:
             ("owner: ada", "/meetings/billing", {"invert": True, "line_numbers": True}),
         ]
         for pattern, path, flags in searches:
-            before = api.endpoint.requests_sent
+            before = api.stats.requests_sent
             results = fs.grep(pattern, path, **flags)
             opts = GrepOptions(pattern, **flags)
             lines = format_gnu(results, opts, with_filename=True)
@@ -69,11 +69,11 @@ with connect() as api:
                 print(f"   ... {len(lines) - 4} more")
 
         # The reference client read every file, one round trip each, before matching.
-        per_file = DeeplakeFs(api, TABLE, sessions_table=None, cache=False)
-        per_file.grep_strategy = "per_file"
-        before = api.endpoint.requests_sent
+        per_file = ReferenceFs(api, sessions_table=None, cache=False)
+        per_file.ls("/")  # its metadata, loaded first: the files in scope
+        before = api.stats.requests_sent
         slow = per_file.grep("Friday", "/meetings/deploy")
-        fast_before = api.endpoint.requests_sent
+        fast_before = api.stats.requests_sent
         fast = fs.grep("Friday", "/meetings/deploy")
         print(
             f"\n== same answer ({len(fast)} files), one query vs one read per file: "

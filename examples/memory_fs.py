@@ -1,7 +1,9 @@
 """The memory filesystem: write, append, read, list, copy, move, remove, errors and the cache.
 
-Run it with no arguments (see quickstart.py for where it connects). It works in its own
-tables ``example_memory`` and ``example_sessions``, dropped first so every run starts clean.
+Run it with no arguments (see quickstart.py for where it connects). Its client is configured
+with its own tables ``example_memory`` and ``example_sessions`` (the filesystem uses the
+client's tables: ``DEEPLAKE_TABLE`` / ``DEEPLAKE_SESSIONS_TABLE`` when the client names none),
+dropped first so every run starts clean.
 """
 
 import errno
@@ -10,8 +12,6 @@ import tempfile
 from deeplake_sdk import ContentCache, DeeplakeFs, FsError
 from deeplake_sdk.server import connect
 
-TABLE, SESSIONS = "example_memory", "example_sessions"
-
 
 def show(title, value=""):
     print(f"\n== {title}")
@@ -19,13 +19,16 @@ def show(title, value=""):
         print(f"   {line}".rstrip())
 
 
-with connect() as api, tempfile.TemporaryDirectory() as cache_dir:
-    for table in (TABLE, SESSIONS):
+with (
+    connect(table="example_memory", sessions_table="example_sessions") as api,
+    tempfile.TemporaryDirectory() as cache_dir,
+):
+    for table in (api.credentials.table, api.credentials.sessions_table):
         api.drop_table(table, missing_ok=True)
 
     # Every change is durable in the local journal when the call returns; the journal's
     # flusher stores it in the background. flush() and close() wait until it is stored.
-    with DeeplakeFs(api, TABLE, SESSIONS, cache=ContentCache(cache_dir)) as fs:
+    with DeeplakeFs(api, cache=ContentCache(cache_dir)) as fs:
         fs.write_text("/profile/user.md", "name: Ada\nlikes: tea\n", description="who the user is")
         fs.write_text("/projects/engine.md", "# Analytical engine\n")
         fs.append_text("/projects/engine.md", "- status: designing\n")  # sent with the write
@@ -72,16 +75,19 @@ with connect() as api, tempfile.TemporaryDirectory() as cache_dir:
         show("/index.md", fs.read_text("/index.md"))
 
     # A new filesystem (another run, another process) on the same cache directory reads
-    # unchanged files from the cache: the entry is valid while size and date match.
+    # unchanged files from the cache: the entry is valid while size and date match. A
+    # filesystem learns sizes and dates when it loads the metadata (here for ls: 2 round
+    # trips, one per table); before that, a read asks for the file's row (1 round trip).
     cache = ContentCache(cache_dir)
-    with DeeplakeFs(api, TABLE, SESSIONS, cache=cache) as fs:
-        before = api.endpoint.requests_sent
+    with DeeplakeFs(api, cache=cache) as fs:
+        before = api.stats.requests_sent
+        fs.ls("/")
         fs.read_text("/projects/engine.md")
         fs.read_text("/people/ada.md")
         show(
-            "second open, two reads",
+            "second open: ls, then two reads",
             f"cache hits {cache.stats.hits}, misses {cache.stats.misses}, "
-            f"round trips {api.endpoint.requests_sent - before}",
+            f"round trips {api.stats.requests_sent - before}",
         )
     cache.close()
     print("\ndone")

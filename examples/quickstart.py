@@ -45,6 +45,7 @@ with connect() as api:
     )
 
     # The memory filesystem: files stored as rows, written in batches, read back as files.
+    # Its table is the client's (DEEPLAKE_TABLE, else ``memory``) unless named, as here.
     api.drop_table("example_memory", missing_ok=True)
     with DeeplakeFs(api, "example_memory", sessions_table=None, cache=False) as fs:
         fs.write_text("/notes/today.md", "# Today\n")

@@ -70,7 +70,7 @@ with local(seed=7) as srv:
     stats = srv.stats()
     injected = {k: v for k, v in stats["injected"].items() if v}
     print(f"   server: {stats['requests']} requests, injected {injected}")
-    print(f"   client: {len(api.retry_events)} retries")
+    print(f"   client: {api.stats.retries} retries")
     rows = api.query("SELECT path, summary FROM memory ORDER BY path")
     wrong = [r["path"] for i, r in enumerate(rows) if r["summary"] != f"note {i}\nappended once\n"]
     events = [e["n"] for e in log.read()]

@@ -22,8 +22,9 @@
   ``raw.get/post/put/delete(path, **kw)`` for other routes (path relative to the server URL).
 - ``api`` (function): a :class:`deeplake_sdk.DeeplakeApi` on ``srv`` and ``workspace``.
 - ``fs`` (function): a :class:`deeplake_sdk.DeeplakeFs` on ``api`` with a temporary cache.
-- every test runs with ``DEEPLAKE_JOURNAL_DIR`` set to a temporary directory of the session
-  (inherited by the processes tests start), so no test touches ``~/.deeplake/journal``.
+- every test runs with ``DEEPLAKE_JOURNAL_DIR`` and ``DEEPLAKE_STATE_DIR`` (remembered table
+  layouts) set to temporary directories of the session (inherited by the processes tests
+  start), so no test touches ``~/.deeplake/journal`` or ``~/.cache``.
 """
 
 from __future__ import annotations
@@ -99,17 +100,21 @@ class RawClient:
 @pytest.fixture(scope="session", autouse=True)
 def journal_dir() -> Iterator[str]:
     root = tempfile.mkdtemp(prefix="dljournal")
-    previous = os.environ.get("DEEPLAKE_JOURNAL_DIR")
+    state = tempfile.mkdtemp(prefix="dlstate")
+    previous = {k: os.environ.get(k) for k in ("DEEPLAKE_JOURNAL_DIR", "DEEPLAKE_STATE_DIR")}
     os.environ["DEEPLAKE_JOURNAL_DIR"] = root
+    os.environ["DEEPLAKE_STATE_DIR"] = state
     try:
         yield root
     finally:
         close_all()  # no flusher keeps looking at the removed directory
-        if previous is None:
-            os.environ.pop("DEEPLAKE_JOURNAL_DIR", None)
-        else:
-            os.environ["DEEPLAKE_JOURNAL_DIR"] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ def main() -> None:
     cache = ContentCache(cache_dir) if cache_dir != "-" else False
     with DeeplakeFs(api, cache=cache) as fs:
         if op == "read":
+            fs.exists(args[0])  # the metadata (the cache entry's current version) first
             before = executed(url, token)
             text = fs.read_text(args[0])
             out = {"text": text, "queries": executed(url, token) - before}

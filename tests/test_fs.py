@@ -310,18 +310,26 @@ def test_session_file_reads_as_jsonl_in_order_and_is_read_only(api, fs):
         assert _errno(info) == errno.EPERM
 
 
-def test_failed_sessions_sync_skips_sessions_but_serves_memory(srv, api, tmp_path, caplog):
+def test_failed_sessions_table_skips_sessions_but_serves_memory(srv, api, tmp_path, caplog):
     with DeeplakeFs(api, cache=False) as fs:
         fs.write_text("/m.txt", "memory still works")
     log = SessionLog(api, "s", user="u")
     log.log({"type": "prompt"})
     log.flush()
+    session_file = "/sessions/u/u_local_" + api.workspace_id + "_s.jsonl"
+    srv.set_faults(fail_pattern=r"COUNT\(DISTINCT", fail_status=400)  # the sessions metadata
+    with DeeplakeFs(api, cache=False) as fs:
+        assert fs.read_text("/m.txt") == "memory still works"
+        assert not fs.exists(session_file) and not fs.exists("/sessions")
+        assert not fs.sessions_enabled
+    assert "session files are skipped" in caplog.text
+    caplog.clear()
     srv.set_faults(fail_pattern=r"deeplake_sync_table\('sessions'\)", fail_status=400)
     with DeeplakeFs(api, cache=False) as fs:
-        assert not fs.sessions_enabled
+        assert fs.exists(session_file)  # opening and loading send no sync
+        fs.refresh()  # refresh syncs: the failed sync leaves session files out
+        assert not fs.sessions_enabled and not fs.exists(session_file)
         assert fs.read_text("/m.txt") == "memory still works"
-        assert not fs.exists("/sessions/u/u_local_" + api.workspace_id + "_s.jsonl")
-        assert not fs.exists("/sessions")
     assert "session files are skipped" in caplog.text
 
 

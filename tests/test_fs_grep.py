@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from deeplake_sdk import DeeplakeFs, SessionLog
+from deeplake_sdk.bench.reference import ReferenceFs
 from deeplake_sdk.grep import GrepOptions, format_gnu
 
 GNU_GREP = shutil.which("grep")
@@ -87,6 +88,7 @@ def loaded_fs(api, corpus, tmp_path):
         for rel, text in files.items():
             fs.write_text("/" + rel, text)
         fs.flush()
+        fs.ls("/")  # metadata loaded: -c lists the files in scope without a query
         yield fs
 
 
@@ -131,8 +133,8 @@ def test_grep_per_file_strategy_reads_every_file(srv, api):
     with DeeplakeFs(api, cache=False) as fs:
         for i in range(5):
             fs.write_text(f"/p/{i}.md", f"line {i}\n")
-    with DeeplakeFs(api, cache=False) as fs:
-        fs.grep_strategy = "per_file"
+    with ReferenceFs(api, cache=False) as fs:
+        fs.ls("/")
         before = srv.stats()["requests"]
         results = fs.grep("line [13]", "/p")
         assert srv.stats()["requests"] == before + 5
@@ -147,3 +149,14 @@ def test_grep_rejects_a_bad_pattern_before_any_round_trip(srv, api):
         with pytest.raises(GrepPatternError):
             fs.grep("(unclosed")
         assert srv.stats()["requests"] == before
+
+
+def test_grep_after_an_append_to_a_stored_file_finds_both_parts(api):
+    with DeeplakeFs(api, cache=False) as fs:
+        fs.write_text("/log.md", "first needle\n")
+    with DeeplakeFs(api, cache=False) as fs:  # the append's base is the stored row
+        fs.append_text("/log.md", "second needle\n")
+        results = fs.grep("needle")
+        assert [(r.path, [m.line_number for m in r.matches]) for r in results] == [
+            ("/log.md", [1, 2])
+        ]

@@ -19,7 +19,6 @@ from deeplake_sdk.grep import (
     GrepPatternError,
     Prefilter,
     compile_pattern,
-    escape_like,
     format_gnu,
     gnu_exit_status,
     grep_text,
@@ -378,7 +377,7 @@ def test_prefilter_fixed_strings_and_like_escaping() -> None:
         "a.b", True
     )
     assert literal_prefilter(GrepOptions("", fixed=True)) is None
-    assert escape_like("%_\\x") == "\\%\\_\\\\x"
+    assert Prefilter("%_\\x", False).like_pattern() == "%\\%\\_\\\\x%"
 
 
 def ascii_lower(text: str) -> str:

@@ -11,7 +11,7 @@ from deeplake_sdk.sql import (
     bytea_literal,
     bytea_param,
     check_params,
-    in_list_chunks,
+    chunks,
     like_escape,
     quote_ident,
     quote_literal,
@@ -111,11 +111,12 @@ def test_bytea_forms(data):
     assert lit == "E'\\\\x" + data.hex() + "'::bytea"
 
 
-def test_in_list_chunks():
-    assert list(in_list_chunks(range(5), size=2)) == [[0, 1], [2, 3], [4]]
-    assert list(in_list_chunks([], size=2)) == []
+def test_chunks():
+    assert list(chunks(range(5), size=2)) == [[0, 1], [2, 3], [4]]
+    assert list(chunks([], size=2)) == []
+    assert [len(c) for c in chunks(range(120))] == [50, 50, 20]  # the default: CHUNK
     with pytest.raises(ValueError):
-        list(in_list_chunks([1], size=0))
+        list(chunks([1], size=0))
 
 
 def test_check_params():

@@ -25,6 +25,7 @@ from deeplake_sdk import (
 )
 from deeplake_sdk.sessions import user_message
 from deeplake_sdk.statements import files as st
+from deeplake_sdk.statements import journal as sj
 from deeplake_sdk.statements.layout import columns_of, oldest_per_path
 
 PLUGIN_MEMORY_COLUMNS = {
@@ -104,24 +105,33 @@ def test_statements_name_only_the_columns_a_table_has():
         "last_update_date": "d",
     }
     for sql, _params in (
-        st.memory_insert_new(plugin, [row]),
-        st.memory_replace(plugin, row),
+        sj.insert_absent(plugin, [row]),
+        sj.replace(plugin, row),
         st.memory_read(plugin, ["/a.md"]),
-        st.memory_append(plugin, "/a.md", b"x", text="x", expected_size=2, date="d"),
-        st.memory_append_landed(plugin, "/a.md", b"x", 2),
+        sj.append_cas(plugin, "/a.md", "r1", b"x", text="x", expected_size=2, date="d"),
+        sj.append_landed(plugin, "/a.md", "r1", b"x", offset=2),
+        sj.row_content(plugin, "r1"),
     ):
         assert "content" not in sql.replace("NULL AS content", ""), sql
         assert "embedding" not in sql
-    sql, params = st.memory_insert_new(plugin, [row])
+    # the SDK's agent and version fill the plugin's columns; no bytea for a text-only table
+    sql, params = sj.insert_absent(plugin, [row])
     assert "deeplake-sdk" in params and __version__ in params and "\\x6869" not in params
+    sql, params = sj.insert_absent(plugin, [{**row, "agent": "other", "plugin_version": "9"}])
+    assert "other" in params and "9" in params and "deeplake-sdk" not in params
     binary = {**row, "content": b"\x00\xff", "summary": ""}
     with pytest.raises(ValueError, match="no content column"):
-        st.memory_insert_new(plugin, [binary])
+        sj.insert_absent(plugin, [binary])
     with pytest.raises(ValueError, match="no content column"):
-        st.memory_append(plugin, "/a.md", b"\xff", text=None, expected_size=2, date="d")
+        sj.replace(plugin, binary)
+    with pytest.raises(ValueError, match="no content column"):
+        sj.append_cas(plugin, "/a.md", None, b"\xff", text=None, expected_size=2, date="d")
     sdk = TableLayout.full("memory", "memory")
-    sql, params = st.memory_insert_new(sdk, [binary])
+    sql, params = sj.insert_absent(sdk, [binary])
     assert "content" in sql and "\\x00ff" in params
+    sessions = TableLayout("sessions", "sessions", frozenset({"id", "path", "message", "agent"}))
+    sql, params = sj.insert_events(sessions, [{"id": "e1", "path": "/s", "message": "{}"}])
+    assert "plugin_version" not in sql and params == ["e1", "/s", "{}", "deeplake-sdk"]
 
 
 def test_message_text_matches_what_postgresql_stores(raw):
@@ -157,7 +167,7 @@ def test_sdk_on_plugin_tables_sends_no_ddl(srv, raw, api, workspace, tmp_path):
     forbid_ddl(srv)
     text = "# Notes\r\nline\twith tab, bell \x07, esc \x1b, unicode é 日本\n"
     with DeeplakeFs(api, cache=ContentCache(tmp_path / "c")) as fs:
-        assert srv.stats()["requests"] == 6  # per table: the probe, the sync, the metadata
+        assert srv.stats()["requests"] == 1  # one probe of both tables; metadata when needed
         assert not fs.layout.binary_ok and fs.layout.columns == PLUGIN_MEMORY_COLUMNS
         fs.write_text("/notes/a.md", text, description="notes")
         fs.write_text("/notes/b.md", "second file\n")
@@ -310,7 +320,7 @@ def test_duplicate_rows_resolve_to_the_oldest(srv, raw, api, layout, tmp_path):
             }
             assert fs.grep("newer", "/dup") == [] and fs.grep("larger", "/") == []
     # the Python helper and the statements' ORDER BY agree
-    sql, params = st.memory_ids(api.ensure_table(), list(expected))
+    sql, params = sj.rows_of(api.ensure_table().name, list(expected))
     answered = api.query(sql, params)
     assert [r["id"] for r in answered] == ["b-oldest", "a-newer", "a", "c"]
     assert {p: r["id"] for p, r in oldest_per_path(reversed(answered)).items()} == {

@@ -23,6 +23,7 @@ from typing import Any
 
 from deeplake_sdk.api import DeeplakeApi
 from deeplake_sdk.api_types import QueryResult
+from deeplake_sdk.bench.reference import ReferenceFs
 from deeplake_sdk.errors import DeeplakeError
 from deeplake_sdk.fs import DeeplakeFs
 from deeplake_sdk.sessions import SessionLog
@@ -36,23 +37,23 @@ class ModeConfig:
     """How the SDK is configured for one benchmark mode.
 
     ``baseline`` is the SDK configured like the reference client before its fix: no retry, no
-    concurrency bound, sequential bootstrap, one query per file in grep, no cache, and no
-    durable journal (writes wait in memory).
+    concurrency bound, sequential bootstrap and one query per file in grep
+    (:class:`~deeplake_sdk.bench.reference.ReferenceFs`), no cache, and no durable journal
+    (writes wait in memory).
     """
 
     name: str
     max_concurrency: int | None
     retries: int | None
-    parallel: bool
-    grep_strategy: str
+    reference_fs: bool
     cache: bool
     durable: bool
     adaptive: bool = True
 
 
 MODES: dict[str, ModeConfig] = {
-    "baseline": ModeConfig("baseline", None, 0, False, "per_file", False, False, adaptive=False),
-    "optimized": ModeConfig("optimized", 5, None, True, "query", True, True),
+    "baseline": ModeConfig("baseline", None, 0, True, False, False, adaptive=False),
+    "optimized": ModeConfig("optimized", 5, None, False, True, True),
 }
 
 
@@ -197,17 +198,9 @@ def _cache(target: Target, mode: ModeConfig) -> Any:
     return ContentCache(target.cache_dir)
 
 
-class _SequentialFs(DeeplakeFs):
-    """The filesystem as the reference client built it: tables prepared one after the other."""
-
-    parallel = False
-
-
 def _open(api: DeeplakeApi, target: Target, mode: ModeConfig, cache: Any) -> DeeplakeFs:
-    kind = DeeplakeFs if mode.parallel else _SequentialFs
-    fs = kind(api, cache=cache, journal=target.journal(mode), author="bench")
-    fs.grep_strategy = mode.grep_strategy  # type: ignore[assignment]
-    return fs
+    kind = ReferenceFs if mode.reference_fs else DeeplakeFs
+    return kind(api, cache=cache, journal=target.journal(mode), author="bench")
 
 
 def _write_summary(fs: DeeplakeFs, path: str, text: str) -> None:

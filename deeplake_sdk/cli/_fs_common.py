@@ -53,18 +53,20 @@ def open_fs(args: argparse.Namespace) -> Iterator[Any]:
     from deeplake_sdk.fs import DeeplakeFs
 
     try:
-        api = DeeplakeApi(args.token, args.org, args.workspace, args.url)
+        api = DeeplakeApi(
+            args.token,
+            args.org,
+            args.workspace,
+            args.url,
+            table=args.table,
+            sessions_table=args.sessions_table,
+        )
     except DeeplakeError as exc:
         raise _cli_error(exc) from exc
     cache = NullCache() if args.no_cache else ContentCache()
     fs = None
     try:
-        fs = DeeplakeFs(
-            api,
-            args.table or api.credentials.table,
-            args.sessions_table or api.credentials.sessions_table,
-            cache=cache,
-        )
+        fs = DeeplakeFs(api, cache=cache)
         yield fs
         fs.close()
     except DeeplakeError as exc:

@@ -263,7 +263,7 @@ def _is_text(data: bytes) -> bool:
 def cmd_write(args: argparse.Namespace) -> int:
     """Run ``deeplake-sdk write``."""
     from deeplake_sdk.errors import FsError
-    from deeplake_sdk.fs.base import guess_mime
+    from deeplake_sdk.fs.paths import guess_mime
 
     data = _input_bytes(args)
     with open_fs(args) as fs:

@@ -37,7 +37,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from deeplake_sdk.integrations.mcp_server import build_server
 
     def open_fs() -> Any:
-        from deeplake_sdk import DeeplakeApi, DeeplakeFs
+        from deeplake_sdk.api import DeeplakeApi
+        from deeplake_sdk.fs import DeeplakeFs
 
         return DeeplakeFs(DeeplakeApi(), args.table, args.sessions_table or "")
 

@@ -1,6 +1,5 @@
 """The agent-memory filesystem over the memory and sessions tables."""
 
-from deeplake_sdk.fs.core import DeeplakeFs
-from deeplake_sdk.fs.reading import FileStat
+from deeplake_sdk.fs.core import DeeplakeFs, FileStat
 
 __all__ = ["DeeplakeFs", "FileStat"]

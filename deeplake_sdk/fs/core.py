@@ -1,35 +1,77 @@
-"""DeeplakeFs: the agent-memory filesystem over the memory and sessions tables."""
+"""DeeplakeFs: the agent-memory filesystem over the memory and sessions tables.
+
+The class holds every operation (reading, writing, namespace changes, grep); the parts it
+uses keep their own modules: :mod:`~deeplake_sdk.fs.writer` (journaled changes),
+:mod:`~deeplake_sdk.fs.tree` (the directory tree of what is loaded),
+:mod:`~deeplake_sdk.fs.paths`, :mod:`~deeplake_sdk.fs.index` (the virtual ``/index.md``) and
+:mod:`~deeplake_sdk.fs.fileobj` (``fs.open``).
+"""
 
 from __future__ import annotations
 
+import copy
 import errno
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from deeplake_sdk._coop import run_parallel
-from deeplake_sdk.errors import DeeplakeError, FsError
+from deeplake_sdk.cache import CacheKey
+from deeplake_sdk.errors import ClosedError, DeeplakeError, FsError, QueryError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.fileobj import open_file, parse_mode
-from deeplake_sdk.fs.namespace import NamespaceMixin
-from deeplake_sdk.fs.reading import ReadingMixin
-from deeplake_sdk.fs.search import SearchMixin
+from deeplake_sdk.fs.index import INDEX_PATH, render_index
+from deeplake_sdk.fs.paths import guess_mime
 from deeplake_sdk.fs.tree import FileMeta, Tree
-from deeplake_sdk.fs.writer import FileWriter
-from deeplake_sdk.fs.writing import WritingMixin
+from deeplake_sdk.fs.writer import FileWriter, text_copy
+from deeplake_sdk.grep import (
+    FileResult,
+    GrepOptions,
+    compile_pattern,
+    grep_lines,
+    grep_text,
+    literal_prefilter,
+)
+from deeplake_sdk.http_errors import is_missing_schema
 from deeplake_sdk.journal.core import journal_for
 from deeplake_sdk.journal.drain import Consistency
 from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
+from deeplake_sdk.retry import RetryPolicy
+from deeplake_sdk.sql import chunks
 from deeplake_sdk.statements import files as st
-from deeplake_sdk.statements.layout import oldest_per_path
+from deeplake_sdk.statements.layout import MEMORY, SESSIONS, TableLayout, oldest_per_path
 
 if TYPE_CHECKING:
     from deeplake_sdk.api import DeeplakeApi
     from deeplake_sdk.cache import ContentCache
+    from deeplake_sdk.journal.overlay import FileView
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What :meth:`DeeplakeFs.stat` returns.
+
+    Attributes:
+        path: Normalised absolute path.
+        type: ``"file"`` or ``"directory"``.
+        size: Size in bytes (0 for directories; for a session file, known once read).
+        mime_type: MIME type of a file (empty for directories).
+        last_update_date: ISO-8601 timestamp of the last change of a file.
+        kind: ``"memory"``, ``"session"`` (read-only), ``"virtual"`` (``/index.md``), or
+            ``"directory"``.
+    """
+
+    path: str
+    type: Literal["file", "directory"]
+    size: int = 0
+    mime_type: str = ""
+    last_update_date: str = ""
+    kind: str = "memory"
 
 
 class _OpenDescriptor:
@@ -52,7 +94,7 @@ class _OpenDescriptor:
         return construct
 
 
-class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
+class DeeplakeFs:
     r"""A virtual filesystem over the ``memory`` and ``sessions`` tables.
 
     Files of the memory table are read and written; session logs (rows of the sessions table
@@ -68,10 +110,14 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
             with fs.open("/notes/today.md") as f:   # a file object, as with open()
                 print(f.readline())
 
-    Building it prepares both tables (ensure, sync) and loads their metadata. Entries an earlier
+    Building it costs no request when the tables' layouts are remembered (on disk, see
+    :mod:`deeplake_sdk.layout_memo`), else one probe (and the tables are created if missing).
+    Metadata is loaded when first needed: reading or stat-ing a known file is one request
+    (its row), grep is one request, and listing, walking, ``/index.md`` and the checks of a
+    write load both tables' metadata once (two requests in parallel). Entries an earlier
     process left in the workspace's journal (it was killed, or offline) are sent first, for up
     to ``recover_timeout`` seconds; reads see any that remain. A failure to prepare the memory
-    table is an error; a failure to sync the sessions table only logs a warning and leaves
+    table is an error; a failure to prepare the sessions table only logs a warning and leaves
     session files out.
 
     Args:
@@ -95,12 +141,11 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
         DeeplakeError: The memory table could not be prepared.
     """
 
-    #: Prepare the two tables concurrently (a subclass may turn it off).
-    parallel: bool = True
-    #: ``"query"``: grep in one round trip; ``"per_file"``: read every file (a baseline).
-    grep_strategy: Literal["query", "per_file"] = "query"
-
     open = _OpenDescriptor()
+    #: Layout of the memory table (known once the table is prepared).
+    layout: TableLayout
+    #: Layout of the sessions table (None until prepared, or without session files).
+    sessions_layout: TableLayout | None = None
 
     def __init__(
         self,
@@ -130,8 +175,13 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
         self.writer = FileWriter(
             self.journal, self.table, self.tree, self._invalidate, author=author, limits=limits
         )
+        self._loaded = False
+        self._load_failed = False
+        # one attempt, no retry: the checks of a write never wait out an outage
+        self._quick_api = copy.copy(api)
+        self._quick_api.retry_policy = RetryPolicy(retries=0)
         self._recover(recover_timeout)
-        self._bootstrap()
+        self._prepare()
 
     def open_file(
         self,
@@ -190,10 +240,58 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
                 self.journal.last_error or "timeout",
             )
 
-    def _bootstrap(self) -> None:
-        chains: list[Callable[[], list[FileMeta]]] = [self._prepare_memory]
+    def _prepare(self) -> None:
+        """Learn both tables' layouts: no request when they are remembered, else one probe."""
+        tables = {self.table: MEMORY}
         if self.sessions_table:
-            chains.append(self._prepare_sessions)
+            tables[self.sessions_table] = SESSIONS
+        try:
+            layouts = self.api.ensure_tables(tables)
+        except DeeplakeError:
+            if len(tables) == 1:
+                raise
+            layouts = {self.table: self.api.ensure_table(self.table)}  # raises if it fails
+            try:
+                layouts.update(self._sessions_only())
+            except DeeplakeError as exc:
+                self._sessions_unavailable(exc)
+        self.layout = layouts[self.table]
+        self.writer.binary_ok = self.layout.binary_ok
+        if self.sessions_table and self.sessions_table in layouts:
+            self.sessions_layout = layouts[self.sessions_table]
+
+    def _sessions_only(self) -> dict[str, TableLayout]:
+        assert self.sessions_table is not None
+        return {self.sessions_table: self.api.ensure_sessions_table(self.sessions_table)}
+
+    def _sessions_unavailable(self, error: BaseException) -> None:
+        self.sessions_enabled = False
+        self.sessions_layout = None
+        log.warning(
+            "sessions table %r unavailable, session files are skipped: %s",
+            self.sessions_table,
+            error,
+        )
+
+    def _need_tree(self) -> None:
+        """Load the metadata of both tables, once (the operations that need the tree call it)."""
+        if not self._loaded:
+            self._load_tree()
+
+    def _load_tree(self, *, sync: bool = False, quick: bool = False) -> None:
+        """Load both tables' metadata into the tree.
+
+        Args:
+            sync: Sync both tables first (:meth:`refresh`).
+            quick: One attempt per statement, no retry; a failure of either table raises.
+        """
+        api = self._quick_api if quick else self.api
+        # Pending writes as they are before the metadata is read: one confirmed meanwhile is
+        # visible to the read (a write leaves the overlay only once reads show it).
+        overlay = self._overlay_views()
+        chains: list[Callable[[], list[FileMeta]]] = [lambda: self._memory_metadata(sync, api)]
+        if self.sessions_enabled and self.sessions_layout is not None:
+            chains.append(lambda: self._sessions_metadata(sync, api))
         results = self._run_all(chains)
         memory = results[0]
         if isinstance(memory, BaseException):
@@ -203,23 +301,31 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
         if len(results) > 1:
             sessions = results[1]
             if isinstance(sessions, BaseException):
-                self.sessions_enabled = False
-                log.warning(
-                    "sessions table %r unavailable, session files are skipped: %s",
-                    self.sessions_table,
-                    sessions,
-                )
+                if quick:
+                    raise sessions
+                self._sessions_unavailable(sessions)
             else:
                 self.tree.put_many(sessions)
-        self._overlay_tree()
+        self._overlay_tree(*overlay)
+        self._loaded = True
+        self._load_failed = False
 
-    def _overlay_tree(self) -> None:
+    def _overlay_views(self) -> tuple[list[str], dict[str, Any]]:
+        """Paths of pending session events, and pending file changes (path -> view)."""
+        events = (
+            list(self.journal.overlay.event_paths(self.sessions_table))
+            if self.sessions_table
+            else []
+        )
+        return events, dict(self.journal.overlay.paths(self.table))
+
+    def _overlay_tree(self, events: list[str], views: dict[str, Any]) -> None:
         """Show pending writes (of this or an earlier process) in the loaded tree."""
-        if self.sessions_enabled and self.sessions_table:
-            for path in self.journal.overlay.event_paths(self.sessions_table):
+        if self.sessions_enabled:
+            for path in events:
                 if self.tree.get(path) is None:
                     self.tree.put(FileMeta(path, 0, "application/x-ndjson", kind="session"))
-        for path, view in self.journal.overlay.paths(self.table).items():
+        for path, view in views.items():
             previous = self.tree.get(path)
             if view.state == "deleted":
                 self.tree.remove(path)
@@ -235,26 +341,16 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
                     )
                 )
 
-    def _prepare_memory(self) -> list[FileMeta]:
-        self.layout = self.api.ensure_table(self.table)
-        self.writer.binary_ok = self.layout.binary_ok
-        self.api.sync_table(self.table)
-        sql, params = st.memory_metadata(self.layout)
-        return [
-            FileMeta(
-                path=paths.normalize(p),
-                size=int(r["size_bytes"] or 0),
-                mime_type=r["mime_type"] or "",
-                last_update_date=r["last_update_date"] or "",
-                description=r.get("description") or "",
-            )
-            for p, r in oldest_per_path(self.api.query(sql, params)).items()
-        ]
+    def _memory_metadata(self, sync: bool, api: DeeplakeApi) -> list[FileMeta]:
+        if sync:
+            api.sync_table(self.table)
+        rows = self._read(lambda: st.memory_metadata(self.layout), api)
+        return [_file_meta(p, r) for p, r in oldest_per_path(rows).items()]
 
-    def _prepare_sessions(self) -> list[FileMeta]:
-        assert self.sessions_table is not None
-        self.sessions_layout = self.api.ensure_sessions_table(self.sessions_table)
-        self.api.sync_table(self.sessions_table)
+    def _sessions_metadata(self, sync: bool, api: DeeplakeApi) -> list[FileMeta]:
+        assert self.sessions_layout is not None
+        if sync:
+            api.sync_table(self.sessions_layout.name)
         sql, params = st.sessions_metadata(self.sessions_layout)
         return [
             FileMeta(
@@ -265,11 +361,11 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
                 kind="session",
                 rows=int(r["n"] or 0),
             )
-            for r in self.api.query(sql, params)
+            for r in api.query(sql, params)
         ]
 
     def _run_all(self, funcs: list[Callable[[], Any]]) -> list[Any]:
-        """Run callables (in parallel unless disabled); each result or its DeeplakeError."""
+        """Run callables in parallel; each result or its DeeplakeError."""
 
         def run(func: Callable[[], Any]) -> Any:
             try:
@@ -277,14 +373,20 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
             except DeeplakeError as exc:
                 return exc
 
-        if self.parallel and len(funcs) > 1:
+        if len(funcs) > 1:
             return run_parallel(run, funcs, len(funcs), catch=())
         return [run(f) for f in funcs]
 
     def refresh(self) -> None:
-        """Reload both tables' metadata (see changes made by other processes)."""
+        """See the changes made by other processes: sync both tables, reload their metadata.
+
+        ``SELECT deeplake_sync_table(..)`` is sent here and only here: it asks the service to
+        make the table's latest commits visible, which only matters to a process that has
+        already looked at the table and must see what others wrote since.
+        """
         self._check_open()
-        self._bootstrap()
+        self._prepare()
+        self._load_tree(sync=True)
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait until every change this process journaled is stored.
@@ -326,6 +428,647 @@ class DeeplakeFs(ReadingMixin, WritingMixin, NamespaceMixin, SearchMixin):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- reading -----------------------------------------------------------------------
+    def read_bytes(self, path: str) -> bytes:
+        """Content of a file.
+
+        Looks in order at journaled writes not yet stored, the content cache, session rows
+        and the memory row.
+        A path this process has not seen is looked up in the tables (one query), so files
+        created by other processes can be read without :meth:`refresh`.
+
+        Raises:
+            FsError: ``ENOENT`` (no such file) or ``EISDIR`` (a directory).
+        """
+        self._check_open()
+        p = paths.normalize(path)
+        view = self.writer.view(p)
+        if view is not None:
+            if view.state == "full":
+                return view.data
+            if view.state == "deleted":
+                raise FsError(errno.ENOENT, p)
+            self.writer.settle(p, view, self.flush_timeout)
+        meta = self.tree.get(p)
+        if meta is None and not self._loaded:
+            # cold: read the row directly (one round trip); load the tree only if it is absent
+            found = self._fetch([p])
+            if p in found:
+                return found[p]
+            self._need_tree()
+            meta = self.tree.get(p)
+        if meta is None:
+            if self.tree.is_dir(p):
+                raise FsError(errno.EISDIR, p)
+            if p == INDEX_PATH:
+                return render_index(self.tree).encode()
+            return self._read_unknown(p)
+        if meta.kind == "session":
+            return self._read_session(meta)
+        data = self.cache.get(self._key(p), meta.version)
+        if data is not None:
+            return data
+        found = self._fetch([p])
+        if p not in found:
+            self.tree.remove(p)
+            raise FsError(errno.ENOENT, p)
+        return found[p]
+
+    def read_text(self, path: str, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """Content of a file decoded as text (see :meth:`read_bytes`)."""
+        return self.read_bytes(path).decode(encoding, errors)
+
+    def _read_unknown(self, p: str) -> bytes:
+        found = self._fetch([p])
+        if p in found:
+            return found[p]
+        if self.sessions_enabled and self.sessions_layout is not None:
+            meta = FileMeta(path=p, size=0, kind="session", mime_type="application/x-ndjson")
+            data = self._read_session(meta)
+            if meta.rows:
+                self.tree.put(meta)
+                return data
+        raise FsError(errno.ENOENT, p)
+
+    def _read_session(self, meta: FileMeta) -> bytes:
+        assert self.sessions_layout is not None
+        sql, params = st.session_lines(self.sessions_layout, meta.path)
+        rows = self.api.query(sql, params)
+        lines = st.session_file_lines(rows)
+        stored = {str(r["id"]) for r in rows} | {str(r["event_key"]) for r in rows}
+        lines += self.journal.overlay.event_lines(self.sessions_layout.name, meta.path, stored)
+        data = "".join(line + "\n" for line in lines).encode()
+        meta.rows, meta.size = len(lines), len(data)
+        return data
+
+    def _fetch(self, batch: list[str]) -> dict[str, bytes]:
+        """Read memory rows, one query per :data:`~deeplake_sdk.sql.CHUNK` paths."""
+        found: dict[str, bytes] = {}
+        for chunk in chunks(batch):
+            rows = self._read(lambda c=chunk: st.memory_read(self.layout, c))
+            for path, row in oldest_per_path(rows).items():
+                p = paths.normalize(path)
+                found[p] = data = st.memory_row_bytes(row)
+                meta = self.tree.get(p)
+                if meta is None or meta.kind != "memory":
+                    meta = FileMeta(path=p, size=len(data))
+                    self.tree.put(meta)
+                meta.size = int(row["size_bytes"] or len(data))
+                meta.last_update_date = row["last_update_date"] or ""
+                meta.mime_type = row["mime_type"] or meta.mime_type
+                meta.persisted = True
+                self.cache.set(self._key(p), meta.version, data)
+        return found
+
+    def _stat_row(self, p: str) -> FileMeta | None:
+        """The metadata of memory file ``p`` read directly (added to the tree), or None."""
+        rows = oldest_per_path(self._read(lambda: st.memory_metadata(self.layout, p)))
+        if p not in rows:
+            return None
+        meta = _file_meta(p, rows[p])
+        self.tree.put(meta)
+        return meta
+
+    def prefetch(self, paths_: Iterable[str]) -> int:
+        """Load many files into the cache, one query per 50 paths; returns how many were read.
+
+        Paths with journaled writes not yet stored, already cached at their current version,
+        session files or unknown are skipped. Before the metadata is loaded, every path without
+        such writes is read (its version is only known from its row).
+        """
+        self._check_open()
+        wanted = []
+        for raw in paths_:
+            p = paths.normalize(raw)
+            meta = self.tree.get(p)
+            if self.writer.view(p) is not None:
+                continue
+            if meta is None and not self._loaded:
+                wanted.append(p)
+                continue
+            if meta is None or meta.kind != "memory":
+                continue
+            if self.cache.get(self._key(p), meta.version) is None:
+                wanted.append(p)
+        return len(self._fetch(wanted)) if wanted else 0
+
+    def exists(self, path: str) -> bool:
+        """Whether a file or directory exists (in this process's view of the tables)."""
+        self._check_tree()
+        p = paths.normalize(path)
+        return self.tree.is_file(p) or self.tree.is_dir(p) or p == INDEX_PATH
+
+    def is_dir(self, path: str) -> bool:
+        """Whether ``path`` is a directory."""
+        self._check_tree()
+        return self.tree.is_dir(paths.normalize(path))
+
+    def is_file(self, path: str) -> bool:
+        """Whether ``path`` is a file (including the virtual ``/index.md``)."""
+        self._check_tree()
+        p = paths.normalize(path)
+        return self.tree.is_file(p) or p == INDEX_PATH
+
+    def stat(self, path: str) -> FileStat:
+        """Metadata of a file or directory.
+
+        Raises:
+            FsError: ``ENOENT`` when nothing exists at ``path``.
+        """
+        self._check_open()
+        p = paths.normalize(path)
+        meta = self.tree.get(p)
+        if meta is None and not self._loaded:
+            # cold: one file's row directly (one round trip); the tree only if there is none
+            if self.writer.view(p) is None:
+                meta = self._stat_row(p)
+            if meta is None:
+                self._need_tree()
+                meta = self.tree.get(p)
+        if meta is not None:
+            return FileStat(p, "file", meta.size, meta.mime_type, meta.last_update_date, meta.kind)
+        if self.tree.is_dir(p):
+            return FileStat(p, "directory", kind="directory")
+        if p == INDEX_PATH:
+            size = len(render_index(self.tree).encode())
+            return FileStat(p, "file", size, "text/markdown", "", "virtual")
+        raise FsError(errno.ENOENT, p)
+
+    def ls(self, path: str = "/", detail: bool = False) -> list[Any]:
+        """Entries of a directory sorted by name, or their :class:`FileStat` with ``detail``.
+
+        The virtual ``/index.md`` is listed in the root when no real file has that path.
+
+        Raises:
+            FsError: ``ENOENT`` (missing) or ``ENOTDIR`` (a file).
+        """
+        self._check_tree()
+        p = paths.normalize(path)
+        if not self.tree.is_dir(p):
+            raise FsError(errno.ENOTDIR if self.tree.is_file(p) else errno.ENOENT, p)
+        names = self.tree.listdir(p)
+        if p == paths.ROOT and paths.basename(INDEX_PATH) not in names:
+            names = sorted([*names, paths.basename(INDEX_PATH)])
+        if not detail:
+            return names
+        return [self.stat(paths.join(p, n)) for n in names]
+
+    def listdir(self, path: str = "/") -> list[str]:
+        """Names of the entries of a directory (same as :meth:`ls`)."""
+        return self.ls(path)
+
+    def walk(self, top: str = "/") -> Iterator[tuple[str, list[str], list[str]]]:
+        """Yield ``(dirpath, dirnames, filenames)`` for every directory, like :func:`os.walk`."""
+        self._check_tree()
+        yield from self.tree.walk(paths.normalize(top))
+
+    # -- writing -----------------------------------------------------------------------
+    def write_bytes(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        mime_type: str | None = None,
+        project: str | None = None,
+        description: str | None = None,
+        creation_date: str | None = None,
+        last_update_date: str | None = None,
+    ) -> None:
+        """Write a file.
+
+        The write is durable in the local journal when this returns; the journal's flusher
+        stores it in the table in the background (:meth:`flush` waits for it). The path is
+        checked against the tables' metadata, loaded once per filesystem with a single attempt
+        (no retry): when the service is unreachable the write is journaled anyway, checked
+        against what this filesystem has seen.
+
+        Args:
+            path: Where to write; parent directories are implicit.
+            data: The new content.
+            mime_type: Stored MIME type (default: guessed from the name).
+            project: Value of the ``project`` column (kept when None).
+            description: Value of the ``description`` column (kept when None).
+            creation_date: ISO-8601 creation date of a new file (default: now).
+            last_update_date: ISO-8601 date of this change (default: now).
+
+        Raises:
+            FsError: ``EISDIR``, ``ENOTDIR`` (a parent is a file), ``EPERM`` (session file),
+                ``EFBIG`` (over :attr:`Limits.file_bytes <deeplake_sdk.journal.Limits>`) or
+                ``EINVAL`` (binary data for a table without a ``content`` column).
+        """
+        self._check_open()
+        p = self._check_writable(path)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        self.writer.put(
+            p,
+            bytes(data),
+            mime_type=mime_type or guess_mime(p, binary=True),
+            project=project,
+            description=description,
+            creation_date=creation_date,
+            last_update_date=last_update_date,
+        )
+
+    def write_text(self, path: str, text: str, encoding: str = "utf-8", **kwargs: Any) -> None:
+        """Write a text file (keyword arguments as for :meth:`write_bytes`)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, not {type(text).__name__}")
+        kwargs.setdefault("mime_type", guess_mime(path, binary=False))
+        self.write_bytes(path, text.encode(encoding), **kwargs)
+
+    def append_bytes(self, path: str, data: bytes) -> None:
+        """Append to a file, creating it when missing.
+
+        Durable in the local journal when this returns. The flusher applies it exactly once:
+        a compare-and-swap on the file's size, whose offset is journaled before it is sent, so an
+        append whose answer was lost is never applied twice and appends of other processes are
+        never overwritten (see :mod:`deeplake_sdk.journal.drain`).
+
+        Raises:
+            FsError: ``EISDIR``, ``ENOTDIR``, ``EPERM`` (session file), ``EFBIG`` or ``EINVAL``
+                (see :meth:`write_bytes`).
+        """
+        self._check_open()
+        p = self._check_writable(path)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        data = bytes(data)
+        meta = self.tree.get(p)
+        mime = meta.mime_type if meta else guess_mime(p, text_copy(data) is None)
+        self.writer.append(p, data, mime_type=mime)
+
+    def append_text(self, path: str, text: str, encoding: str = "utf-8") -> None:
+        """Append text to a file, creating it when missing (see :meth:`append_bytes`)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, not {type(text).__name__}")
+        self.append_bytes(path, text.encode(encoding))
+
+    def _check_writable(self, path: str) -> str:
+        p = paths.normalize(path)
+        if not self._loaded and not self._load_failed:
+            try:
+                self._load_tree(quick=True)
+            except DeeplakeError as exc:  # offline: checked against what was seen so far
+                self._load_failed = True
+                log.info("checking writes against what this filesystem has seen: %s", exc)
+        if p == paths.ROOT or (self.tree.is_dir(p) and not self.tree.is_file(p)):
+            raise FsError(errno.EISDIR, p)
+        meta = self.tree.get(p)
+        if meta is not None and meta.kind == "session":
+            raise FsError(errno.EPERM, p, "session files are read-only")
+        for ancestor in paths.ancestors(p):
+            if self.tree.is_file(ancestor) and not self.tree.is_dir(ancestor):
+                raise FsError(errno.ENOTDIR, p, f"not a directory: {ancestor}")
+        return p
+
+    # -- namespace: rm, mkdir, rmdir, cp, mv -------------------------------------------
+    def rm(self, path: str, recursive: bool = False, force: bool = False) -> None:
+        """Remove a file, or a directory tree with ``recursive`` (journaled, see :meth:`flush`).
+
+        Args:
+            path: What to remove.
+            recursive: Remove a directory and everything inside it.
+            force: Ignore a missing path.
+
+        Raises:
+            FsError: ``ENOENT`` (missing, unless ``force``), ``EISDIR`` (a directory without
+                ``recursive``), ``EPERM`` (session files, or the root).
+        """
+        self._check_tree()
+        p = paths.normalize(path)
+        if self.tree.is_file(p):
+            meta = self.tree.get(p)
+            if meta is not None and meta.kind == "session":
+                raise FsError(errno.EPERM, p, "session files are read-only")
+            self.writer.delete(p)
+        elif self.tree.is_dir(p):
+            if not recursive:
+                raise FsError(errno.EISDIR, p, "is a directory (use recursive=True)")
+            self._rm_tree(p)
+        elif self._stored(p):
+            self.writer.delete(p)
+        elif not force:
+            raise FsError(errno.ENOENT, p)
+
+    def _stored(self, p: str) -> bool:
+        """Whether the table (or a pending write) has a file this view has not seen."""
+        view = self.writer.view(p)
+        if view is not None:
+            return view.state != "deleted"
+        sql, params = st.memory_probe(self.layout, p)
+        return bool(self.api.query(sql, params))
+
+    def _rm_tree(self, p: str) -> None:
+        if p == paths.ROOT:
+            raise FsError(errno.EPERM, p, "refusing to remove the root recursively")
+        files = self.tree.files_under(p)
+        if any(self.tree.files[f].kind == "session" for f in files):
+            raise FsError(errno.EPERM, p, "contains session files, which are read-only")
+        self.writer.delete_tree(p)
+        for f in files:
+            self.tree.remove(f)
+            self._invalidate(f)
+        for d in reversed(self.tree.dirs_under(p)):
+            self.tree.remove_dir(d)
+        self.tree.remove_dir(p)
+
+    def mkdir(self, path: str, parents: bool = False, exist_ok: bool = False) -> None:
+        """Create a directory.
+
+        Directories are implicit in the tables: one created here lives while this filesystem
+        is open, or for good once a file is written inside it.
+
+        Raises:
+            FsError: ``EEXIST``, ``ENOENT`` (missing parent without ``parents``), ``ENOTDIR``.
+        """
+        self._check_tree()
+        p = paths.normalize(path)
+        if self.tree.is_dir(p):
+            if exist_ok:
+                return
+            raise FsError(errno.EEXIST, p)
+        if self.tree.is_file(p):
+            raise FsError(errno.EEXIST, p, "a file exists at this path")
+        for ancestor in paths.ancestors(p):
+            if self.tree.is_file(ancestor) and not self.tree.is_dir(ancestor):
+                raise FsError(errno.ENOTDIR, p, f"not a directory: {ancestor}")
+            if not self.tree.is_dir(ancestor) and not parents:
+                raise FsError(errno.ENOENT, p, f"parent directory missing: {ancestor}")
+        for ancestor in paths.ancestors(p):
+            if not self.tree.is_dir(ancestor):
+                self.tree.add_dir(ancestor)
+        self.tree.add_dir(p)
+
+    def rmdir(self, path: str) -> None:
+        """Remove an empty directory.
+
+        Raises:
+            FsError: ``ENOENT``, ``ENOTDIR``, ``ENOTEMPTY``, ``EPERM`` (the root).
+        """
+        self._check_tree()
+        p = paths.normalize(path)
+        if p == paths.ROOT:
+            raise FsError(errno.EPERM, p, "cannot remove the root")
+        if not self.tree.is_dir(p):
+            raise FsError(errno.ENOTDIR if self.tree.is_file(p) else errno.ENOENT, p)
+        if not self.tree.is_empty_dir(p):
+            raise FsError(errno.ENOTEMPTY, p)
+        self.tree.remove_dir(p)
+
+    def cp(self, src: str, dst: str, recursive: bool = False) -> None:
+        """Copy a file, or a directory tree with ``recursive``; into ``dst`` if it is a dir.
+
+        Raises:
+            FsError: ``ENOENT``, ``EISDIR`` (a directory without ``recursive``), ``EPERM``
+                (the target is a session file), ``EINVAL`` (a directory into itself).
+        """
+        self._check_tree()
+        s, d = paths.normalize(src), paths.normalize(dst)
+        if self.tree.is_dir(s) and not self.tree.is_file(s):
+            if not recursive:
+                raise FsError(errno.EISDIR, s, "is a directory (use recursive=True)")
+            if self.tree.is_dir(d):
+                d = paths.join(d, paths.basename(s))
+            if d == s or paths.is_under(d, s):
+                raise FsError(errno.EINVAL, d, f"cannot copy {s} into itself")
+            files = self.tree.files_under(s)
+            self.prefetch(files)
+            for f in files:
+                target = paths.dir_prefix(d) + f[len(paths.dir_prefix(s)) :]
+                self._copy_file(f, target)
+            return
+        if self.tree.is_dir(d):
+            d = paths.join(d, paths.basename(s))
+        self._copy_file(s, d)
+
+    def _copy_file(self, s: str, d: str) -> None:
+        data = self.read_bytes(s)
+        meta = self.tree.get(s)
+        mime = meta.mime_type if meta is not None and meta.kind == "memory" else None
+        self.write_bytes(d, data, mime_type=mime)
+
+    def mv(self, src: str, dst: str) -> None:
+        """Move or rename a file or directory; into ``dst`` if it is an existing directory.
+
+        A stored file is renamed in place with one ``UPDATE``; an existing file at the target
+        is replaced.
+
+        Raises:
+            FsError: ``ENOENT``, ``EPERM`` (session files), ``ENOTEMPTY`` (non-empty target
+                directory), ``ENOTDIR``, ``EINVAL`` (a directory into itself).
+        """
+        self._check_tree()
+        s, d = paths.normalize(src), paths.normalize(dst)
+        if not (self.tree.is_file(s) or self.tree.is_dir(s)):
+            raise FsError(errno.ENOENT, s)
+        if s == paths.ROOT:
+            raise FsError(errno.EPERM, s, "cannot move the root")
+        if self.tree.is_dir(d) and d != s:
+            d = paths.join(d, paths.basename(s))
+        if d == s:
+            return
+        if self.tree.is_file(s):
+            self._mv_file(s, d)
+        else:
+            self._mv_tree(s, d)
+
+    def _mv_file(self, s: str, d: str) -> None:
+        meta = self.tree.get(s)
+        assert meta is not None
+        if meta.kind == "session":
+            raise FsError(errno.EPERM, s, "session files are read-only")
+        self._check_writable(d)
+        date = self.writer.move(s, d, tree=False)
+        self.tree.remove(s)
+        self.tree.remove(d)
+        self._invalidate(s)
+        self._invalidate(d)
+        self.tree.put(FileMeta(d, meta.size, meta.mime_type, date, "memory", meta.description))
+
+    def _mv_tree(self, s: str, d: str) -> None:
+        if paths.is_under(d, s):
+            raise FsError(errno.EINVAL, d, f"cannot move {s} into itself")
+        if self.tree.is_file(d) and not self.tree.is_dir(d):
+            raise FsError(errno.ENOTDIR, d)
+        if self.tree.is_dir(d) and not self.tree.is_empty_dir(d):
+            raise FsError(errno.ENOTEMPTY, d)
+        files = self.tree.files_under(s)
+        if any(self.tree.files[f].kind == "session" for f in files):
+            raise FsError(errno.EPERM, s, "contains session files, which are read-only")
+        date = self.writer.move(s, d, tree=True)
+        dirs = self.tree.dirs_under(s)
+        explicit = [x for x in [s, *dirs] if x in self.tree.explicit_dirs]
+        for f in files:
+            meta = self.tree.remove(f)
+            self._invalidate(f)
+            if meta is not None:
+                target = paths.dir_prefix(d) + f[len(paths.dir_prefix(s)) :]
+                self._invalidate(target)
+                self.tree.put(
+                    FileMeta(target, meta.size, meta.mime_type, date, "memory", meta.description)
+                )
+        for x in reversed([s, *dirs]):
+            self.tree.remove_dir(x)
+        for x in explicit:
+            self.tree.add_dir(d + x[len(s) :])
+
+    # -- grep --------------------------------------------------------------------------
+    def grep(
+        self,
+        pattern: str,
+        path: str = "/",
+        *,
+        ignore_case: bool = False,
+        invert: bool = False,
+        fixed: bool = False,
+        word: bool = False,
+        count: bool = False,
+        files_with_matches: bool = False,
+        line_numbers: bool = True,
+        include_sessions: bool = False,
+        max_results: int | None = None,
+    ) -> list[FileResult]:
+        """Search file contents with a regular expression, in one round trip.
+
+        The tables are filtered server-side by the longest literal that every match must
+        contain (``LIKE``/``ILIKE``), then lines are matched here. Journaled writes not yet
+        stored are searched too; binary files are skipped. Format the results like GNU grep with
+        :func:`deeplake_sdk.grep.format_gnu`.
+
+        Args:
+            pattern: Python regular expression (with ``fixed``: a literal string).
+            path: Directory (or single file) to search.
+            ignore_case: ``-i``.
+            invert: ``-v``: select the lines that do not match.
+            fixed: ``-F``: the pattern is a literal.
+            word: ``-w``: match whole words only.
+            count: ``-c``: also report files in scope that have no matching line.
+            files_with_matches: ``-l``.
+            line_numbers: ``-n`` (line numbers are always recorded in the results).
+            include_sessions: Search session logs as well (one JSON event per line).
+            max_results: Stop after this many matching lines in total.
+
+        Returns:
+            One :class:`~deeplake_sdk.grep.FileResult` per file with a match (with ``count``:
+            per file in scope), sorted by path.
+
+        Raises:
+            GrepPatternError: The pattern is not a valid regular expression.
+        """
+        self._check_open()
+        opts = GrepOptions(
+            pattern=pattern,
+            ignore_case=ignore_case,
+            invert=invert,
+            fixed=fixed,
+            word=word,
+            count=count,
+            files_with_matches=files_with_matches,
+            line_numbers=line_numbers,
+        )
+        compile_pattern(opts)  # reject a bad pattern before any round trip
+        scope = paths.normalize(path)
+        sessions = include_sessions and self.sessions_enabled
+        pending = self._pending_in(scope)
+        waiting = {p: v for p, v in pending.items() if v.state == "wait"}
+        for p, view in waiting.items():
+            self.writer.settle(p, view, self.flush_timeout)
+        if waiting:  # settled: the table holds them now, the views changed
+            pending = self._pending_in(scope)
+        texts, lines = self._grep_candidates(opts, scope, sessions)
+        for p, view in pending.items():
+            text = text_copy(view.data) if view.state == "full" else None
+            if text is None:
+                texts.pop(p, None)
+            else:
+                texts[p] = text
+        results: list[FileResult] = []
+        budget = max_results
+        for p in sorted({*texts, *lines}):
+            result = grep_text(p, texts[p], opts) if p in texts else grep_lines(p, lines[p], opts)
+            if budget is not None:
+                if result.count > budget:
+                    result.matches, result.count = result.matches[:budget], budget
+                budget -= result.count
+            if result.matched:
+                results.append(result)
+            if budget is not None and budget <= 0:
+                break
+        if count and budget is None:
+            seen = {r.path for r in results}
+            for p in self._files_in_scope(scope, sessions):
+                if p not in seen:
+                    results.append(FileResult(path=p))
+            results.sort(key=lambda r: r.path)
+        return results
+
+    def _pending_in(self, scope: str) -> dict[str, FileView]:
+        """Views of the journaled, not yet stored files under ``scope``."""
+        return {p: v for p, v in self.writer.view_all().items() if _in_scope(p, scope)}
+
+    def _grep_candidates(
+        self, opts: GrepOptions, scope: str, sessions: bool
+    ) -> tuple[dict[str, str], dict[str, list[tuple[int, str]]]]:
+        """Texts of the memory files and lines of the session files that may match."""
+        pre = literal_prefilter(opts)
+        return _assemble(
+            self._read(
+                lambda: st.grep_candidates(
+                    self.layout,
+                    self.sessions_layout if sessions else None,
+                    scope,
+                    pre.like_pattern() if pre else None,
+                    pre.case_insensitive if pre else False,
+                )
+            )
+        )
+
+    def _files_in_scope(self, scope: str, sessions: bool) -> list[str]:
+        self._need_tree()
+        return sorted(
+            p
+            for p, meta in self.tree.files.items()
+            if _in_scope(p, scope) and (meta.kind == "memory" or sessions)
+        )
+
+    # -- shared helpers ----------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ClosedError("operation on a closed DeeplakeFs")
+
+    def _read(
+        self, build: Callable[[], tuple[str, list[Any]]], api: DeeplakeApi | None = None
+    ) -> list[dict[str, Any]]:
+        """Run the read ``build`` makes; if a remembered layout proved stale, once more.
+
+        A table or column the service says does not exist (dropped or altered since its
+        layout was remembered) makes the client forget the layouts; the tables are then
+        ensured again (created if missing) and the statement rebuilt on the new layouts.
+        """
+        api = api or self.api
+        sql, params = build()
+        try:
+            return api.query(sql, params)
+        except QueryError as exc:
+            if not is_missing_schema(exc):
+                raise
+            log.info("a remembered table layout is stale (%s): ensuring the tables again", exc)
+            self._prepare()
+            sql, params = build()
+            return api.query(sql, params)
+
+    def _check_tree(self) -> None:
+        """Check the filesystem is open and its tree loaded (for namespace operations)."""
+        self._check_open()
+        self._need_tree()
+
+    def _key(self, path: str) -> CacheKey:
+        return CacheKey.of(self.api.credentials, self.table, path)
+
+    def _invalidate(self, path: str) -> None:
+        self.cache.invalidate(self._key(path))
+
 
 def _resolve_cache(cache: ContentCache | bool | None) -> Any:
     from deeplake_sdk import cache as cache_mod
@@ -335,3 +1078,38 @@ def _resolve_cache(cache: ContentCache | bool | None) -> Any:
     if cache is False:
         return cache_mod.NullCache()
     return cache
+
+
+def _in_scope(path: str, scope: str) -> bool:
+    return path == scope or paths.is_under(path, scope)
+
+
+def _assemble(
+    rows: list[dict[str, Any]],
+) -> tuple[dict[str, str], dict[str, list[tuple[int, str]]]]:
+    """Whole texts of memory files, and numbered candidate lines of session files."""
+    memory = [row for row in rows if row["kind"] == "memory"]
+    texts = {
+        paths.normalize(p): row["text"]
+        for p, row in oldest_per_path(memory).items()
+        if row["text"]  # '' for a binary file: nothing to search
+    }
+    lines: dict[str, list[tuple[int, str]]] = {}
+    for row in rows:
+        if row["kind"] != "memory":
+            numbered = (int(row["n"]), st.compact_json(row["message"]))
+            lines.setdefault(paths.normalize(row["path"]), []).append(numbered)
+    for numbered in lines.values():
+        numbered.sort()
+    return texts, lines
+
+
+def _file_meta(path: str, row: Any) -> FileMeta:
+    """The metadata of a memory file from a row of its metadata or content."""
+    return FileMeta(
+        path=paths.normalize(path),
+        size=int(row["size_bytes"] or 0),
+        mime_type=row["mime_type"] or "",
+        last_update_date=row["last_update_date"] or "",
+        description=row.get("description") or "",
+    )

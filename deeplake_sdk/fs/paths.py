@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import mimetypes
 import posixpath
 
 from deeplake_sdk.errors import FsError
@@ -66,3 +67,13 @@ def is_under(path: str, directory: str) -> bool:
 def dir_prefix(directory: str) -> str:
     """The string every path inside ``directory`` starts with (``/`` or ``/dir/``)."""
     return ROOT if directory == ROOT else directory + "/"
+
+
+def guess_mime(path: str, binary: bool) -> str:
+    """MIME type from the file name; text/plain or application/octet-stream otherwise."""
+    guessed, _ = mimetypes.guess_type(path)
+    if guessed:
+        return guessed
+    if path.endswith((".md", ".markdown")):
+        return "text/markdown"
+    return "application/octet-stream" if binary else "text/plain"

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from deeplake_sdk._version import __version__
 from deeplake_sdk.errors import DeeplakeError, FlushError, FsError
 from deeplake_sdk.fs.tree import FileMeta, Tree
 from deeplake_sdk.journal.core import Journal
@@ -26,9 +25,6 @@ from deeplake_sdk.journal.store import NewEntry
 __all__ = ["FileWriter", "new_row_id", "text_copy", "utc_now"]
 
 log = logging.getLogger(__name__)
-
-#: Value of the ``agent`` column of rows this SDK writes, where the table has one.
-AGENT = "deeplake-sdk"
 
 
 def utc_now() -> str:
@@ -119,8 +115,6 @@ class FileWriter:
             "author": self.author,
             "mime_type": mime_type,
             "creation_date": creation_date or stamp,
-            "agent": AGENT,
-            "plugin_version": __version__,
         }
         if project is not None:
             row["project"] = project
@@ -149,8 +143,6 @@ class FileWriter:
         row = {
             "author": self.author,
             "mime_type": mime_type,
-            "agent": AGENT,
-            "plugin_version": __version__,
         }
         meta = {"stamp": stamp, "append_id": new_row_id(), "row": row}
         self._record([NewEntry("append", self.table, path, data, meta)])

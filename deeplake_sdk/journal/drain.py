@@ -41,8 +41,9 @@ from deeplake_sdk.errors import AmbiguousWriteError, ApiError, DeeplakeError, Qu
 from deeplake_sdk.http_errors import is_missing_schema, is_refusal
 from deeplake_sdk.journal.plan import Lane, Op, Segment, plan
 from deeplake_sdk.journal.store import Entry
+from deeplake_sdk.sql import CHUNK
 from deeplake_sdk.statements import journal as sj
-from deeplake_sdk.statements.files import CHUNK
+from deeplake_sdk.statements.layout import MEMORY, SESSIONS, LayoutKind, TableLayout
 
 __all__ = ["Catalog", "Consistency", "Drain", "Outcome", "Row"]
 
@@ -304,6 +305,9 @@ class Drain:
     def _columns(self, table: str) -> frozenset[str]:
         return self.catalog.columns(table, "memory")
 
+    def _layout(self, table: str, kind: LayoutKind = MEMORY) -> TableLayout:
+        return TableLayout(table, kind, self.catalog.columns(table, kind))
+
     def _send_round(self, runs: list[_Run]) -> None:
         """Send the current operation of every lane: probes, then creates, then the rest.
 
@@ -381,7 +385,7 @@ class Drain:
             for run in runs:
                 run.reject(str(exc))
             return
-        sql, params = sj.insert_absent(table, cols, rows)
+        sql, params = sj.insert_absent(self._layout(table), rows)
         try:
             result = self.api.execute(sql, params, idempotent=False)
         except QueryError as exc:
@@ -453,7 +457,7 @@ class Drain:
         op = run.op
         assert op is not None
         cols = self._columns(op.table)
-        sql, params = sj.replace(op.table, cols, self._new_row(run, cols))
+        sql, params = sj.replace(self._layout(op.table), self._new_row(run, cols))
         result = self.api.execute(sql, params, idempotent=True)
         run.acked = time.time()
         if result.row_count == 0:
@@ -465,14 +469,13 @@ class Drain:
         """Append at the known end of the row; on a lost race, look again and retry."""
         op = run.op
         assert op is not None
-        cols = self._columns(op.table)
+        layout = self._layout(op.table)
         text = _text(op.data)
         for _ in range(MAX_CAS):
             row = run.row
             assert row is not None
             sql, params = sj.append_cas(
-                op.table,
-                cols,
+                layout,
                 op.path,
                 row.id or None,
                 op.data,
@@ -499,7 +502,7 @@ class Drain:
 
     def _landed(self, op: Op, row_id: str | None, offset: int) -> bool:
         sql, params = sj.append_landed(
-            op.table, self._columns(op.table), op.path, row_id or None, op.data, offset=offset
+            self._layout(op.table), op.path, row_id or None, op.data, offset=offset
         )
         return bool(self.api.query(sql, params))
 
@@ -668,7 +671,7 @@ class Drain:
         raise DeeplakeError(f"{op.path}: could not merge a duplicate row")
 
     def _row_bytes(self, table: str, row_id: str) -> tuple[bytes, int | None]:
-        sql, params = sj.row_content(table, self._columns(table), row_id)
+        sql, params = sj.row_content(self._layout(table), row_id)
         rows = self.api.query(sql, params)
         if not rows:
             return b"", None
@@ -772,7 +775,7 @@ class Drain:
         return ok
 
     def _event_chunk(self, table: str, ops: list[Op], outcome: Outcome) -> bool:
-        cols = self.catalog.columns(table, "sessions")
+        layout = self._layout(table, SESSIONS)
         todo = list(ops)
         resent = [op for op in todo if not op.fresh]
         acked = time.time() if resent else 0.0
@@ -782,7 +785,7 @@ class Drain:
                 if not todo:
                     break
             try:
-                sql, params = sj.insert_events(table, cols, [_event_row(op) for op in todo])
+                sql, params = sj.insert_events(layout, [_event_row(op) for op in todo])
                 result = self.api.execute(sql, params, idempotent=False)
             except AmbiguousWriteError:
                 acked = time.time()

@@ -30,7 +30,6 @@ __all__ = [
     "columns_probe",
     "create_index",
     "create_table",
-    "drop_table",
     "guarded_insert",
     "guarded_insert_many",
     "index_name",
@@ -185,12 +184,6 @@ def create_index(table: str, column: str, index_type: str | None = None) -> str:
     if index_type:
         sql += f" WITH (index_type = {quote_literal(index_type)})"
     return sql
-
-
-def drop_table(table: str, *, if_exists: bool = False) -> str:
-    """``DROP TABLE [IF EXISTS] "t"`` (the client prefers the ``DELETE /tables/t`` endpoint)."""
-    guard = "IF EXISTS " if if_exists else ""
-    return f"DROP TABLE {guard}{quote_ident(validate_identifier(table))}"
 
 
 def sync_table(table: str) -> str:

@@ -1,4 +1,7 @@
-r"""SQL shapes of the memory filesystem, session logs and grep (the rest: the package).
+r"""SQL shapes of the reads of the memory filesystem, session logs and grep.
+
+The writes (sent by the journal's drain) are in :mod:`deeplake_sdk.statements.journal`; table
+management and guarded inserts in :mod:`deeplake_sdk.statements`.
 
 Every statement is built here so they can be reviewed together against the service's dialect:
 ``$n`` placeholders with JSON-scalar params, bytea passed as ``\\x..`` hex text cast with
@@ -7,9 +10,7 @@ with ``GROUP BY`` and no ``<#>`` in a WHERE clause.
 
 Every statement takes the :class:`~deeplake_sdk.statements.layout.TableLayout` of its table and
 names only columns the table has: on a table created by the agent-memory plugin (no
-``content``) files live in ``summary``; ``agent`` and ``plugin_version`` are filled (with
-:data:`~deeplake_sdk.statements.layout.AGENT` and the SDK version) where they exist;
-embedding columns are never written (NULL). Where a path has several rows, statements order
+``content``) files live in ``summary``. Where a path has several rows, statements order
 them by the duplicate rule of :mod:`deeplake_sdk.statements.layout` (oldest ``creation_date``,
 then ``id``).
 
@@ -28,20 +29,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from deeplake_sdk.sql import bytea_param, like_escape, quote_ident
-from deeplake_sdk.statements import MEMORY_COLUMNS, SESSIONS_COLUMNS, guarded_insert
-from deeplake_sdk.statements.layout import AGENT, PLUGIN_VERSION, TableLayout, row_rank
-
-#: Rows per multi-row INSERT and values per IN list.
-CHUNK = 50
+from deeplake_sdk.sql import like_escape, quote_ident
+from deeplake_sdk.statements.layout import TableLayout, row_rank
 
 Statement = tuple[str, list[Any]]
 
-#: Columns a memory row written by the SDK may fill, in statement order (embeddings: never).
-MEMORY_WRITE_COLUMNS = tuple(c.name for c in MEMORY_COLUMNS if not c.name.endswith("_embedding"))
-#: Columns a session row may fill, in statement order (``message`` is JSON text).
-SESSION_WRITE_COLUMNS = tuple(c.name for c in SESSIONS_COLUMNS if not c.name.endswith("_embedding"))
-_CASTS = {"content": "bytea", "size_bytes": "bigint", "message": "jsonb"}
 #: SQL text of a session event's identity: the event's own ``id``, else the row id.
 EVENT_KEY_SQL = "COALESCE(NULLIF(message->>'id', ''), id)"
 #: SQL text of a session event's stored JSON text (``null`` for a NULL message).
@@ -69,32 +61,9 @@ def _col(layout: TableLayout, column: str, default: str = "''") -> str:
     return column if layout.has(column) else f"{default} AS {column}"
 
 
-def _fill(layout: TableLayout, row: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
-    """The values of ``row`` for the table's columns among ``columns``.
-
-    ``agent`` and ``plugin_version`` default to the SDK's own values; a column the row does
-    not carry is left out (the table's default applies).
-    """
-    values = {"agent": AGENT, "plugin_version": PLUGIN_VERSION, **row}
-    return {c: values[c] for c in columns if layout.has(c) and c in values}
-
-
-def _check_storable(layout: TableLayout, row: Mapping[str, Any]) -> None:
-    """Refuse bytes that a table without ``content`` cannot hold (the caller checks first)."""
-    if not layout.binary_ok and row.get("content") and not row.get("summary"):
-        raise ValueError(
-            f"table {layout.name!r} has no content column: it holds UTF-8 text only, "
-            "not binary data"
-        )
-
-
-def _value(column: str, value: Any) -> Any:
-    return bytea_param(value) if column == "content" else value
-
-
 # -- memory: metadata and reads -----------------------------------------------------------
-def memory_metadata(layout: TableLayout) -> Statement:
-    """Path, row id, size, MIME type, dates and description of every memory row.
+def memory_metadata(layout: TableLayout, path: str | None = None) -> Statement:
+    """Path, row id, size, MIME type, dates and description of every memory row (of ``path``).
 
     A path may come back several times (a table without keys); callers keep the row of the
     duplicate rule (:func:`~deeplake_sdk.statements.layout.oldest_per_path`).
@@ -110,7 +79,9 @@ def memory_metadata(layout: TableLayout) -> Statement:
             _col(layout, "description"),
         ]
     )
-    return (f"SELECT {cols} FROM {quote_ident(layout.name)} ORDER BY path, {layout.order_by}", [])
+    t, p = quote_ident(layout.name), Params()
+    where = "" if path is None else f" WHERE path = {p(path)}"
+    return (f"SELECT {cols} FROM {t}{where} ORDER BY path, {layout.order_by}", p.values)
 
 
 #: SQL condition of :func:`memory_read`: ``content`` holds bytes that ``summary`` does not
@@ -123,7 +94,7 @@ CONTENT_EXACT_SQL = (
 
 
 def memory_read(layout: TableLayout, paths: Sequence[str]) -> Statement:
-    """Content of up to :data:`CHUNK` files, oldest row first per path.
+    """Content of up to :data:`~deeplake_sdk.sql.CHUNK` files, oldest row first per path.
 
     Each row carries the file in one of two columns, never both (see
     :func:`memory_row_bytes`): ``content`` when it holds bytes that ``summary`` does not
@@ -182,169 +153,6 @@ def memory_probe(layout: TableLayout, path: str) -> Statement:
     )
 
 
-def memory_ids(layout: TableLayout, paths: Sequence[str]) -> Statement:
-    """Row ids (and creation dates) per path, to verify inserts and find duplicates."""
-    t, p = quote_ident(layout.name), Params()
-    return (
-        f"SELECT path, id, {_col(layout, 'creation_date')} FROM {t} "
-        f"WHERE path IN ({_in_list(p, paths)}) ORDER BY path, {layout.order_by}",
-        p.values,
-    )
-
-
-# -- memory: writes -------------------------------------------------------------------------
-def memory_insert_new(layout: TableLayout, rows: Sequence[Mapping[str, Any]]) -> Statement:
-    """Insert rows whose path does not exist yet; re-sending it never adds a second row.
-
-    Rows carry the columns of :data:`MEMORY_WRITE_COLUMNS` (``content`` as bytes); only those
-    the table has are sent.
-
-    Raises:
-        ValueError: A row holds binary data and the table has no ``content`` column.
-    """
-    t, p = quote_ident(layout.name), Params()
-    cols = [c for c in MEMORY_WRITE_COLUMNS if layout.has(c)]
-    tuples = []
-    for row in rows:
-        _check_storable(layout, row)
-        values = _fill(layout, row, cols)
-        tuples.append(
-            "(" + ", ".join(p(_value(c, values[c]), _CASTS.get(c, "text")) for c in cols) + ")"
-        )
-    names = ", ".join(cols)
-    return (
-        f"INSERT INTO {t} ({names}) SELECT {names} FROM (VALUES {', '.join(tuples)}) "
-        f"AS v({names}) WHERE NOT EXISTS (SELECT 1 FROM {t} AS m WHERE m.path = v.path)",
-        p.values,
-    )
-
-
-def memory_replace(layout: TableLayout, row: Mapping[str, Any]) -> Statement:
-    """Overwrite the content of an existing file (idempotent).
-
-    ``project`` and ``description`` are only set when the row carries them (not None).
-
-    Raises:
-        ValueError: The row holds binary data and the table has no ``content`` column.
-    """
-    _check_storable(layout, row)
-    t, p = quote_ident(layout.name), Params()
-    cols = [
-        "filename",
-        "content",
-        "summary",
-        "mime_type",
-        "size_bytes",
-        "agent",
-        "plugin_version",
-        "last_update_date",
-    ]
-    cols += [c for c in ("project", "description") if row.get(c) is not None]
-    values = _fill(layout, row, cols)
-    sets = [f"{c} = {p(_value(c, v), _CASTS.get(c, ''))}" for c, v in values.items()]
-    return (f"UPDATE {t} SET {', '.join(sets)} WHERE path = {p(row['path'])}", p.values)
-
-
-def memory_dedupe(layout: TableLayout, path: str, keep_id: str) -> Statement:
-    """Delete every row of ``path`` but ``keep_id`` (resolves a create/create race)."""
-    t, p = quote_ident(layout.name), Params()
-    return (f"DELETE FROM {t} WHERE path = {p(path)} AND id <> {p(keep_id)}", p.values)
-
-
-def memory_append(
-    layout: TableLayout,
-    path: str,
-    data: bytes,
-    *,
-    text: str | None,
-    expected_size: int,
-    date: str,
-) -> Statement:
-    """Append ``data`` if the file still has ``expected_size`` bytes (compare-and-swap).
-
-    ``text`` is the appended data as text, or None when it is not valid UTF-8 text; the text copy
-    in ``summary`` is extended only while the whole file is text. On a table without
-    ``content`` the data goes to ``summary`` and must be text.
-
-    Raises:
-        ValueError: ``text`` is None and the table has no ``content`` column.
-    """
-    t, p = quote_ident(layout.name), Params()
-    sets = []
-    if layout.has("content"):
-        sets.append(f"content = content || {p(bytea_param(data), 'bytea')}")
-        if layout.has("summary"):
-            txt = p(text, "text")
-            sets.append(
-                f"summary = CASE WHEN {txt} IS NULL THEN '' "
-                f"WHEN size_bytes = 0 OR summary <> '' THEN summary || {txt} ELSE '' END"
-            )
-    else:
-        if text is None:
-            raise ValueError(f"table {layout.name!r} has no content column: append text only")
-        sets.append(f"summary = summary || {p(text, 'text')}")
-    sets.append(f"size_bytes = size_bytes + {p(len(data), 'bigint')}")
-    if layout.has("last_update_date"):
-        sets.append(f"last_update_date = {p(date)}")
-    return (
-        f"UPDATE {t} SET {', '.join(sets)} "
-        f"WHERE path = {p(path)} AND size_bytes = {p(expected_size, 'bigint')}",
-        p.values,
-    )
-
-
-def memory_append_landed(layout: TableLayout, path: str, data: bytes, offset: int) -> Statement:
-    """Whether ``data`` sits at byte ``offset`` of the file: did an ambiguous append land?"""
-    t, p = quote_ident(layout.name), Params()
-    stored = "content" if layout.has("content") else "convert_to(summary, 'UTF8')"
-    return (
-        f"SELECT 1 AS landed FROM {t} WHERE path = {p(path)} "
-        f"AND size_bytes >= {p(offset + len(data), 'bigint')} "
-        f"AND substring({stored} FROM {p(offset + 1, 'int')} FOR {p(len(data), 'int')}) = "
-        f"{p(bytea_param(data), 'bytea')} LIMIT 1",
-        p.values,
-    )
-
-
-def memory_delete(layout: TableLayout, path: str) -> Statement:
-    """Delete one file (every row of its path)."""
-    t, p = quote_ident(layout.name), Params()
-    return (f"DELETE FROM {t} WHERE path = {p(path)}", p.values)
-
-
-def memory_delete_tree(layout: TableLayout, directory: str) -> Statement:
-    """Delete every file inside ``directory``."""
-    t, p = quote_ident(layout.name), Params()
-    prefix = like_escape(directory.rstrip("/") + "/") + "%"
-    return (f"DELETE FROM {t} WHERE path LIKE {p(prefix)} ESCAPE '\\'", p.values)
-
-
-def memory_rename(layout: TableLayout, src: str, dst: str, filename: str, date: str) -> Statement:
-    """Rename one file (idempotent: a second run finds nothing at ``src``)."""
-    t, p = quote_ident(layout.name), Params()
-    sets = [f"path = {p(dst)}"]
-    if layout.has("filename"):
-        sets.append(f"filename = {p(filename)}")
-    if layout.has("last_update_date"):
-        sets.append(f"last_update_date = {p(date)}")
-    return (f"UPDATE {t} SET {', '.join(sets)} WHERE path = {p(src)}", p.values)
-
-
-def memory_rename_tree(layout: TableLayout, src_dir: str, dst_dir: str, date: str) -> Statement:
-    """Move every file inside ``src_dir`` to the same place inside ``dst_dir``."""
-    t, p = quote_ident(layout.name), Params()
-    src_prefix = src_dir.rstrip("/") + "/"
-    dst_prefix = dst_dir.rstrip("/") + "/"
-    sets = [f"path = {p(dst_prefix)} || substring(path FROM {p(len(src_prefix) + 1, 'int')})"]
-    if layout.has("last_update_date"):
-        sets.append(f"last_update_date = {p(date)}")
-    return (
-        f"UPDATE {t} SET {', '.join(sets)} "
-        f"WHERE path LIKE {p(like_escape(src_prefix) + '%')} ESCAPE '\\'",
-        p.values,
-    )
-
-
 # -- sessions ----------------------------------------------------------------------------------
 def sessions_metadata(layout: TableLayout) -> Statement:
     """Number of distinct events and last change per session file (MAX, not SUM)."""
@@ -371,18 +179,6 @@ def session_lines(layout: TableLayout, path: str) -> Statement:
         f"{EVENT_KEY_SQL} AS event_key FROM {t} WHERE path = {p(path)} ORDER BY {layout.order_by}",
         p.values,
     )
-
-
-def session_insert(layout: TableLayout, row: Mapping[str, Any]) -> Statement:
-    """Insert one event row unless a row with its id exists (safe to re-send).
-
-    ``row`` has the columns of :data:`SESSION_WRITE_COLUMNS` (``message`` as JSON text);
-    only those the table has are sent.
-    """
-    values = _fill(layout, row, SESSION_WRITE_COLUMNS)
-    cols = list(values)
-    sql = guarded_insert(layout.name, cols, casts={c: _CASTS[c] for c in cols if c in _CASTS})
-    return sql, [values[c] for c in cols]
 
 
 def _jsonb_key(key: str) -> tuple[int, bytes]:

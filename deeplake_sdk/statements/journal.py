@@ -10,18 +10,22 @@ Every shape is exact under retries, races and read lag when used as the drain us
 * deletes and renames re-sent later carry a date guard so they never undo a newer write;
 * session events are inserted only when no row has their id.
 
-Statements only use the columns the target table has (``columns``): tables created by other
-clients may lack ``content`` (text lives in ``summary`` only) or ``agent``/``plugin_version``.
+Statements that write or read whole rows take the table's
+:class:`~deeplake_sdk.statements.layout.TableLayout` and name only the columns it has: tables
+created by other clients may lack ``content`` (text lives in ``summary`` only; such a table
+holds no binary data) or ``agent``/``plugin_version`` (filled with the SDK's values where they
+exist, unless the row brings its own).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from deeplake_sdk.sql import bytea_param, like_escape, quote_ident
 from deeplake_sdk.statements import MEMORY_COLUMNS
 from deeplake_sdk.statements.files import Params, Statement, _in_list
+from deeplake_sdk.statements.layout import AGENT, PLUGIN_VERSION, TableLayout
 
 __all__ = [
     "MEMORY_ROW_COLUMNS",
@@ -51,25 +55,50 @@ def _value(column: str, value: Any) -> Any:
     return bytea_param(value) if column == "content" else value
 
 
-def _present(columns: Collection[str], row: Mapping[str, Any]) -> list[str]:
-    return [c for c in MEMORY_ROW_COLUMNS if c in columns and c in row]
+#: Values of the SDK's own columns, where the table has them and the row brings none.
+_OWN_VALUES = {"agent": AGENT, "plugin_version": PLUGIN_VERSION}
 
 
-def insert_absent(
-    table: str, columns: Collection[str], rows: Sequence[Mapping[str, Any]]
-) -> Statement:
+def _fill(layout: TableLayout, row: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """The values of ``row`` for the table's columns among ``columns``, in that order.
+
+    ``agent`` and ``plugin_version`` get the SDK's values (:data:`_OWN_VALUES`) unless the row
+    carries a non-empty one; another column the row does not carry is left out (the table's
+    default applies).
+    """
+    values = dict(row)
+    for column, own in _OWN_VALUES.items():
+        if not values.get(column):
+            values[column] = own
+    return {c: values[c] for c in columns if layout.has(c) and c in values}
+
+
+def _check_storable(layout: TableLayout, row: Mapping[str, Any]) -> None:
+    """Refuse bytes that a table without ``content`` cannot hold."""
+    if not layout.binary_ok and row.get("content") and not row.get("summary"):
+        raise ValueError(
+            f"table {layout.name!r} has no content column: it holds UTF-8 text only, "
+            "not binary data"
+        )
+
+
+def insert_absent(layout: TableLayout, rows: Sequence[Mapping[str, Any]]) -> Statement:
     """Insert rows whose path has no row yet (one statement; re-sending it adds nothing).
 
     Args:
-        table: Memory table.
-        columns: Columns the table has.
+        layout: The memory table's layout.
         rows: Rows with distinct paths (keys of :data:`MEMORY_ROW_COLUMNS`).
+
+    Raises:
+        ValueError: A row holds binary data and the table has no ``content`` column.
     """
-    t, p = quote_ident(table), Params()
-    cols = _present(columns, rows[0])
+    t, p = quote_ident(layout.name), Params()
+    cols = list(_fill(layout, rows[0], MEMORY_ROW_COLUMNS))
     tuples = []
     for row in rows:
-        values = [p(_value(c, row[c]), _CASTS.get(c, "text")) for c in cols]
+        _check_storable(layout, row)
+        filled = _fill(layout, row, cols)
+        values = [p(_value(c, filled[c]), _CASTS.get(c, "text")) for c in cols]
         tuples.append(f"({', '.join(values)})")
     names = ", ".join(cols)
     return (
@@ -89,19 +118,23 @@ def rows_of(table: str, paths: Sequence[str]) -> Statement:
     )
 
 
-def replace(table: str, columns: Collection[str], row: Mapping[str, Any]) -> Statement:
+def replace(layout: TableLayout, row: Mapping[str, Any]) -> Statement:
     """Overwrite the content of every row of ``row["path"]`` (idempotent).
 
     ``project`` and ``description`` change only when the row carries them (not None); ``id``
     and ``creation_date`` are kept.
+
+    Raises:
+        ValueError: The row holds binary data and the table has no ``content`` column.
     """
-    t, p = quote_ident(table), Params()
+    _check_storable(layout, row)
+    t, p = quote_ident(layout.name), Params()
     sets = []
     for col in ("filename", "content", "summary", "mime_type", "size_bytes", "last_update_date"):
-        if col in columns:
+        if layout.has(col):
             sets.append(f"{col} = {p(_value(col, row[col]), _CASTS.get(col, ''))}")
     for col in ("project", "description"):
-        if col in columns and row.get(col) is not None:
+        if layout.has(col) and row.get(col) is not None:
             sets.append(f"{col} = {p(row[col])}")
     return (f"UPDATE {t} SET {', '.join(sets)} WHERE path = {p(row['path'])}", p.values)
 
@@ -120,8 +153,7 @@ def _row_guard(p: Params, path: str, row_id: str | None) -> str:
 
 
 def append_cas(
-    table: str,
-    columns: Collection[str],
+    layout: TableLayout,
     path: str,
     row_id: str | None,
     data: bytes,
@@ -133,18 +165,20 @@ def append_cas(
     """Append ``data`` to one row if it still has ``expected_size`` bytes.
 
     Args:
-        table: Memory table.
-        columns: Columns the table has (without ``content`` only text can be appended).
+        layout: The memory table's layout (without ``content`` only text can be appended).
         path: The file.
         row_id: The row to extend (None or empty: any row of the path).
         data: Appended bytes.
         text: ``data`` as text, or None when it is not valid UTF-8 text.
         expected_size: Size the row must have.
         date: New ``last_update_date`` (unique per append: it identifies it).
+
+    Raises:
+        ValueError: ``text`` is None and the table has no ``content`` column.
     """
-    t, p = quote_ident(table), Params()
+    t, p = quote_ident(layout.name), Params()
     sets = []
-    if "content" in columns:
+    if layout.binary_ok:
         txt = p(text, "text")
         sets.append(f"content = content || {p(bytea_param(data), 'bytea')}")
         sets.append(
@@ -153,7 +187,7 @@ def append_cas(
         )
     else:
         if text is None:
-            raise ValueError("binary data cannot be appended to a table without content")
+            raise ValueError(f"table {layout.name!r} has no content column: append text only")
         sets.append(f"summary = summary || {p(text, 'text')}")
     sets.append(f"size_bytes = size_bytes + {p(len(data), 'bigint')}")
     sets.append(f"last_update_date = {p(date)}")
@@ -165,8 +199,7 @@ def append_cas(
 
 
 def append_landed(
-    table: str,
-    columns: Collection[str],
+    layout: TableLayout,
     path: str,
     row_id: str | None,
     data: bytes,
@@ -174,8 +207,8 @@ def append_landed(
     offset: int,
 ) -> Statement:
     """Whether ``data`` sits at byte ``offset`` of the row: did a lost-answer append land?"""
-    t, p = quote_ident(table), Params()
-    body = "content" if "content" in columns else "convert_to(summary, 'UTF8')"
+    t, p = quote_ident(layout.name), Params()
+    body = "content" if layout.binary_ok else "convert_to(summary, 'UTF8')"
     return (
         f"SELECT 1 AS landed FROM {t} WHERE {_row_guard(p, path, row_id)} "
         f"AND size_bytes >= {p(offset + len(data), 'bigint')} "
@@ -239,15 +272,21 @@ def rename_tree(table: str, src_dir: str, dst_dir: str, date: str) -> Statement:
     )
 
 
-def insert_events(
-    table: str, columns: Collection[str], rows: Sequence[Mapping[str, Any]]
-) -> Statement:
-    """Insert session event rows, each only when no row has its id (one statement)."""
-    t, p = quote_ident(table), Params()
-    cols = [c for c in rows[0] if c in columns]
+def insert_events(layout: TableLayout, rows: Sequence[Mapping[str, Any]]) -> Statement:
+    """Insert session event rows, each only when no row has its id (one statement).
+
+    Args:
+        layout: The sessions table's layout.
+        rows: Event rows (``message`` as JSON text), all with the same columns.
+    """
+    t, p = quote_ident(layout.name), Params()
+    cols = list(
+        _fill(layout, rows[0], list(rows[0]) + [c for c in _OWN_VALUES if c not in rows[0]])
+    )
     tuples = []
     for row in rows:
-        values = [p(row[c], _CASTS.get(c, "text")) for c in cols]
+        filled = _fill(layout, row, cols)
+        values = [p(filled[c], _CASTS.get(c, "text")) for c in cols]
         tuples.append(f"({', '.join(values)})")
     names = ", ".join(quote_ident(c) for c in cols)
     return (
@@ -275,10 +314,10 @@ def delete_row(table: str, row_id: str, size: int) -> Statement:
     )
 
 
-def row_content(table: str, columns: Collection[str], row_id: str) -> Statement:
+def row_content(layout: TableLayout, row_id: str) -> Statement:
     """Content and size of one row by id."""
-    t, p = quote_ident(table), Params()
-    body = "content, summary" if "content" in columns else "summary"
+    t, p = quote_ident(layout.name), Params()
+    body = "content, summary" if layout.binary_ok else "summary"
     return (f"SELECT {body}, size_bytes FROM {t} WHERE id = {p(row_id)}", p.values)
 
 
