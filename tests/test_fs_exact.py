@@ -207,5 +207,5 @@ def test_bootstrap_of_an_existing_workspace_sends_no_retried_500(srv, api, works
             assert fs.read_text("/a.md") == "a\n"
         fresh.close()
     stats = srv.stats()
-    assert stats["requests"] >= 5 * 5  # probe, sync and metadata of each table, and the read
+    assert stats["requests"] >= 5  # at least the read of each fresh filesystem
     assert int(stats["status_counts"].get("500", 0)) == 0, stats["status_counts"]

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from deeplake_sdk.fs import paths
 from deeplake_sdk.grep import GrepOptions, GrepPatternError, literal_prefilter
 from deeplake_sdk.sessions import SessionLog, assistant_message, tool_call, user_message
+from deeplake_sdk.sql import CHUNK
 from deeplake_sdk.statements import files as st
 from deeplake_sdk.statements.layout import MEMORY, SESSIONS, TableLayout, oldest_per_path
 
@@ -483,7 +484,7 @@ class _Answer:
                 raise _CannotAnswer(f"no session file {wanted[0]}")
             text = "".join(line + "\n" for line in st.session_file_lines(rows))
             return {wanted[0]: text.encode()}
-        if len(wanted) > st.CHUNK or any(paths.is_under(p, "/sessions") for p in wanted):
+        if len(wanted) > CHUNK or any(paths.is_under(p, "/sessions") for p in wanted):
             raise _CannotAnswer("too many files, or session files mixed with memory files")
         found: dict[str, bytes] = {}
         for path, row in oldest_per_path(self.query(st.memory_read(self.memory, wanted))).items():
