@@ -25,6 +25,7 @@ from deeplake_sdk.api import DeeplakeApi
 from deeplake_sdk.api_types import QueryResult
 from deeplake_sdk.errors import DeeplakeError
 from deeplake_sdk.fs import DeeplakeFs
+from deeplake_sdk.limiter import DEFAULT_MAX_CONCURRENCY
 from deeplake_sdk.sessions import SessionLog
 
 #: Grep patterns used by the tool step (literal words of the seeded notes, and one regex).
@@ -52,7 +53,7 @@ class ModeConfig:
 
 MODES: dict[str, ModeConfig] = {
     "baseline": ModeConfig("baseline", None, 0, False, "per_file", False, False, adaptive=False),
-    "optimized": ModeConfig("optimized", 5, None, True, "query", True, True),
+    "optimized": ModeConfig("optimized", DEFAULT_MAX_CONCURRENCY, None, True, "query", True, True),
 }
 
 
