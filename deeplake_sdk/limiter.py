@@ -206,6 +206,8 @@ class GradientState(LimitState):
         quiet_until: Overloads up to this ``completed`` count belong to the last burst.
         burst_at: ``completed`` count at the start of the last burst of overloads (-1: none).
         hint: The limit at which the last burst of overloads began (0: none yet).
+        refused: Overloads in the last burst.
+        window: Attempts in flight when the last burst began, itself included.
         pause: Seconds every new attempt must wait, decided by this update (0: none).
     """
 
@@ -217,6 +219,8 @@ class GradientState(LimitState):
     quiet_until: int = 0
     burst_at: int = -1
     hint: float = 0.0
+    refused: int = 0
+    window: int = 1
     pause: float = 0.0
 
 
@@ -235,8 +239,10 @@ class GradientLimit(LimitPolicy):
       bounded queue allowance (``sqrt(limit)``, at most ``queue_max``) per sample, smoothed;
       once it nears the limit at which the service last refused requests (``hint``), it only
       probes, one more slot per ``probe x limit`` successes, so that refusals stay rare;
-    * an :data:`OVERLOAD` (429/503) multiplies it by ``backoff`` once per burst (refusals of
-      attempts already in flight when it shrank do not shrink it again) and records ``hint``;
+    * an :data:`OVERLOAD` (429/503) multiplies it by ``backoff`` once per burst and records
+      ``hint``; refusals of the attempts already in flight then do not shrink it again by a
+      factor, but by what they tell: with ``r`` of those ``w`` attempts refused, the limit is
+      at most ``hint x (1 - r / w)`` (about what the service admitted), times ``0.95``;
     * a ``Retry-After`` becomes an endpoint-wide pause when the overload persists: a second
       burst starting within ``2 x limit`` completions of the previous one (the decrease did not
       relieve the service). A single refusal at the edge of capacity only shrinks the limit:
@@ -329,7 +335,17 @@ class GradientLimit(LimitPolicy):
     def _on_overload(self, s: GradientState, sample: Sample) -> GradientState:
         completed = s.completed + 1
         if completed <= s.quiet_until:  # part of the burst already acted on
-            return replace(s, completed=completed, pause=0.0)
+            refused = s.refused + 1
+            admitted = s.hint * max(0.0, 1.0 - refused / s.window) * 0.95
+            estimate = max(1.0, min(s.estimate, admitted))
+            return replace(
+                s,
+                limit=max(1, int(estimate)),
+                estimate=estimate,
+                completed=completed,
+                refused=refused,
+                pause=0.0,
+            )
         persistent = s.burst_at >= 0 and completed - s.burst_at <= 2 * s.limit
         pause = 0.0
         if persistent and sample.retry_after:
@@ -343,6 +359,8 @@ class GradientLimit(LimitPolicy):
             quiet_until=completed + sample.in_flight,
             burst_at=completed,
             hint=float(s.limit),
+            refused=1,
+            window=max(1, sample.in_flight + 1),
             pause=pause,
         )
 
