@@ -3,7 +3,8 @@
 Clients that run as many short processes (one per hook, say) would otherwise each send up to
 their own limit. Each process's limiter publishes, every :attr:`HostShare.refresh` seconds, its
 requests in flight, its demand (in flight + queued) and its limit in a small JSON file per
-origin, under an exclusive ``flock``; it reads the others' entries in the same step. Its limit
+origin, under an exclusive POSIX record lock (``lockf``: held by the process, so a child
+forked while it is held does not keep it); it reads the others' entries in the same step. Its limit
 then becomes its part of the host's, in proportion to demand
 (``limit x mine / (mine + others')``), and its limit policy sees the host-wide number of
 requests in flight. Entries of processes that ended (``kill(pid, 0)`` fails) or that have not
@@ -27,12 +28,27 @@ import tempfile
 import time
 from pathlib import Path
 
+from deeplake_sdk._coop import allocate_lock
+
 __all__ = ["HostShare", "share_dir", "share_for"]
 
 logger = logging.getLogger(__name__)
 
 #: Environment variable naming the directory of the shared files (``off``: no sharing).
 ENV_DIR = "DEEPLAKE_LIMIT_DIR"
+
+
+#: Threads of one process take turns (a POSIX record lock does not exclude them).
+_process_lock = allocate_lock()
+
+
+def _after_fork_in_child() -> None:
+    global _process_lock
+    _process_lock = allocate_lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def share_dir() -> Path | None:
@@ -84,7 +100,8 @@ class HostShare:
             ``(others in flight, others' demand)``, or ``None`` when the file cannot be used.
         """
         try:
-            return self._exchange(in_flight, demand, limit)
+            with _process_lock:
+                return self._exchange(in_flight, demand, limit)
         except (OSError, ValueError) as exc:
             logger.debug("%r: host-wide sharing off for this process: %s", self, exc)
             return None
@@ -94,7 +111,7 @@ class HostShare:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         with os.fdopen(fd, "r+", encoding="utf-8") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            fcntl.lockf(f.fileno(), fcntl.LOCK_EX)
             try:
                 text = f.read()
                 entries = json.loads(text) if text.strip() else {}
@@ -115,16 +132,17 @@ class HostShare:
                 f.write(json.dumps(live))
                 f.flush()
             finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                fcntl.lockf(f.fileno(), fcntl.LOCK_UN)
         return others_in_flight, others_demand
 
     def leave(self) -> None:
         """Remove this process's entry (at exit; a crash is covered by the liveness check)."""
         with (
+            _process_lock,
             contextlib.suppress(OSError, ValueError),
             open(self.path, "r+", encoding="utf-8") as f,
         ):
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            fcntl.lockf(f.fileno(), fcntl.LOCK_EX)
             entries = json.loads(f.read() or "{}")
             if entries.pop(str(os.getpid()), None) is not None:
                 f.seek(0)
