@@ -242,7 +242,8 @@ class GradientLimit(LimitPolicy):
     * an :data:`OVERLOAD` (429/503) multiplies it by ``backoff`` once per burst and records
       ``hint``; refusals of the attempts already in flight then do not shrink it again by a
       factor, but by what they tell: with ``r`` of those ``w`` attempts refused, the limit is
-      at most ``hint x (1 - r / w)`` (about what the service admitted), times ``0.95``;
+      at most ``hint x (1 - r / w)`` (about what the service admitted), times ``0.95``, but
+      not below ``hint / 2`` in one burst (refusals come back fast and may outnumber ``w``);
     * a ``Retry-After`` becomes an endpoint-wide pause when the overload persists: a second
       burst starting within ``2 x limit`` completions of the previous one (the decrease did not
       relieve the service). A single refusal at the edge of capacity only shrinks the limit:
@@ -336,7 +337,7 @@ class GradientLimit(LimitPolicy):
         completed = s.completed + 1
         if completed <= s.quiet_until:  # part of the burst already acted on
             refused = s.refused + 1
-            admitted = s.hint * max(0.0, 1.0 - refused / s.window) * 0.95
+            admitted = s.hint * max(0.5, (1.0 - refused / s.window) * 0.95)
             estimate = max(1.0, min(s.estimate, admitted))
             return replace(
                 s,
@@ -385,7 +386,7 @@ class RetryBudget:
         ratio: Tokens given back per success.
     """
 
-    max_tokens: float = 100.0
+    max_tokens: float = 200.0
     ratio: float = 0.1
 
     def __post_init__(self) -> None:

@@ -80,10 +80,12 @@ def test_gradient_backs_off_once_per_burst_and_then_probes_slowly_near_the_hint(
     assert (state.limit, state.hint) == (16, 20.0)
     assert (state.refused, state.window) == (1, 6)
     # refusals of the attempts that were already in flight: 3 of those 6 were refused, so the
-    # service admitted about half of the 20: the limit goes to 20 x 0.5 x 0.95
+    # service admitted about half of the 20: the limit goes to 20 x 0.5 x 0.95 = 9.5, but not
+    # below half of 20 in one burst, however many refusals come back
     for _ in range(2):
         state = policy.update(state, over())
-    assert state.limit == 9 and state.refused == 3 and state.pause == 0.0
+    assert state.limit == 10 and state.refused == 3 and state.pause == 0.0
+    assert policy.update(state, over()).limit == 10
     # quick recovery to 90% of the hint (18), then one slot per 4 x limit successes
     limits = []
     for _ in range(200):
@@ -269,7 +271,7 @@ def test_retries_stop_when_the_origins_budget_is_spent(srv, workspace):
     )
     srv.set_faults(p_503=1.0, retry_after_s=0)
     sent = []
-    for _ in range(20):
+    for _ in range(40):
         before = srv.stats()["requests"]
         with pytest.raises(RateLimitError):
             api.query("SELECT 1")
@@ -277,6 +279,6 @@ def test_retries_stop_when_the_origins_budget_is_spent(srv, workspace):
     assert sent[0] == 4  # a healthy budget: every retry
     assert sent[-1] == 1  # spent: the refusal is raised at once, nothing more is sent
     stats = api.endpoint.limiter.stats()
-    assert stats["retries_denied"] > 0 and stats["retry_tokens"] <= 50
+    assert stats["retries_denied"] > 0 and stats["retry_tokens"] <= 100
     srv.set_faults(profile="none")
     assert api.query("SELECT 1 AS a") == [{"a": 1}]  # plain requests still go
