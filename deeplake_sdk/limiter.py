@@ -205,7 +205,9 @@ class GradientState(LimitState):
         completed: Samples of :data:`OK` or :data:`OVERLOAD` seen.
         quiet_until: Overloads up to this ``completed`` count belong to the last burst.
         burst_at: ``completed`` count at the start of the last burst of overloads (-1: none).
-        hint: The limit at which the last burst of overloads began (0: none yet).
+        hint: What the service admitted in the last burst of overloads: the limit when it
+            began, less the share of attempts refused (0: no burst yet).
+        burst_limit: The limit when the last burst began.
         refused: Overloads in the last burst.
         window: Attempts in flight when the last burst began, itself included.
         pause: Seconds every new attempt must wait, decided by this update (0: none).
@@ -219,6 +221,7 @@ class GradientState(LimitState):
     quiet_until: int = 0
     burst_at: int = -1
     hint: float = 0.0
+    burst_limit: float = 0.0
     refused: int = 0
     window: int = 1
     pause: float = 0.0
@@ -240,10 +243,11 @@ class GradientLimit(LimitPolicy):
       once it nears the limit at which the service last refused requests (``hint``), it only
       probes, one more slot per ``probe x limit`` successes, so that refusals stay rare;
     * an :data:`OVERLOAD` (429/503) multiplies it by ``backoff`` once per burst and records
-      ``hint``; refusals of the attempts already in flight then do not shrink it again by a
+      the limit as ``hint``; refusals of the attempts already in flight then do not shrink it again by a
       factor, but by what they tell: with ``r`` of those ``w`` attempts refused, the limit is
       at most ``hint x (1 - r / w)`` (about what the service admitted), times ``0.95``, but
-      not below ``hint / 2`` in one burst (refusals come back fast and may outnumber ``w``);
+      not below half of it in one burst (refusals come back fast and may outnumber ``w``),
+      and ``hint`` becomes that admitted share, without the ``0.95``;
     * a ``Retry-After`` becomes an endpoint-wide pause when the overload persists: a second
       burst starting within ``2 x limit`` completions of the previous one (the decrease did not
       relieve the service). A single refusal at the edge of capacity only shrinks the limit:
@@ -337,13 +341,14 @@ class GradientLimit(LimitPolicy):
         completed = s.completed + 1
         if completed <= s.quiet_until:  # part of the burst already acted on
             refused = s.refused + 1
-            admitted = s.hint * max(0.5, (1.0 - refused / s.window) * 0.95)
-            estimate = max(1.0, min(s.estimate, admitted))
+            share = max(0.5, 1.0 - refused / s.window)
+            estimate = max(1.0, min(s.estimate, s.burst_limit * max(0.5, share * 0.95)))
             return replace(
                 s,
                 limit=max(1, int(estimate)),
                 estimate=estimate,
                 completed=completed,
+                hint=min(s.hint, s.burst_limit * share),
                 refused=refused,
                 pause=0.0,
             )
@@ -360,6 +365,7 @@ class GradientLimit(LimitPolicy):
             quiet_until=completed + sample.in_flight,
             burst_at=completed,
             hint=float(s.limit),
+            burst_limit=float(s.limit),
             refused=1,
             window=max(1, sample.in_flight + 1),
             pause=pause,
