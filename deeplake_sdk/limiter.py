@@ -243,9 +243,9 @@ class GradientLimit(LimitPolicy):
       once it nears the limit at which the service last refused requests (``hint``), it only
       probes, one more slot per ``probe x limit`` successes, so that refusals stay rare;
     * an :data:`OVERLOAD` (429/503) multiplies it by ``backoff`` once per burst and records
-      the limit as ``hint``; refusals of the attempts already in flight then do not shrink it again by a
-      factor, but by what they tell: with ``r`` of those ``w`` attempts refused, the limit is
-      at most ``hint x (1 - r / w)`` (about what the service admitted), times ``0.95``, but
+      the limit as ``hint``; refusals of the attempts already in flight then do not shrink
+      it again by a factor, but by what they tell: with ``r`` of those ``w`` attempts
+      refused, it is at most ``hint x (1 - r / w)`` (what the service admitted) x 0.95, but
       not below half of it in one burst (refusals come back fast and may outnumber ``w``),
       and ``hint`` becomes that admitted share, without the ``0.95``;
     * a ``Retry-After`` becomes an endpoint-wide pause when the overload persists: a second
