@@ -136,7 +136,10 @@ class HostShare:
         return others_in_flight, others_demand
 
     def leave(self) -> None:
-        """Remove this process's entry (at exit; a crash is covered by the liveness check)."""
+        """Remove this process's entry (at exit; a crash is covered by the liveness check).
+
+        The last process to leave removes the file, and the directories if they are empty.
+        """
         with (
             _process_lock,
             contextlib.suppress(OSError, ValueError),
@@ -144,10 +147,16 @@ class HostShare:
         ):
             fcntl.lockf(f.fileno(), fcntl.LOCK_EX)
             entries = json.loads(f.read() or "{}")
-            if entries.pop(str(os.getpid()), None) is not None:
+            entries.pop(str(os.getpid()), None)
+            if entries:
                 f.seek(0)
                 f.truncate()
                 f.write(json.dumps(entries))
+                return
+            self.path.unlink()
+        for directory in (self.path.parent, self.path.parent.parent):
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only if empty
 
 
 def share_for(origin: str) -> HostShare | None:

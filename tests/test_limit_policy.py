@@ -251,6 +251,8 @@ def test_processes_of_a_host_split_the_limit_by_demand(tmp_path, monkeypatch):
     lim.acquire()
     lim.release()  # the holder ended: its entry is dropped
     assert lim.limit == 16 and lim.stats()["host_in_flight_others"] == 0
+    lim._share.leave()  # the last process leaves no file behind
+    assert not path.exists() and not tmp_path.exists()
     monkeypatch.setenv("DEEPLAKE_LIMIT_DIR", "off")
     assert share_dir() is None
 
