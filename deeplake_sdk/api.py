@@ -34,6 +34,7 @@ from deeplake_sdk.errors import (
 )
 from deeplake_sdk.http_errors import is_ambiguous, is_missing_schema, service_base
 from deeplake_sdk.layout_memo import LayoutMemo
+from deeplake_sdk.limiter import DEFAULT_MAX_CONCURRENCY
 from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, retried
 from deeplake_sdk.sql import CHUNK, DDL, READ, check_params, chunks, statement_head, statement_kind
 from deeplake_sdk.statements.layout import MEMORY, SESSIONS, LayoutKind, TableLayout, columns_of
@@ -109,17 +110,17 @@ class DeeplakeApi:
             when no table is named.
         sessions_table: Sessions table of this client (default: ``DEEPLAKE_SESSIONS_TABLE``,
             else ``sessions``), used likewise by :class:`~deeplake_sdk.SessionLog`.
-        max_concurrency: Requests in flight at most, for the whole process and this endpoint
-            (``None``: unbounded). Clients with equal URL and settings share pool and bound.
+        max_concurrency: This client's cap on requests in flight. Every client of one origin
+            takes its slots from the origin's adaptive limit, shared by the whole process and
+            the host's processes; the default (256) is that limit's ceiling, so only the
+            adaptive limit applies. ``None`` with ``adaptive=False``: no bound at all.
         timeout: Statement timeout in seconds, or a :class:`Timeout` (connect 10 s, statement
             60 s, read = statement + 2 s by default).
         retries: Number of retries or a :class:`RetryPolicy` (default: 3 retries, 0.5 s
             backoff doubling up to 8 s, ``Retry-After`` up to 30 s, 120 s deadline per call).
-        adaptive: Adapt the concurrency bound to 429/503 answers within
-            ``[1, max_concurrency]`` (AIMD). On by default: when the bound exceeds what the
-            service admits it turns a storm of 429s into a steady rate (benchmark, profile
-            ``beta``, 1,000 sessions at 32 in flight: 7% errors and 108 crashed sessions fixed,
-            none adaptive), and with random 429/503 it costs nothing measurable.
+        adaptive: Adapt a ``max_concurrency`` below the default to 429/503 answers within
+            ``[1, max_concurrency]`` (AIMD); ``False`` makes it a fixed cap. See
+            :doc:`concepts` (concurrency) for the origin's limit.
 
     Attributes:
         stats: What this client has done: requests sent, retries, the concurrency limit
@@ -142,7 +143,7 @@ class DeeplakeApi:
         *,
         table: str | None = None,
         sessions_table: str | None = None,
-        max_concurrency: int | None = 5,
+        max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY,
         timeout: float | Timeout | None = None,
         retries: int | RetryPolicy | None = None,
         adaptive: bool = True,
@@ -217,6 +218,7 @@ class DeeplakeApi:
             body=body,
             timeout=(timeout.connect, timeout.read),
             acquire_timeout=call.remaining(),
+            retry_of=call.last_error if call.attempt > 1 else None,
         )
 
     # -- SQL ---------------------------------------------------------------------------------

@@ -22,27 +22,37 @@ A slot is held for exactly one HTTP attempt: never across the sleep between retr
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from deeplake_sdk._coop import Completion, allocate_lock
+from deeplake_sdk._coop import Completion, allocate_lock, cooperative_sleep
 from deeplake_sdk.errors import NetworkError
 
 __all__ = [
+    "DEFAULT_MAX_CONCURRENCY",
     "ERROR",
     "OK",
     "OVERLOAD",
     "AimdLimit",
     "AimdState",
     "FixedLimit",
+    "GradientLimit",
+    "GradientState",
     "LimitPolicy",
     "LimitState",
     "Limiter",
+    "RetryBudget",
     "Sample",
     "policy_for",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Outcome of an attempt the service answered below 500 (4xx included: it was served).
 OK = "ok"
@@ -62,12 +72,15 @@ class Sample:
     Attributes:
         outcome: :data:`OK`, :data:`OVERLOAD` or :data:`ERROR`.
         rtt: Seconds from sending to the answer (or the failure).
-        in_flight: Other attempts still in flight when this one finished.
+        in_flight: Other attempts still in flight when this one finished (host-wide when
+            processes share a budget, see :mod:`deeplake_sdk.hostshare`).
+        retry_after: The service's ``Retry-After`` in seconds, on an :data:`OVERLOAD`.
     """
 
     outcome: str
     rtt: float = 0.0
     in_flight: int = 0
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -180,9 +193,234 @@ class AimdLimit(LimitPolicy):
         return state
 
 
+@dataclass(frozen=True)
+class GradientState(LimitState):
+    """State of :class:`GradientLimit`.
+
+    Attributes:
+        estimate: The limit before rounding down (``limit`` is ``int(estimate)``).
+        short_rtt: Fast moving average of the round-trip times (the current delay).
+        long_rtt: Slow moving average, biased to the lowest delays (the delay without load).
+        samples: :data:`OK` samples seen.
+        completed: Samples of :data:`OK` or :data:`OVERLOAD` seen.
+        quiet_until: Overloads up to this ``completed`` count belong to the last burst.
+        burst_at: ``completed`` count at the start of the last burst of overloads (-1: none).
+        hint: What the service admitted in the last burst of overloads: the limit when it
+            began, less the share of attempts refused (0: no burst yet).
+        burst_limit: The limit when the last burst began.
+        refused: Overloads in the last burst.
+        window: Attempts in flight when the last burst began, itself included.
+        pause: Seconds every new attempt must wait, decided by this update (0: none).
+    """
+
+    estimate: float = 0.0
+    short_rtt: float = 0.0
+    long_rtt: float = 0.0
+    samples: int = 0
+    completed: int = 0
+    quiet_until: int = 0
+    burst_at: int = -1
+    hint: float = 0.0
+    burst_limit: float = 0.0
+    refused: int = 0
+    window: int = 1
+    pause: float = 0.0
+
+
+@dataclass(frozen=True)
+class GradientLimit(LimitPolicy):
+    """The default policy: grows from low latency and success, backs off on delay and overload.
+
+    In the family of Vegas and Netflix's Gradient2. Each :data:`OK` sample updates two moving
+    averages of the round-trip time, a fast one (the current delay) and a slow one biased to the
+    lowest values (the delay of an idle service). Their ratio, with a tolerance, is the
+    *gradient* (at most 1):
+
+    * gradient < 1 (the service queues our requests): the limit shrinks towards
+      ``limit x gradient``;
+    * gradient = 1 and the limit is in use (at least half of it in flight): it grows by a
+      bounded queue allowance (``sqrt(limit)``, at most ``queue_max``) per sample, smoothed;
+      once it nears the limit at which the service last refused requests (``hint``), it only
+      probes, one more slot per ``probe x limit`` successes, so that refusals stay rare;
+    * an :data:`OVERLOAD` (429/503) multiplies it by ``backoff`` once per burst and records
+      the limit as ``hint``; refusals of the attempts already in flight then do not shrink
+      it again by a factor, but by what they tell: with ``r`` of those ``w`` attempts
+      refused, it is at most ``hint x (1 - r / w)`` (what the service admitted) x 0.95, but
+      not below half of it in one burst (refusals come back fast and may outnumber ``w``),
+      and ``hint`` becomes that admitted share, without the ``0.95``;
+    * a ``Retry-After`` becomes an endpoint-wide pause when the overload persists: a second
+      burst starting within ``2 x limit`` completions of the previous one (the decrease did not
+      relieve the service). A single refusal at the edge of capacity only shrinks the limit:
+      the refused attempt waits its ``Retry-After`` anyway before it is retried.
+
+    :data:`ERROR` samples (other 5xx, no answer) say nothing about capacity and are ignored.
+    The limit stays within ``[min_limit, max_limit]`` (overloads may take it down to 1).
+
+    Attributes:
+        max_limit: The ceiling.
+        initial_limit: The limit before any sample.
+        min_limit: The floor of decreases caused by delay.
+        tolerance: How much slower than the idle delay the current delay may be before the
+            limit shrinks (2.0: twice).
+        smoothing: Weight of one update in the new limit (0..1).
+        queue_max: Largest queue allowance added per update.
+        backoff: Factor applied to the limit on a burst of overloads.
+        probe: Successes per unit of limit needed to grow by one near ``hint``.
+        near_hint: Fraction of ``hint`` above which growth is by probing only.
+        pause_max: Longest endpoint-wide pause, in seconds, whatever ``Retry-After`` says.
+    """
+
+    max_limit: int = 256
+    initial_limit: int = 16
+    min_limit: int = 4
+    tolerance: float = 2.0
+    smoothing: float = 0.2
+    queue_max: float = 4.0
+    backoff: float = 0.8
+    probe: int = 4
+    near_hint: float = 0.9
+    pause_max: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_limit <= self.initial_limit <= self.max_limit:
+            raise ValueError("need 1 <= min_limit <= initial_limit <= max_limit")
+        if self.tolerance < 1 or not 0 < self.smoothing <= 1 or not 0 < self.backoff < 1:
+            raise ValueError("need tolerance >= 1, 0 < smoothing <= 1 and 0 < backoff < 1")
+        if self.queue_max < 1 or self.probe < 1 or self.pause_max < 0:
+            raise ValueError("need queue_max >= 1, probe >= 1 and pause_max >= 0")
+
+    def initial(self) -> GradientState:
+        """The state before any sample."""
+        return GradientState(self.initial_limit, float(self.initial_limit))
+
+    def update(self, state: LimitState, sample: Sample) -> GradientState:
+        """The state after one sample."""
+        assert isinstance(state, GradientState)
+        if sample.outcome == OK:
+            return self._on_ok(state, sample)
+        if sample.outcome == OVERLOAD:
+            return self._on_overload(state, sample)
+        return replace(state, pause=0.0) if state.pause else state
+
+    def _on_ok(self, s: GradientState, sample: Sample) -> GradientState:
+        rtt = max(sample.rtt, 1e-6)
+        if s.samples == 0:
+            short = long = rtt
+        else:
+            short = s.short_rtt + (rtt - s.short_rtt) * 0.1
+            # slow to rise (600-sample average), quick to follow a lower delay
+            alpha = 2 / 601 if short >= s.long_rtt else 0.05
+            long = s.long_rtt + (short - s.long_rtt) * alpha
+        gradient = min(1.0, self.tolerance * long / short)
+        estimate = s.estimate
+        if gradient < 1.0:
+            estimate += (estimate * gradient - estimate) * self.smoothing
+            estimate = max(estimate, float(min(self.min_limit, s.limit)))
+        elif sample.in_flight + 1 >= estimate / 2:  # in use: may grow
+            if s.hint and estimate >= s.hint * self.near_hint:
+                estimate += 1.0 / (self.probe * estimate)
+            else:
+                queue = min(self.queue_max, math.sqrt(estimate))
+                estimate += queue * self.smoothing
+                if s.hint:
+                    estimate = min(estimate, max(s.hint * self.near_hint, s.estimate))
+        estimate = min(estimate, float(self.max_limit))
+        return GradientState(
+            max(1, int(estimate)),
+            estimate,
+            short,
+            long,
+            s.samples + 1,
+            s.completed + 1,
+            s.quiet_until,
+            s.burst_at,
+            s.hint,
+        )
+
+    def _on_overload(self, s: GradientState, sample: Sample) -> GradientState:
+        completed = s.completed + 1
+        if completed <= s.quiet_until:  # part of the burst already acted on
+            refused = s.refused + 1
+            share = max(0.5, 1.0 - refused / s.window)
+            estimate = max(1.0, min(s.estimate, s.burst_limit * max(0.5, share * 0.95)))
+            return replace(
+                s,
+                limit=max(1, int(estimate)),
+                estimate=estimate,
+                completed=completed,
+                hint=min(s.hint, s.burst_limit * share),
+                refused=refused,
+                pause=0.0,
+            )
+        persistent = s.burst_at >= 0 and completed - s.burst_at <= 2 * s.limit
+        pause = 0.0
+        if persistent and sample.retry_after:
+            pause = min(sample.retry_after, self.pause_max)
+        estimate = max(1.0, s.estimate * self.backoff)
+        return replace(
+            s,
+            limit=max(1, int(estimate)),
+            estimate=estimate,
+            completed=completed,
+            quiet_until=completed + sample.in_flight,
+            burst_at=completed,
+            hint=float(s.limit),
+            burst_limit=float(s.limit),
+            refused=1,
+            window=max(1, sample.in_flight + 1),
+            pause=pause,
+        )
+
+
+#: The default ceiling of the adaptive limit (see :class:`GradientLimit`).
+DEFAULT_MAX_CONCURRENCY = GradientLimit.max_limit
+
+
+@dataclass(frozen=True)
+class RetryBudget:
+    """Retries are spent from a token bucket, as in gRPC's retry throttling.
+
+    Every attempt refused for load (429/503) takes one token, every success gives ``ratio``
+    back, up to ``max_tokens``; a retry is allowed only while more than half of the tokens are
+    left. A healthy endpoint never runs out; against an overloaded one, retries settle at about
+    ``ratio`` per success instead of multiplying the load. Other failures (5xx, no answer) do
+    not touch the budget: they say nothing about load, and each call's retries and deadline
+    bound them.
+
+    Attributes:
+        max_tokens: Size of the bucket (and the start).
+        ratio: Tokens given back per success.
+    """
+
+    max_tokens: float = 200.0
+    ratio: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 2 or not 0 <= self.ratio <= self.max_tokens:
+            raise ValueError("need max_tokens >= 2 and 0 <= ratio <= max_tokens")
+
+    def update(self, tokens: float, ok: bool) -> float:
+        """The tokens left after one attempt (``ok``: it succeeded)."""
+        if ok:
+            return min(self.max_tokens, tokens + self.ratio)
+        return max(0.0, tokens - 1.0)
+
+    def allows(self, tokens: float) -> bool:
+        """Whether a retry may be sent with ``tokens`` left."""
+        return tokens > self.max_tokens / 2
+
+
 def policy_for(limit: int | None, adaptive: bool) -> LimitPolicy:
-    """The default policy for a ``max_concurrency`` and ``adaptive`` setting."""
-    return AimdLimit(limit) if adaptive and limit else FixedLimit(limit)
+    """The policy for a ``max_concurrency`` and ``adaptive`` setting.
+
+    Adaptive with the default ceiling (or more): :class:`GradientLimit`; adaptive with a lower
+    one: :class:`AimdLimit` (it starts at that ceiling); not adaptive: :class:`FixedLimit`.
+    """
+    if not adaptive or not limit:
+        return FixedLimit(limit)
+    if limit >= DEFAULT_MAX_CONCURRENCY:
+        return GradientLimit(max_limit=limit)
+    return AimdLimit(limit)
 
 
 class Limiter:
@@ -190,32 +428,67 @@ class Limiter:
 
     Args:
         limit: Maximum attempts in flight; ``None`` means unbounded (only counted).
-        adaptive: Adapt the effective limit within ``[1, limit]`` (:class:`AimdLimit`).
+        adaptive: Adapt the effective limit (see :func:`policy_for`).
         policy: A :class:`LimitPolicy` to use instead (``limit`` and ``adaptive`` are then
             ignored).
+        parent: A limiter whose slot is also taken, after this one's, for every attempt (the
+            origin's shared bound under a client's own cap). Samples feed both; the retry
+            budget and pauses are the parent's.
+        budget: The retry budget (of a limiter without parent).
+        share: The host-wide budget this limiter's limit is shared through (a
+            :class:`~deeplake_sdk.hostshare.HostShare`), or ``None``.
+        name: What the DEBUG log calls this limiter (the origin).
     """
 
     def __init__(
-        self, limit: int | None, *, adaptive: bool = False, policy: LimitPolicy | None = None
+        self,
+        limit: int | None,
+        *,
+        adaptive: bool = False,
+        policy: LimitPolicy | None = None,
+        parent: Limiter | None = None,
+        budget: RetryBudget | None = None,
+        share: Any = None,
+        name: str = "",
     ):
         self.policy = policy or policy_for(limit, adaptive)
+        self.parent = parent
+        self.name = name
+        self.budget = budget or RetryBudget()
+        self._tokens = self.budget.max_tokens
         self._state = self.policy.initial()
         self._lock = allocate_lock()
         self._waiters: deque[Completion] = deque()
         self._in_flight = 0
         self._peak = 0
+        self._paused_until = 0.0
+        self._share = share
+        self._share_limit: int | None = None  # this process's part of the host budget
+        self._others_in_flight = 0
+        self._next_share = 0.0
+        self._sharing = False
         self.decreases = 0
         self.increases = 0
+        self.pauses = 0
+        self.retries_denied = 0
+        self.granted = 0
+        self.queued = 0
+        self.wait_total = 0.0
+        self.wait_max = 0.0
 
     def __repr__(self) -> str:
         return (
-            f"<Limiter limit={self.limit} in_flight={self._in_flight} "
+            f"<Limiter {self.name} limit={self.limit} in_flight={self._in_flight} "
             f"waiting={len(self._waiters)} {self.policy}>"
         )
 
-    def fresh(self) -> Limiter:
-        """A new limiter with the same policy and no state (a forked child's)."""
-        return Limiter(None, policy=self.policy)
+    def fresh(self, parent: Limiter | None = None) -> Limiter:
+        """A new limiter with the same policy and no state (a forked child's).
+
+        Args:
+            parent: The new limiter's parent (a forked child's origin limiter).
+        """
+        return Limiter(None, policy=self.policy, parent=parent, budget=self.budget, name=self.name)
 
     # -- introspection -----------------------------------------------------------------------
     @property
@@ -245,46 +518,130 @@ class Limiter:
 
     @property
     def limit(self) -> int | None:
-        """Current effective limit (``None``: unbounded)."""
-        return self._state.limit
+        """Current effective limit (``None``: unbounded).
+
+        The policy's, or this process's part of it when processes of the host share it.
+        """
+        return self._effective()
 
     @property
     def state(self) -> LimitState:
         """The policy's current state."""
         return self._state
 
+    @property
+    def retry_tokens(self) -> float:
+        """Tokens left in the retry budget (the parent's when there is one)."""
+        return self.parent.retry_tokens if self.parent is not None else self._tokens
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot: limit, in flight, queue, waits, changes, pauses and retry budget.
+
+        ``wait_mean_s`` and ``wait_max_s`` cover the attempts that had to queue
+        (``queued`` of ``granted``).
+        """
+        with self._lock:
+            out: dict[str, Any] = {
+                "limit": self._effective(),
+                "policy_limit": self._state.limit,
+                "max_limit": self.policy.max_limit,
+                "in_flight": self._in_flight,
+                "waiting": len(self._waiters),
+                "peak": self._peak,
+                "granted": self.granted,
+                "queued": self.queued,
+                "wait_mean_s": self.wait_total / self.queued if self.queued else 0.0,
+                "wait_max_s": self.wait_max,
+                "increases": self.increases,
+                "decreases": self.decreases,
+                "pauses": self.pauses,
+                "paused_for_s": max(0.0, self._paused_until - time.monotonic()),
+                "retry_tokens": self._tokens,
+                "retries_denied": self.retries_denied,
+                "host_in_flight_others": self._others_in_flight,
+            }
+        if self.parent is not None:
+            out["origin"] = self.parent.stats()
+        return out
+
     def reset_peak(self) -> None:
         """Reset :attr:`peak` to the current in-flight count."""
         with self._lock:
             self._peak = self._in_flight
 
+    # -- retry budget --------------------------------------------------------------------------
+    def allow_retry(self) -> bool:
+        """Whether the retry budget allows one more retry now (see :class:`RetryBudget`)."""
+        if self.parent is not None:
+            return self.parent.allow_retry()
+        with self._lock:
+            allowed = self.budget.allows(self._tokens)
+            if not allowed:
+                self.retries_denied += 1
+        return allowed
+
     # -- slots -------------------------------------------------------------------------------
     def acquire(self, timeout: float | None = None) -> None:
         """Take a slot, waiting (cooperatively, in FIFO order) up to ``timeout`` seconds.
 
+        With a parent, the parent's slot is taken next (within what is left of ``timeout``).
+        During an endpoint-wide pause (a ``Retry-After``), the slot is held until the pause
+        ends, so that the order of the queue is kept and nothing is sent meanwhile.
+
         Raises:
             NetworkError: No slot became free in time (the request was not sent).
         """
+        started = time.monotonic()
+        self._acquire_own(timeout)
+        try:
+            if self.parent is not None:
+                left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+                self.parent.acquire(left)
+            else:
+                self._wait_pause(timeout, started)
+        except BaseException:
+            self._release_own(None)
+            raise
+
+    def _acquire_own(self, timeout: float | None) -> None:
+        self._maybe_share()
         with self._lock:
-            limit = self._state.limit
+            limit = self._effective()
             if not self._waiters and (limit is None or self._in_flight < limit):
                 self._take()
                 return
             ticket = Completion()
             self._waiters.append(ticket)
+        queued_at = time.monotonic()
         try:
             granted = ticket.wait(timeout)
         except BaseException:
             if not self._abandon(ticket):
-                self.release()  # granted meanwhile: hand it on
+                self._release_own(None)  # granted meanwhile: hand it on
             raise
         if granted or not self._abandon(ticket):
+            waited = time.monotonic() - queued_at
+            with self._lock:
+                self.queued += 1
+                self.wait_total += waited
+                self.wait_max = max(self.wait_max, waited)
             return
         wait = "" if timeout is None else f" within {timeout:.1f}s"
         raise NetworkError(
             f"no free connection slot{wait} ({self._in_flight} requests in flight, "
             f"limit {self.limit}, {len(self._waiters)} waiting); the request was not sent"
         )
+
+    def _wait_pause(self, timeout: float | None, started: float) -> None:
+        pause = self._paused_until - time.monotonic()
+        if pause <= 0:
+            return
+        if timeout is not None and time.monotonic() - started + pause > timeout:
+            raise NetworkError(
+                f"the service asked every client to wait {pause:.1f}s (Retry-After), longer "
+                "than this call may still wait; the request was not sent"
+            )
+        cooperative_sleep(pause)
 
     def release(self, sample: Sample | None = None) -> None:
         """Give a slot back, to the longest waiter if any, after feeding ``sample`` to the policy.
@@ -295,13 +652,19 @@ class Limiter:
         Raises:
             RuntimeError: No slot is held (a release without its acquire).
         """
+        if self.parent is not None:
+            self.parent.release(sample)
+        self._release_own(sample)
+
+    def _release_own(self, sample: Sample | None) -> None:
         with self._lock:
             if self._in_flight <= 0:
                 raise RuntimeError("Limiter.release() without a slot held")
             self._in_flight -= 1
             if sample is not None:
-                self._observe(Sample(sample.outcome, sample.rtt, self._in_flight))
+                self._observe(sample)
             self._grant()
+        self._maybe_share()
 
     @contextmanager
     def slot(self, timeout: float | None = None) -> Iterator[None]:
@@ -324,29 +687,87 @@ class Limiter:
     def observe(self, sample: Sample) -> None:
         """Feed ``sample`` to the policy (its ``in_flight`` is taken from the limiter)."""
         with self._lock:
-            self._observe(Sample(sample.outcome, sample.rtt, self._in_flight))
+            self._observe(sample)
+            self._grant()
+
+    # -- host-wide budget ----------------------------------------------------------------------
+    def _maybe_share(self) -> None:
+        """Every ``share.refresh`` seconds: publish this process's use, read the others'."""
+        share = self._share
+        if share is None or self._sharing or time.monotonic() < self._next_share:
+            return
+        with self._lock:
+            if self._sharing:
+                return
+            self._sharing = True
+            demand = self._in_flight + len(self._waiters)
+            in_flight, limit = self._in_flight, self._state.limit
+        try:
+            others = share.exchange(in_flight, demand, limit)
+        finally:
+            with self._lock:
+                self._sharing = False
+                self._next_share = time.monotonic() + share.refresh
+        if others is None:  # sharing unavailable: the process keeps the whole limit
+            self._share = None
+            others = (0, 0)
+        with self._lock:
+            self._others_in_flight, others_demand = others
+            self._share_limit = None
+            if limit is not None and others_demand > 0:
+                mine = max(1, demand)
+                self._share_limit = max(1, limit * mine // (mine + others_demand))
             self._grant()
 
     # -- under self._lock ----------------------------------------------------------------------
+    def _effective(self) -> int | None:
+        limit = self._state.limit
+        if limit is None or self._share_limit is None:
+            return limit
+        return min(limit, self._share_limit)
+
     def _take(self) -> None:
         self._in_flight += 1
+        self.granted += 1
         self._peak = max(self._peak, self._in_flight)
 
     def _observe(self, sample: Sample) -> None:
+        if self.parent is None and sample.outcome != ERROR:
+            self._tokens = self.budget.update(self._tokens, sample.outcome == OK)
+        host = Sample(
+            sample.outcome,
+            sample.rtt,
+            self._in_flight + self._others_in_flight,
+            sample.retry_after,
+        )
         old = self._state
-        new = self.policy.update(old, sample)
+        new = self.policy.update(old, host)
         if new is old:
             return
         self._state = new
-        if old.limit is not None and new.limit is not None:
+        pause = getattr(new, "pause", 0.0)
+        if pause:
+            self._paused_until = max(self._paused_until, time.monotonic() + pause)
+            self.pauses += 1
+            logger.debug("%s: overload persists, every attempt waits %.1fs", self.name, pause)
+        if old.limit is not None and new.limit is not None and new.limit != old.limit:
             if new.limit < old.limit:
                 self.decreases += 1
-            elif new.limit > old.limit:
+            else:
                 self.increases += 1
+            logger.debug(
+                "%s: limit %d -> %d (%s, %d in flight, %d waiting)",
+                self.name,
+                old.limit,
+                new.limit,
+                sample.outcome,
+                self._in_flight,
+                len(self._waiters),
+            )
 
     def _grant(self) -> None:
         """Hand free slots to the longest waiters (each woken on its own hub or lock)."""
-        limit = self._state.limit
+        limit = self._effective()
         while self._waiters and (limit is None or self._in_flight < limit):
             self._take()
             self._waiters.popleft().set()

@@ -104,8 +104,8 @@ class RetryPolicy:
         return cls(retries=value)
 
     def should_retry(self, error: BaseException) -> bool:
-        """Tell whether ``error`` may be retried (budget aside)."""
-        if isinstance(error, AmbiguousWriteError):
+        """Tell whether ``error`` may be retried (``budget_spent``: the endpoint refused)."""
+        if isinstance(error, AmbiguousWriteError) or getattr(error, "budget_spent", False):
             return False
         if isinstance(error, NetworkError):
             return True

@@ -42,6 +42,7 @@ statement timeout plus a margin, see :class:`deeplake_sdk.api.Timeout`).
 from __future__ import annotations
 
 import _socket
+import atexit
 import contextlib
 import json
 import logging
@@ -63,10 +64,32 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from deeplake_sdk._coop import Completion, allocate_lock, hub_if_exists, sockets_patched
 from deeplake_sdk.errors import NetworkError, ServerError
-from deeplake_sdk.http_errors import error_for_status, network_error, origin, summarise
-from deeplake_sdk.limiter import ERROR, OK, OVERLOAD, Limiter, Sample
+from deeplake_sdk.hostshare import share_for
+from deeplake_sdk.http_errors import (
+    error_for_status,
+    network_error,
+    origin,
+    parse_retry_after,
+    summarise,
+)
+from deeplake_sdk.limiter import (
+    DEFAULT_MAX_CONCURRENCY,
+    ERROR,
+    OK,
+    OVERLOAD,
+    Limiter,
+    Sample,
+    policy_for,
+)
 
-__all__ = ["UNBOUNDED_POOL", "Endpoint", "decode_answer", "get_endpoint"]
+__all__ = [
+    "UNBOUNDED_POOL",
+    "Endpoint",
+    "close_endpoints",
+    "decode_answer",
+    "get_endpoint",
+    "origin_limiter",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +242,7 @@ class _Attempt:
         """Send, record the outcome, release the slot (never raises ``Exception``)."""
         endpoint = self.endpoint
         outcome = ERROR
+        retry_after = None
         started = time.perf_counter()
         try:
             if self.stopped:
@@ -226,11 +250,14 @@ class _Attempt:
             self.result = endpoint._send(*self.args)  # (connections, request)
             status = self.result[0]
             outcome = OVERLOAD if status in (429, 503) else OK if status < 500 else ERROR
+            if outcome == OVERLOAD:
+                retry_after = parse_retry_after(self.result[1].get("retry-after"))
         except Exception as exc:  # handed to the caller
             self.error = exc
         finally:
             if self.forks == _forks:
-                self.limiter.release(Sample(outcome, time.perf_counter() - started))
+                rtt = time.perf_counter() - started
+                self.limiter.release(Sample(outcome, rtt, retry_after=retry_after))
             if self.done is not None:
                 with self.lock:
                     self.conn = None
@@ -336,20 +363,46 @@ class Endpoint:
     greenlets and native threads at once, with or without monkey-patching, and keeps working
     in a forked child (which gets connections, workers and limiter state of its own).
 
+    Every endpoint of one origin (scheme, host, port), whatever its settings, takes its slots
+    from the origin's limiter (:func:`origin_limiter`: adaptive, shared by the processes of
+    the host), so that clients of one process never add up their bounds. A ``max_concurrency``
+    below that limiter's ceiling caps the endpoint's own attempts on top (a fixed cap, or an
+    AIMD one when ``adaptive``). Only ``max_concurrency=None, adaptive=False`` opts out of
+    every bound (the benchmark's baseline).
+
     Args:
         base_url: Service base URL; requests go to ``base_url + path``.
-        max_concurrency: Maximum requests in flight (``None``: unbounded).
-        adaptive: Adapt the limit to 429/503 answers (see :class:`~deeplake_sdk.limiter.AimdLimit`).
+        max_concurrency: This endpoint's cap on requests in flight (``None``: no cap of its
+            own; the default is the ceiling of the origin's adaptive limit).
+        adaptive: Adapt the cap to 429/503 answers (see :func:`~deeplake_sdk.limiter.policy_for`).
     """
 
-    def __init__(self, base_url: str, max_concurrency: int | None = 5, *, adaptive: bool = True):
+    def __init__(
+        self,
+        base_url: str,
+        max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY,
+        *,
+        adaptive: bool = True,
+    ):
         self.origin = origin(base_url)
         self.base_url = base_url.rstrip("/")
         self.pool_size = max_concurrency or UNBOUNDED_POOL
+        self.max_concurrency = max_concurrency
+        self.adaptive = adaptive
         self._prefix = urlsplit(self.base_url).path
         self._count_lock = allocate_lock()
-        self.limiter = Limiter(max_concurrency, adaptive=adaptive)
+        self.limiter = self._make_limiter()
         self._start()
+
+    def _make_limiter(self) -> Limiter:
+        """The limiter of this endpoint's attempts: the origin's, under a cap of its own."""
+        cap, adaptive = self.max_concurrency, self.adaptive
+        if cap is None and not adaptive:
+            return Limiter(None, name=self.origin)  # unbounded: counted only
+        shared = origin_limiter(self.origin)
+        if adaptive and (cap is None or cap >= (shared.max_limit or 0)):
+            return shared
+        return Limiter(None, policy=policy_for(cap, adaptive), parent=shared, name=self.origin)
 
     def _start(self) -> None:
         """Connections, workers and counters of this process (again in a forked child)."""
@@ -370,7 +423,7 @@ class Endpoint:
                 logger.debug("%r: first use in forked child %d: new connections", self, os.getpid())
                 inherited = self._workers
                 self._count_lock = allocate_lock()
-                self.limiter = self.limiter.fresh()
+                self.limiter = self._make_limiter()
                 self._start()
                 inherited.orphan()
 
@@ -420,6 +473,7 @@ class Endpoint:
         body: Any = None,
         timeout: tuple[float, float],
         acquire_timeout: float | None = None,
+        retry_of: BaseException | None = None,
     ) -> Any:
         """Send one HTTP request (no retry) and return its decoded JSON body.
 
@@ -430,6 +484,9 @@ class Endpoint:
             body: JSON-serialisable body, or ``None``.
             timeout: ``(connect, read)`` timeouts in seconds.
             acquire_timeout: Longest wait for a free slot, in seconds (``None``: no limit).
+            retry_of: The failure this request retries, if it is a retry: it is spent from the
+                origin's retry budget, and when that is exhausted ``retry_of`` is raised again,
+                marked ``budget_spent`` (not to be retried), and nothing is sent.
 
         Returns:
             The decoded JSON answer (``{}`` for an empty 2xx body).
@@ -439,6 +496,10 @@ class Endpoint:
             NetworkError: No usable answer; ``ambiguous`` tells whether it may have executed.
         """
         self._check_process()
+        if retry_of is not None and not self.limiter.allow_retry():
+            retry_of.budget_spent = True  # type: ignore[attr-defined]
+            logger.info("%s: retry budget spent, not retrying: %s", self.origin, retry_of)
+            raise retry_of
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         started = time.perf_counter()
         request = (method, path, headers, data, timeout)
@@ -538,14 +599,44 @@ def decode_answer(status: int, headers: Any, content: bytes) -> Any:
 
 # -- the process-wide registry, and fork -------------------------------------------------------
 _registry: dict[tuple[str, int | None, bool], Endpoint] = {}
+_origins: dict[str, Limiter] = {}
+_origins_pid = os.getpid()
+_origins_lock = allocate_lock()
 _registry_lock = allocate_lock()
 _fork_lock = allocate_lock()
 #: Forks this process descends from (since this module was imported).
 _forks = 0
 
 
+def origin_limiter(origin_url: str) -> Limiter:
+    """The process's limiter of one origin (a new one in a forked child).
+
+    Its policy is :class:`~deeplake_sdk.limiter.GradientLimit` with the default ceiling, its
+    limit is shared with the other processes of the host (:mod:`deeplake_sdk.hostshare`), and
+    it holds the origin's retry budget and ``Retry-After`` pauses.
+
+    Args:
+        origin_url: A normalised origin (``Endpoint.origin``).
+    """
+    global _origins_pid
+    with _origins_lock:
+        if _origins_pid != os.getpid():
+            _origins.clear()
+            _origins_pid = os.getpid()
+        limiter = _origins.get(origin_url)
+        if limiter is None:
+            share = share_for(origin_url)
+            limiter = Limiter(
+                None, policy=policy_for(DEFAULT_MAX_CONCURRENCY, True), share=share, name=origin_url
+            )
+            _origins[origin_url] = limiter
+            if share is not None:
+                atexit.register(share.leave)
+    return limiter
+
+
 def get_endpoint(
-    base_url: str, max_concurrency: int | None = 5, *, adaptive: bool = True
+    base_url: str, max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY, *, adaptive: bool = True
 ) -> Endpoint:
     """Return the process-wide endpoint for ``base_url`` and these concurrency settings.
 
@@ -555,7 +646,7 @@ def get_endpoint(
 
     Args:
         base_url: Service base URL.
-        max_concurrency: Maximum requests in flight (``None``: unbounded).
+        max_concurrency: The endpoint's cap on requests in flight (see :class:`Endpoint`).
         adaptive: Adaptive limit.
     """
     key = (base_url.rstrip("/").lower(), max_concurrency, bool(adaptive))
@@ -569,6 +660,20 @@ def get_endpoint(
     return endpoint
 
 
+def close_endpoints() -> None:
+    """Close and forget every endpoint and origin limiter of the process.
+
+    For tests, or to drop idle connections; clients keep the endpoint they have.
+    """
+    with _registry_lock:
+        endpoints = list(_registry.values())
+        _registry.clear()
+    with _origins_lock:
+        _origins.clear()
+    for endpoint in endpoints:
+        endpoint.close()
+
+
 def _after_fork_in_child() -> None:
     """Runs in a forked child, before anything else: locks anew, inherited sockets disowned.
 
@@ -579,9 +684,10 @@ def _after_fork_in_child() -> None:
     connections. The parent's connections are untouched (closing a copy does not end them).
     Endpoints themselves start over lazily, on first use (:meth:`Endpoint._check_process`).
     """
-    global _registry_lock, _fork_lock, _forks
+    global _registry_lock, _fork_lock, _forks, _origins_lock
     _forks += 1
     _registry_lock = allocate_lock()
+    _origins_lock = allocate_lock()
     _fork_lock = allocate_lock()
     inherited = [getattr(conn, "sock", None) for conn in list(_connections)]
     _connections.clear()

@@ -135,7 +135,11 @@ def server(pg_dsn: str) -> Iterator[LocalServer]:
 
 
 def _fresh(server: LocalServer) -> LocalServer:
-    """``server`` with faults set back to ``none`` (seed 0) and its stats reset."""
+    """``server`` with faults set back to ``none`` (seed 0), its stats reset, and the client's
+    per-origin limiters forgotten (a test's overloads do not shrink or pause the next's)."""
+    from deeplake_sdk.transport import close_endpoints
+
+    close_endpoints()
     server.set_faults(profile="none", seed=0)
     server.reset_stats()
     return server

@@ -78,6 +78,11 @@ def latency_rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
                 f"{run.get('goodputQps', 0):.1f}",
                 f"{run.get('admittedQps', 0):.1f}",
                 f"{run['capacityFraction'] * 100:.0f}%" if "capacityFraction" in run else "-",
+                f"{run['goodputFraction'] * 100:.0f}%" if "goodputFraction" in run else "-",
+                f"{run['overloadAnswers']} ({run['overloadRate'] * 100:.2f}%)"
+                if "overloadAnswers" in run
+                else "-",
+                f"{run['sessionsPerSecond']:.2f}" if "sessionsPerSecond" in run else "-",
                 f"{o['p50']:.0f} / {o['p95']:.0f} / {o['p99']:.0f}",
                 f"{run['lostWrites']} / {run['duplicateWrites']}",
             )
@@ -93,6 +98,9 @@ LATENCY_HEADER = (
     "Goodput QPS",
     "Admitted QPS",
     "Of capacity",
+    "Goodput of capacity",
+    "429+503 received",
+    "Sessions/s",
     "Latency p50 / p95 / p99 (ms)",
     "Lost / dup",
 )
@@ -200,10 +208,10 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     cfg = doc["config"]
+    cap = cfg.get("max_concurrency", 5)
     fig.suptitle(
         f"deeplake-sdk benchmark: profile {cfg['profile']}, optimized = "
-        f"{cfg.get('max_concurrency', 5)} in flight"
-        + (", adaptive" if cfg.get("adaptive", True) else "")
+        + ("defaults (adaptive limit per origin)" if cap >= 256 else f"cap {cap} in flight")
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -224,4 +232,58 @@ def write_reports(doc: dict[str, Any], out_dir: Path) -> list[Path]:
         written.append(out_dir / name)
     if plot(doc, out_dir / "results.png"):
         written.append(out_dir / "results.png")
+    if plot_limits(doc, out_dir / "limits.png"):
+        written.append(out_dir / "limits.png")
     return written
+
+
+def plot_limits(doc: dict[str, Any], path: Path) -> bool:
+    """The optimized runs' adaptive limit (and requests in flight) over time, one panel per run.
+
+    False without matplotlib or when no run recorded its limit.
+    """
+    runs = [r for r in doc["runs"] if r["mode"] == "optimized" and r.get("limitSeries")]
+    if not runs:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    cols = min(4, len(runs))
+    rows = (len(runs) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, run in zip([a for row in axes for a in row], runs, strict=False):
+        for k, series in enumerate(run["limitSeries"]):
+            if not series:
+                continue
+            t = [p[0] for p in series]
+            ax.plot(
+                t,
+                [p[1] for p in series],
+                "-",
+                color="tab:orange",
+                lw=1,
+                label="limit" if k == 0 else None,
+            )
+            ax.plot(
+                t,
+                [p[2] for p in series],
+                ":",
+                color="tab:blue",
+                lw=1,
+                label="in flight" if k == 0 else None,
+            )
+        ax.set_title(f"{run['totalSessions']} sessions", fontsize="small")
+        ax.set_xlabel("seconds", fontsize="small")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small")
+    for ax in [a for row in axes for a in row][len(runs) :]:
+        ax.axis("off")
+    fig.suptitle(f"adaptive limit per process over time, profile {doc['config']['profile']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

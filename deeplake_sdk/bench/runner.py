@@ -28,6 +28,7 @@ from deeplake_sdk.bench.metrics import aggregate, server_capacity_qps
 from deeplake_sdk.bench.verify import verify_writes
 from deeplake_sdk.bench.worker import BOOT_CODE
 from deeplake_sdk.bench.workload import MODES, seed_notes
+from deeplake_sdk.limiter import DEFAULT_MAX_CONCURRENCY
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ class BenchConfig:
         token: Token for ``url``.
         org: Org for ``url``.
         fault_overrides: Extra fault fields on top of the profile.
-        max_concurrency: Concurrency limit of the optimized mode (per worker process).
-        adaptive: Adaptive limit in the optimized mode.
+        max_concurrency: Cap of the optimized mode's clients (default: the ceiling of the
+            origin's adaptive limit, i.e. no cap of their own).
+        adaptive: Adaptive cap in the optimized mode.
     """
 
     users: list[int]
@@ -65,7 +67,7 @@ class BenchConfig:
     token: str | None = None
     org: str | None = None
     fault_overrides: dict[str, Any] = field(default_factory=dict)
-    max_concurrency: int = 5
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     adaptive: bool = True
 
     def __post_init__(self) -> None:
@@ -117,7 +119,8 @@ def bench_server(cfg: BenchConfig) -> Iterator[Any]:
         return
     from deeplake_sdk.server import local
 
-    with local() as srv:
+    # Unsafe (no fsync) PostgreSQL storage: the figures measure the client, not the disk.
+    with local(durable=False) as srv:
         yield srv
 
 
@@ -158,7 +161,7 @@ def run_point(
     faults = srv.faults()
     srv.reset_stats()
     label = f"{mode} {users}u x {per_user}s"
-    records, duration = _run_workers(
+    records, duration, series = _run_workers(
         srv, cfg, workspace, mode, sessions, label=label, progress=progress
     )
     server_stats = srv.stats()
@@ -174,6 +177,16 @@ def run_point(
     }
     capacity = server_capacity_qps(faults)
     admitted = server_stats.get("admitted")
+    refused = server_stats.get("injected", {})
+    result["overloadAnswers"] = sum(
+        refused.get(k, 0) for k in ("rate_429", "capacity_503", "error_429", "error_503")
+    )
+    requests_seen = server_stats.get("requests") or 0
+    result["overloadRate"] = (
+        round(result["overloadAnswers"] / requests_seen, 5) if requests_seen else 0.0
+    )
+    result["sessionsPerSecond"] = round(result["completedSessions"] / max(duration, 1e-9), 2)
+    result["limitSeries"] = series
     result["server"] = server_stats
     result["faults"] = faults
     if admitted is not None:
@@ -181,6 +194,7 @@ def run_point(
     if capacity and admitted is not None:
         result["serverCapacityQps"] = capacity
         result["capacityFraction"] = round(result["admittedQps"] / capacity, 3)
+        result["goodputFraction"] = round(result["goodputQps"] / capacity, 3)
     setup.close()
     log.info(
         "%s: %s",
@@ -199,7 +213,7 @@ def _run_workers(
     *,
     label: str,
     progress: Progress | None,
-) -> tuple[list[dict[str, Any]], float]:
+) -> tuple[list[dict[str, Any]], float, list[list[Any]]]:
     shares = [sessions[i :: cfg.processes] for i in range(cfg.processes)]
     procs = []
     for share in shares:
@@ -238,6 +252,7 @@ def _run_workers(
         threading.Thread(target=pump, args=(proc,), daemon=True).start()
     done = crashed = 0
     records: list[dict[str, Any]] = []
+    series: list[list[Any]] = []
     duration = 0.0
     finished = 0
     while finished < len(procs):
@@ -251,11 +266,12 @@ def _run_workers(
                 progress(label, done, len(sessions), crashed)
         elif "result" in message:
             records.extend(message["result"]["records"])
+            series.append(message["result"].get("limits", []))
             duration = max(duration, message["result"]["duration_s"])
     for proc in procs:
         if proc.wait() != 0:
             raise RuntimeError(f"benchmark worker failed with exit code {proc.returncode}")
-    return records, duration
+    return records, duration, series
 
 
 def _machine() -> dict[str, Any]:

@@ -49,12 +49,36 @@ def run_job(job: dict[str, Any], emit: Any) -> dict[str, Any]:
 
         start = time.perf_counter()
         greenlets = [gevent.spawn(one, u, s) for u, s in job["sessions"]]
+        limits: list[list[float]] = []
+        sampler = gevent.spawn(_sample_limit, job["url"], start, limits)
         gevent.joinall(greenlets, raise_error=True)
         wall = time.perf_counter() - start
+        sampler.kill()
         left = flush_all(600.0, native=False)  # what sessions left journaled, before checking
         if left:
             emit({"warning": "; ".join(left)})
-    return {"records": [g.value for g in greenlets], "duration_s": wall}
+    return {"records": [g.value for g in greenlets], "duration_s": wall, "limits": limits}
+
+
+def _sample_limit(url: str, start: float, out: list[list[float]], every: float = 0.25) -> None:
+    """Record ``[seconds, limit, in flight, waiting]`` of the origin's limiter periodically."""
+    import gevent
+
+    from deeplake_sdk.http_errors import origin
+    from deeplake_sdk.transport import origin_limiter
+
+    limiter = origin_limiter(origin(url))
+    while True:
+        stats = limiter.stats()
+        out.append(
+            [
+                round(time.perf_counter() - start, 2),
+                stats["limit"],
+                stats["in_flight"],
+                stats["waiting"],
+            ]
+        )
+        gevent.sleep(every)
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from deeplake_sdk.api_types import QueryResult
 from deeplake_sdk.bench.reference import ReferenceFs
 from deeplake_sdk.errors import DeeplakeError
 from deeplake_sdk.fs import DeeplakeFs
+from deeplake_sdk.limiter import DEFAULT_MAX_CONCURRENCY
 from deeplake_sdk.sessions import SessionLog
 
 #: Grep patterns used by the tool step (literal words of the seeded notes, and one regex).
@@ -53,7 +54,7 @@ class ModeConfig:
 
 MODES: dict[str, ModeConfig] = {
     "baseline": ModeConfig("baseline", None, 0, True, False, False, adaptive=False),
-    "optimized": ModeConfig("optimized", 5, None, False, True, True),
+    "optimized": ModeConfig("optimized", DEFAULT_MAX_CONCURRENCY, None, False, True, True),
 }
 
 

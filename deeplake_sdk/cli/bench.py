@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplake_sdk.cli._common import EXIT_OK, CliError, HelpFormatter, example_epilog
+from deeplake_sdk.limiter import DEFAULT_MAX_CONCURRENCY
 
 
 def _ints(text: str) -> list[int]:
@@ -63,7 +64,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--mode", type=_modes, default=["baseline", "optimized"], help="baseline,optimized"
     )
-    p.add_argument("--profile", default="beta", help="server fault profile (none, flaky, beta)")
+    p.add_argument(
+        "--profile", default="beta", help="server fault profile (none, flaky, beta, seed, service)"
+    )
     p.add_argument(
         "--fault",
         type=_override,
@@ -77,14 +80,15 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--max-concurrency",
         type=int,
-        default=5,
-        help="optimized mode: requests in flight per process (default 5)",
+        default=DEFAULT_MAX_CONCURRENCY,
+        help="optimized mode: each client's own cap on requests in flight (default "
+        f"{DEFAULT_MAX_CONCURRENCY}: the adaptive limit's ceiling, no cap of their own)",
     )
     p.add_argument(
         "--adaptive",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="optimized mode: adapt the limit to 429/503 answers (default: on)",
+        help="optimized mode: adapt a --max-concurrency cap to 429/503 answers (default: on)",
     )
     p.add_argument("--url", help="benchmark this server instead of starting a local one")
     p.add_argument("--token", help="token for --url (default DEEPLAKE_TOKEN / credentials file)")

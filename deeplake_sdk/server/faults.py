@@ -256,6 +256,17 @@ PROFILES: dict[str, FaultConfig] = {
         profile="beta",
     ),
 }
+#: ``seed``: the service as the reference client met it (1.7-6.2 QPS in its table): latency in
+#: the hundreds of ms (log-normal, median 250 ms, mean ~300 ms) and a low capacity (6 in flight,
+#: 20 requests/s per org, so ~20 requests/s), with ``beta``'s rare injected errors.
+PROFILES["seed"] = PROFILES["beta"].replace(
+    latency_median_ms=250.0,
+    latency_sigma=0.6,
+    max_inflight=6,
+    rate_per_s=20.0,
+    burst=20,
+    profile="seed",
+)
 PROFILES["service"] = PROFILES["beta"].replace(
     read_lag_ms=200.0,
     alter_window_s=30.0,

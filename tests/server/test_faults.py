@@ -20,7 +20,7 @@ from deeplake_sdk.server.provision import org_database
 
 # ---------------------------------------------------------------- pure units
 def test_profiles_and_overrides():
-    assert set(PROFILES) == {"none", "flaky", "beta", "service"}
+    assert set(PROFILES) == {"none", "flaky", "beta", "seed", "service"}
     flaky = FaultConfig.from_profile("flaky", p_500=0.05, seed=3)
     assert flaky.p_500 == 0.05 and flaky.p_502 == 0.01 and flaky.seed == 3
     beta = PROFILES["beta"]

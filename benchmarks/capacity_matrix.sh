@@ -1,0 +1,20 @@
+#!/bin/sh
+# The SDK's defaults (no tuning flag) against several server capacities: the reduced matrix
+# published in docs/bench/defaults/ (see docs/benchmark.rst). Each run starts its own local
+# server on unsafe PostgreSQL storage (no fsync), so the figures measure the client.
+#
+# Usage: sh benchmarks/capacity_matrix.sh [out-dir]   (about 10 minutes on 2 CPUs)
+set -e
+OUT=${1:-docs/bench/defaults}
+BENCH=${BENCH:-.venv/bin/deeplake-sdk bench}
+# profile beta (capacity 400 requests/s): 50, 200 and 1,000 sessions, both modes
+$BENCH --users 5,20,100 --sessions 10 --mode baseline,optimized --profile beta --out "$OUT/beta"
+# the same, 1,000 sessions split over 4 worker processes sharing one host budget
+$BENCH --users 100 --sessions 10 --mode optimized --profile beta --processes 4 --out "$OUT/beta-p4"
+# profile seed (capacity 20 requests/s, latency in the hundreds of ms)
+$BENCH --users 5 --sessions 1,10 --mode baseline,optimized --profile seed --out "$OUT/seed"
+# two other capacities on top of beta: 100 and 2,000 requests/s
+$BENCH --users 5,20 --sessions 10 --mode optimized --profile beta \
+    --fault max_inflight=8 --fault rate_per_s=100 --fault burst=50 --out "$OUT/cap100"
+$BENCH --users 20,100 --sessions 10 --mode optimized --profile beta \
+    --fault max_inflight=128 --fault rate_per_s=2000 --fault burst=1000 --out "$OUT/cap2000"

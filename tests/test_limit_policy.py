@@ -1,0 +1,290 @@
+"""The adaptive limit as a pure value, the retry budget, and what the limiter does with them:
+nested caps under an origin's limit, ``Retry-After`` pauses, the host-wide share (with a real
+second process), and the retry budget against the real server.
+
+Policies are fed sequences of samples and their chosen limits are compared: no clock, no
+timing thresholds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import gevent
+import pytest
+
+from deeplake_sdk.api import DeeplakeApi
+from deeplake_sdk.errors import NetworkError, RateLimitError
+from deeplake_sdk.hostshare import HostShare, share_dir
+from deeplake_sdk.limiter import (
+    DEFAULT_MAX_CONCURRENCY,
+    ERROR,
+    OK,
+    OVERLOAD,
+    AimdLimit,
+    FixedLimit,
+    GradientLimit,
+    GradientState,
+    Limiter,
+    RetryBudget,
+    Sample,
+    policy_for,
+)
+from deeplake_sdk.retry import RetryPolicy
+from deeplake_sdk.transport import Endpoint, get_endpoint, origin_limiter
+
+
+def ok(rtt=0.03, in_flight=100):
+    return Sample(OK, rtt, in_flight)
+
+
+def over(in_flight=0, retry_after=None):
+    return Sample(OVERLOAD, 0.001, in_flight, retry_after)
+
+
+# -- the delay-based policy ----------------------------------------------------------------------
+
+
+def test_gradient_grows_while_in_use_and_delay_is_flat_up_to_its_ceiling():
+    policy = GradientLimit(max_limit=40, initial_limit=16)
+    limits = policy.limits([ok()] * 100)
+    assert limits[0] == 16 and limits[10] > limits[5] > 16  # grows by the queue allowance
+    assert max(limits) == 40 and limits[-1] == 40  # never above the ceiling
+    assert limits == sorted(limits)
+
+
+def test_gradient_does_not_grow_when_the_limit_is_not_in_use():
+    policy = GradientLimit(initial_limit=16)
+    # 3 in flight out of 16: the application, not the service, is the bound
+    assert set(policy.limits([ok(in_flight=3)] * 50)) == {16}
+
+
+def test_gradient_shrinks_when_the_delay_passes_the_tolerance_and_keeps_a_floor():
+    policy = GradientLimit(initial_limit=32, min_limit=4, tolerance=2.0)
+    flat = [ok(0.03)] * 20
+    slow = [ok(0.3)] * 200  # ten times the idle delay: the service queues our requests
+    limits = policy.limits(flat + slow)
+    assert limits[19] >= 32
+    assert limits[60] < limits[19] and min(limits[20:]) >= 4
+    # twice as slow is within the tolerance: no decrease
+    limits = policy.limits(flat + [ok(0.055)] * 20)
+    assert min(limits[20:]) >= limits[19]
+
+
+def test_gradient_backs_off_once_per_burst_and_then_probes_slowly_near_the_hint():
+    policy = GradientLimit(initial_limit=20, backoff=0.8, probe=4, near_hint=0.9)
+    first = policy.update(policy.initial(), over(in_flight=5))
+    assert (first.limit, first.hint, first.refused, first.window) == (16, 20.0, 1, 6)
+    # a lone refusal: quick recovery to 90% of the hint (18), then one slot per 4 x limit
+    state, limits = first, []
+    for _ in range(200):
+        state = policy.update(state, ok(in_flight=30))
+        limits.append(state.limit)
+    recovered = limits.index(18)
+    assert recovered <= 5  # a few successes
+    # about 4 x 18 = 72 successes for one more slot, about 4 x 19 for the next
+    assert 70 <= limits.index(19) - recovered <= 76
+    assert 74 <= limits.index(20) - limits.index(19) <= 80 and limits[-1] == 20
+    # refusals of the attempts that were already in flight: 3 of those 6 were refused, so the
+    # service admitted about half of the 20: limit 20 x 0.5 x 0.95 = 9.5, but not below half
+    # of 20 in one burst however many refusals come back; the hint becomes that half
+    state = first
+    for _ in range(2):
+        state = policy.update(state, over())
+    assert (state.limit, state.hint, state.refused, state.pause) == (10, 10.0, 3, 0.0)
+    assert policy.update(state, over()).limit == 10
+    limits = []
+    for _ in range(100):
+        state = policy.update(state, ok(in_flight=30))
+        limits.append(state.limit)
+    assert 38 <= limits.index(11) <= 42 and limits[-1] == 12  # probing from the start
+
+
+def test_retry_after_pauses_only_when_the_overload_persists():
+    policy = GradientLimit(initial_limit=20, pause_max=5.0)
+    state = policy.update(policy.initial(), over(retry_after=2.0))
+    assert state.pause == 0.0  # a single refusal: shrink, no pause
+    state = policy.update(state, over(retry_after=9.0))  # a new burst right away
+    assert state.pause == 5.0  # capped at pause_max
+    state = policy.update(state, ok())
+    assert state.pause == 0.0
+    # a burst long after the previous one: no pause
+    state = policy.update(policy.initial(), over(retry_after=2.0))
+    for _ in range(100):
+        state = policy.update(state, ok())
+    assert policy.update(state, over(retry_after=2.0)).pause == 0.0
+
+
+def test_gradient_ignores_errors_and_is_a_value():
+    policy = GradientLimit()
+    state = policy.initial()
+    assert state == GradientState(16, 16.0) and policy.update(state, Sample(ERROR)) is state
+    assert policy.update(state, over()).limit == 12 and state.limit == 16
+    with pytest.raises(ValueError):
+        GradientLimit(min_limit=8, initial_limit=4)
+    with pytest.raises(ValueError):
+        GradientLimit(backoff=1.0)
+
+
+def test_policy_for_chooses_by_settings():
+    assert isinstance(policy_for(DEFAULT_MAX_CONCURRENCY, True), GradientLimit)
+    assert policy_for(8, True) == AimdLimit(8)
+    assert policy_for(8, False) == FixedLimit(8) and policy_for(None, True) == FixedLimit(None)
+
+
+def test_retry_budget_throttles_retries_under_overload_and_refills_on_success():
+    budget = RetryBudget(max_tokens=10, ratio=0.5)
+    tokens = budget.max_tokens
+    allowed = []
+    for _ in range(8):
+        tokens = budget.update(tokens, ok=False)
+        allowed.append(budget.allows(tokens))
+    assert allowed == [True] * 4 + [False] * 4  # not more than half of the tokens spent
+    for _ in range(4):
+        tokens = budget.update(tokens, ok=True)
+    assert tokens == 4.0 and not budget.allows(5.0) and budget.allows(5.5)
+    assert budget.update(0.0, False) == 0.0 and budget.update(10.0, True) == 10.0
+
+
+# -- the mechanism -----------------------------------------------------------------------------
+
+
+def test_caps_of_several_clients_do_not_add_up_under_their_parent():
+    parent = Limiter(None, policy=FixedLimit(3))
+    caps = [Limiter(2, parent=parent), Limiter(2, parent=parent)]
+    seen = []
+
+    def work(lim):
+        with lim.slot():
+            seen.append((parent.in_flight, lim.in_flight))
+            gevent.sleep(0.001)
+
+    gevent.joinall([gevent.spawn(work, caps[i % 2]) for i in range(30)], raise_error=True)
+    assert max(p for p, _ in seen) == 3 and max(c for _, c in seen) <= 2
+    assert parent.in_flight == 0 and all(c.in_flight == 0 for c in caps)
+    # a cap whose parent has no slot to give in time takes nothing
+    with parent.slot(), parent.slot(), parent.slot():
+        with pytest.raises(NetworkError, match="not sent"):
+            caps[0].acquire(timeout=0.01)
+        assert caps[0].in_flight == 0 and parent.waiting == 0
+
+
+def test_a_persistent_overload_pauses_every_new_attempt():
+    lim = Limiter(None, policy=GradientLimit(pause_max=60.0))
+    lim.acquire()
+    lim.release(over(retry_after=30.0))
+    lim.acquire()
+    lim.release(over(retry_after=30.0))  # the second burst right after: pause 30 s
+    assert lim.stats()["pauses"] == 1 and lim.stats()["paused_for_s"] > 20
+    with pytest.raises(NetworkError, match="Retry-After"):
+        lim.acquire(timeout=1.0)  # would have to wait past its timeout: not sent
+    assert lim.in_flight == 0
+
+
+def test_the_retry_budget_is_the_parents():
+    parent = Limiter(None, policy=FixedLimit(4), budget=RetryBudget(max_tokens=4, ratio=1))
+    cap = Limiter(2, parent=parent)
+    for _ in range(2):
+        cap.acquire()
+        cap.release(over())
+    assert not cap.allow_retry() and parent.stats()["retries_denied"] == 1
+    cap.acquire()
+    cap.release(ok())
+    assert cap.allow_retry() and cap.retry_tokens == 3.0
+
+
+def test_endpoints_of_one_origin_share_its_limiter():
+    url = "http://127.0.0.1:9"  # nothing is sent
+    shared = origin_limiter("http://127.0.0.1:9")
+    assert get_endpoint(url).limiter is shared
+    capped = get_endpoint(url, 5)
+    fixed = get_endpoint(url + "/", 3, adaptive=False)
+    assert capped.limiter.parent is shared and fixed.limiter.parent is shared
+    assert isinstance(fixed.limiter.policy, FixedLimit) and fixed.limiter.max_limit == 3
+    assert Endpoint("HTTP://127.0.0.1:9/x", 7).limiter.parent is shared
+    assert get_endpoint("http://localhost:80").limiter is get_endpoint("http://LOCALHOST").limiter
+    unbounded = Endpoint(url, None, adaptive=False)  # the one way out of every bound
+    assert unbounded.limiter.parent is None and unbounded.limiter.limit is None
+
+
+# -- the host-wide share, with a real second process ---------------------------------------------
+
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from deeplake_sdk.hostshare import HostShare
+    share = HostShare(Path(sys.argv[1]), refresh=0.0)
+    share.exchange(8, 8, 16)
+    print("ready", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def test_processes_of_a_host_split_the_limit_by_demand(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPLAKE_LIMIT_DIR", str(tmp_path))
+    assert share_dir() == tmp_path
+    path = tmp_path / "origin.json"
+    lim = Limiter(None, policy=FixedLimit(16), share=HostShare(path, refresh=0.0))
+    for _ in range(3):
+        lim.acquire()
+    assert lim.limit == 16  # alone on the host
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        lim.release()  # exchanges: 2 in flight here, 8 there
+        assert lim.limit == 16 * 2 // (2 + 8)
+        assert lim.stats()["host_in_flight_others"] == 8
+        lim.release()
+        lim.release()
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+    lim.acquire()
+    lim.release()  # the holder ended: its entry is dropped
+    assert lim.limit == 16 and lim.stats()["host_in_flight_others"] == 0
+    lim._share.leave()  # the last process leaves no file behind
+    assert not path.exists() and not tmp_path.exists()
+    monkeypatch.setenv("DEEPLAKE_LIMIT_DIR", "off")
+    assert share_dir() is None
+
+
+def test_an_unusable_share_file_leaves_the_whole_limit(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    share = HostShare(blocker / "sub" / "origin.json", refresh=0.0)  # parent is a file
+    assert share.exchange(1, 1, 4) is None
+    lim = Limiter(None, policy=FixedLimit(4), share=share)
+    lim.acquire()
+    lim.release()
+    assert lim.limit == 4
+
+
+# -- the retry budget against the real server ----------------------------------------------------
+
+
+def test_retries_stop_when_the_origins_budget_is_spent(srv, workspace):
+    api = DeeplakeApi(
+        srv.token, srv.org, workspace, srv.url, retries=RetryPolicy(3, backoff_base=0.001)
+    )
+    srv.set_faults(p_503=1.0, retry_after_s=0)
+    sent = []
+    for _ in range(40):
+        before = srv.stats()["requests"]
+        with pytest.raises(RateLimitError):
+            api.query("SELECT 1")
+        sent.append(srv.stats()["requests"] - before)
+    assert sent[0] == 4  # a healthy budget: every retry
+    assert sent[-1] == 1  # spent: the refusal is raised at once, nothing more is sent
+    stats = api.endpoint.limiter.stats()
+    assert stats["retries_denied"] > 0 and stats["retry_tokens"] <= 100
+    srv.set_faults(profile="none")
+    assert api.query("SELECT 1 AS a") == [{"a": 1}]  # plain requests still go
