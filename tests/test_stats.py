@@ -52,6 +52,6 @@ def test_counts_are_exact_from_many_threads_and_greenlets(srv, workspace):
 
 
 def test_an_unbounded_client_reports_no_limit(srv, workspace):
-    api = DeeplakeApi(srv.token, srv.org, workspace, srv.url, max_concurrency=None)
+    api = DeeplakeApi(srv.token, srv.org, workspace, srv.url, max_concurrency=None, adaptive=False)
     assert (api.stats.limit, api.stats.max_limit) == (None, None)
     assert "requests_sent=" in repr(api.stats)
