@@ -86,3 +86,25 @@ def sdk_error(exc: BaseException) -> CliError:
     if isinstance(exc, AuthError):
         return CliError(f"{exc}; {CREDENTIAL_HINT}")
     return CliError(str(exc))
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type: an integer > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """``argparse`` type: a finite number > 0 (NaN and infinity are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number > 0")
+    return value

@@ -13,6 +13,7 @@ from deeplake_sdk.cli._common import (
     HelpFormatter,
     add_credential_options,
     example_epilog,
+    positive_float,
     print_json,
     sdk_error,
 )
@@ -56,7 +57,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the rows as a JSON array")
     p.add_argument(
-        "--timeout", type=_positive, metavar="SECONDS", help="statement timeout (default 60)"
+        "--timeout", type=positive_float, metavar="SECONDS", help="statement timeout (default 60)"
     )
     p.add_argument(
         "--idempotent",
@@ -86,16 +87,6 @@ def _json_scalar(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not JSON: {text!r} (quote text as '\"...\"')") from None
     if isinstance(value, (dict, list)):
         raise argparse.ArgumentTypeError("parameters must be JSON scalars, not objects/arrays")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
     return value
 
 

@@ -20,6 +20,8 @@ from deeplake_sdk.cli._common import (
     HelpFormatter,
     add_credential_options,
     example_epilog,
+    positive_float,
+    positive_int,
     print_json,
     sdk_error,
 )
@@ -66,9 +68,7 @@ def register(subparsers: Any) -> None:
     )
     _add_common(ls)
     ls.add_argument("--rejected", action="store_true", help="only entries set aside")
-    ls.add_argument(
-        "--limit", type=_positive_int, metavar="N", help="at most N entries per journal"
-    )
+    ls.add_argument("--limit", type=positive_int, metavar="N", help="at most N entries per journal")
     ls.add_argument("--org", help="only journals of this org id")
     ls.add_argument("--workspace", help="only journals of this workspace id")
     ls.set_defaults(func=cmd_ls)
@@ -90,7 +90,7 @@ def register(subparsers: Any) -> None:
     )
     f.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=60.0,
         metavar="S",
         help="longest wait in seconds (default: 60)",
@@ -107,26 +107,6 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="the journals' directory (default: DEEPLAKE_JOURNAL_DIR, else ~/.deeplake/journal)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("must be a finite number > 0")
-    return value
 
 
 def _root(args: argparse.Namespace) -> Any:
