@@ -42,8 +42,8 @@ def isolated_env(tmp_path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def service_env(srv, workspace, tmp_path) -> dict[str, str]:
+def env_for(srv, workspace: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a process using ``srv`` and ``workspace``, isolated in ``tmp_path``."""
     env = isolated_env(tmp_path)
     env.update(
         DEEPLAKE_API_URL=srv.url,
@@ -52,6 +52,11 @@ def service_env(srv, workspace, tmp_path) -> dict[str, str]:
         DEEPLAKE_WORKSPACE_ID=workspace,
     )
     return env
+
+
+@pytest.fixture
+def service_env(srv, workspace, tmp_path) -> dict[str, str]:
+    return env_for(srv, workspace, tmp_path)
 
 
 def test_every_example_has_a_test():
