@@ -360,13 +360,19 @@ class Drain:
         if meta:
             self._attempt(list(meta), meta)
 
-    def _probe(self, runs: list[_Run]) -> None:
-        """Read the rows of files whose state is unknown (one query per chunk)."""
+    def _lane_rows(self, runs: list[_Run]) -> dict[tuple[str, str], list[Row]] | None:
+        """The rows of the runs' files, or None after giving each run the read's error."""
         try:
-            found = self._rows([(r.lane.table, r.lane.path) for r in runs])
+            return self._rows([(r.lane.table, r.lane.path) for r in runs])
         except DeeplakeError as exc:
             for run in runs:
                 run.error = exc
+            return None
+
+    def _probe(self, runs: list[_Run]) -> None:
+        """Read the rows of files whose state is unknown (one query per chunk)."""
+        found = self._lane_rows(runs)
+        if found is None:
             return
         for run in runs:
             run.row = _canonical(found.get((run.lane.table, run.lane.path), []))
@@ -519,11 +525,8 @@ class Drain:
         delay = self.consistency.first_poll
         pending = list(runs)
         while pending:
-            try:
-                found = self._rows([(r.lane.table, r.lane.path) for r in pending])
-            except DeeplakeError as exc:
-                for run in pending:
-                    run.error = exc
+            found = self._lane_rows(pending)
+            if found is None:
                 return
             repairs: list[tuple[_Run, list[Row], Op]] = []
             waiting: list[_Run] = []
