@@ -141,7 +141,10 @@ def test_fifty_sessions_killed_at_random_moments_resume_exactly(
         while time.monotonic() < kill_at:
             lines.append(proc.stdout.readline())
         proc.kill()
-        rest, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        rest = proc.stdout.read()  # not communicate(): it skips what readline() buffered
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            pipe.close()
         intents: dict[tuple[int, int], dict] = {}
         acked: list[dict] = []
         for line in [*lines, *rest.splitlines()]:
