@@ -75,12 +75,15 @@ class Sample:
         in_flight: Other attempts still in flight when this one finished (host-wide when
             processes share a budget, see :mod:`deeplake_sdk.hostshare`).
         retry_after: The service's ``Retry-After`` in seconds, on an :data:`OVERLOAD`.
+        at: When the attempt finished, in seconds of a monotonic clock (0: unknown; a policy
+            that measures rates ignores such samples for its rate).
     """
 
     outcome: str
     rtt: float = 0.0
     in_flight: int = 0
     retry_after: float | None = None
+    at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,13 @@ class GradientState(LimitState):
         refused: Overloads in the last burst.
         window: Attempts in flight when the last burst began, itself included.
         pause: Seconds every new attempt must wait, decided by this update (0: none).
+        rate: Attempts per second the limiter lets start (0: not paced).
+        admitted: Successes per second in the last complete measurement window.
+        window_at: Start of the current measurement window (``Sample.at``; 0: none yet; after
+            a pause, its end: answers before it are not measured).
+        window_ok: Successes in the current measurement window.
+        window_over: Overloads in the current measurement window.
+        bursts: Bursts of overloads in a row, each soon after the previous one.
     """
 
     estimate: float = 0.0
@@ -225,6 +235,12 @@ class GradientState(LimitState):
     refused: int = 0
     window: int = 1
     pause: float = 0.0
+    rate: float = 0.0
+    admitted: float = 0.0
+    window_at: float = 0.0
+    window_ok: int = 0
+    window_over: int = 0
+    bursts: int = 0
 
 
 @dataclass(frozen=True)
@@ -248,10 +264,25 @@ class GradientLimit(LimitPolicy):
       refused, it is at most ``hint x (1 - r / w)`` (what the service admitted) x 0.95, but
       not below half of it in one burst (refusals come back fast and may outnumber ``w``),
       and ``hint`` becomes that admitted share, without the ``0.95``;
-    * a ``Retry-After`` becomes an endpoint-wide pause when the overload persists: a second
-      burst starting within ``2 x limit`` completions of the previous one (the decrease did not
-      relieve the service). A single refusal at the edge of capacity only shrinks the limit:
-      the refused attempt waits its ``Retry-After`` anyway before it is retried.
+    * a ``Retry-After`` becomes an endpoint-wide pause when the overload persists:
+      ``pause_after`` bursts in a row, each starting within ``2 x limit`` completions of the
+      previous one (neither the decreases nor the pace relieved the service). A refusal at the
+      edge of capacity only shrinks the limit and sets the pace: the refused attempt waits its
+      ``Retry-After`` anyway before it is retried.
+
+    A service that limits *requests per second* (a 429 once its token bucket is empty) is not
+    held below its rate by a concurrency limit alone: the rate of ``limit`` attempts in flight
+    moves with every round-trip time, and each excursion past the rate costs a burst of
+    refusals. So the policy also paces attempts, learning the rate from the refusals:
+
+    * it measures the successes per second (``admitted``) over windows of at least
+      ``rate_window`` seconds and ``rate_samples`` answers (from :attr:`Sample.at`);
+    * at the start of a burst of overloads it sets a pace (``rate``) of ``rate_margin`` times
+      the lower of that measure and the current pace, so that the next attempts start below
+      what the service admitted;
+    * each success adds ``rate_growth`` attempts per second to the pace (a pace in use grows by
+      ``rate_growth`` of itself per second, probing for more), and a pace twice what is
+      admitted is dropped: it no longer binds.
 
     :data:`ERROR` samples (other 5xx, no answer) say nothing about capacity and are ignored.
     The limit stays within ``[min_limit, max_limit]`` (overloads may take it down to 1).
@@ -268,6 +299,12 @@ class GradientLimit(LimitPolicy):
         probe: Successes per unit of limit needed to grow by one near ``hint``.
         near_hint: Fraction of ``hint`` above which growth is by probing only.
         pause_max: Longest endpoint-wide pause, in seconds, whatever ``Retry-After`` says.
+        pause_after: Bursts in a row, each soon after the previous one, before a
+            ``Retry-After`` pauses the endpoint.
+        rate_window: Shortest window, in seconds, over which the admitted rate is measured.
+        rate_samples: Fewest answers in such a window (a slow service needs longer ones).
+        rate_margin: Fraction of the admitted rate the pace is set to on a burst (0: no pacing).
+        rate_growth: Attempts per second added to the pace by each success.
     """
 
     max_limit: int = 256
@@ -280,14 +317,23 @@ class GradientLimit(LimitPolicy):
     probe: int = 4
     near_hint: float = 0.9
     pause_max: float = 30.0
+    pause_after: int = 3
+    rate_window: float = 0.5
+    rate_samples: int = 32
+    rate_margin: float = 0.95
+    rate_growth: float = 0.02
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_limit <= self.initial_limit <= self.max_limit:
             raise ValueError("need 1 <= min_limit <= initial_limit <= max_limit")
         if self.tolerance < 1 or not 0 < self.smoothing <= 1 or not 0 < self.backoff < 1:
             raise ValueError("need tolerance >= 1, 0 < smoothing <= 1 and 0 < backoff < 1")
-        if self.queue_max < 1 or self.probe < 1 or self.pause_max < 0:
-            raise ValueError("need queue_max >= 1, probe >= 1 and pause_max >= 0")
+        if self.queue_max < 1 or self.probe < 1 or self.pause_max < 0 or self.pause_after < 1:
+            raise ValueError("need queue_max, probe, pause_after >= 1 and pause_max >= 0")
+        if self.rate_window <= 0 or self.rate_samples < 1 or self.rate_growth < 0:
+            raise ValueError("need rate_window > 0, rate_samples >= 1 and rate_growth >= 0")
+        if not 0 <= self.rate_margin < 1:
+            raise ValueError("need 0 <= rate_margin < 1")
 
     def initial(self) -> GradientState:
         """The state before any sample."""
@@ -325,26 +371,51 @@ class GradientLimit(LimitPolicy):
                 if s.hint:
                     estimate = min(estimate, max(s.hint * self.near_hint, s.estimate))
         estimate = min(estimate, float(self.max_limit))
-        return GradientState(
-            max(1, int(estimate)),
-            estimate,
-            short,
-            long,
-            s.samples + 1,
-            s.completed + 1,
-            s.quiet_until,
-            s.burst_at,
-            s.hint,
+        return replace(
+            self._measured(s, sample),
+            limit=max(1, int(estimate)),
+            estimate=estimate,
+            short_rtt=short,
+            long_rtt=long,
+            samples=s.samples + 1,
+            completed=s.completed + 1,
+            pause=0.0,
+        )
+
+    def _measured(self, s: GradientState, sample: Sample) -> GradientState:
+        """``s`` with ``sample`` counted in the measurement window, and the pace updated.
+
+        A window that saw refusals sets the pace below what it admitted; a success otherwise
+        grows the pace by ``rate_growth``.
+        """
+        if sample.at <= 0 or not self.rate_margin:
+            return s
+        ok = sample.outcome == OK
+        if sample.at < s.window_at:  # during a pause: its answers measure nothing
+            return s
+        if not s.window_at:
+            return replace(s, window_at=sample.at, window_ok=int(ok), window_over=int(not ok))
+        rate = s.rate + self.rate_growth if s.rate and ok else s.rate
+        window_ok, window_over = s.window_ok + ok, s.window_over + (not ok)
+        short = sample.at - s.window_at < self.rate_window
+        if short or window_ok + window_over < self.rate_samples:
+            return replace(s, rate=rate, window_ok=window_ok, window_over=window_over)
+        admitted = window_ok / (sample.at - s.window_at)
+        if window_over:
+            rate = min(rate or admitted, admitted) * self.rate_margin
+        return replace(
+            s, rate=rate, admitted=admitted, window_at=sample.at, window_ok=0, window_over=0
         )
 
     def _on_overload(self, s: GradientState, sample: Sample) -> GradientState:
         completed = s.completed + 1
+        measured = self._measured(s, sample)
         if completed <= s.quiet_until:  # part of the burst already acted on
             refused = s.refused + 1
             share = max(0.5, 1.0 - refused / s.window)
             estimate = max(1.0, min(s.estimate, s.burst_limit * max(0.5, share * 0.95)))
             return replace(
-                s,
+                measured,
                 limit=max(1, int(estimate)),
                 estimate=estimate,
                 completed=completed,
@@ -353,12 +424,14 @@ class GradientLimit(LimitPolicy):
                 pause=0.0,
             )
         persistent = s.burst_at >= 0 and completed - s.burst_at <= 2 * s.limit
+        bursts = s.bursts + 1 if persistent else 1
         pause = 0.0
-        if persistent and sample.retry_after:
+        if bursts >= self.pause_after and sample.retry_after:
             pause = min(sample.retry_after, self.pause_max)
         estimate = max(1.0, s.estimate * self.backoff)
         return replace(
-            s,
+            measured,
+            rate=self._paced(measured),
             limit=max(1, int(estimate)),
             estimate=estimate,
             completed=completed,
@@ -369,7 +442,15 @@ class GradientLimit(LimitPolicy):
             refused=1,
             window=max(1, sample.in_flight + 1),
             pause=pause,
+            bursts=bursts,
+            **({"window_at": sample.at + pause, "window_ok": 0, "window_over": 0} if pause else {}),
         )
+
+    def _paced(self, s: GradientState) -> float:
+        """The pace at the start of a burst: below the last admitted rate measured."""
+        if not s.admitted or not self.rate_margin:
+            return s.rate
+        return min(s.rate or math.inf, s.admitted * self.rate_margin)
 
 
 #: The default ceiling of the adaptive limit (see :class:`GradientLimit`).
@@ -462,6 +543,7 @@ class Limiter:
         self._in_flight = 0
         self._peak = 0
         self._paused_until = 0.0
+        self._next_start = 0.0  # when the next attempt may start, while the policy paces
         self._share = share
         self._share_limit: int | None = None  # this process's part of the host budget
         self._others_in_flight = 0
@@ -556,6 +638,7 @@ class Limiter:
                 "decreases": self.decreases,
                 "pauses": self.pauses,
                 "paused_for_s": max(0.0, self._paused_until - time.monotonic()),
+                "rate": getattr(self._state, "rate", 0.0),
                 "retry_tokens": self._tokens,
                 "retries_denied": self.retries_denied,
                 "host_in_flight_others": self._others_in_flight,
@@ -586,7 +669,8 @@ class Limiter:
 
         With a parent, the parent's slot is taken next (within what is left of ``timeout``).
         During an endpoint-wide pause (a ``Retry-After``), the slot is held until the pause
-        ends, so that the order of the queue is kept and nothing is sent meanwhile.
+        ends, so that the order of the queue is kept and nothing is sent meanwhile; while the
+        policy paces attempts (a ``rate`` in its state), each also waits for its turn.
 
         Raises:
             NetworkError: No slot became free in time (the request was not sent).
@@ -598,7 +682,7 @@ class Limiter:
                 left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
                 self.parent.acquire(left)
             else:
-                self._wait_pause(timeout, started)
+                self._wait_turn(timeout, started)
         except BaseException:
             self._release_own(None)
             raise
@@ -632,16 +716,24 @@ class Limiter:
             f"limit {self.limit}, {len(self._waiters)} waiting); the request was not sent"
         )
 
-    def _wait_pause(self, timeout: float | None, started: float) -> None:
-        pause = self._paused_until - time.monotonic()
-        if pause <= 0:
+    def _wait_turn(self, timeout: float | None, started: float) -> None:
+        """Wait for the end of an endpoint-wide pause and for this attempt's turn in the pace."""
+        with self._lock:
+            now = time.monotonic()
+            start_at = max(now, self._paused_until)
+            rate = getattr(self._state, "rate", 0.0)
+            if rate:
+                start_at = max(start_at, self._next_start)
+                self._next_start = start_at + 1.0 / rate
+        wait = start_at - now
+        if wait <= 0:
             return
-        if timeout is not None and time.monotonic() - started + pause > timeout:
+        if timeout is not None and now - started + wait > timeout:
             raise NetworkError(
-                f"the service asked every client to wait {pause:.1f}s (Retry-After), longer "
-                "than this call may still wait; the request was not sent"
+                f"the service asked every client to wait {wait:.1f}s (Retry-After, or the pace "
+                "its refusals set), longer than this call may still wait; the request was not sent"
             )
-        cooperative_sleep(pause)
+        cooperative_sleep(wait)
 
     def release(self, sample: Sample | None = None) -> None:
         """Give a slot back, to the longest waiter if any, after feeding ``sample`` to the policy.
@@ -739,6 +831,7 @@ class Limiter:
             sample.rtt,
             self._in_flight + self._others_in_flight,
             sample.retry_after,
+            sample.at or time.monotonic(),
         )
         old = self._state
         new = self.policy.update(old, host)

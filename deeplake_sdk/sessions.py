@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from deeplake_sdk.journal.core import journal_for
+from deeplake_sdk.journal.core import Recorded, journal_for
 from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
 from deeplake_sdk.journal.store import NewEntry
 from deeplake_sdk.statements import files as st
@@ -231,6 +231,7 @@ class SessionLog:
         self.limits = limits
         self.journal = journal_for(api, journal)
         self.journal.adopt_all()  # entries other processes left are sent (and read) too
+        self.recorded = Recorded(self.journal)
         self.path = path or session_path(
             user, api.credentials.org_label, api.workspace_id, session_id
         )
@@ -289,7 +290,7 @@ class SessionLog:
                 "-byte limit of one event (Limits.event_bytes)"
             )
         meta = {k: v for k, v in row.items() if k != "message"}
-        self.journal.record(
+        self.recorded.record(
             [NewEntry("event", self.table, self.path, message.encode("utf-8"), {"row": meta})]
         )
         self.events_logged += 1
@@ -315,8 +316,8 @@ class SessionLog:
         return self.send_row(self.make_row(event, description=description))
 
     def flush(self, timeout: float | None = 60.0) -> int:
-        """Wait until the events this process journaled are stored (see ``DeeplakeFs.flush``)."""
-        return self.journal.flush(timeout)
+        """Wait until the events this log journaled are stored (see ``DeeplakeFs.flush``)."""
+        return self.recorded.flush(timeout)
 
     def read(self) -> list[Any]:
         """Every event of this session file, in order, each once (whoever logged it).

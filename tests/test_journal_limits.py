@@ -55,3 +55,21 @@ def test_session_events_with_nul_or_over_the_limit_are_refused_with_the_reason(a
     log.log({"type": "user_message", "content": "fine"})
     log.flush()
     assert [e["content"] for e in log.read()] == ["fine"]
+
+
+def test_each_filesystem_waits_for_and_hears_of_its_own_writes_only(api):
+    """Two filesystems (and a session log) of one workspace share the process's journal."""
+    mine = DeeplakeFs(api, cache=False, limits=Limits(file_bytes=2 * BIG))
+    theirs = DeeplakeFs(api, cache=False)
+    log = SessionLog(api, "s", user="u")
+    mine.write_bytes("/big.bin", b"x" * BIG)  # refused by the service (413)
+    theirs.write_text("/theirs.md", "stored")
+    log.log({"type": "user_message", "content": "hello"})
+    assert theirs.flush() <= 1 and log.flush() <= 1  # the refusal is not theirs to report
+    with pytest.raises(FlushError) as info:
+        mine.flush()
+    assert info.value.failed_paths == ["/big.bin"]
+    assert mine.flush() == 0  # reported once
+    assert theirs.read_text("/theirs.md") == "stored" and count(api) == 1
+    for closable in (mine, theirs):
+        closable.close()

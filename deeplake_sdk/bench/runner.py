@@ -161,7 +161,7 @@ def run_point(
     faults = srv.faults()
     srv.reset_stats()
     label = f"{mode} {users}u x {per_user}s"
-    records, duration, series = _run_workers(
+    records, (duration, drained), series, cpu = _run_workers(
         srv, cfg, workspace, mode, sessions, label=label, progress=progress
     )
     server_stats = srv.stats()
@@ -181,12 +181,17 @@ def run_point(
     result["overloadAnswers"] = sum(
         refused.get(k, 0) for k in ("rate_429", "capacity_503", "error_429", "error_503")
     )
+    served = (server_stats.get("status_counts") or {}).get("200")
+    if served is not None:  # the service's count: the journal's statements included
+        result["goodputQps"] = round(served / max(drained, 1e-9), 1)
+        result["drainedMs"] = round(drained * 1000, 1)
     requests_seen = server_stats.get("requests") or 0
     result["overloadRate"] = (
         round(result["overloadAnswers"] / requests_seen, 5) if requests_seen else 0.0
     )
     result["sessionsPerSecond"] = round(result["completedSessions"] / max(duration, 1e-9), 2)
     result["limitSeries"] = series
+    result["clientCpuSeconds"] = [round(c, 2) for c in cpu]
     result["server"] = server_stats
     result["faults"] = faults
     if admitted is not None:
@@ -213,7 +218,7 @@ def _run_workers(
     *,
     label: str,
     progress: Progress | None,
-) -> tuple[list[dict[str, Any]], float, list[list[Any]]]:
+) -> tuple[list[dict[str, Any]], tuple[float, float], list[list[Any]], list[float]]:
     shares = [sessions[i :: cfg.processes] for i in range(cfg.processes)]
     procs = []
     for share in shares:
@@ -253,7 +258,8 @@ def _run_workers(
     done = crashed = 0
     records: list[dict[str, Any]] = []
     series: list[list[Any]] = []
-    duration = 0.0
+    duration = drained = 0.0
+    cpu: list[float] = []
     finished = 0
     while finished < len(procs):
         message = messages.get()
@@ -268,10 +274,12 @@ def _run_workers(
             records.extend(message["result"]["records"])
             series.append(message["result"].get("limits", []))
             duration = max(duration, message["result"]["duration_s"])
+            drained = max(drained, message["result"].get("drained_s", 0.0))
+            cpu.append(message["result"].get("cpu_s", 0.0))
     for proc in procs:
         if proc.wait() != 0:
             raise RuntimeError(f"benchmark worker failed with exit code {proc.returncode}")
-    return records, duration, series
+    return records, (duration, max(duration, drained)), series, cpu
 
 
 def _machine() -> dict[str, Any]:

@@ -47,17 +47,24 @@ def run_job(job: dict[str, Any], emit: Any) -> dict[str, Any]:
             emit({"done": 1, "crashed": record.crashed})
             return record.to_json()
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         greenlets = [gevent.spawn(one, u, s) for u, s in job["sessions"]]
         limits: list[list[float]] = []
         sampler = gevent.spawn(_sample_limit, job["url"], start, limits)
         gevent.joinall(greenlets, raise_error=True)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         sampler.kill()
         left = flush_all(600.0, native=False)  # what sessions left journaled, before checking
+        drained = time.perf_counter() - start
         if left:
             emit({"warning": "; ".join(left)})
-    return {"records": [g.value for g in greenlets], "duration_s": wall, "limits": limits}
+    return {
+        "records": [g.value for g in greenlets],
+        "duration_s": wall,
+        "drained_s": drained,
+        "cpu_s": cpu,
+        "limits": limits,
+    }
 
 
 def _sample_limit(url: str, start: float, out: list[list[float]], every: float = 0.25) -> None:

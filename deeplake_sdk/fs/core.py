@@ -389,7 +389,7 @@ class DeeplakeFs:
         self._load_tree(sync=True)
 
     def flush(self, timeout: float | None = None) -> int:
-        """Wait until every change this process journaled is stored.
+        """Wait until every change made through this filesystem is stored.
 
         Args:
             timeout: Longest wait in seconds (default: the filesystem's ``flush_timeout``).

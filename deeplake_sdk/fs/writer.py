@@ -17,7 +17,7 @@ from typing import Any
 
 from deeplake_sdk.errors import DeeplakeError, FlushError, FsError
 from deeplake_sdk.fs.tree import FileMeta, Tree
-from deeplake_sdk.journal.core import Journal
+from deeplake_sdk.journal.core import Journal, Recorded
 from deeplake_sdk.journal.limits import Limits
 from deeplake_sdk.journal.overlay import FileView
 from deeplake_sdk.journal.store import NewEntry
@@ -69,6 +69,7 @@ class FileWriter:
         limits: Limits,
     ) -> None:
         self.journal = journal
+        self.recorded = Recorded(journal)
         self.table = table
         self.tree = tree
         self.invalidate = invalidate
@@ -170,8 +171,8 @@ class FileWriter:
         return stamp
 
     def flush(self, timeout: float | None) -> int:
-        """Wait until this process's journaled changes are stored (see :meth:`Journal.flush`)."""
-        return self.journal.flush(timeout)
+        """Wait until the changes journaled here are stored (see :meth:`Journal.flush`)."""
+        return self.recorded.flush(timeout)
 
     # -- helpers --------------------------------------------------------------------------------
     def _check(self, path: str, data: bytes, limit: int, what: str) -> None:
@@ -194,6 +195,6 @@ class FileWriter:
             )
 
     def _record(self, entries: list[NewEntry]) -> None:
-        self.journal.record(entries)
+        self.recorded.record(entries)
         for entry in entries:
             self.invalidate(entry.path)

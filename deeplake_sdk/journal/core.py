@@ -43,6 +43,7 @@ from deeplake_sdk.journal.store import Entry, JournalStore, NewEntry, default_jo
 __all__ = [
     "EXIT_TIMEOUT",
     "Journal",
+    "Recorded",
     "RejectedWriteError",
     "journal_for",
 ]
@@ -196,7 +197,7 @@ class Journal:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             generation = self.beacon.generation
-            left = wanted & self.overlay.seqs()
+            left = self.overlay.pending_among(wanted)
             if not left:
                 return set()
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -207,12 +208,20 @@ class Journal:
                 generation, 0.5 if remaining is None else min(remaining, 0.5), native=native
             )
 
-    def flush(self, timeout: float | None = 60.0, *, native: bool = False) -> int:
+    def flush(
+        self,
+        timeout: float | None = 60.0,
+        *,
+        native: bool = False,
+        seqs: Iterable[int] | None = None,
+    ) -> int:
         """Wait until every entry this process journaled is confirmed (or refused).
 
         Args:
             timeout: Longest wait, in seconds (``None``: no limit).
             native: Block the thread even inside a gevent hub (exit and signal handlers).
+            seqs: Wait for these entries only (one writer's, see :class:`Recorded`), and
+                report only their refusals.
 
         Returns:
             How many entries were waited for.
@@ -222,11 +231,18 @@ class Journal:
                 rejected; the error names each with the reason), or were not confirmed in time
                 (they stay journaled and are sent later).
         """
+        wanted = None if seqs is None else set(seqs)
         with self._lock:
-            mine = dict(self._mine)
+            if wanted is None:
+                mine = dict(self._mine)
+            else:
+                mine = {seq: self._mine[seq] for seq in wanted if seq in self._mine}
         left = self.wait_for(mine, timeout, native=native)
         with self._lock:  # refusals since the last report, including before this call
-            refused, self._refused = self._refused, {}
+            if wanted is None:
+                refused, self._refused = self._refused, {}
+            else:
+                refused = {seq: self._refused.pop(seq) for seq in wanted & self._refused.keys()}
         errors: dict[str, BaseException] = {e.path: e for e in refused.values()}
         if left:
             why = self.last_error or DeeplakeError("not confirmed by the service in time")
@@ -235,6 +251,11 @@ class Journal:
         if errors:
             raise FlushError(errors.keys(), errors, journaled=len(left))
         return len(mine)
+
+    def unsettled(self, seqs: Iterable[int]) -> set[int]:
+        """Those of ``seqs`` not confirmed yet, or refused and not reported by a flush yet."""
+        with self._lock:
+            return {seq for seq in seqs if seq in self._mine or seq in self._refused}
 
     # -- draining (called by the flusher thread) ------------------------------------------------
     def has_pending(self) -> bool:
@@ -326,6 +347,40 @@ class Journal:
 # ------------------------------------------------------------------------------- registry
 _registry: dict[tuple[str | None, str, str, str], Journal] = {}
 _registry_lock = allocate_lock()
+
+
+class Recorded:
+    """The entries one writer (a filesystem, a session log) journaled: what its flush waits for.
+
+    Several writers of one workspace in one process share its :class:`Journal`; each waits only
+    for its own entries (and hears only of their refusals), not for its neighbours'.
+
+    Args:
+        journal: The workspace's journal.
+    """
+
+    #: Entries remembered before the settled ones are dropped from the set.
+    PRUNE_AT = 4096
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self._seqs: set[int] = set()
+
+    def record(self, entries: Sequence[NewEntry]) -> list[int]:
+        """Journal ``entries`` (see :meth:`Journal.record`) and remember them."""
+        seqs = self.journal.record(entries)
+        self._seqs.update(seqs)
+        if len(self._seqs) >= self.PRUNE_AT:
+            self._seqs = self.journal.unsettled(self._seqs)
+        return seqs
+
+    def flush(self, timeout: float | None, *, native: bool = False) -> int:
+        """Wait until the entries recorded here are stored (see :meth:`Journal.flush`)."""
+        seqs = self._seqs
+        try:
+            return self.journal.flush(timeout, native=native, seqs=seqs)
+        finally:
+            self._seqs = self.journal.unsettled(seqs) | (self._seqs - seqs)
 
 
 def _after_fork_in_child() -> None:

@@ -118,6 +118,11 @@ class Overlay:
         with self._lock:
             return set(self._where)
 
+    def pending_among(self, seqs: Iterable[int]) -> set[int]:
+        """Those of ``seqs`` still pending in the overlay."""
+        with self._lock:
+            return {seq for seq in seqs if seq in self._where}
+
     def file(self, table: str, path: str) -> FileView | None:
         """What the pending entries say about one file (None: nothing pending touches it)."""
         with self._lock:
