@@ -82,13 +82,16 @@ class QueryResult:
         columns = [str(c) for c in answer.get("columns") or []]
         raw_rows = answer.get("rows") or []
         rows: list[list[Any]] = []
-        for raw in raw_rows:
-            if isinstance(raw, dict):  # tolerate row objects
-                if not columns:
-                    columns = [str(c) for c in raw]
-                rows.append([raw.get(c) for c in columns])
-            else:
-                rows.append(list(raw))
+        if isinstance(raw_rows, list) and all(type(raw) is list for raw in raw_rows):
+            rows = raw_rows  # the usual shape, freshly decoded: kept as it is
+        else:
+            for raw in raw_rows:
+                if isinstance(raw, dict):  # tolerate row objects
+                    if not columns:
+                        columns = [str(c) for c in raw]
+                    rows.append([raw.get(c) for c in columns])
+                else:
+                    rows.append(list(raw))
         count = answer.get("row_count")
         row_count: int | None = None
         if isinstance(count, int) and not isinstance(count, bool):

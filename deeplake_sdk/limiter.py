@@ -77,6 +77,8 @@ class Sample:
         retry_after: The service's ``Retry-After`` in seconds, on an :data:`OVERLOAD`.
         at: When the attempt finished, in seconds of a monotonic clock (0: unknown; a policy
             that measures rates ignores such samples for its rate).
+        rate_limited: An :data:`OVERLOAD` that refused the rate of requests (HTTP 429), not
+            their number in flight (503).
     """
 
     outcome: str
@@ -84,6 +86,7 @@ class Sample:
     in_flight: int = 0
     retry_after: float | None = None
     at: float = 0.0
+    rate_limited: bool = False
 
 
 @dataclass(frozen=True)
@@ -219,8 +222,9 @@ class GradientState(LimitState):
         window_at: Start of the current measurement window (``Sample.at``; 0: none yet; after
             a pause, its end: answers before it are not measured).
         window_ok: Successes in the current measurement window.
-        window_over: Overloads in the current measurement window.
+        window_over: Rate refusals (429) in the current measurement window.
         bursts: Bursts of overloads in a row, each soon after the previous one.
+        clean: Measurement windows in a row that used the whole pace without a refusal.
     """
 
     estimate: float = 0.0
@@ -241,6 +245,7 @@ class GradientState(LimitState):
     window_ok: int = 0
     window_over: int = 0
     bursts: int = 0
+    clean: int = 0
 
 
 @dataclass(frozen=True)
@@ -277,12 +282,16 @@ class GradientLimit(LimitPolicy):
 
     * it measures the successes per second (``admitted``) over windows of at least
       ``rate_window`` seconds and ``rate_samples`` answers (from :attr:`Sample.at`);
-    * at the start of a burst of overloads it sets a pace (``rate``) of ``rate_margin`` times
-      the lower of that measure and the current pace, so that the next attempts start below
-      what the service admitted;
+    * at the first burst of rate refusals (429), and at the end of each window that saw
+      some, it sets a pace (``rate``) of ``rate_margin`` times the lower of that measure and the
+      current pace, so that the next attempts start below what the service admitted (one
+      window cuts the pace by 30% at most);
     * each success adds ``rate_growth`` attempts per second to the pace (a pace in use grows by
-      ``rate_growth`` of itself per second, probing for more), and a pace twice what is
-      admitted is dropped: it no longer binds.
+      ``rate_growth`` of itself per second, probing for more), up to four times faster after
+      windows that used the whole pace without a refusal.
+
+    Refusals of the number in flight (503) do not set a pace: the concurrency limit answers
+    them.
 
     :data:`ERROR` samples (other 5xx, no answer) say nothing about capacity and are ignored.
     The limit stays within ``[min_limit, max_limit]`` (overloads may take it down to 1).
@@ -385,26 +394,36 @@ class GradientLimit(LimitPolicy):
     def _measured(self, s: GradientState, sample: Sample) -> GradientState:
         """``s`` with ``sample`` counted in the measurement window, and the pace updated.
 
-        A window that saw refusals sets the pace below what it admitted; a success otherwise
-        grows the pace by ``rate_growth``.
+        A window that saw rate refusals (429) sets the pace below what it admitted; a success
+        otherwise grows the pace by ``rate_growth``, faster after windows that used the whole
+        pace without a refusal (up to ``4 x rate_growth``).
         """
         if sample.at <= 0 or not self.rate_margin:
             return s
-        ok = sample.outcome == OK
+        ok, over = sample.outcome == OK, int(sample.rate_limited)
         if sample.at < s.window_at:  # during a pause: its answers measure nothing
             return s
         if not s.window_at:
-            return replace(s, window_at=sample.at, window_ok=int(ok), window_over=int(not ok))
-        rate = s.rate + self.rate_growth if s.rate and ok else s.rate
-        window_ok, window_over = s.window_ok + ok, s.window_over + (not ok)
+            return replace(s, window_at=sample.at, window_ok=int(ok), window_over=over)
+        rate = s.rate + self.rate_growth * min(1 + s.clean, 4) if s.rate and ok else s.rate
+        window_ok, window_over = s.window_ok + ok, s.window_over + over
         short = sample.at - s.window_at < self.rate_window
         if short or window_ok + window_over < self.rate_samples:
             return replace(s, rate=rate, window_ok=window_ok, window_over=window_over)
         admitted = window_ok / (sample.at - s.window_at)
+        clean = 0
         if window_over:
-            rate = min(rate or admitted, admitted) * self.rate_margin
+            rate = self._paced(replace(s, rate=rate, admitted=admitted))
+        elif rate and admitted >= 0.9 * rate:
+            clean = s.clean + 1
         return replace(
-            s, rate=rate, admitted=admitted, window_at=sample.at, window_ok=0, window_over=0
+            s,
+            rate=rate,
+            admitted=admitted,
+            window_at=sample.at,
+            window_ok=0,
+            window_over=0,
+            clean=clean,
         )
 
     def _on_overload(self, s: GradientState, sample: Sample) -> GradientState:
@@ -431,7 +450,7 @@ class GradientLimit(LimitPolicy):
         estimate = max(1.0, s.estimate * self.backoff)
         return replace(
             measured,
-            rate=self._paced(measured),
+            rate=self._paced(measured) if sample.rate_limited and not s.rate else measured.rate,
             limit=max(1, int(estimate)),
             estimate=estimate,
             completed=completed,
@@ -447,10 +466,16 @@ class GradientLimit(LimitPolicy):
         )
 
     def _paced(self, s: GradientState) -> float:
-        """The pace at the start of a burst: below the last admitted rate measured."""
+        """The pace after rate refusals: below the admitted rate, but at most a cut of 30%.
+
+        (A client that stalled, then sent its queue at once, admits little in a window that
+        ends with refusals: one such window must not throttle it for long.)
+        """
         if not s.admitted or not self.rate_margin:
             return s.rate
-        return min(s.rate or math.inf, s.admitted * self.rate_margin)
+        if not s.rate:
+            return s.admitted * self.rate_margin
+        return max(min(s.rate, s.admitted) * self.rate_margin, s.rate * 0.7)
 
 
 #: The default ceiling of the adaptive limit (see :class:`GradientLimit`).
@@ -832,6 +857,7 @@ class Limiter:
             self._in_flight + self._others_in_flight,
             sample.retry_after,
             sample.at or time.monotonic(),
+            sample.rate_limited,
         )
         old = self._state
         new = self.policy.update(old, host)

@@ -257,7 +257,10 @@ class _Attempt:
         finally:
             if self.forks == _forks:
                 rtt = time.perf_counter() - started
-                self.limiter.release(Sample(outcome, rtt, retry_after=retry_after))
+                limited = self.result is not None and self.result[0] == 429
+                self.limiter.release(
+                    Sample(outcome, rtt, retry_after=retry_after, rate_limited=limited)
+                )
             if self.done is not None:
                 with self.lock:
                     self.conn = None

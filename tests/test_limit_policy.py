@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import gevent
 import pytest
@@ -103,10 +104,12 @@ def test_gradient_backs_off_once_per_burst_and_then_probes_slowly_near_the_hint(
 
 
 def test_retry_after_pauses_only_when_the_overload_persists():
-    policy = GradientLimit(initial_limit=20, pause_max=5.0)
+    policy = GradientLimit(initial_limit=20, pause_max=5.0, pause_after=3)
     state = policy.update(policy.initial(), over(retry_after=2.0))
     assert state.pause == 0.0  # a single refusal: shrink, no pause
     state = policy.update(state, over(retry_after=9.0))  # a new burst right away
+    assert state.pause == 0.0 and state.bursts == 2
+    state = policy.update(state, over(retry_after=9.0))  # and a third: it persists
     assert state.pause == 5.0  # capped at pause_max
     state = policy.update(state, ok())
     assert state.pause == 0.0
@@ -115,6 +118,72 @@ def test_retry_after_pauses_only_when_the_overload_persists():
     for _ in range(100):
         state = policy.update(state, ok())
     assert policy.update(state, over(retry_after=2.0)).pause == 0.0
+
+
+# -- pacing: the rate a service admits, learned from its 429s ------------------------------------
+
+
+def timed(outcome, at, rate_limited=False, in_flight=20):
+    return Sample(outcome, 0.03, in_flight, None, at, rate_limited)  # no Retry-After: no pause
+
+
+def run_at(policy, state, rate, seconds, start, outcome=OK, rate_limited=False):
+    """Feed ``rate`` samples per second for ``seconds``; returns the state and the end time."""
+    n = int(rate * seconds)
+    for i in range(n):
+        state = policy.update(state, timed(outcome, start + i / rate, rate_limited))
+    return state, start + n / rate
+
+
+def test_a_burst_of_429s_sets_a_pace_below_what_the_service_admitted():
+    policy = GradientLimit(rate_window=0.5, rate_samples=32, rate_margin=0.95)
+    state, t = run_at(policy, policy.initial(), 500, 1.2, 1.0)
+    assert state.rate == 0.0 and 490 <= state.admitted <= 510  # measured, not paced yet
+    state = policy.update(state, timed(OVERLOAD, t, rate_limited=True))
+    assert state.rate == pytest.approx(state.admitted * 0.95)  # paced at once
+    # refusals go on while 400/s are admitted: the window that saw them lowers the pace
+    first = state.rate
+    for i in range(900):  # 1.5 s: at least one whole window in this regime
+        at = t + i / 600
+        state = policy.update(state, timed(OK if i % 3 else OVERLOAD, at, rate_limited=True))
+    assert 0.7 * first <= state.rate < first and 390 <= state.admitted <= 410
+
+
+def test_refusals_of_the_number_in_flight_set_no_pace():
+    policy = GradientLimit()
+    state, t = run_at(policy, policy.initial(), 500, 1.2, 1.0)
+    for i in range(50):
+        state = policy.update(state, timed(OVERLOAD, t + i / 500, rate_limited=False))
+    assert state.rate == 0.0 and state.limit < 16
+
+
+def test_one_window_cuts_the_pace_by_30_percent_at_most():
+    policy = GradientLimit(rate_window=0.5, rate_samples=32, rate_margin=0.95)
+    state, t = run_at(policy, policy.initial(), 500, 1.2, 1.0)
+    state = policy.update(state, timed(OVERLOAD, t, rate_limited=True))
+    paced = state.rate
+    # a stalled client: 40 answers a second, most of them refusals, for half a second
+    for i in range(20):
+        state = policy.update(state, timed(OVERLOAD if i % 4 else OK, t + i / 40, True))
+    assert state.rate == pytest.approx(0.7 * paced, rel=0.02)
+
+
+def test_the_pace_grows_per_success_and_faster_while_it_is_used_without_refusal():
+    policy = GradientLimit(rate_window=0.5, rate_samples=32, rate_growth=0.02)
+    state, t = run_at(policy, policy.initial(), 500, 1.2, 1.0)
+    state = policy.update(state, timed(OVERLOAD, t, rate_limited=True))
+    paced = state.rate
+    state = policy.update(state, timed(OK, t + 0.001))
+    assert state.rate == pytest.approx(paced + 0.02)  # one success: one step
+    # a second at the pace, no refusal: each window that used the pace speeds the growth
+    state, t = run_at(policy, state, paced, 1.0, t + 0.002)
+    assert state.clean >= 1
+    step = state.rate
+    state = policy.update(state, timed(OK, t))
+    assert state.rate - step == pytest.approx(0.02 * min(1 + state.clean, 4))
+    # answers during a pause measure nothing
+    paused = replace(state, window_at=t + 10.0)
+    assert policy.update(paused, timed(OVERLOAD, t + 1.0, True)).window_over == 0
 
 
 def test_gradient_ignores_errors_and_is_a_value():
@@ -173,10 +242,9 @@ def test_caps_of_several_clients_do_not_add_up_under_their_parent():
 
 def test_a_persistent_overload_pauses_every_new_attempt():
     lim = Limiter(None, policy=GradientLimit(pause_max=60.0))
-    lim.acquire()
-    lim.release(over(retry_after=30.0))
-    lim.acquire()
-    lim.release(over(retry_after=30.0))  # the second burst right after: pause 30 s
+    for _ in range(3):  # three bursts in a row (pause_after): pause 30 s
+        lim.acquire()
+        lim.release(over(retry_after=30.0))
     assert lim.stats()["pauses"] == 1 and lim.stats()["paused_for_s"] > 20
     with pytest.raises(NetworkError, match="Retry-After"):
         lim.acquire(timeout=1.0)  # would have to wait past its timeout: not sent

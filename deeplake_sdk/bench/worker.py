@@ -68,7 +68,10 @@ def run_job(job: dict[str, Any], emit: Any) -> dict[str, Any]:
 
 
 def _sample_limit(url: str, start: float, out: list[list[float]], every: float = 0.25) -> None:
-    """Record ``[seconds, limit, in flight, waiting]`` of the origin's limiter periodically."""
+    """Record ``[seconds, limit, in flight, waiting, pace]`` of the origin's limiter periodically.
+
+    The pace is in attempts per second (0: not paced).
+    """
     import gevent
 
     from deeplake_sdk.http_errors import origin
@@ -83,6 +86,7 @@ def _sample_limit(url: str, start: float, out: list[list[float]], every: float =
                 stats["limit"],
                 stats["in_flight"],
                 stats["waiting"],
+                round(stats["rate"], 1),
             ]
         )
         gevent.sleep(every)

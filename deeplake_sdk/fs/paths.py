@@ -24,17 +24,29 @@ def normalize(path: str) -> str:
         raise TypeError(f"path must be str, not {type(path).__name__}")
     if not path or "\x00" in path:
         raise FsError(errno.EINVAL, path, "invalid path (empty or contains NUL)")
+    if _is_canonical(path):
+        return path
     return posixpath.normpath(posixpath.join(ROOT, path)).replace("//", "/")
+
+
+def _is_canonical(path: str) -> bool:
+    """Whether ``normalize`` would return ``path`` unchanged (the common case, checked fast)."""
+    return (
+        path[0] == "/"
+        and (path == ROOT or path[-1] != "/")
+        and "//" not in path
+        and "/." not in path
+    )
 
 
 def parent(path: str) -> str:
     """Parent directory of a normalised path (the root is its own parent)."""
-    return posixpath.dirname(path) or ROOT
+    return path[: path.rfind("/")] or ROOT
 
 
 def basename(path: str) -> str:
     """Last component of a normalised path (empty for the root)."""
-    return posixpath.basename(path)
+    return path[path.rfind("/") + 1 :]
 
 
 def join(directory: str, name: str) -> str:
