@@ -302,7 +302,7 @@ class DeeplakeFs:
 
     def _covered(self, p: str) -> bool:
         """Whether the metadata of ``p`` and everything below it is loaded."""
-        return any(p == s or paths.is_under(p, s) for s in self._scopes)
+        return p in self._scopes or any(a in self._scopes for a in paths.ancestors(p))
 
     def _need_scope(self, p: str, *, exact: Sequence[str] = (), quick: bool = False) -> bool:
         """Load the metadata at and below ``p`` (and at the ``exact`` paths) unless it is loaded.
