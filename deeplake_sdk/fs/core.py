@@ -127,9 +127,11 @@ class DeeplakeFs:
 
     Building it costs no request when the tables' layouts are remembered (on disk, see
     :mod:`deeplake_sdk.layout_memo`), else one probe (and the tables are created if missing).
-    Metadata is loaded when first needed: reading or stat-ing a known file is one request
-    (its row), grep is one request, and listing, walking, ``/index.md`` and the checks of a
-    write load both tables' metadata once (two requests in parallel). Entries an earlier
+    Metadata is loaded when first needed, for the path that needs it: reading a file is one
+    request (its row), grep is one, and ``stat``, ``ls``, ``walk``, ``exists`` and the checks
+    of a write or ``rm`` read both tables' metadata at and below their path in one statement
+    (a write adds its ancestors' rows); ``/index.md``, ``mv``, ``cp`` and ``mkdir`` read all
+    of it, also in one statement. Entries an earlier
     process left in the workspace's journal (it was killed, or offline) are sent first, for up
     to ``recover_timeout`` seconds; reads see any that remain. A failure to prepare the memory
     table is an error; a failure to prepare the sessions table only logs a warning and leaves
