@@ -11,6 +11,7 @@ from test_examples import env_for
 
 from deeplake_sdk import ContentCache, DeeplakeApi, DeeplakeFs, SessionLog
 from deeplake_sdk import api as api_module
+from deeplake_sdk.fs.core import PARTIAL_LOADS
 from deeplake_sdk.journal.flusher import Flusher
 from deeplake_sdk.layout_memo import LayoutMemo
 from deeplake_sdk.sessions import user_message
@@ -106,12 +107,12 @@ def test_writes_load_the_metadata_of_their_path_and_send_nothing_else_before_the
     srv.reset_stats()
     with cold(api) as fs:
         fs.journal.flusher.stop(10)  # held back: only the filesystem's own requests count
-        fs.write_text("/notes/new.md", "x")  # the path, below it and its ancestors: one read
+        fs.write_text("/notes/new.md", "x")  # its directory and its ancestors: one read
         assert requests(srv) == 1
-        fs.write_text("/notes/new.md", "x2")  # known now
+        fs.write_text("/notes/new.md", "x2")  # known now, and so is the rest of /notes
         fs.append_text("/notes/n0.md", "more\n")
         fs.write_text("/notes/other.md", "y")
-        assert requests(srv) == 3
+        assert requests(srv) == 1
         with pytest.raises(PermissionError):
             fs.write_text(stored, "a session file is read-only")
         with pytest.raises(IsADirectoryError):
@@ -124,6 +125,21 @@ def test_writes_load_the_metadata_of_their_path_and_send_nothing_else_before_the
         assert fs.read_text("/notes/n0.md").endswith("more\n")
         assert fs.read_text("/notes/new.md") == "x2"
         assert not fs.exists("/notes/n1.md/below.md")
+
+
+def test_many_paths_read_all_the_metadata_once(srv, api, stored):
+    srv.reset_stats()
+    with cold(api) as fs:
+        fs.journal.flusher.stop(10)
+        for i in range(20):  # twenty directories: a few reads of one path, then all of it
+            fs.write_text(f"/bulk/d{i}/f.md", "x")
+            assert not fs.exists(f"/bulk/d{i}/other.md")
+        assert requests(srv) == PARTIAL_LOADS + 1
+        assert fs.ls("/notes") == ["n0.md", "n1.md", "n2.md"] and requests(srv) == PARTIAL_LOADS + 1
+        fs.journal.flusher = Flusher(fs.journal)
+        fs.journal.flusher.wake()
+    with cold(api) as fs:
+        assert len(fs.ls("/bulk")) == 20
 
 
 def test_a_write_before_the_index_keeps_its_description(api, stored):

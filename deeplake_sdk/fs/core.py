@@ -51,6 +51,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Metadata reads of one path (and what is below it) a filesystem makes; past that it reads
+#: all the metadata once, so that a process touching many paths pays a bounded number of
+#: round trips (a bulk writer or a long-lived server), while a short one reads only its path.
+PARTIAL_LOADS = 4
+
 
 @dataclass(frozen=True)
 class FileStat:
@@ -196,6 +201,7 @@ class DeeplakeFs:
         self._scopes: set[str] = set()
         #: Paths whose own rows (not what is below them) are loaded.
         self._exact: set[str] = set()
+        self._partial_loads = 0
         self._load_failed = False
         # one attempt, no retry: the checks of a write never wait out an outage
         self._quick_api = copy.copy(api)
@@ -315,7 +321,11 @@ class DeeplakeFs:
         missing = [e for e in exact if e not in self._exact and not self._covered(e)]
         if self._covered(p) and not missing:
             return False
-        self._load_scope(p, exact=missing, quick=quick)
+        self._partial_loads += 1
+        if self._partial_loads > PARTIAL_LOADS:  # many paths: everything, once, is cheaper
+            self._load_scope(paths.ROOT, quick=quick)
+        else:
+            self._load_scope(p, exact=missing, quick=quick)
         return True
 
     def _load_scope(self, scope: str, *, exact: Sequence[str] = (), quick: bool = False) -> None:
@@ -769,8 +779,10 @@ class DeeplakeFs:
     def _check_writable(self, path: str) -> str:
         p = paths.normalize(path)
         if not self._load_failed:
-            try:  # the path's metadata and below (a directory?), and its ancestors' (files?)
-                self._need_scope(p, exact=paths.ancestors(p)[1:], quick=True)
+            try:  # the path and below (a directory?), its ancestors' rows (files?); the
+                # parent's scope, so that the next writes in the directory need nothing
+                parent = paths.parent(p)
+                self._need_scope(parent, exact=paths.ancestors(parent)[1:], quick=True)
             except DeeplakeError as exc:  # offline: checked against what was seen so far
                 self._load_failed = True
                 log.info("checking writes against what this filesystem has seen: %s", exc)
