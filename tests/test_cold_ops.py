@@ -127,6 +127,12 @@ def test_writes_load_the_metadata_of_their_path_and_send_nothing_else_before_the
         assert not fs.exists("/notes/n1.md/below.md")
 
 
+def test_without_sessions_a_listing_reads_the_memory_table_only(srv, api, stored):
+    srv.reset_stats()
+    with DeeplakeFs(api, sessions_table=None, cache=False) as fs:
+        assert fs.ls("/") == ["index.md", "notes"] and requests(srv) == 1
+
+
 def test_many_paths_read_all_the_metadata_once(srv, api, stored):
     srv.reset_stats()
     with cold(api) as fs:

@@ -362,9 +362,7 @@ class DeeplakeFs:
     ) -> tuple[list[FileMeta], list[FileMeta]]:
         """Memory and session file metadata at and below ``scope``; see :meth:`_load_scope`."""
         if not (self.sessions_enabled and self.sessions_layout is not None):
-            return self._metas(
-                self._read(lambda: st.scoped_metadata(self.layout, None, scope, exact), api)
-            )
+            return self._scoped_rows_apart(scope, exact, api, quick)
         try:
             rows = self._read(
                 lambda: st.scoped_metadata(self.layout, self.sessions_layout, scope, exact), api
@@ -383,6 +381,8 @@ class DeeplakeFs:
         (raises with ``quick``).
         """
         rows = self._read(lambda: st.scoped_metadata(self.layout, None, scope, exact), api)
+        if not (self.sessions_enabled and self.sessions_layout is not None):
+            return self._metas(rows)
         try:
             rows += self._read(
                 lambda: st.scoped_metadata(None, self.sessions_layout, scope, exact), api
