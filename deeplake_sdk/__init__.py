@@ -21,7 +21,7 @@ from deeplake_sdk.errors import (
     ServerError,
     ServiceUnavailableError,
 )
-from deeplake_sdk.fs import DeeplakeFs, FileStat
+from deeplake_sdk.fs import DeeplakeFs, FileStat, GrepReport
 from deeplake_sdk.journal import Consistency, Limits, RejectedWriteError
 from deeplake_sdk.retry import RetryPolicy
 from deeplake_sdk.sessions import SessionLog
@@ -45,6 +45,7 @@ __all__ = [
     "FileStat",
     "FlushError",
     "FsError",
+    "GrepReport",
     "Limits",
     "NetworkError",
     "NullCache",

@@ -76,8 +76,8 @@ with (
 
     # A new filesystem (another run, another process) on the same cache directory reads
     # unchanged files from the cache: the entry is valid while size and date match. A
-    # filesystem learns sizes and dates when it loads the metadata (here for ls: 2 round
-    # trips, one per table); before that, a read asks for the file's row (1 round trip).
+    # filesystem learns sizes and dates when it loads the metadata (here for ls /: 1 round
+    # trip, both tables in one statement); before that, a read asks for the file's row.
     cache = ContentCache(cache_dir)
     with DeeplakeFs(api, cache=cache) as fs:
         before = api.stats.requests_sent

@@ -102,7 +102,7 @@ def test_memory_fs(service_env):
         assert re.search(rf"^   {code}\s+\[{code}\]", out, re.MULTILINE), code
     assert "/archive" not in out.split("== /index.md")[1]  # removed with rm -r
     assert ": who the user is" in out
-    assert "cache hits 2, misses 0, round trips 2" in out
+    assert "cache hits 2, misses 0, round trips 1" in out
 
 
 def test_grep_memory(service_env):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 from typing import Any
 
 from deeplake_sdk.cli._common import (
@@ -120,17 +121,6 @@ def _register_grep(subparsers: Any) -> None:
     p.set_defaults(func=cmd_grep)
 
 
-def _holds_only_sessions(fs: Any, path: str) -> bool:
-    """Whether ``path`` is a session log or a directory whose files are all session logs."""
-    st = fs.stat(path)
-    if st.type == "file":
-        return st.kind == "session"
-    kinds = {
-        fs.stat(f"{d.rstrip('/')}/{name}").kind for d, _, files in fs.walk(path) for name in files
-    }
-    return kinds == {"session"}
-
-
 def cmd_grep(args: argparse.Namespace) -> int:
     """Run ``deeplake-sdk grep``."""
     from deeplake_sdk.errors import FsError
@@ -154,17 +144,10 @@ def cmd_grep(args: argparse.Namespace) -> int:
     failed = searched_dir = False
     with open_fs(args) as fs:
         for path in targets:
-            try:
-                st = fs.stat(path)
-                sessions = args.sessions or _holds_only_sessions(fs, path)
-            except FsError as exc:
-                if not args.quiet:
-                    report(exc)
-                failed = True
-                continue
-            found = fs.grep(
+            # one statement: the matches, and whether (and what) the path is
+            outcome = fs.grep_report(
                 args.pattern,
-                st.path,
+                path,
                 ignore_case=opts.ignore_case,
                 invert=opts.invert,
                 fixed=opts.fixed,
@@ -172,14 +155,20 @@ def cmd_grep(args: argparse.Namespace) -> int:
                 count=opts.count,
                 files_with_matches=opts.files_with_matches,
                 line_numbers=True,
-                include_sessions=sessions,
+                include_sessions=True if args.sessions else None,
             )
+            if outcome.type is None:
+                if not args.quiet:
+                    report(FsError(errno.ENOENT, outcome.path))
+                failed = True
+                continue
+            found = outcome.results
             if opts.max_count is not None:
                 for result in found:
                     result.matches = result.matches[: opts.max_count]
                     result.count = min(result.count, opts.max_count)
             results.extend(found)
-            searched_dir = searched_dir or st.type == "directory"
+            searched_dir = searched_dir or outcome.type == "directory"
     with_filename = args.with_filename
     if with_filename is None:  # GNU: names when searching a directory or several paths
         with_filename = len(targets) > 1 or searched_dir

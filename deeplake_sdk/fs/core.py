@@ -14,11 +14,11 @@ import errno
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from deeplake_sdk._coop import run_parallel
+from deeplake_sdk._coop import Failure, run_parallel
 from deeplake_sdk.cache import CacheKey
 from deeplake_sdk.errors import ClosedError, DeeplakeError, FsError, QueryError
 from deeplake_sdk.fs import paths
@@ -51,6 +51,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Metadata reads of one path (and what is below it) a filesystem makes; past that it reads
+#: all the metadata once, so that a process touching many paths pays a bounded number of
+#: round trips (a bulk writer or a long-lived server), while a short one reads only its path.
+PARTIAL_LOADS = 4
+
 
 @dataclass(frozen=True)
 class FileStat:
@@ -72,6 +77,21 @@ class FileStat:
     mime_type: str = ""
     last_update_date: str = ""
     kind: str = "memory"
+
+
+@dataclass(frozen=True)
+class GrepReport:
+    """What :meth:`DeeplakeFs.grep_report` returns: the results, and what the path was.
+
+    Attributes:
+        path: The normalised path searched.
+        type: ``"file"``, ``"directory"``, or None when nothing exists at the path.
+        results: As :meth:`DeeplakeFs.grep` returns them.
+    """
+
+    path: str
+    type: Literal["file", "directory"] | None
+    results: list[FileResult]
 
 
 class _OpenDescriptor:
@@ -112,9 +132,11 @@ class DeeplakeFs:
 
     Building it costs no request when the tables' layouts are remembered (on disk, see
     :mod:`deeplake_sdk.layout_memo`), else one probe (and the tables are created if missing).
-    Metadata is loaded when first needed: reading or stat-ing a known file is one request
-    (its row), grep is one request, and listing, walking, ``/index.md`` and the checks of a
-    write load both tables' metadata once (two requests in parallel). Entries an earlier
+    Metadata is loaded when first needed, for the path that needs it: reading a file is one
+    request (its row), grep is one, and ``stat``, ``ls``, ``walk``, ``exists`` and the checks
+    of a write or ``rm`` read both tables' metadata at and below their path in one statement
+    (a write adds its ancestors' rows); ``/index.md``, ``mv``, ``cp`` and ``mkdir`` read all
+    of it, also in one statement. Entries an earlier
     process left in the workspace's journal (it was killed, or offline) are sent first, for up
     to ``recover_timeout`` seconds; reads see any that remain. A failure to prepare the memory
     table is an error; a failure to prepare the sessions table only logs a warning and leaves
@@ -175,7 +197,11 @@ class DeeplakeFs:
         self.writer = FileWriter(
             self.journal, self.table, self.tree, self._invalidate, author=author, limits=limits
         )
-        self._loaded = False
+        #: Directories (or files) whose metadata, and that of everything below, is loaded.
+        self._scopes: set[str] = set()
+        #: Paths whose own rows (not what is below them) are loaded.
+        self._exact: set[str] = set()
+        self._partial_loads = 0
         self._load_failed = False
         # one attempt, no retry: the checks of a write never wait out an outage
         self._quick_api = copy.copy(api)
@@ -275,40 +301,121 @@ class DeeplakeFs:
 
     def _need_tree(self) -> None:
         """Load the metadata of both tables, once (the operations that need the tree call it)."""
-        if not self._loaded:
-            self._load_tree()
+        self._need_scope(paths.ROOT)
 
-    def _load_tree(self, *, sync: bool = False, quick: bool = False) -> None:
-        """Load both tables' metadata into the tree.
+    @property
+    def _loaded(self) -> bool:
+        """Whether the whole tree is loaded."""
+        return paths.ROOT in self._scopes
+
+    def _covered(self, p: str) -> bool:
+        """Whether the metadata of ``p`` and everything below it is loaded."""
+        return p in self._scopes or any(a in self._scopes for a in paths.ancestors(p))
+
+    def _need_scope(self, p: str, *, exact: Sequence[str] = (), quick: bool = False) -> bool:
+        """Load the metadata at and below ``p`` (and at the ``exact`` paths) unless it is loaded.
+
+        Returns:
+            Whether it was loaded now (the tree is as current as the tables for ``p``).
+        """
+        missing = [e for e in exact if e not in self._exact and not self._covered(e)]
+        if self._covered(p) and not missing:
+            return False
+        self._partial_loads += 1
+        if self._partial_loads > PARTIAL_LOADS:  # many paths: everything, once, is cheaper
+            self._load_scope(paths.ROOT, quick=quick)
+        else:
+            self._load_scope(p, exact=missing, quick=quick)
+        return True
+
+    def _load_scope(self, scope: str, *, exact: Sequence[str] = (), quick: bool = False) -> None:
+        """Load both tables' metadata at and below ``scope`` (and at ``exact``) into the tree.
+
+        One statement for both tables (:func:`~deeplake_sdk.statements.files.scoped_metadata`).
+        If the service refuses it, the tables are read apart: a refused memory table raises,
+        a refused sessions table leaves session files out.
 
         Args:
-            sync: Sync both tables first (:meth:`refresh`).
+            scope: A directory (the root: everything) or a file.
+            exact: More paths whose own rows are wanted (the ancestors a write checks).
             quick: One attempt per statement, no retry; a failure of either table raises.
         """
         api = self._quick_api if quick else self.api
         # Pending writes as they are before the metadata is read: one confirmed meanwhile is
         # visible to the read (a write leaves the overlay only once reads show it).
         overlay = self._overlay_views()
-        chains: list[Callable[[], list[FileMeta]]] = [lambda: self._memory_metadata(sync, api)]
-        if self.sessions_enabled and self.sessions_layout is not None:
-            chains.append(lambda: self._sessions_metadata(sync, api))
-        results = self._run_all(chains)
-        memory = results[0]
-        if isinstance(memory, BaseException):
-            raise memory
-        self.tree.clear()
+        memory, sessions = self._scoped_rows(scope, exact, api, quick)
+        self._forget(scope, exact)
         self.tree.put_many(memory)
-        if len(results) > 1:
-            sessions = results[1]
-            if isinstance(sessions, BaseException):
-                if quick:
-                    raise sessions
-                self._sessions_unavailable(sessions)
-            else:
-                self.tree.put_many(sessions)
-        self._overlay_tree(*overlay)
-        self._loaded = True
+        self.tree.put_many(sessions)
+        wanted = {scope, *exact}
+        self._overlay_tree(
+            [e for e in overlay[0] if _in_scope(e, scope) or e in wanted],
+            {q: v for q, v in overlay[1].items() if _in_scope(q, scope) or q in wanted},
+        )
+        self._scopes = {paths.ROOT} if scope == paths.ROOT else {*self._scopes, scope}
+        self._exact.update(exact)
         self._load_failed = False
+
+    def _scoped_rows(
+        self, scope: str, exact: Sequence[str], api: DeeplakeApi, quick: bool
+    ) -> tuple[list[FileMeta], list[FileMeta]]:
+        """Memory and session file metadata at and below ``scope``; see :meth:`_load_scope`."""
+        if not (self.sessions_enabled and self.sessions_layout is not None):
+            return self._scoped_rows_apart(scope, exact, api, quick)
+        try:
+            rows = self._read(
+                lambda: st.scoped_metadata(self.layout, self.sessions_layout, scope, exact), api
+            )
+        except QueryError:
+            log.info("metadata of both tables refused in one statement: reading them apart")
+            return self._scoped_rows_apart(scope, exact, api, quick)
+        return self._metas(rows)
+
+    def _scoped_rows_apart(
+        self, scope: str, exact: Sequence[str], api: DeeplakeApi, quick: bool
+    ) -> tuple[list[FileMeta], list[FileMeta]]:
+        """:meth:`_scoped_rows` with one statement per table, one after the other.
+
+        A refused memory table raises; a refused sessions table leaves session files out
+        (raises with ``quick``).
+        """
+        rows = self._read(lambda: st.scoped_metadata(self.layout, None, scope, exact), api)
+        if not (self.sessions_enabled and self.sessions_layout is not None):
+            return self._metas(rows)
+        try:
+            rows += self._read(
+                lambda: st.scoped_metadata(None, self.sessions_layout, scope, exact), api
+            )
+        except DeeplakeError as exc:
+            if quick:
+                raise
+            self._sessions_unavailable(exc)
+        return self._metas(rows)
+
+    def _metas(self, rows: list[dict[str, Any]]) -> tuple[list[FileMeta], list[FileMeta]]:
+        """Memory files (the row of the duplicate rule) and session files of metadata rows."""
+        memory = [_file_meta(p, r) for p, r in oldest_per_path(_of_kind(rows, "memory")).items()]
+        sessions = [
+            FileMeta(
+                path=paths.normalize(r["path"]),
+                size=0,
+                mime_type="application/x-ndjson",
+                last_update_date=r["last_update_date"] or "",
+                kind="session",
+                rows=int(r["n"] or 0),
+            )
+            for r in _of_kind(rows, "session")
+        ]
+        return memory, sessions if self.sessions_enabled else []
+
+    def _forget(self, scope: str, exact: Sequence[str]) -> None:
+        """Drop the files at and below ``scope`` and at ``exact`` from the tree (to reload them)."""
+        if scope == paths.ROOT:
+            self.tree.clear()
+            return
+        for f in [scope, *self.tree.files_under(scope), *exact]:
+            self.tree.remove(f)
 
     def _overlay_views(self) -> tuple[list[str], dict[str, Any]]:
         """Paths of pending session events, and pending file changes (path -> view)."""
@@ -337,45 +444,12 @@ class DeeplakeFs:
                         str(view.meta.get("mime_type") or "application/octet-stream"),
                         str(view.meta.get("last_update_date") or ""),
                         "memory",
-                        previous.description if previous else "",
+                        str(
+                            view.meta.get("description")
+                            or (previous.description if previous else "")
+                        ),
                     )
                 )
-
-    def _memory_metadata(self, sync: bool, api: DeeplakeApi) -> list[FileMeta]:
-        if sync:
-            api.sync_table(self.table)
-        rows = self._read(lambda: st.memory_metadata(self.layout), api)
-        return [_file_meta(p, r) for p, r in oldest_per_path(rows).items()]
-
-    def _sessions_metadata(self, sync: bool, api: DeeplakeApi) -> list[FileMeta]:
-        assert self.sessions_layout is not None
-        if sync:
-            api.sync_table(self.sessions_layout.name)
-        sql, params = st.sessions_metadata(self.sessions_layout)
-        return [
-            FileMeta(
-                path=paths.normalize(r["path"]),
-                size=0,
-                mime_type="application/x-ndjson",
-                last_update_date=r["last_update_date"] or "",
-                kind="session",
-                rows=int(r["n"] or 0),
-            )
-            for r in api.query(sql, params)
-        ]
-
-    def _run_all(self, funcs: list[Callable[[], Any]]) -> list[Any]:
-        """Run callables in parallel; each result or its DeeplakeError."""
-
-        def run(func: Callable[[], Any]) -> Any:
-            try:
-                return func()
-            except DeeplakeError as exc:
-                return exc
-
-        if len(funcs) > 1:
-            return run_parallel(run, funcs, len(funcs), catch=())
-        return [run(f) for f in funcs]
 
     def refresh(self) -> None:
         """See the changes made by other processes: sync both tables, reload their metadata.
@@ -386,7 +460,16 @@ class DeeplakeFs:
         """
         self._check_open()
         self._prepare()
-        self._load_tree(sync=True)
+        tables = [self.table]
+        if self.sessions_enabled and self.sessions_layout is not None:
+            tables.append(self.sessions_layout.name)
+        synced = run_parallel(self.api.sync_table, tables, len(tables), catch=DeeplakeError)
+        if isinstance(synced[0], Failure):
+            raise synced[0].error
+        if len(synced) > 1 and isinstance(synced[1], Failure):
+            self._sessions_unavailable(synced[1].error)
+        self._scopes, self._exact = set(), set()
+        self._load_scope(paths.ROOT)
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait until every change made through this filesystem is stored.
@@ -450,13 +533,19 @@ class DeeplakeFs:
                 raise FsError(errno.ENOENT, p)
             self.writer.settle(p, view, self.flush_timeout)
         meta = self.tree.get(p)
-        if meta is None and not self._loaded:
-            # cold: read the row directly (one round trip); load the tree only if it is absent
+        if meta is None and p == INDEX_PATH:
+            self._need_tree()  # the index lists everything; one statement says if a file is there
+            meta = self.tree.get(p)
+        elif meta is None and not self._covered(p):
+            # cold: read the row directly (one round trip); if there is none, the metadata of
+            # the path says what it is (a directory, a session file, nothing)
             found = self._fetch([p])
             if p in found:
                 return found[p]
-            self._need_tree()
+            self._need_scope(p)
             meta = self.tree.get(p)
+            if meta is None and not self.tree.is_dir(p):
+                raise FsError(errno.ENOENT, p)
         if meta is None:
             if self.tree.is_dir(p):
                 raise FsError(errno.EISDIR, p)
@@ -520,15 +609,6 @@ class DeeplakeFs:
                 self.cache.set(self._key(p), meta.version, data)
         return found
 
-    def _stat_row(self, p: str) -> FileMeta | None:
-        """The metadata of memory file ``p`` read directly (added to the tree), or None."""
-        rows = oldest_per_path(self._read(lambda: st.memory_metadata(self.layout, p)))
-        if p not in rows:
-            return None
-        meta = _file_meta(p, rows[p])
-        self.tree.put(meta)
-        return meta
-
     def prefetch(self, paths_: Iterable[str]) -> int:
         """Load many files into the cache, one query per 50 paths; returns how many were read.
 
@@ -543,7 +623,7 @@ class DeeplakeFs:
             meta = self.tree.get(p)
             if self.writer.view(p) is not None:
                 continue
-            if meta is None and not self._loaded:
+            if meta is None and not self._covered(p):
                 wanted.append(p)
                 continue
             if meta is None or meta.kind != "memory":
@@ -554,19 +634,16 @@ class DeeplakeFs:
 
     def exists(self, path: str) -> bool:
         """Whether a file or directory exists (in this process's view of the tables)."""
-        self._check_tree()
-        p = paths.normalize(path)
+        p = self._check_scope(path)
         return self.tree.is_file(p) or self.tree.is_dir(p) or p == INDEX_PATH
 
     def is_dir(self, path: str) -> bool:
         """Whether ``path`` is a directory."""
-        self._check_tree()
-        return self.tree.is_dir(paths.normalize(path))
+        return self.tree.is_dir(self._check_scope(path))
 
     def is_file(self, path: str) -> bool:
         """Whether ``path`` is a file (including the virtual ``/index.md``)."""
-        self._check_tree()
-        p = paths.normalize(path)
+        p = self._check_scope(path)
         return self.tree.is_file(p) or p == INDEX_PATH
 
     def stat(self, path: str) -> FileStat:
@@ -578,13 +655,10 @@ class DeeplakeFs:
         self._check_open()
         p = paths.normalize(path)
         meta = self.tree.get(p)
-        if meta is None and not self._loaded:
-            # cold: one file's row directly (one round trip); the tree only if there is none
-            if self.writer.view(p) is None:
-                meta = self._stat_row(p)
-            if meta is None:
-                self._need_tree()
-                meta = self.tree.get(p)
+        if meta is None:
+            # cold: the metadata at and below the path, one statement (the root for the index)
+            self._need_scope(paths.ROOT if p == INDEX_PATH else p)
+            meta = self.tree.get(p)
         if meta is not None:
             return FileStat(p, "file", meta.size, meta.mime_type, meta.last_update_date, meta.kind)
         if self.tree.is_dir(p):
@@ -602,8 +676,7 @@ class DeeplakeFs:
         Raises:
             FsError: ``ENOENT`` (missing) or ``ENOTDIR`` (a file).
         """
-        self._check_tree()
-        p = paths.normalize(path)
+        p = self._check_scope(path)
         if not self.tree.is_dir(p):
             raise FsError(errno.ENOTDIR if self.tree.is_file(p) else errno.ENOENT, p)
         names = self.tree.listdir(p)
@@ -619,8 +692,7 @@ class DeeplakeFs:
 
     def walk(self, top: str = "/") -> Iterator[tuple[str, list[str], list[str]]]:
         """Yield ``(dirpath, dirnames, filenames)`` for every directory, like :func:`os.walk`."""
-        self._check_tree()
-        yield from self.tree.walk(paths.normalize(top))
+        yield from self.tree.walk(self._check_scope(top))
 
     # -- writing -----------------------------------------------------------------------
     def write_bytes(
@@ -706,9 +778,11 @@ class DeeplakeFs:
 
     def _check_writable(self, path: str) -> str:
         p = paths.normalize(path)
-        if not self._loaded and not self._load_failed:
-            try:
-                self._load_tree(quick=True)
+        if not self._load_failed:
+            try:  # the path and below (a directory?), its ancestors' rows (files?); the
+                # parent's scope, so that the next writes in the directory need nothing
+                parent = paths.parent(p)
+                self._need_scope(parent, exact=paths.ancestors(parent)[1:], quick=True)
             except DeeplakeError as exc:  # offline: checked against what was seen so far
                 self._load_failed = True
                 log.info("checking writes against what this filesystem has seen: %s", exc)
@@ -735,8 +809,9 @@ class DeeplakeFs:
             FsError: ``ENOENT`` (missing, unless ``force``), ``EISDIR`` (a directory without
                 ``recursive``), ``EPERM`` (session files, or the root).
         """
-        self._check_tree()
+        self._check_open()
         p = paths.normalize(path)
+        fresh = self._need_scope(p)
         if self.tree.is_file(p):
             meta = self.tree.get(p)
             if meta is not None and meta.kind == "session":
@@ -746,7 +821,7 @@ class DeeplakeFs:
             if not recursive:
                 raise FsError(errno.EISDIR, p, "is a directory (use recursive=True)")
             self._rm_tree(p)
-        elif self._stored(p):
+        elif not fresh and self._stored(p):
             self.writer.delete(p)
         elif not force:
             raise FsError(errno.ENOENT, p)
@@ -806,8 +881,7 @@ class DeeplakeFs:
         Raises:
             FsError: ``ENOENT``, ``ENOTDIR``, ``ENOTEMPTY``, ``EPERM`` (the root).
         """
-        self._check_tree()
-        p = paths.normalize(path)
+        p = self._check_scope(path)
         if p == paths.ROOT:
             raise FsError(errno.EPERM, p, "cannot remove the root")
         if not self.tree.is_dir(p):
@@ -926,7 +1000,7 @@ class DeeplakeFs:
         count: bool = False,
         files_with_matches: bool = False,
         line_numbers: bool = True,
-        include_sessions: bool = False,
+        include_sessions: bool | None = False,
         max_results: int | None = None,
     ) -> list[FileResult]:
         """Search file contents with a regular expression, in one round trip.
@@ -934,7 +1008,8 @@ class DeeplakeFs:
         The tables are filtered server-side by the longest literal that every match must
         contain (``LIKE``/``ILIKE``), then lines are matched here. Journaled writes not yet
         stored are searched too; binary files are skipped. Format the results like GNU grep with
-        :func:`deeplake_sdk.grep.format_gnu`.
+        :func:`deeplake_sdk.grep.format_gnu`. A path where nothing exists has no results
+        (:meth:`grep_report` tells it apart, in the same round trip).
 
         Args:
             pattern: Python regular expression (with ``fixed``: a literal string).
@@ -946,7 +1021,8 @@ class DeeplakeFs:
             count: ``-c``: also report files in scope that have no matching line.
             files_with_matches: ``-l``.
             line_numbers: ``-n`` (line numbers are always recorded in the results).
-            include_sessions: Search session logs as well (one JSON event per line).
+            include_sessions: Search session logs as well (one JSON event per line); None:
+                only when the path holds session logs and no memory file.
             max_results: Stop after this many matching lines in total.
 
         Returns:
@@ -956,27 +1032,75 @@ class DeeplakeFs:
         Raises:
             GrepPatternError: The pattern is not a valid regular expression.
         """
+        return self._grep(
+            GrepOptions(
+                pattern=pattern,
+                ignore_case=ignore_case,
+                invert=invert,
+                fixed=fixed,
+                word=word,
+                count=count,
+                files_with_matches=files_with_matches,
+                line_numbers=line_numbers,
+            ),
+            path,
+            include_sessions,
+            max_results,
+            probe=False,
+        ).results
+
+    def grep_report(
+        self,
+        pattern: str,
+        path: str = "/",
+        *,
+        include_sessions: bool | None = None,
+        max_results: int | None = None,
+        **flags: Any,
+    ) -> GrepReport:
+        """:meth:`grep`, also telling what ``path`` is, in the same single round trip.
+
+        The statement that searches also says whether anything exists at the path and
+        whether it is a file or a directory, so a caller that must report a missing path
+        (``grep`` from the command line) needs no ``stat`` first. Arguments as for
+        :meth:`grep` (the flags as keywords), except that ``include_sessions`` defaults to
+        None: session logs are searched when the path holds nothing else.
+
+        Raises:
+            GrepPatternError: The pattern is not a valid regular expression.
+        """
+        flags.setdefault("line_numbers", True)
+        opts = GrepOptions(pattern=pattern, **flags)
+        return self._grep(opts, path, include_sessions, max_results, probe=True)
+
+    def _grep(
+        self,
+        opts: GrepOptions,
+        path: str,
+        include_sessions: bool | None,
+        max_results: int | None,
+        *,
+        probe: bool,
+    ) -> GrepReport:
         self._check_open()
-        opts = GrepOptions(
-            pattern=pattern,
-            ignore_case=ignore_case,
-            invert=invert,
-            fixed=fixed,
-            word=word,
-            count=count,
-            files_with_matches=files_with_matches,
-            line_numbers=line_numbers,
-        )
         compile_pattern(opts)  # reject a bad pattern before any round trip
         scope = paths.normalize(path)
-        sessions = include_sessions and self.sessions_enabled
         pending = self._pending_in(scope)
         waiting = {p: v for p, v in pending.items() if v.state == "wait"}
         for p, view in waiting.items():
             self.writer.settle(p, view, self.flush_timeout)
         if waiting:  # settled: the table holds them now, the views changed
             pending = self._pending_in(scope)
-        texts, lines = self._grep_candidates(opts, scope, sessions)
+        asked = include_sessions is not False and self.sessions_enabled
+        rows = self._grep_candidates(
+            opts, scope, asked, alone=include_sessions is None, probe=probe
+        )
+        what = self._scope_kind(scope, rows, pending) if probe else "directory"
+        pending_memory = any(v.state != "deleted" for v in pending.values())
+        sessions = asked and (include_sessions is True or not pending_memory)
+        texts, lines = _assemble(rows)
+        if not sessions:
+            lines = {}
         for p, view in pending.items():
             text = text_copy(view.data) if view.state == "full" else None
             if text is None:
@@ -995,37 +1119,72 @@ class DeeplakeFs:
                 results.append(result)
             if budget is not None and budget <= 0:
                 break
-        if count and budget is None:
+        if opts.count and budget is None and what is not None:
             seen = {r.path for r in results}
-            for p in self._files_in_scope(scope, sessions):
+            alone = include_sessions is None and not self._memory_in_scope(scope)
+            for p in self._files_in_scope(scope, include_sessions is True or alone):
                 if p not in seen:
                     results.append(FileResult(path=p))
             results.sort(key=lambda r: r.path)
-        return results
+        return GrepReport(scope, what, results)
+
+    def _scope_kind(
+        self, scope: str, rows: list[dict[str, Any]], pending: dict[str, FileView]
+    ) -> Literal["file", "directory"] | None:
+        """What ``scope`` is (None: nothing), from the scope row of the grep and pending writes."""
+        bits = next((int(r["n"] or 0) for r in rows if r["kind"] == "scope"), 0)
+        events = (
+            list(self.journal.overlay.event_paths(self.sessions_table))
+            if self.sessions_enabled and self.sessions_table
+            else []
+        )
+        live = [p for p, v in pending.items() if v.state != "deleted"]
+        if (
+            bits & (st.SCOPE_MEMORY_FILE | st.SCOPE_SESSION_FILE)
+            or scope in live
+            or scope in events
+            or self.tree.is_file(scope)
+        ):
+            return "file"
+        below = bits & (st.SCOPE_MEMORY_BELOW | st.SCOPE_SESSION_BELOW)
+        if (
+            below
+            or scope == paths.ROOT
+            or self.tree.is_dir(scope)
+            or any(paths.is_under(p, scope) for p in [*live, *events])
+        ):
+            return "directory"
+        return "file" if scope == INDEX_PATH else None
+
+    def _memory_in_scope(self, scope: str) -> bool:
+        self._need_scope(scope)
+        return any(
+            _in_scope(p, scope) and meta.kind == "memory" for p, meta in self.tree.files.items()
+        )
 
     def _pending_in(self, scope: str) -> dict[str, FileView]:
         """Views of the journaled, not yet stored files under ``scope``."""
         return {p: v for p, v in self.writer.view_all().items() if _in_scope(p, scope)}
 
     def _grep_candidates(
-        self, opts: GrepOptions, scope: str, sessions: bool
-    ) -> tuple[dict[str, str], dict[str, list[tuple[int, str]]]]:
-        """Texts of the memory files and lines of the session files that may match."""
+        self, opts: GrepOptions, scope: str, sessions: bool, *, alone: bool, probe: bool
+    ) -> list[dict[str, Any]]:
+        """Rows of the memory files and session lines that may match (and the scope row)."""
         pre = literal_prefilter(opts)
-        return _assemble(
-            self._read(
-                lambda: st.grep_candidates(
-                    self.layout,
-                    self.sessions_layout if sessions else None,
-                    scope,
-                    pre.like_pattern() if pre else None,
-                    pre.case_insensitive if pre else False,
-                )
+        return self._read(
+            lambda: st.grep_candidates(
+                self.layout,
+                self.sessions_layout if sessions else None,
+                scope,
+                pre.like_pattern() if pre else None,
+                pre.case_insensitive if pre else False,
+                sessions_if_alone=alone,
+                probe=probe,
             )
         )
 
     def _files_in_scope(self, scope: str, sessions: bool) -> list[str]:
-        self._need_tree()
+        self._need_scope(scope)
         return sorted(
             p
             for p, meta in self.tree.files.items()
@@ -1063,6 +1222,17 @@ class DeeplakeFs:
         self._check_open()
         self._need_tree()
 
+    def _check_scope(self, path: str) -> str:
+        """Check the filesystem is open and the metadata at and below ``path`` is loaded.
+
+        Returns:
+            The normalised path.
+        """
+        self._check_open()
+        p = paths.normalize(path)
+        self._need_scope(p)
+        return p
+
     def _key(self, path: str) -> CacheKey:
         return CacheKey.of(self.api.credentials, self.table, path)
 
@@ -1078,6 +1248,10 @@ def _resolve_cache(cache: ContentCache | bool | None) -> Any:
     if cache is False:
         return cache_mod.NullCache()
     return cache
+
+
+def _of_kind(rows: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [r for r in rows if r["kind"] == kind]
 
 
 def _in_scope(path: str, scope: str) -> bool:
@@ -1096,7 +1270,7 @@ def _assemble(
     }
     lines: dict[str, list[tuple[int, str]]] = {}
     for row in rows:
-        if row["kind"] != "memory":
+        if row["kind"] == "session":
             numbered = (int(row["n"]), st.compact_json(row["message"]))
             lines.setdefault(paths.normalize(row["path"]), []).append(numbered)
     for numbered in lines.values():

@@ -61,29 +61,65 @@ def _col(layout: TableLayout, column: str, default: str = "''") -> str:
     return column if layout.has(column) else f"{default} AS {column}"
 
 
-# -- memory: metadata and reads -----------------------------------------------------------
-def memory_metadata(layout: TableLayout, path: str | None = None) -> Statement:
-    """Path, row id, size, MIME type, dates and description of every memory row (of ``path``).
+# -- metadata of a scope -----------------------------------------------------------------
+def _where(p: Params, scope: str, exact: Sequence[str]) -> str:
+    """``path`` at or under ``scope``, or one of the ``exact`` paths."""
+    where = _scope(p, scope)
+    if exact and where != "TRUE":
+        where = f"({where} OR path IN ({_in_list(p, exact)}))"
+    return where
 
-    A path may come back several times (a table without keys); callers keep the row of the
-    duplicate rule (:func:`~deeplake_sdk.statements.layout.oldest_per_path`).
+
+def scoped_metadata(
+    memory: TableLayout | None,
+    sessions: TableLayout | None,
+    scope: str,
+    exact: Sequence[str] = (),
+) -> Statement:
+    """Metadata of the files at or under ``scope`` (and at the ``exact`` paths), in one statement.
+
+    Memory rows (``kind`` ``'memory'``): path, row id, size, MIME type, dates and description
+    of every row; a path may come back several times (a table without keys), callers keep
+    the row of the duplicate rule (:func:`~deeplake_sdk.statements.layout.oldest_per_path`).
+    Session rows (``kind`` ``'session'``): one per session file, with its number of distinct
+    events (``n``) and its last change (``MAX``, not ``SUM``). Either table may be left out
+    (None); ``scope`` ``/`` is the whole table. The scope is a ``path LIKE 'dir/%'``
+    condition built with :func:`~deeplake_sdk.sql.like_escape`.
     """
-    cols = ", ".join(
-        [
-            "path",
-            "id",
-            "size_bytes",
-            _col(layout, "mime_type"),
-            _col(layout, "creation_date"),
-            _col(layout, "last_update_date"),
-            _col(layout, "description"),
-        ]
-    )
-    t, p = quote_ident(layout.name), Params()
-    where = "" if path is None else f" WHERE path = {p(path)}"
-    return (f"SELECT {cols} FROM {t}{where} ORDER BY path, {layout.order_by}", p.values)
+    p = Params()
+    parts = []
+    if memory is not None:
+        cols = ", ".join(
+            [
+                "'memory' AS kind",
+                "path",
+                "id",
+                "size_bytes",
+                _col(memory, "mime_type"),
+                _col(memory, "creation_date"),
+                _col(memory, "last_update_date"),
+                _col(memory, "description"),
+                "0 AS n",
+            ]
+        )
+        parts.append(
+            f"SELECT {cols} FROM {quote_ident(memory.name)} WHERE {_where(p, scope, exact)}"
+        )
+    if sessions is not None:
+        date = next((c for c in ("last_update_date", "creation_date") if sessions.has(c)), None)
+        last = f"MAX({date})" if date else "''"
+        parts.append(
+            f"SELECT 'session' AS kind, path, NULL AS id, 0 AS size_bytes, NULL AS mime_type, "
+            f"NULL AS creation_date, {last} AS last_update_date, NULL AS description, "
+            f"COUNT(DISTINCT {EVENT_KEY_SQL}) AS n FROM {quote_ident(sessions.name)} "
+            f"WHERE {_where(p, scope, exact)} GROUP BY path"
+        )
+    if not parts:
+        raise ValueError("scoped_metadata needs at least one table")
+    return " UNION ALL ".join(parts), p.values
 
 
+# -- memory: reads -------------------------------------------------------------------------
 #: SQL condition of :func:`memory_read`: ``content`` holds bytes that ``summary`` does not
 #: (non-UTF-8, NUL, a text that differs). ``content`` counts only while it has the file's
 #: current size: a client that writes only ``summary`` may have rewritten the row since.
@@ -154,18 +190,6 @@ def memory_probe(layout: TableLayout, path: str) -> Statement:
 
 
 # -- sessions ----------------------------------------------------------------------------------
-def sessions_metadata(layout: TableLayout) -> Statement:
-    """Number of distinct events and last change per session file (MAX, not SUM)."""
-    t = quote_ident(layout.name)
-    date = next((c for c in ("last_update_date", "creation_date") if layout.has(c)), None)
-    last = f"MAX({date})" if date else "''"
-    return (
-        f"SELECT path, COUNT(DISTINCT {EVENT_KEY_SQL}) AS n, {last} AS last_update_date "
-        f"FROM {t} GROUP BY path",
-        [],
-    )
-
-
 def session_lines(layout: TableLayout, path: str) -> Statement:
     """The event rows of one session file, in creation order (see :func:`session_file_lines`).
 
@@ -266,10 +290,16 @@ def session_file_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 # -- grep ------------------------------------------------------------------------------------
+def paths_prefix(directory: str) -> str:
+    """What every path strictly inside ``directory`` starts with (``/`` for the root)."""
+    return directory.rstrip("/") + "/"
+
+
 def _scope(p: Params, directory: str) -> str:
+    """``path`` is ``directory`` or below it (``TRUE`` for the root)."""
     if directory == "/":
         return "TRUE"
-    prefix = like_escape(directory.rstrip("/") + "/") + "%"
+    prefix = like_escape(paths_prefix(directory)) + "%"
     return f"(path = {p(directory)} OR path LIKE {p(prefix)} ESCAPE '\\')"
 
 
@@ -289,6 +319,9 @@ def grep_candidates(
     directory: str,
     like: str | None,
     case_insensitive: bool,
+    *,
+    sessions_if_alone: bool = False,
+    probe: bool = False,
 ) -> Statement:
     """Every text that may match: memory files whole, session events one JSON line each.
 
@@ -298,6 +331,19 @@ def grep_candidates(
     before the filter so that ``grep -n`` output is right. Memory rows answer ``text``,
     session rows ``message``, PostgreSQL's text of the event's JSON (its line once
     :func:`compact_json` has dropped the spaces).
+
+    Args:
+        memory: Layout of the memory table.
+        sessions: Layout of the sessions table, or None to search memory files only.
+        directory: The scope: a directory, or one file.
+        like: See above.
+        case_insensitive: ``ILIKE`` instead of ``LIKE``.
+        sessions_if_alone: Search the session files only when the memory table has no file
+            in the scope (a scope that holds only session logs).
+        probe: Add one row of ``kind`` ``'scope'`` whose ``n`` tells what the scope is, as
+            bits (:data:`SCOPE_MEMORY_FILE`, :data:`SCOPE_MEMORY_BELOW`,
+            :data:`SCOPE_SESSION_FILE`, :data:`SCOPE_SESSION_BELOW`): whether it exists, and
+            whether it is a file or a directory, with no other request.
     """
     p = Params()
     op = "ILIKE" if case_insensitive else "LIKE"
@@ -323,7 +369,49 @@ def grep_candidates(
             f"WHERE dup = 1) AS s"
             + (f" WHERE {msg} {op} {p(json_text_like(like))} ESCAPE '\\'" if like else "")
         )
+        if sessions_if_alone:
+            sql += (" AND" if like else " WHERE") + (
+                f" NOT EXISTS (SELECT 1 FROM {quote_ident(memory.name)} "
+                f"WHERE {_scope(p, directory)})"
+            )
+    if probe:
+        sql += (
+            " UNION ALL SELECT 'scope' AS kind, NULL AS path, NULL AS id, NULL AS text, "
+            f"NULL AS message, {_scope_bits(p, memory, sessions, directory)} AS n"
+        )
     return sql, p.values
+
+
+#: Bits of the ``n`` of :func:`grep_candidates`' scope row: a memory file at the path...
+SCOPE_MEMORY_FILE = 1
+#: ... memory files below it (a directory) ...
+SCOPE_MEMORY_BELOW = 2
+#: ... a session file at the path ...
+SCOPE_SESSION_FILE = 4
+#: ... session files below it.
+SCOPE_SESSION_BELOW = 8
+
+
+def _scope_bits(
+    p: Params, memory: TableLayout, sessions: TableLayout | None, directory: str
+) -> str:
+    """SQL of the scope bits: one ``EXISTS`` per table and part of the scope."""
+    tables = [(memory, SCOPE_MEMORY_FILE, SCOPE_MEMORY_BELOW)]
+    if sessions is not None:
+        tables.append((sessions, SCOPE_SESSION_FILE, SCOPE_SESSION_BELOW))
+    terms = []
+    for layout, file_bit, below_bit in tables:
+        t = quote_ident(layout.name)
+        below = like_escape(paths_prefix(directory)) + "%"
+        terms.append(
+            f"CASE WHEN EXISTS (SELECT 1 FROM {t} WHERE path = {p(directory)}) "
+            f"THEN {file_bit} ELSE 0 END"
+        )
+        terms.append(
+            f"CASE WHEN EXISTS (SELECT 1 FROM {t} WHERE path LIKE {p(below)} ESCAPE '\\') "
+            f"THEN {below_bit} ELSE 0 END"
+        )
+    return " + ".join(terms)
 
 
 def paths_under(memory: TableLayout, sessions: TableLayout | None, directory: str) -> Statement:
