@@ -63,3 +63,27 @@ def test_tree_walk_and_file_under_directory_name():
     tree.remove("/x/y/2")
     assert tree.is_file("/x/y") and not tree.is_dir("/x/y")
     assert tree.files_under("/x") == ["/x/1", "/x/y"]
+
+
+def test_put_many_builds_the_same_tree_as_put_one_by_one():
+    metas = [
+        FileMeta(p, 1)
+        for p in ("/a/b/c.md", "/a/b/d.md", "/a/e.md", "/f.md", "/a/b/c.md", "/x/y/z/w.md")
+    ]
+    one, many = Tree(), Tree()
+    for meta in metas:
+        one.put(meta)
+    many.put_many(metas)
+    assert many.files == one.files and many._children == one._children
+    assert list(many.walk("/")) == list(one.walk("/"))
+    many.remove("/x/y/z/w.md")  # implicit directories go with their last file
+    assert not many.is_dir("/x") and many.is_dir("/a/b")
+
+
+@pytest.mark.parametrize(
+    "raw", ["/a/b", "/a/.b", "/a/./b", "/a//b", "/a/b/", "a/b", "/a/b/..", "/"]
+)
+def test_the_fast_path_of_normalize_agrees_with_posixpath(raw):
+    import posixpath
+
+    assert paths.normalize(raw) == posixpath.normpath(posixpath.join("/", raw)).replace("//", "/")

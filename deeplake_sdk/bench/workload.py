@@ -2,7 +2,7 @@
 
 One session, as an agent runs it (DESIGN section 8):
 
-* **start**: open the memory filesystem (ensure both tables, sync, load metadata);
+* **start**: open the memory filesystem, list the user's notes;
 * **R QA rounds**: log the prompt event, one tool step (grep the user's notes on even rounds,
   read one of them on odd rounds), log the response event;
 * **end**: write ``/summaries/<user>/<session>.md``, flush it, read ``/index.md``.
@@ -153,7 +153,7 @@ def run_session(
         log = SessionLog(
             api, session, user=user, project="bench", ensure=False, journal=target.journal(mode)
         )
-        notes = sorted(p for p in fs.tree.files if p.startswith(f"/notes/{user}/"))
+        notes = timed("list_notes", lambda: _notes(fs, user)) or []
         for i in range(rounds):
             event = timed(
                 "log_prompt",
@@ -202,6 +202,12 @@ def _cache(target: Target, mode: ModeConfig) -> Any:
 def _open(api: DeeplakeApi, target: Target, mode: ModeConfig, cache: Any) -> DeeplakeFs:
     kind = ReferenceFs if mode.reference_fs else DeeplakeFs
     return kind(api, cache=cache, journal=target.journal(mode), author="bench")
+
+
+def _notes(fs: DeeplakeFs, user: str) -> list[str]:
+    """The user's notes (an agent lists its directory before it reads)."""
+    directory = f"/notes/{user}"
+    return [f"{directory}/{name}" for name in fs.ls(directory)] if fs.exists(directory) else []
 
 
 def _write_summary(fs: DeeplakeFs, path: str, text: str) -> None:

@@ -108,9 +108,21 @@ class Tree:
         self._link(meta.path)
 
     def put_many(self, metas: Iterable[FileMeta]) -> None:
-        """Add or replace several files."""
+        """Add or replace several files (:meth:`put` for each, inlined: a load adds thousands)."""
+        files, children, root = self.files, self._children, paths.ROOT
         for meta in metas:
-            self.put(meta)
+            child = meta.path
+            files[child] = meta
+            while child != root:
+                cut = child.rfind("/")
+                parent, name = child[:cut] or root, child[cut + 1 :]
+                siblings = children.get(parent)
+                if siblings is None:
+                    siblings = children[parent] = set()
+                elif name in siblings:
+                    break
+                siblings.add(name)
+                child = parent
 
     def remove(self, path: str) -> FileMeta | None:
         """Forget a file; empty implicit ancestors disappear with it."""
