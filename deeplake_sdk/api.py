@@ -170,6 +170,8 @@ class DeeplakeApi:
             "User-Agent": f"deeplake-sdk/{__version__}",
         }
         self._closed = False
+        #: Requests wait for a slot ahead of other clients' (the journal's drain sets it).
+        self.urgent = False
 
     def __repr__(self) -> str:
         c = self.credentials
@@ -219,6 +221,7 @@ class DeeplakeApi:
             timeout=(timeout.connect, timeout.read),
             acquire_timeout=call.remaining(),
             retry_of=call.last_error if call.attempt > 1 else None,
+            urgent=self.urgent,
         )
 
     # -- SQL ---------------------------------------------------------------------------------

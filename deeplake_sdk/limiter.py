@@ -565,6 +565,7 @@ class Limiter:
         self._state = self.policy.initial()
         self._lock = allocate_lock()
         self._waiters: deque[Completion] = deque()
+        self._urgent: deque[Completion] = deque()  # served before ``_waiters``
         self._in_flight = 0
         self._peak = 0
         self._paused_until = 0.0
@@ -586,7 +587,7 @@ class Limiter:
     def __repr__(self) -> str:
         return (
             f"<Limiter {self.name} limit={self.limit} in_flight={self._in_flight} "
-            f"waiting={len(self._waiters)} {self.policy}>"
+            f"waiting={self._queued()} {self.policy}>"
         )
 
     def fresh(self, parent: Limiter | None = None) -> Limiter:
@@ -621,7 +622,7 @@ class Limiter:
     @property
     def waiting(self) -> int:
         """Callers queued for a slot."""
-        return len(self._waiters)
+        return self._queued()
 
     @property
     def limit(self) -> int | None:
@@ -653,7 +654,7 @@ class Limiter:
                 "policy_limit": self._state.limit,
                 "max_limit": self.policy.max_limit,
                 "in_flight": self._in_flight,
-                "waiting": len(self._waiters),
+                "waiting": self._queued(),
                 "peak": self._peak,
                 "granted": self.granted,
                 "queued": self.queued,
@@ -689,8 +690,12 @@ class Limiter:
         return allowed
 
     # -- slots -------------------------------------------------------------------------------
-    def acquire(self, timeout: float | None = None) -> None:
+    def acquire(self, timeout: float | None = None, *, urgent: bool = False) -> None:
         """Take a slot, waiting (cooperatively, in FIFO order) up to ``timeout`` seconds.
+
+        ``urgent`` attempts wait in a queue of their own, served first (FIFO among them): the
+        journal's drain, whose every statement carries the writes of many callers waiting for
+        it, uses it. It sends one statement at a time, so it cannot starve the others.
 
         With a parent, the parent's slot is taken next (within what is left of ``timeout``).
         During an endpoint-wide pause (a ``Retry-After``), the slot is held until the pause
@@ -701,26 +706,27 @@ class Limiter:
             NetworkError: No slot became free in time (the request was not sent).
         """
         started = time.monotonic()
-        self._acquire_own(timeout)
+        self._acquire_own(timeout, urgent)
         try:
             if self.parent is not None:
                 left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-                self.parent.acquire(left)
+                self.parent.acquire(left, urgent=urgent)
             else:
                 self._wait_turn(timeout, started)
         except BaseException:
             self._release_own(None)
             raise
 
-    def _acquire_own(self, timeout: float | None) -> None:
+    def _acquire_own(self, timeout: float | None, urgent: bool = False) -> None:
         self._maybe_share()
         with self._lock:
             limit = self._effective()
-            if not self._waiters and (limit is None or self._in_flight < limit):
+            ahead = self._urgent if urgent else self._urgent or self._waiters
+            if not ahead and (limit is None or self._in_flight < limit):
                 self._take()
                 return
             ticket = Completion()
-            self._waiters.append(ticket)
+            (self._urgent if urgent else self._waiters).append(ticket)
         queued_at = time.monotonic()
         try:
             granted = ticket.wait(timeout)
@@ -738,7 +744,7 @@ class Limiter:
         wait = "" if timeout is None else f" within {timeout:.1f}s"
         raise NetworkError(
             f"no free connection slot{wait} ({self._in_flight} requests in flight, "
-            f"limit {self.limit}, {len(self._waiters)} waiting); the request was not sent"
+            f"limit {self.limit}, {self._queued()} waiting); the request was not sent"
         )
 
     def _wait_turn(self, timeout: float | None, started: float) -> None:
@@ -817,7 +823,7 @@ class Limiter:
             if self._sharing:
                 return
             self._sharing = True
-            demand = self._in_flight + len(self._waiters)
+            demand = self._in_flight + self._queued()
             in_flight, limit = self._in_flight, self._state.limit
         try:
             others = share.exchange(in_flight, demand, limit)
@@ -881,15 +887,18 @@ class Limiter:
                 new.limit,
                 sample.outcome,
                 self._in_flight,
-                len(self._waiters),
+                self._queued(),
             )
+
+    def _queued(self) -> int:
+        return len(self._waiters) + len(self._urgent)
 
     def _grant(self) -> None:
         """Hand free slots to the longest waiters (each woken on its own hub or lock)."""
         limit = self._effective()
-        while self._waiters and (limit is None or self._in_flight < limit):
+        while (self._urgent or self._waiters) and (limit is None or self._in_flight < limit):
             self._take()
-            self._waiters.popleft().set()
+            (self._urgent or self._waiters).popleft().set()
 
     def _abandon(self, ticket: Completion) -> bool:
         """A waiter gives up: leave the queue; returns False if it had been granted a slot.
@@ -899,6 +908,6 @@ class Limiter:
         """
         with self._lock:
             if not ticket.is_set():
-                self._waiters.remove(ticket)
+                (self._urgent if ticket in self._urgent else self._waiters).remove(ticket)
                 return True
         return False

@@ -86,6 +86,7 @@ __all__ = [
     "UNBOUNDED_POOL",
     "Endpoint",
     "close_endpoints",
+    "close_thread_connections",
     "decode_answer",
     "get_endpoint",
     "origin_limiter",
@@ -450,6 +451,10 @@ class Endpoint:
         other hubs are closed by their own threads' exit.
         """
         self._shared.close()
+        self.close_own()
+
+    def close_own(self) -> None:
+        """Close the calling thread's own pool (patched sockets), if it has one."""
         own = getattr(self._per_hub, "connections", None)
         if own is not None:
             own[1].close()
@@ -477,6 +482,7 @@ class Endpoint:
         timeout: tuple[float, float],
         acquire_timeout: float | None = None,
         retry_of: BaseException | None = None,
+        urgent: bool = False,
     ) -> Any:
         """Send one HTTP request (no retry) and return its decoded JSON body.
 
@@ -490,6 +496,8 @@ class Endpoint:
             retry_of: The failure this request retries, if it is a retry: it is spent from the
                 origin's retry budget, and when that is exhausted ``retry_of`` is raised again,
                 marked ``budget_spent`` (not to be retried), and nothing is sent.
+            urgent: Wait for a slot ahead of the others (see
+                :meth:`~deeplake_sdk.limiter.Limiter.acquire`).
 
         Returns:
             The decoded JSON answer (``{}`` for an empty 2xx body).
@@ -510,7 +518,7 @@ class Endpoint:
         attempt = _Attempt(self, (self._connections(patched), request))
         hub = None if patched else hub_if_exists()
         inline = hub is None or gevent.getcurrent() is hub
-        attempt.limiter.acquire(acquire_timeout)
+        attempt.limiter.acquire(acquire_timeout, urgent=urgent)
         if inline:
             attempt.run()  # in this greenlet / thread; an interruption stops it right here
         else:
@@ -675,6 +683,19 @@ def close_endpoints() -> None:
         _origins.clear()
     for endpoint in endpoints:
         endpoint.close()
+
+
+def close_thread_connections() -> None:
+    """Close the calling thread's own pools of every endpoint, before its hub goes away.
+
+    A thread that ran patched requests on a hub of its own (the journal's flusher) calls this
+    before destroying the hub: a socket closed later, by the garbage collector, would touch
+    the destroyed loop.
+    """
+    with _registry_lock:
+        endpoints = list(_registry.values())
+    for endpoint in endpoints:
+        endpoint.close_own()
 
 
 def _after_fork_in_child() -> None:

@@ -162,6 +162,33 @@ def test_waiters_are_served_in_fifo_order_across_threads_and_greenlets():
     assert joined(threads) and lim.in_flight == 0 and lim.waiting == 0
 
 
+def test_urgent_waiters_are_served_first_in_their_own_fifo_order():
+    lim = Limiter(1)
+    lim.acquire()
+    order = []
+
+    def waiter(name, urgent):
+        lim.acquire(urgent=urgent)
+        order.append(name)
+        lim.release()
+
+    for k, (name, urgent) in enumerate(
+        [("a", False), ("b", False), ("drain1", True), ("c", False), ("drain2", True)]
+    ):
+        gevent.spawn(waiter, name, urgent)
+        wait_until(lambda k=k: lim.waiting == k + 1, f"waiter {name} to queue")
+    lim.release()
+    wait_until(lambda: len(order) == 5, "every waiter to be served")
+    assert order == ["drain1", "drain2", "a", "b", "c"]
+    assert lim.in_flight == 0 and lim.waiting == 0
+    # an urgent waiter that gives up leaves its queue
+    lim.acquire()
+    with pytest.raises(NetworkError):
+        lim.acquire(timeout=0.01, urgent=True)
+    assert lim.waiting == 0
+    lim.release()
+
+
 def test_no_slot_leaks_when_waiters_are_interrupted():
     lim = Limiter(1)
     lim.acquire()

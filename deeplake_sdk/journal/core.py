@@ -100,6 +100,7 @@ class Journal:
         self.store = store
         self.api = copy.copy(api)
         self.api._closed = False
+        self.api.urgent = True  # every statement carries writes that callers wait for
         self.consistency = consistency
         self.overlay = Overlay()
         self._catalog = Catalog(self._columns, api.forget_table)

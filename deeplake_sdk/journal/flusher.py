@@ -20,6 +20,7 @@ import gevent.event
 from gevent import monkey
 
 from deeplake_sdk._coop import Completion, allocate_lock
+from deeplake_sdk.transport import close_thread_connections
 
 if TYPE_CHECKING:
     from deeplake_sdk.journal.core import Journal
@@ -121,6 +122,7 @@ class Flusher:
                 self._watcher = None
             watcher.stop()
             watcher.close()
+            close_thread_connections()  # this hub's sockets, while it still exists
             hub.destroy(destroy_loop=True)
             self._ended.set()
 
