@@ -224,6 +224,7 @@ class GradientState(LimitState):
         window_ok: Successes in the current measurement window.
         window_over: Rate refusals (429) in the current measurement window.
         bursts: Bursts of overloads in a row, each soon after the previous one.
+        streak_at: When the first of those bursts began (``Sample.at``).
         clean: Measurement windows in a row that used the whole pace without a refusal.
     """
 
@@ -245,6 +246,7 @@ class GradientState(LimitState):
     window_ok: int = 0
     window_over: int = 0
     bursts: int = 0
+    streak_at: float = 0.0
     clean: int = 0
 
 
@@ -271,7 +273,8 @@ class GradientLimit(LimitPolicy):
       and ``hint`` becomes that admitted share, without the ``0.95``;
     * a ``Retry-After`` becomes an endpoint-wide pause when the overload persists:
       ``pause_after`` bursts in a row, each starting within ``2 x limit`` completions of the
-      previous one (neither the decreases nor the pace relieved the service). A refusal at the
+      previous one, over at least two measurement windows (neither the decreases nor the pace
+      relieved the service). A refusal at the
       edge of capacity only shrinks the limit and sets the pace: the refused attempt waits its
       ``Retry-After`` anyway before it is retried.
 
@@ -444,8 +447,10 @@ class GradientLimit(LimitPolicy):
             )
         persistent = s.burst_at >= 0 and completed - s.burst_at <= 2 * s.limit
         bursts = s.bursts + 1 if persistent else 1
+        streak_at = s.streak_at if persistent else sample.at
+        lasted = sample.at - streak_at >= 2 * self.rate_window if sample.at else True
         pause = 0.0
-        if bursts >= self.pause_after and sample.retry_after:
+        if bursts >= self.pause_after and lasted and sample.retry_after:
             pause = min(sample.retry_after, self.pause_max)
         estimate = max(1.0, s.estimate * self.backoff)
         return replace(
@@ -462,6 +467,7 @@ class GradientLimit(LimitPolicy):
             window=max(1, sample.in_flight + 1),
             pause=pause,
             bursts=bursts,
+            streak_at=streak_at,
             **({"window_at": sample.at + pause, "window_ok": 0, "window_over": 0} if pause else {}),
         )
 

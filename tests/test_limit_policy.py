@@ -113,6 +113,12 @@ def test_retry_after_pauses_only_when_the_overload_persists():
     assert state.pause == 5.0  # capped at pause_max
     state = policy.update(state, ok())
     assert state.pause == 0.0
+    # three bursts within a fraction of a second: the pace and the limit have not acted yet
+    state = policy.initial()
+    for at in (1.0, 1.1, 1.2):
+        state = policy.update(state, Sample(OVERLOAD, 0.001, 0, 2.0, at))
+    assert state.bursts == 3 and state.pause == 0.0
+    assert policy.update(state, Sample(OVERLOAD, 0.001, 0, 2.0, 2.1)).pause == 2.0
     # a burst long after the previous one: no pause
     state = policy.update(policy.initial(), over(retry_after=2.0))
     for _ in range(100):
@@ -242,9 +248,9 @@ def test_caps_of_several_clients_do_not_add_up_under_their_parent():
 
 def test_a_persistent_overload_pauses_every_new_attempt():
     lim = Limiter(None, policy=GradientLimit(pause_max=60.0))
-    for _ in range(3):  # three bursts in a row (pause_after): pause 30 s
+    for at in (100.0, 100.6, 101.2):  # three bursts in a row over a second: pause 30 s
         lim.acquire()
-        lim.release(over(retry_after=30.0))
+        lim.release(Sample(OVERLOAD, 0.001, 0, 30.0, at))
     assert lim.stats()["pauses"] == 1 and lim.stats()["paused_for_s"] > 20
     with pytest.raises(NetworkError, match="Retry-After"):
         lim.acquire(timeout=1.0)  # would have to wait past its timeout: not sent
