@@ -288,7 +288,9 @@ class GradientLimit(LimitPolicy):
     * at the first burst of rate refusals (429), and at the end of each window that saw
       some, it sets a pace (``rate``) of ``rate_margin`` times the lower of that measure and the
       current pace, so that the next attempts start below what the service admitted (one
-      window cuts the pace by 30% at most);
+      window cuts the pace by 30% at most, and it never goes below what ``min_limit``
+      attempts in flight send at the current round-trip time: a light client measures its
+      own demand, not the service);
     * each success adds ``rate_growth`` attempts per second to the pace (a pace in use grows by
       ``rate_growth`` of itself per second, probing for more), up to four times faster after
       windows that used the whole pace without a refusal.
@@ -475,13 +477,17 @@ class GradientLimit(LimitPolicy):
         """The pace after rate refusals: below the admitted rate, but at most a cut of 30%.
 
         (A client that stalled, then sent its queue at once, admits little in a window that
-        ends with refusals: one such window must not throttle it for long.)
+        ends with refusals: one such window must not throttle it for long.) Never below what
+        ``min_limit`` attempts in flight send at the current round-trip time: a light client
+        (a few statements, a backoff between them) measures its own demand, not the service.
         """
         if not s.admitted or not self.rate_margin:
             return s.rate
         if not s.rate:
-            return s.admitted * self.rate_margin
-        return max(min(s.rate, s.admitted) * self.rate_margin, s.rate * 0.7)
+            paced = s.admitted * self.rate_margin
+        else:
+            paced = max(min(s.rate, s.admitted) * self.rate_margin, s.rate * 0.7)
+        return max(paced, self.min_limit / s.short_rtt) if s.short_rtt else paced
 
 
 #: The default ceiling of the adaptive limit (see :class:`GradientLimit`).

@@ -72,6 +72,12 @@ def main() -> None:
         emit({"ready": True})
         gevent.joinall([gevent.spawn(session, fs, api, journal, n, seed) for n in range(sessions)])
     elif op == "resume":
+        import logging  # what the drain did, for a test that waits too long
+
+        logging.basicConfig(
+            level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+        )
+        logging.getLogger("deeplake_sdk.journal").setLevel(logging.DEBUG)
         fs = DeeplakeFs(api, cache=False, journal=journal, recover_timeout=300)
         left = fs.journal.wait_for(fs.journal.overlay.seqs(), 300)
         emit({"resumed": True, "left": len(left)})

@@ -101,6 +101,27 @@ def test_flush_settles_a_duplicate_left_by_a_concurrent_create(api):
     assert rows == [{"id": "0" * 32, "summary": "ours"}]
 
 
+def test_two_copies_of_our_own_create_settle_to_one_row(api, monkeypatch):
+    """A create sent twice under one id (a killed process's, then its resend on resume, the
+    first hidden from the second's check by read lag) leaves twins no ``id <>`` tells apart."""
+    with DeeplakeFs(api, cache=False):
+        pass
+    twin = "7" * 32
+    for _ in range(2):
+        api.execute(
+            "INSERT INTO memory (id, path, filename, summary, size_bytes) "
+            "VALUES ($1, '/twin.md', 'twin.md', 'ours', 4)",
+            [twin],
+            idempotent=True,
+        )
+    monkeypatch.setattr("deeplake_sdk.fs.writer.new_row_id", lambda: twin)  # the same create
+    with DeeplakeFs(api, cache=False) as fs:
+        fs.tree.remove("/twin.md")  # this process believes it creates the file
+        fs.write_text("/twin.md", "ours")
+    rows = api.query("SELECT id, summary FROM memory WHERE path = '/twin.md'")
+    assert rows == [{"id": twin, "summary": "ours"}]
+
+
 def test_commit_then_fail_never_duplicates_or_doubles(srv, workspace, tmp_path):
     api = DeeplakeApi(srv.token, srv.org, workspace, srv.url, retries=FAST_RETRY)
     with DeeplakeFs(api, cache=False) as fs:

@@ -33,7 +33,12 @@ def spawn(
 
 def resume(srv, workspace: str, journal: str) -> None:
     proc = spawn(SESSIONS, srv, workspace, journal, "resume")
-    out, err = proc.communicate(timeout=300)
+    try:
+        out, err = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # never left running against the session's server
+        out, err = proc.communicate(timeout=60)
+        raise AssertionError(f"resume did not finish in 240 s; its log:\n{err[-6000:]}") from None
     assert proc.returncode == 0, err[-3000:]
     assert json.loads(out.strip().splitlines()[-1]) == {"resumed": True, "left": 0}
 
@@ -171,7 +176,7 @@ def test_fifty_sessions_killed_at_random_moments_resume_exactly(
             mine = [o for o in acked if o.get("path") == path] + [
                 o for o in intents.values() if o.get("path") == path
             ]
-            assert stored.get(path) in options, (
+            assert stored.get(path, "") in options, (  # "": no row (nothing applied)
                 f"run {run}: {path} holds {stored.get(path)!r}; its writes: {mine}"
             )
         assert set(stored) <= set(allowed)

@@ -362,3 +362,12 @@ def test_retries_stop_when_the_origins_budget_is_spent(srv, workspace):
     assert stats["retries_denied"] > 0 and stats["retry_tokens"] <= 100
     srv.set_faults(profile="none")
     assert api.query("SELECT 1 AS a") == [{"a": 1}]  # plain requests still go
+
+
+def test_a_light_client_is_not_paced_below_what_a_few_attempts_in_flight_send():
+    """A client sending little measures its own demand: a 429 must not throttle it to that."""
+    policy = GradientLimit(min_limit=4, rate_window=0.5, rate_samples=32)
+    state, t = run_at(policy, policy.initial(), 2, 40.0, 1.0)  # 2 answers/s, 30 ms each
+    assert 1.5 <= state.admitted <= 2.5
+    state = policy.update(state, timed(OVERLOAD, t, rate_limited=True))
+    assert state.rate == pytest.approx(4 / state.short_rtt)  # 133/s, not 1.9/s

@@ -621,10 +621,28 @@ class Drain:
             log.info("%s has %d rows: keeping the oldest", op.path, len(rows))
             sql, params = sj.dedupe(op.table, op.path, top.id)
             self.api.execute(sql, params, idempotent=True)
+            if sum(r.id == top.id for r in rows) > 1 and top.id == op.meta.get("row_id"):
+                self._untwin(run, top.id)
+                return
         if top.date < op.stamp or top.size != len(op.data):
             run.row = top
             self._replace(run)
         run.acked = time.time()
+
+    def _untwin(self, run: _Run, row_id: str) -> None:
+        """Our create shows twice under one id: drop both copies and create it once more.
+
+        Read lag can hide a committed create from the check of its own resend (a process
+        killed after sending it, then resumed): both apply, with the same row id, which no
+        ``id <>`` condition tells apart.
+        """
+        op = run.op
+        assert op is not None
+        log.info("%s: our row %s shows twice; creating it once more", op.path, row_id)
+        sql, params = sj.delete_twins(op.table, op.path, row_id)
+        self.api.execute(sql, params, idempotent=True)
+        run.row = None
+        self._insert(op.table, [run])
 
     def _repair_append(self, run: _Run, rows: list[Row]) -> None:
         op = run.op

@@ -35,6 +35,7 @@ __all__ = [
     "delete_path",
     "delete_row",
     "delete_tree",
+    "delete_twins",
     "event_ids",
     "insert_absent",
     "insert_events",
@@ -143,6 +144,12 @@ def dedupe(table: str, path: str, keep_id: str) -> Statement:
     """Delete every row of ``path`` but the one with id ``keep_id``."""
     t, p = quote_ident(table), Params()
     return (f"DELETE FROM {t} WHERE path = {p(path)} AND id <> {p(keep_id)}", p.values)
+
+
+def delete_twins(table: str, path: str, row_id: str) -> Statement:
+    """Delete every row of ``path`` with id ``row_id`` (copies of one create)."""
+    t, p = quote_ident(table), Params()
+    return (f"DELETE FROM {t} WHERE {_row_guard(p, path, row_id)}", p.values)
 
 
 def _row_guard(p: Params, path: str, row_id: str | None) -> str:
