@@ -621,8 +621,9 @@ class Drain:
             log.info("%s has %d rows: keeping the oldest", op.path, len(rows))
             sql, params = sj.dedupe(op.table, op.path, top.id)
             self.api.execute(sql, params, idempotent=True)
-            if sum(r.id == top.id for r in rows) > 1 and top.id == op.meta.get("row_id"):
-                self._untwin(run, top.id)
+            twins = sum(r.id == top.id for r in rows) > 1
+            if twins and (top.id == op.meta.get("row_id") or top.date <= op.stamp):
+                self._untwin(run, top.id)  # ours, or older than ours: our content wins anyway
                 return
         if top.date < op.stamp or top.size != len(op.data):
             run.row = top
@@ -630,15 +631,16 @@ class Drain:
         run.acked = time.time()
 
     def _untwin(self, run: _Run, row_id: str) -> None:
-        """Our create shows twice under one id: drop both copies and create it once more.
+        """A create shows twice under one id: drop both copies and create ours once more.
 
         Read lag can hide a committed create from the check of its own resend (a process
         killed after sending it, then resumed): both apply, with the same row id, which no
-        ``id <>`` condition tells apart.
+        ``id <>`` condition tells apart. Called when the copies are our create, or another
+        writer's older one that our write replaces anyway.
         """
         op = run.op
         assert op is not None
-        log.info("%s: our row %s shows twice; creating it once more", op.path, row_id)
+        log.info("%s: row %s shows twice; creating ours once more", op.path, row_id)
         sql, params = sj.delete_twins(op.table, op.path, row_id)
         self.api.execute(sql, params, idempotent=True)
         run.row = None
