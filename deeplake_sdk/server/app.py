@@ -258,13 +258,7 @@ class App:
 
     # ------------------------------------------------------------------------ helpers
     def _auth(self, environ: dict[str, Any]) -> str:
-        header = environ.get("HTTP_AUTHORIZATION", "")
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise HttpError(
-                401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <token>'"
-            )
+        token = _bearer(environ)
         org = self.tokens.get(token)
         if org is None:
             raise HttpError(401, "unauthorized", "invalid token")
@@ -276,13 +270,7 @@ class App:
         return org
 
     def _admin_auth(self, environ: dict[str, Any]) -> None:
-        header = environ.get("HTTP_AUTHORIZATION", "")
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise HttpError(
-                401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <token>'"
-            )
+        token = _bearer(environ)
         if self.admin_token is not None and hmac.compare_digest(
             token.encode(), self.admin_token.encode()
         ):
@@ -569,3 +557,14 @@ def _fault_config(current: FaultConfig, body: dict[str, Any]) -> FaultConfig:
     if profile is None:
         return current.replace(**overrides)
     return FaultConfig.from_profile(str(profile), **overrides)
+
+
+def _bearer(environ: dict[str, Any]) -> str:
+    """The token of the request's ``Authorization: Bearer`` header (401 without one)."""
+    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise HttpError(
+            401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <token>'"
+        )
+    return token
