@@ -30,6 +30,7 @@ def test_answers_without_row_count_never_double_an_append(srv, workspace):
         fs.append_text("/new.md", "created by an append\n")
         log = SessionLog(api, "s", user="u", journal=False)
         ids = [log.log({"type": "user_message", "content": str(i)}) for i in range(5)]
+        log.flush()  # the log's own events: closing the filesystem waits for the file's only
     expected = "start\n" + "".join(f"line {i}\n" for i in range(20))
     rows = api.query("SELECT path, summary FROM memory ORDER BY path")
     assert rows == [
