@@ -36,6 +36,7 @@ from deeplake_sdk.http_errors import is_ambiguous, is_missing_schema, service_ba
 from deeplake_sdk.layout_memo import LayoutMemo
 from deeplake_sdk.limiter import DEFAULT_MAX_CONCURRENCY
 from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, retried
+from deeplake_sdk.shared_reads import read_key, shared_reads
 from deeplake_sdk.sql import CHUNK, DDL, READ, check_params, chunks, statement_head, statement_kind
 from deeplake_sdk.statements.layout import MEMORY, SESSIONS, LayoutKind, TableLayout, columns_of
 from deeplake_sdk.stats import ClientStats
@@ -359,6 +360,46 @@ class DeeplakeApi:
         return self.execute(
             sql, params, timeout=timeout, idempotent=idempotent, confirm=confirm
         ).dicts()
+
+    def query_shared(
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        *,
+        derive: Callable[[list[dict[str, Any]]], Any] | None = None,
+    ) -> Any:
+        """:meth:`query` a read that many callers of this process may send at the same time.
+
+        Identical reads (same tenant, statement, parameters and ``derive``) waiting at the
+        same time are sent once per round (:class:`~deeplake_sdk.shared_reads.SharedReads`):
+        each caller gets the answer of a statement sent after it called, as fresh as its own
+        would be. For large reads many callers repeat, such as the metadata behind
+        ``/index.md``.
+
+        Args:
+            sql: A read statement.
+            params: Its parameters.
+            derive: A function of the rows, computed once per round; its value is what every
+                caller of the round gets (the same object: treat it as read-only). Without
+                it, each caller gets its own list of the (shared) row dicts.
+
+        Raises:
+            ValueError: ``sql`` is not a read.
+            DeeplakeError: As :meth:`query` (every caller of a failed round gets the error).
+        """
+        if statement_kind(sql) != READ:
+            raise ValueError(f"only reads are shared, not: {statement_head(sql)}")
+        self._check_open()
+        c = self.credentials
+        tenant = (service_base(c.api_url), c.org_id, c.workspace_id, c.token)
+        key = (read_key(tenant, sql, params), derive)
+
+        def send() -> Any:
+            rows = self.query(sql, params)
+            return rows if derive is None else derive(rows)
+
+        value = shared_reads.read(key, send)
+        return list(value) if derive is None else value
 
     def query_many(
         self,

@@ -15,7 +15,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from deeplake_sdk._coop import Failure, run_parallel
@@ -344,10 +344,12 @@ class DeeplakeFs:
         # Pending writes as they are before the metadata is read: one confirmed meanwhile is
         # visible to the read (a write leaves the overlay only once reads show it).
         overlay = self._overlay_views()
-        memory, sessions = self._scoped_rows(scope, exact, api, quick)
-        self._forget(scope, exact)
-        self.tree.put_many(memory)
-        self.tree.put_many(sessions)
+        loaded = self._scoped_tree(scope, exact, api, quick)
+        if scope == paths.ROOT:
+            self.tree.copy_from(loaded)
+        else:
+            self._forget(scope, exact)
+            self.tree.put_many(loaded.files.values())
         wanted = {scope, *exact}
         self._overlay_tree(
             [e for e in overlay[0] if _in_scope(e, scope) or e in wanted],
@@ -357,57 +359,45 @@ class DeeplakeFs:
         self._exact.update(exact)
         self._load_failed = False
 
-    def _scoped_rows(
-        self, scope: str, exact: Sequence[str], api: DeeplakeApi, quick: bool
-    ) -> tuple[list[FileMeta], list[FileMeta]]:
-        """Memory and session file metadata at and below ``scope``; see :meth:`_load_scope`."""
+    def _scoped_tree(self, scope: str, exact: Sequence[str], api: DeeplakeApi, quick: bool) -> Tree:
+        """Memory and session files at and below ``scope``; see :meth:`_load_scope`.
+
+        The tree returned is shared by this process's other loads of the same statement at the
+        same time (:meth:`~deeplake_sdk.api.DeeplakeApi.query_shared`): do not change it.
+        """
         if not (self.sessions_enabled and self.sessions_layout is not None):
-            return self._scoped_rows_apart(scope, exact, api, quick)
+            return self._scoped_tree_apart(scope, exact, api, quick)
+
+        def build() -> tuple[str, list[Any]]:  # after a stale layout, on the new layouts
+            return st.scoped_metadata(self.layout, self.sessions_layout, scope, exact)
+
         try:
-            rows = self._read(
-                lambda: st.scoped_metadata(self.layout, self.sessions_layout, scope, exact), api
-            )
+            if quick:  # one attempt of its own: not tied to another caller's retries
+                return tree_of(self._read(build, api))
+            return self._read(build, api, derive=tree_of)
         except QueryError:
             log.info("metadata of both tables refused in one statement: reading them apart")
-            return self._scoped_rows_apart(scope, exact, api, quick)
-        return self._metas(rows)
+            return self._scoped_tree_apart(scope, exact, api, quick)
 
-    def _scoped_rows_apart(
+    def _scoped_tree_apart(
         self, scope: str, exact: Sequence[str], api: DeeplakeApi, quick: bool
-    ) -> tuple[list[FileMeta], list[FileMeta]]:
-        """:meth:`_scoped_rows` with one statement per table, one after the other.
+    ) -> Tree:
+        """:meth:`_scoped_tree` with one statement per table, one after the other.
 
         A refused memory table raises; a refused sessions table leaves session files out
         (raises with ``quick``).
         """
         rows = self._read(lambda: st.scoped_metadata(self.layout, None, scope, exact), api)
-        if not (self.sessions_enabled and self.sessions_layout is not None):
-            return self._metas(rows)
-        try:
-            rows += self._read(
-                lambda: st.scoped_metadata(None, self.sessions_layout, scope, exact), api
-            )
-        except DeeplakeError as exc:
-            if quick:
-                raise
-            self._sessions_unavailable(exc)
-        return self._metas(rows)
-
-    def _metas(self, rows: list[dict[str, Any]]) -> tuple[list[FileMeta], list[FileMeta]]:
-        """Memory files (the row of the duplicate rule) and session files of metadata rows."""
-        memory = [_file_meta(p, r) for p, r in oldest_per_path(_of_kind(rows, "memory")).items()]
-        sessions = [
-            FileMeta(
-                path=paths.normalize(r["path"]),
-                size=0,
-                mime_type="application/x-ndjson",
-                last_update_date=r["last_update_date"] or "",
-                kind="session",
-                rows=int(r["n"] or 0),
-            )
-            for r in _of_kind(rows, "session")
-        ]
-        return memory, sessions if self.sessions_enabled else []
+        if self.sessions_enabled and self.sessions_layout is not None:
+            try:
+                rows += self._read(
+                    lambda: st.scoped_metadata(None, self.sessions_layout, scope, exact), api
+                )
+            except DeeplakeError as exc:
+                if quick:
+                    raise
+                self._sessions_unavailable(exc)
+        return tree_of(rows)
 
     def _forget(self, scope: str, exact: Sequence[str]) -> None:
         """Drop the files at and below ``scope`` and at ``exact`` from the tree (to reload them)."""
@@ -573,22 +563,28 @@ class DeeplakeFs:
             return found[p]
         if self.sessions_enabled and self.sessions_layout is not None:
             meta = FileMeta(path=p, size=0, kind="session", mime_type="application/x-ndjson")
-            data = self._read_session(meta)
-            if meta.rows:
-                self.tree.put(meta)
+            data, rows = self._session_bytes(p)
+            if rows:
+                self.tree.put(replace(meta, rows=rows, size=len(data)))
                 return data
         raise FsError(errno.ENOENT, p)
 
     def _read_session(self, meta: FileMeta) -> bytes:
+        """A session file's content; its size and event count are updated in the tree."""
+        data, rows = self._session_bytes(meta.path)
+        if self.tree.get(meta.path) is meta:
+            self.tree.put(replace(meta, rows=rows, size=len(data)))
+        return data
+
+    def _session_bytes(self, path: str) -> tuple[bytes, int]:
+        """A session file's content (JSONL, stored and pending events) and its event count."""
         assert self.sessions_layout is not None
-        sql, params = st.session_lines(self.sessions_layout, meta.path)
+        sql, params = st.session_lines(self.sessions_layout, path)
         rows = self.api.query(sql, params)
         lines = st.session_file_lines(rows)
         stored = {str(r["id"]) for r in rows} | {str(r["event_key"]) for r in rows}
-        lines += self.journal.overlay.event_lines(self.sessions_layout.name, meta.path, stored)
-        data = "".join(line + "\n" for line in lines).encode()
-        meta.rows, meta.size = len(lines), len(data)
-        return data
+        lines += self.journal.overlay.event_lines(self.sessions_layout.name, path, stored)
+        return "".join(line + "\n" for line in lines).encode(), len(lines)
 
     def _fetch(self, batch: list[str]) -> dict[str, bytes]:
         """Read memory rows, one query per :data:`~deeplake_sdk.sql.CHUNK` paths."""
@@ -598,14 +594,17 @@ class DeeplakeFs:
             for path, row in oldest_per_path(rows).items():
                 p = paths.normalize(path)
                 found[p] = data = st.memory_row_bytes(row)
-                meta = self.tree.get(p)
-                if meta is None or meta.kind != "memory":
-                    meta = FileMeta(path=p, size=len(data))
-                    self.tree.put(meta)
-                meta.size = int(row["size_bytes"] or len(data))
-                meta.last_update_date = row["last_update_date"] or ""
-                meta.mime_type = row["mime_type"] or meta.mime_type
-                meta.persisted = True
+                known = self.tree.get(p)
+                if known is None or known.kind != "memory":
+                    known = FileMeta(path=p, size=len(data))
+                meta = replace(
+                    known,
+                    size=int(row["size_bytes"] or len(data)),
+                    last_update_date=row["last_update_date"] or "",
+                    mime_type=row["mime_type"] or known.mime_type,
+                    persisted=True,
+                )
+                self.tree.put(meta)
                 self.cache.set(self._key(p), meta.version, data)
         return found
 
@@ -1197,25 +1196,43 @@ class DeeplakeFs:
             raise ClosedError("operation on a closed DeeplakeFs")
 
     def _read(
-        self, build: Callable[[], tuple[str, list[Any]]], api: DeeplakeApi | None = None
-    ) -> list[dict[str, Any]]:
+        self,
+        build: Callable[[], tuple[str, list[Any]]],
+        api: DeeplakeApi | None = None,
+        *,
+        derive: Callable[[list[dict[str, Any]]], Any] | None = None,
+    ) -> Any:
         """Run the read ``build`` makes; if a remembered layout proved stale, once more.
 
         A table or column the service says does not exist (dropped or altered since its
         layout was remembered) makes the client forget the layouts; the tables are then
         ensured again (created if missing) and the statement rebuilt on the new layouts.
+
+        Args:
+            build: Makes the statement (again after a stale layout, on the new layouts).
+            api: The client to send it with (default: the filesystem's).
+            derive: Returns ``derive(rows)`` instead of the rows, computed once for the
+                identical reads this process's other callers send at the same time (one
+                statement for all, :meth:`~deeplake_sdk.api.DeeplakeApi.query_shared`); the
+                value is shared: do not change it.
         """
         api = api or self.api
+
+        def query(sql: str, params: list[Any]) -> Any:
+            if derive is None:
+                return api.query(sql, params)
+            return api.query_shared(sql, params, derive=derive)
+
         sql, params = build()
         try:
-            return api.query(sql, params)
+            return query(sql, params)
         except QueryError as exc:
             if not is_missing_schema(exc):
                 raise
             log.info("a remembered table layout is stale (%s): ensuring the tables again", exc)
             self._prepare()
             sql, params = build()
-            return api.query(sql, params)
+            return query(sql, params)
 
     def _check_tree(self) -> None:
         """Check the filesystem is open and its tree loaded (for namespace operations)."""
@@ -1248,6 +1265,28 @@ def _resolve_cache(cache: ContentCache | bool | None) -> Any:
     if cache is False:
         return cache_mod.NullCache()
     return cache
+
+
+def tree_of(rows: list[dict[str, Any]]) -> Tree:
+    """The tree of metadata rows: memory files (the row of the duplicate rule), session files.
+
+    See :func:`~deeplake_sdk.statements.files.scoped_metadata` for the rows.
+    """
+    tree = Tree()
+    memory = oldest_per_path(_of_kind(rows, "memory"))
+    tree.put_many(_file_meta(p, r) for p, r in memory.items())
+    tree.put_many(
+        FileMeta(
+            path=paths.normalize(r["path"]),
+            size=0,
+            mime_type="application/x-ndjson",
+            last_update_date=r["last_update_date"] or "",
+            kind="session",
+            rows=int(r["n"] or 0),
+        )
+        for r in _of_kind(rows, "session")
+    )
+    return tree
 
 
 def _of_kind(rows: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

@@ -16,9 +16,12 @@ from deeplake_sdk.fs import paths
 Kind = Literal["memory", "session"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class FileMeta:
     """Metadata of one file, as loaded from its table or set by a local write.
+
+    Immutable: a change puts a new value in the tree (trees loaded from one shared read share
+    their values).
 
     Attributes:
         path: Normalised absolute path.
@@ -144,6 +147,18 @@ class Tree:
             self._children.pop(path, None)
             if path not in self.files:
                 self._unlink(path)
+
+    def copy_from(self, other: Tree) -> None:
+        """Become a copy of ``other`` (files and directories), keeping explicit directories.
+
+        The :class:`FileMeta` values are shared (they are immutable); ``other`` is not changed.
+        """
+        explicit = set(self.explicit_dirs)
+        self.files = dict(other.files)
+        self._children = {d: set(names) for d, names in other._children.items()}
+        self.explicit_dirs = set()
+        for d in sorted(explicit | other.explicit_dirs):
+            self.add_dir(d)
 
     def clear(self) -> None:
         """Forget everything except explicit directories."""

@@ -12,6 +12,7 @@ import errno
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -149,8 +150,7 @@ class FileWriter:
         self._record([NewEntry("append", self.table, path, data, meta)])
         previous = self.tree.get(path)
         if previous is not None and previous.kind == "memory":
-            previous.size += len(data)
-            previous.last_update_date = stamp
+            self.tree.put(replace(previous, size=previous.size + len(data), last_update_date=stamp))
         else:
             self.tree.put(FileMeta(path, len(data), mime_type, stamp, "memory"))
 
