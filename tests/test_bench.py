@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from deeplake_sdk.bench.metrics import aggregate, percentile, server_capacity_qps
-from deeplake_sdk.bench.report import markdown, restructuredtext, table_rows
+from deeplake_sdk.bench.report import attempt_rate, markdown, restructuredtext, table_rows
 from deeplake_sdk.bench.verify import verify_writes
 from deeplake_sdk.bench.workload import digest
 
@@ -41,6 +41,14 @@ def _record(**kw):
         "acked_events": [],
     }
     return {**base, **kw}
+
+
+def test_attempt_rate_sums_the_processes_per_second():
+    # [seconds, limit, in flight, waiting, pace, granted]
+    one = [[0.0, 16, 0, 0, 0, 0], [0.5, 16, 8, 0, 0, 100], [1.5, 16, 8, 0, 0, 300]]
+    two = [[0.0, 16, 0, 0, 0, 0], [1.2, 16, 8, 0, 0, 50]]
+    t, rate = attempt_rate([one, two])
+    assert t == [0.5, 1.5] and rate == [100.0, 250.0]
 
 
 def test_aggregate_counts_crashes_and_errors():

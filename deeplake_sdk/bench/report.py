@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -238,7 +239,9 @@ def write_reports(doc: dict[str, Any], out_dir: Path) -> list[Path]:
 
 
 def plot_limits(doc: dict[str, Any], path: Path) -> bool:
-    """The optimized runs' adaptive limit (and requests in flight) over time, one panel per run.
+    """The optimized runs' adaptive limit and requests in flight over time, one panel per run.
+
+    The attempts per second and the pace are drawn on a right axis when the series has them.
 
     False without matplotlib or when no run recorded its limit.
     """
@@ -276,6 +279,7 @@ def plot_limits(doc: dict[str, Any], path: Path) -> bool:
                 lw=1,
                 label="in flight" if k == 0 else None,
             )
+        _plot_rates(ax, run)
         ax.set_title(f"{run['totalSessions']} sessions", fontsize="small")
         ax.set_xlabel("seconds", fontsize="small")
         ax.grid(True, alpha=0.3)
@@ -287,3 +291,45 @@ def plot_limits(doc: dict[str, Any], path: Path) -> bool:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def _plot_rates(ax: Any, run: dict[str, Any]) -> None:
+    """Attempts per second (all processes summed) and each process's pace, on a right axis."""
+    series = [s for s in run["limitSeries"] if s and len(s[0]) >= 6]
+    if not series:
+        return
+    right = ax.twinx()
+    for k, points in enumerate(series):
+        t = [p[0] for p in points]
+        right.plot(
+            t,
+            [p[4] for p in points],
+            "--",
+            color="tab:green",
+            lw=0.8,
+            label="pace /s" if k == 0 else None,
+        )
+    t, rate = attempt_rate(series)
+    right.plot(t, rate, "-", color="tab:gray", lw=0.8, alpha=0.8, label="attempts /s")
+    if run.get("serverCapacityQps"):
+        right.axhline(run["serverCapacityQps"], color="tab:red", lw=0.6, alpha=0.5)
+    right.tick_params(labelsize="x-small")
+    right.legend(fontsize="x-small", loc="lower right")
+
+
+def attempt_rate(
+    series: list[list[list[float]]], step: float = 1.0
+) -> tuple[list[float], list[float]]:
+    """Attempts per second of all processes together, per ``step`` seconds.
+
+    Args:
+        series: Each process's limit series (``granted`` is the 6th field).
+        step: Width of a bin, in seconds.
+    """
+    end = max(p[-1][0] for p in series)
+    bins = int(end / step) + 1
+    counts = [0.0] * bins
+    for points in series:
+        for before, now in itertools.pairwise(points):
+            counts[min(bins - 1, int(now[0] / step))] += now[5] - before[5]
+    return [(i + 0.5) * step for i in range(bins)], [c / step for c in counts]

@@ -68,9 +68,10 @@ def run_job(job: dict[str, Any], emit: Any) -> dict[str, Any]:
 
 
 def _sample_limit(url: str, start: float, out: list[list[float]], every: float = 0.25) -> None:
-    """Record ``[seconds, limit, in flight, waiting, pace]`` of the origin's limiter periodically.
+    """Record ``[seconds, limit, in flight, waiting, pace, granted]`` of the origin's limiter.
 
-    The pace is in attempts per second (0: not paced).
+    The pace is in attempts per second (0: not paced); ``granted`` counts the attempts started
+    since the process began (its differences are the attempt rate).
     """
     import gevent
 
@@ -87,6 +88,7 @@ def _sample_limit(url: str, start: float, out: list[list[float]], every: float =
                 stats["in_flight"],
                 stats["waiting"],
                 round(stats["rate"], 1),
+                stats["granted"],
             ]
         )
         gevent.sleep(every)
