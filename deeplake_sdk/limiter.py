@@ -79,6 +79,7 @@ class Sample:
             that measures rates ignores such samples for its rate).
         rate_limited: An :data:`OVERLOAD` that refused the rate of requests (HTTP 429), not
             their number in flight (503).
+        waiting: Attempts of this process waiting for a slot when this one finished.
     """
 
     outcome: str
@@ -87,6 +88,7 @@ class Sample:
     retry_after: float | None = None
     at: float = 0.0
     rate_limited: bool = False
+    waiting: int = 0
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,10 @@ class GradientLimit(LimitPolicy):
 
     * gradient < 1 (the service queues our requests): the limit shrinks towards
       ``limit x gradient``;
-    * gradient = 1 and the limit is in use (at least half of it in flight): it grows by a
+    * gradient = 1, the limit is in use (at least ``in_use`` of it in flight, or half of it
+      with attempts waiting: it grows only while it bounds the demand, as TCP validates its
+      window) and below ``delivery_gain`` times what the service delivers in flight (its
+      rate of successes x the round-trip time, as BBR bounds its window): it grows by a
       bounded queue allowance (``sqrt(limit)``, at most ``queue_max``) per sample, smoothed;
       once it nears the limit at which the service last refused requests (``hint``), it only
       probes, one more slot per ``probe x limit`` successes, so that refusals stay rare;
@@ -312,6 +317,11 @@ class GradientLimit(LimitPolicy):
         backoff: Factor applied to the limit on a burst of overloads.
         probe: Successes per unit of limit needed to grow by one near ``hint``.
         near_hint: Fraction of ``hint`` above which growth is by probing only.
+        delivery_gain: The limit grows only while it is below this multiple of what the
+            service delivers in flight (successes per second x round-trip time); 0: no bound.
+        in_use: Fraction of the limit in flight (this attempt included) for a success to
+            grow it. Below it, the application's demand, not the service, is the bound, and a
+            limit grown then would let the next burst of demand past the service's capacity.
         pause_max: Longest endpoint-wide pause, in seconds, whatever ``Retry-After`` says.
         pause_after: Bursts in a row, each soon after the previous one, before a
             ``Retry-After`` pauses the endpoint.
@@ -330,6 +340,8 @@ class GradientLimit(LimitPolicy):
     backoff: float = 0.8
     probe: int = 4
     near_hint: float = 0.9
+    in_use: float = 0.9
+    delivery_gain: float = 1.5
     pause_max: float = 30.0
     pause_after: int = 3
     rate_window: float = 0.5
@@ -342,6 +354,8 @@ class GradientLimit(LimitPolicy):
             raise ValueError("need 1 <= min_limit <= initial_limit <= max_limit")
         if self.tolerance < 1 or not 0 < self.smoothing <= 1 or not 0 < self.backoff < 1:
             raise ValueError("need tolerance >= 1, 0 < smoothing <= 1 and 0 < backoff < 1")
+        if not 0 < self.in_use <= 1 or self.delivery_gain < 0:
+            raise ValueError("need 0 < in_use <= 1 and delivery_gain >= 0")
         if self.queue_max < 1 or self.probe < 1 or self.pause_max < 0 or self.pause_after < 1:
             raise ValueError("need queue_max, probe, pause_after >= 1 and pause_max >= 0")
         if self.rate_window <= 0 or self.rate_samples < 1 or self.rate_growth < 0:
@@ -376,7 +390,7 @@ class GradientLimit(LimitPolicy):
         if gradient < 1.0:
             estimate += (estimate * gradient - estimate) * self.smoothing
             estimate = max(estimate, float(min(self.min_limit, s.limit)))
-        elif sample.in_flight + 1 >= estimate / 2:  # in use: may grow
+        elif self._in_use(sample, estimate) and not self._past_delivery(s, sample, estimate):
             if s.hint and estimate >= s.hint * self.near_hint:
                 estimate += 1.0 / (self.probe * estimate)
             else:
@@ -394,6 +408,36 @@ class GradientLimit(LimitPolicy):
             samples=s.samples + 1,
             completed=s.completed + 1,
             pause=0.0,
+        )
+
+    def _past_delivery(self, s: GradientState, sample: Sample, estimate: float) -> bool:
+        """Whether the limit is already ``delivery_gain`` times what the service delivers.
+
+        What the service delivers in flight is its rate of successes times the round-trip
+        time (Little's law, the bandwidth-delay product of BBR). A limit above a multiple of
+        it adds no throughput: only attempts the service will refuse (a 503 for too many in
+        flight, a 429 for too many per second). The multiple leaves room to probe: more
+        delivered raises it. The rate is the last window's, or before the first window ends,
+        the rate so far (from ``min_limit`` successes on).
+        """
+        if not self.delivery_gain or not s.short_rtt:
+            return False
+        rate = s.admitted
+        if not rate and s.window_at and s.window_ok >= self.min_limit:
+            rate = s.window_ok / max(sample.at - s.window_at, 1e-3)
+        if not rate:
+            return False
+        return estimate >= max(self.min_limit, self.delivery_gain * rate * s.short_rtt)
+
+    def _in_use(self, sample: Sample, estimate: float) -> bool:
+        """Whether the limit bounds the demand.
+
+        ``in_use`` of it in flight, or half of it with attempts waiting (answers handled in a
+        batch leave fewer in flight for a moment).
+        """
+        in_flight = sample.in_flight + 1
+        return in_flight >= estimate * self.in_use or (
+            sample.waiting > 0 and in_flight >= estimate / 2
         )
 
     def _measured(self, s: GradientState, sample: Sample) -> GradientState:
@@ -876,6 +920,7 @@ class Limiter:
             sample.retry_after,
             sample.at or time.monotonic(),
             sample.rate_limited,
+            self._queued(),
         )
         old = self._state
         new = self.policy.update(old, host)

@@ -62,6 +62,19 @@ def test_gradient_does_not_grow_when_the_limit_is_not_in_use():
     assert set(policy.limits([ok(in_flight=3)] * 50)) == {16}
 
 
+def test_gradient_grows_only_as_far_as_the_demand_fills_it():
+    policy = GradientLimit(initial_limit=16, in_use=0.9)
+    # 30 attempts at a time, each answer seeing the 29 others: the limit follows the demand
+    # up to where 30 fill 90% of it, and no further (a burst of 60 must not meet a limit of 60)
+    limits = policy.limits([ok(in_flight=29)] * 300)
+    assert limits[-1] == max(limits) == 33
+    # half of the limit in flight grows it only while attempts wait for a slot
+    assert set(policy.limits([ok(in_flight=7)] * 50)) == {16}
+    # 10 in flight and more waiting: up to twice the number in flight
+    waiting = Sample(OK, 0.03, 9, waiting=3)
+    assert policy.limits([waiting] * 50)[-1] == 20
+
+
 def test_gradient_shrinks_when_the_delay_passes_the_tolerance_and_keeps_a_floor():
     policy = GradientLimit(initial_limit=32, min_limit=4, tolerance=2.0)
     flat = [ok(0.03)] * 20
@@ -153,6 +166,23 @@ def test_a_burst_of_429s_sets_a_pace_below_what_the_service_admitted():
         at = t + i / 600
         state = policy.update(state, timed(OK if i % 3 else OVERLOAD, at, rate_limited=True))
     assert 0.7 * first <= state.rate < first and 390 <= state.admitted <= 410
+
+
+def test_the_limit_grows_no_further_than_a_multiple_of_what_the_service_delivers():
+    # 400 successes a second at 40 ms: 16 in flight are what the service delivers; with attempts
+    # always waiting, the limit stops at 1.5 x 16 = 24 instead of growing into refusals
+    policy = GradientLimit(initial_limit=16, delivery_gain=1.5)
+    state = policy.initial()
+    for i in range(2000):
+        sample = Sample(OK, 0.04, state.limit - 1, at=1.0 + i / 400, waiting=50)
+        state = policy.update(state, sample)
+    assert 390 <= state.admitted <= 410 and state.limit == 24
+    # without the bound it grows to the ceiling
+    unbounded = GradientLimit(initial_limit=16, delivery_gain=0)
+    state = unbounded.initial()
+    for i in range(2000):
+        state = unbounded.update(state, Sample(OK, 0.04, state.limit - 1, at=1.0 + i / 400))
+    assert state.limit == unbounded.max_limit
 
 
 def test_refusals_of_the_number_in_flight_set_no_pace():
