@@ -226,6 +226,15 @@ def error_for_status(status: int, headers: Any, content: bytes) -> ApiError:
     return error
 
 
+#: HTTP statuses by which a service refuses load: too many requests per second or in flight.
+OVERLOAD_STATUSES = frozenset({429, 503})
+
+
+def is_overload(error: BaseException | None) -> bool:
+    """Tell whether ``error`` is the service refusing load (429, 503), not another failure."""
+    return isinstance(error, ApiError) and error.status in OVERLOAD_STATUSES
+
+
 def is_ambiguous(error: BaseException | None) -> bool:
     """Tell whether a failed request may have executed (5xx but 503, resets, read timeouts)."""
     if isinstance(error, NetworkError):

@@ -33,6 +33,7 @@ from retrying import Retrying
 
 from deeplake_sdk._coop import cooperative_sleep
 from deeplake_sdk.errors import AlreadyExistsError, AmbiguousWriteError, ApiError, NetworkError
+from deeplake_sdk.http_errors import is_overload
 
 __all__ = [
     "RETRY_STATUSES",
@@ -72,6 +73,10 @@ class RetryPolicy:
         backoff_base: Delay before the first retry, in seconds; doubles per retry.
         backoff_max: Cap of one backoff delay, in seconds.
         jitter: Random extra delay, as a fraction of the backoff delay (0.5 = up to +50%).
+        transient_factor: The first retry of a failure that says nothing about load (500,
+            502, 504, no answer) waits this fraction of ``backoff_base``: alone, such a
+            failure is usually transient, and a whole second lost on it is what the caller
+            notices. Later retries, and refusals of load (429, 503), back off in full.
         retry_after_max: Cap applied to a server's ``Retry-After``, in seconds.
         deadline: Total time budget of one call (attempts and sleeps), in seconds; ``None``
             for no budget beyond ``retries``. No sleep is started that would cross it.
@@ -81,6 +86,7 @@ class RetryPolicy:
     backoff_base: float = 0.5
     backoff_max: float = 8.0
     jitter: float = 0.5
+    transient_factor: float = 0.2
     retry_after_max: float = 30.0
     deadline: float | None = 120.0
 
@@ -89,6 +95,8 @@ class RetryPolicy:
             raise ValueError("retries must be >= 0")
         if self.backoff_base < 0 or self.backoff_max < 0 or self.jitter < 0:
             raise ValueError("backoff_base, backoff_max and jitter must be >= 0")
+        if not 0 <= self.transient_factor <= 1:
+            raise ValueError("transient_factor must be within [0, 1]")
         if self.deadline is not None and self.deadline <= 0:
             raise ValueError("deadline must be > 0 (or None)")
 
@@ -124,9 +132,13 @@ class RetryPolicy:
         """Seconds to sleep before retry number ``retry_index`` after ``error``.
 
         A ``Retry-After`` longer than the backoff wins (capped at ``retry_after_max``) and gets
-        a little jitter on top so that clients told the same time do not return together.
+        a little jitter on top so that clients told the same time do not return together. The
+        first retry of a failure that is not a refusal of load is quicker (see
+        ``transient_factor``).
         """
         backoff = self.backoff(retry_index, rng)
+        if retry_index == 0 and not is_overload(error):
+            backoff *= self.transient_factor
         retry_after = getattr(error, "retry_after", None)
         if retry_after is None:
             return backoff

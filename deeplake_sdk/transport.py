@@ -66,6 +66,7 @@ from deeplake_sdk._coop import Completion, allocate_lock, hub_if_exists, sockets
 from deeplake_sdk.errors import NetworkError, ServerError
 from deeplake_sdk.hostshare import share_for
 from deeplake_sdk.http_errors import (
+    OVERLOAD_STATUSES,
     error_for_status,
     network_error,
     origin,
@@ -250,7 +251,7 @@ class _Attempt:
                 raise ConnectionAbortedError("the caller gave up before the request was sent")
             self.result = endpoint._send(*self.args)  # (connections, request)
             status = self.result[0]
-            outcome = OVERLOAD if status in (429, 503) else OK if status < 500 else ERROR
+            outcome = OVERLOAD if status in OVERLOAD_STATUSES else OK if status < 500 else ERROR
             if outcome == OVERLOAD:
                 retry_after = parse_retry_after(self.result[1].get("retry-after"))
         except Exception as exc:  # handed to the caller

@@ -39,6 +39,14 @@ def test_backoff_schedule_and_cap():
     assert p.backoff(10, rng=lambda: 1.0) == 8.0
 
 
+def test_the_first_retry_of_a_transient_failure_is_quick_and_of_an_overload_is_not():
+    p = RetryPolicy(backoff_base=0.5, jitter=0.0, transient_factor=0.2)
+    for error in (ServerError(500, "boom"), ServerError(502, "x"), NetworkError("reset")):
+        assert [p.delay(k, error) for k in range(3)] == [0.1, 1.0, 2.0]
+    for error in (RateLimitError(429, "x"), RateLimitError(503, "x")):
+        assert [p.delay(k, error) for k in range(3)] == [0.5, 1.0, 2.0]
+
+
 def test_retry_after_wins_when_longer_and_is_capped():
     p = RetryPolicy(backoff_base=0.5, jitter=0.0, retry_after_max=5.0)
     err = RateLimitError(429, "slow down")
