@@ -118,7 +118,8 @@ class DeeplakeApi:
         timeout: Statement timeout in seconds, or a :class:`Timeout` (connect 10 s, statement
             60 s, read = statement + 2 s by default).
         retries: Number of retries or a :class:`RetryPolicy` (default: 3 retries, 0.5 s
-            backoff doubling up to 8 s, ``Retry-After`` up to 30 s, 120 s deadline per call).
+            backoff doubling up to 8 s, a fifth of it before the first retry of a transient
+            failure, ``Retry-After`` up to 30 s, 120 s deadline per call).
         adaptive: Adapt a ``max_concurrency`` below the default to 429/503 answers within
             ``[1, max_concurrency]`` (AIMD); ``False`` makes it a fixed cap. See
             :doc:`concepts` (concurrency) for the origin's limit.
