@@ -80,6 +80,9 @@ class Sample:
         rate_limited: An :data:`OVERLOAD` that refused the rate of requests (HTTP 429), not
             their number in flight (503).
         waiting: Attempts of this process waiting for a slot when this one finished.
+        share: This process's part of the host's attempts in flight (1.0 when processes do
+            not share a budget): a rate it measures from its own answers, divided by it, is
+            the host's.
     """
 
     outcome: str
@@ -89,6 +92,7 @@ class Sample:
     at: float = 0.0
     rate_limited: bool = False
     waiting: int = 0
+    share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -418,7 +422,8 @@ class GradientLimit(LimitPolicy):
         it adds no throughput: only attempts the service will refuse (a 503 for too many in
         flight, a 429 for too many per second). The multiple leaves room to probe: more
         delivered raises it. The rate is the last window's, or before the first window ends,
-        the rate so far (from ``min_limit`` successes on).
+        the rate so far (from ``min_limit`` successes on); when processes share the limit, it
+        is scaled to the host's by this process's share of the attempts in flight.
         """
         if not self.delivery_gain or not s.short_rtt:
             return False
@@ -427,6 +432,7 @@ class GradientLimit(LimitPolicy):
             rate = s.window_ok / max(sample.at - s.window_at, 1e-3)
         if not rate:
             return False
+        rate /= max(sample.share, 1e-3)
         return estimate >= max(self.min_limit, self.delivery_gain * rate * s.short_rtt)
 
     def _in_use(self, sample: Sample, estimate: float) -> bool:
@@ -921,6 +927,7 @@ class Limiter:
             sample.at or time.monotonic(),
             sample.rate_limited,
             self._queued(),
+            (self._in_flight + 1) / (self._in_flight + self._others_in_flight + 1),
         )
         old = self._state
         new = self.policy.update(old, host)

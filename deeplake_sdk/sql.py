@@ -19,6 +19,7 @@ quoting at all. These helpers exist for the places where SQL text must be built:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -299,8 +300,12 @@ def statement_head(sql: str) -> str:
     return next(_keywords(sql), "")
 
 
+@functools.lru_cache(maxsize=512)
 def statement_kind(sql: str) -> str:
     """Classify ``sql`` to decide whether re-sending it after an ambiguous failure is safe.
+
+    The SDK sends the same statements again and again (only their parameters change), so the
+    last 512 classifications are remembered.
 
     * ``"read"``: ``SELECT`` (including ``SELECT deeplake_sync_table(..)``), ``WITH .. SELECT``,
       ``SHOW``, ``VALUES``, ``TABLE``, ``EXPLAIN`` without ``ANALYZE`` - safe to repeat.

@@ -177,6 +177,13 @@ def test_the_limit_grows_no_further_than_a_multiple_of_what_the_service_delivers
         sample = Sample(OK, 0.04, state.limit - 1, at=1.0 + i / 400, waiting=50)
         state = policy.update(state, sample)
     assert 390 <= state.admitted <= 410 and state.limit == 24
+    # a process that sends a quarter of the host's attempts measures a quarter of the rate:
+    # the bound is the host's all the same
+    state = policy.initial()
+    for i in range(2000):
+        sample = Sample(OK, 0.04, state.limit - 1, at=1.0 + i / 100, waiting=50, share=0.25)
+        state = policy.update(state, sample)
+    assert 99 <= state.admitted <= 101 and state.limit == 24
     # without the bound it grows to the ceiling
     unbounded = GradientLimit(initial_limit=16, delivery_gain=0)
     state = unbounded.initial()
