@@ -232,6 +232,8 @@ class GradientState(LimitState):
         bursts: Bursts of overloads in a row, each soon after the previous one.
         streak_at: When the first of those bursts began (``Sample.at``).
         clean: Measurement windows in a row that used the whole pace without a refusal.
+        plateau: Bursts in a row that began near the previous burst's ``hint`` (the
+            service's capacity, confirmed): each doubles the successes a probe needs.
     """
 
     estimate: float = 0.0
@@ -254,6 +256,7 @@ class GradientState(LimitState):
     bursts: int = 0
     streak_at: float = 0.0
     clean: int = 0
+    plateau: int = 0
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,10 @@ class GradientLimit(LimitPolicy):
       rate of successes x the round-trip time, as BBR bounds its window): it grows by a
       bounded queue allowance (``sqrt(limit)``, at most ``queue_max``) per sample, smoothed;
       once it nears the limit at which the service last refused requests (``hint``), it only
-      probes, one more slot per ``probe x limit`` successes, so that refusals stay rare;
+      probes, one more slot per ``probe x limit`` successes, so that refusals stay rare
+      (twice as many successes per slot for each burst in a row that begins near the last
+      hint, up to ``2 ** plateau_max`` times: the capacity, found again and again; growing
+      two slots past it without a refusal ends this plateau);
     * an :data:`OVERLOAD` (429/503) multiplies it by ``backoff`` once per burst and records
       the limit as ``hint``; refusals of the attempts already in flight then do not shrink
       it again by a factor, but by what they tell: with ``r`` of those ``w`` attempts
@@ -321,6 +327,8 @@ class GradientLimit(LimitPolicy):
         backoff: Factor applied to the limit on a burst of overloads.
         probe: Successes per unit of limit needed to grow by one near ``hint``.
         near_hint: Fraction of ``hint`` above which growth is by probing only.
+        plateau_max: Most doublings of the probing interval when bursts keep beginning at
+            the same limit (the service's capacity, found again and again).
         delivery_gain: The limit grows only while it is below this multiple of what the
             service delivers in flight (successes per second x round-trip time); 0: no bound.
         in_use: Fraction of the limit in flight (this attempt included) for a success to
@@ -345,6 +353,7 @@ class GradientLimit(LimitPolicy):
     probe: int = 4
     near_hint: float = 0.9
     in_use: float = 0.9
+    plateau_max: int = 4
     delivery_gain: float = 1.5
     pause_max: float = 30.0
     pause_after: int = 3
@@ -396,7 +405,7 @@ class GradientLimit(LimitPolicy):
             estimate = max(estimate, float(min(self.min_limit, s.limit)))
         elif self._in_use(sample, estimate) and not self._past_delivery(s, sample, estimate):
             if s.hint and estimate >= s.hint * self.near_hint:
-                estimate += 1.0 / (self.probe * estimate)
+                estimate += 1.0 / (self.probe * 2**s.plateau * estimate)
             else:
                 queue = min(self.queue_max, math.sqrt(estimate))
                 estimate += queue * self.smoothing
@@ -412,6 +421,7 @@ class GradientLimit(LimitPolicy):
             samples=s.samples + 1,
             completed=s.completed + 1,
             pause=0.0,
+            plateau=0 if estimate > s.hint / self.near_hint + 2 else s.plateau,
         )
 
     def _past_delivery(self, s: GradientState, sample: Sample, estimate: float) -> bool:
@@ -505,8 +515,10 @@ class GradientLimit(LimitPolicy):
         if bursts >= self.pause_after and lasted and sample.retry_after:
             pause = min(sample.retry_after, self.pause_max)
         estimate = max(1.0, s.estimate * self.backoff)
+        near = s.hint and s.limit <= s.hint / self.near_hint + 1
         return replace(
             measured,
+            plateau=min(s.plateau + 1, self.plateau_max) if near else 0,
             rate=self._paced(measured) if sample.rate_limited and not s.rate else measured.rate,
             limit=max(1, int(estimate)),
             estimate=estimate,

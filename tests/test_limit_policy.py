@@ -116,6 +116,32 @@ def test_gradient_backs_off_once_per_burst_and_then_probes_slowly_near_the_hint(
     assert 38 <= limits.index(11) <= 42 and limits[-1] == 12  # probing from the start
 
 
+def test_probing_slows_while_bursts_keep_beginning_at_the_same_limit():
+    policy = GradientLimit(initial_limit=20, probe=4, near_hint=0.9, plateau_max=4)
+
+    def successes_to_grow(state):
+        limit, n = state.limit, 0
+        while state.limit == limit:
+            state, n = policy.update(state, ok(in_flight=40)), n + 1
+        return state, n
+
+    state = policy.update(policy.initial(), over(in_flight=0))  # hint 20, limit 16
+    state, _ = successes_to_grow(state)  # quick recovery towards 90% of the hint
+    while state.limit < 20:
+        state, _ = successes_to_grow(state)
+    assert state.plateau == 0
+    steps = []
+    for _ in range(3):  # refused again at the same limit, three times
+        state = policy.update(state, over(in_flight=0))
+        while state.limit < 19:
+            state, _ = successes_to_grow(state)
+        state, n = successes_to_grow(state)
+        steps.append(n)
+    assert state.plateau == 3
+    assert steps[1] == pytest.approx(2 * steps[0], rel=0.1)
+    assert steps[2] == pytest.approx(2 * steps[1], rel=0.1)
+
+
 def test_retry_after_pauses_only_when_the_overload_persists():
     policy = GradientLimit(initial_limit=20, pause_max=5.0, pause_after=3)
     state = policy.update(policy.initial(), over(retry_after=2.0))
