@@ -278,8 +278,9 @@ class GradientLimit(LimitPolicy):
       once it nears the limit at which the service last refused requests (``hint``), it only
       probes, one more slot per ``probe x limit`` successes, so that refusals stay rare
       (twice as many successes per slot for each burst in a row that begins near the last
-      hint, up to ``2 ** plateau_max`` times: the capacity, found again and again; growing
-      two slots past it without a refusal ends this plateau);
+      hint at a limit of at least ``2 x min_limit``, up to ``2 ** plateau_max`` times: the
+      capacity, found again and again; growing two slots past it without a refusal ends
+      this plateau);
     * an :data:`OVERLOAD` (429/503) multiplies it by ``backoff`` once per burst and records
       the limit as ``hint``; refusals of the attempts already in flight then do not shrink
       it again by a factor, but by what they tell: with ``r`` of those ``w`` attempts
@@ -515,7 +516,8 @@ class GradientLimit(LimitPolicy):
         if bursts >= self.pause_after and lasted and sample.retry_after:
             pause = min(sample.retry_after, self.pause_max)
         estimate = max(1.0, s.estimate * self.backoff)
-        near = s.hint and s.limit <= s.hint / self.near_hint + 1
+        # refused again where it was refused before (not while still falling from a burst)
+        near = s.hint and 2 * self.min_limit <= s.limit <= s.hint / self.near_hint + 1
         return replace(
             measured,
             plateau=min(s.plateau + 1, self.plateau_max) if near else 0,
