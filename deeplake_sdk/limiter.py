@@ -277,8 +277,8 @@ class GradientLimit(LimitPolicy):
       bounded queue allowance (``sqrt(limit)``, at most ``queue_max``) per sample, smoothed;
       once it nears the limit at which the service last refused requests (``hint``), it only
       probes, one more slot per ``probe x limit`` successes, so that refusals stay rare
-      (twice as many successes per slot for each burst in a row that begins near the last
-      hint at a limit of at least ``2 x min_limit``, up to ``2 ** plateau_max`` times: the
+      (twice as many successes per slot for each burst of 503s in a row that begins near the
+      last hint at a limit of at least ``2 x min_limit``, up to ``2 ** plateau_max`` times: the
       capacity, found again and again; growing two slots past it without a refusal ends
       this plateau);
     * an :data:`OVERLOAD` (429/503) multiplies it by ``backoff`` once per burst and records
@@ -516,8 +516,13 @@ class GradientLimit(LimitPolicy):
         if bursts >= self.pause_after and lasted and sample.retry_after:
             pause = min(sample.retry_after, self.pause_max)
         estimate = max(1.0, s.estimate * self.backoff)
-        # refused again where it was refused before (not while still falling from a burst)
-        near = s.hint and 2 * self.min_limit <= s.limit <= s.hint / self.near_hint + 1
+        # refused again for the number in flight where it was before (not while still falling
+        # from a burst; a rate refusal is the pace's to answer)
+        near = (
+            not sample.rate_limited
+            and s.hint
+            and 2 * self.min_limit <= s.limit <= s.hint / self.near_hint + 1
+        )
         return replace(
             measured,
             plateau=min(s.plateau + 1, self.plateau_max) if near else 0,

@@ -140,6 +140,9 @@ def test_probing_slows_while_bursts_keep_beginning_at_the_same_limit():
     assert state.plateau == 3
     assert steps[1] == pytest.approx(2 * steps[0], rel=0.1)
     assert steps[2] == pytest.approx(2 * steps[1], rel=0.1)
+    # a burst of 429s (a rate, the pace's to answer) is no sign of the capacity in flight
+    rate_refused = Sample(OVERLOAD, 0.001, 0, None, 0.0, rate_limited=True)
+    assert policy.update(state, rate_refused).plateau == 0
 
 
 def test_retry_after_pauses_only_when_the_overload_persists():
