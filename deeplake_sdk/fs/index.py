@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deeplake_sdk.fs.tree import Tree
+from deeplake_sdk.fs.tree import FileMeta, Tree
 
 INDEX_PATH = "/index.md"
 
@@ -12,21 +12,29 @@ def render_index(tree: Tree) -> str:
 
     Session files are listed in their own section with their event counts.
     """
-    memory = sorted((m for m in tree.files.values() if m.kind == "memory"), key=lambda m: m.path)
-    sessions = sorted((m for m in tree.files.values() if m.kind == "session"), key=lambda m: m.path)
+    memory, sessions = [], []
+    for meta in tree.files.values():
+        (sessions if meta.kind == "session" else memory).append(meta)
+    memory.sort(key=_path)
+    sessions.sort(key=_path)
     lines = ["# Memory index", ""]
     if not memory:
         lines.append("_No memory files yet._")
-    for meta in memory:
-        detail = f"{meta.size} bytes"
-        if meta.last_update_date:
-            detail += f", updated {meta.last_update_date}"
-        line = f"- [{meta.path}]({meta.path}) ({detail})"
-        if meta.description:
-            line += f": {' '.join(meta.description.split())}"
-        lines.append(line)
+    lines += [_memory_line(meta) for meta in memory]
     if sessions:
         lines += ["", "## Sessions", ""]
-        for meta in sessions:
-            lines.append(f"- [{meta.path}]({meta.path}) ({meta.rows} events)")
+        lines += [f"- [{m.path}]({m.path}) ({m.rows} events)" for m in sessions]
     return "\n".join(lines) + "\n"
+
+
+def _path(meta: FileMeta) -> str:
+    return meta.path
+
+
+def _memory_line(meta: FileMeta) -> str:
+    detail = f"{meta.size} bytes"
+    if meta.last_update_date:
+        detail += f", updated {meta.last_update_date}"
+    if meta.description:
+        return f"- [{meta.path}]({meta.path}) ({detail}): {' '.join(meta.description.split())}"
+    return f"- [{meta.path}]({meta.path}) ({detail})"
