@@ -14,7 +14,6 @@ only for the exact same statement and parameters.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
@@ -22,8 +21,6 @@ from typing import Any, TypeVar
 from deeplake_sdk._coop import Completion, allocate_lock
 
 __all__ = ["SharedReads", "shared_reads"]
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -120,11 +117,11 @@ class SharedReads:
         try:
             turn.wait()
             round_.value = send()
-            self.sent += 1
         except BaseException as exc:
             round_.error = exc
         finally:
             with self._lock:
+                self.sent += round_.error is None
                 slot = self._slots.get(key)
                 if slot is not None:
                     if slot.sending is round_:  # the round gathering behind it may go

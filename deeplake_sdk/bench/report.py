@@ -259,26 +259,9 @@ def plot_limits(doc: dict[str, Any], path: Path) -> bool:
     rows = (len(runs) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
     for ax, run in zip([a for row in axes for a in row], runs, strict=False):
-        for k, series in enumerate(run["limitSeries"]):
-            if not series:
-                continue
-            t = [p[0] for p in series]
-            ax.plot(
-                t,
-                [p[1] for p in series],
-                "-",
-                color="tab:orange",
-                lw=1,
-                label="limit" if k == 0 else None,
-            )
-            ax.plot(
-                t,
-                [p[2] for p in series],
-                ":",
-                color="tab:blue",
-                lw=1,
-                label="in flight" if k == 0 else None,
-            )
+        series = [points for points in run["limitSeries"] if points]
+        _plot_field(ax, series, 1, style="-", color="tab:orange", label="limit", lw=1)
+        _plot_field(ax, series, 2, style=":", color="tab:blue", label="in flight", lw=1)
         _plot_rates(ax, run)
         ax.set_title(f"{run['totalSessions']} sessions", fontsize="small")
         ax.set_xlabel("seconds", fontsize="small")
@@ -299,22 +282,35 @@ def _plot_rates(ax: Any, run: dict[str, Any]) -> None:
     if not series:
         return
     right = ax.twinx()
-    for k, points in enumerate(series):
-        t = [p[0] for p in points]
-        right.plot(
-            t,
-            [p[4] for p in points],
-            "--",
-            color="tab:green",
-            lw=0.8,
-            label="pace /s" if k == 0 else None,
-        )
+    _plot_field(right, series, 4, style="--", color="tab:green", label="pace /s", lw=0.8)
     t, rate = attempt_rate(series)
     right.plot(t, rate, "-", color="tab:gray", lw=0.8, alpha=0.8, label="attempts /s")
     if run.get("serverCapacityQps"):
         right.axhline(run["serverCapacityQps"], color="tab:red", lw=0.6, alpha=0.5)
     right.tick_params(labelsize="x-small")
     right.legend(fontsize="x-small", loc="lower right")
+
+
+def _plot_field(
+    ax: Any,
+    series: list[list[list[float]]],
+    field: int,
+    *,
+    style: str,
+    color: str,
+    label: str,
+    lw: float,
+) -> None:
+    """One line per process of field ``field`` of its limit series over time (one label)."""
+    for k, points in enumerate(series):
+        ax.plot(
+            [p[0] for p in points],
+            [p[field] for p in points],
+            style,
+            color=color,
+            lw=lw,
+            label=label if k == 0 else None,
+        )
 
 
 def attempt_rate(
