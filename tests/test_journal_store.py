@@ -200,8 +200,23 @@ def test_a_closed_store_raises(store):
 
 
 def test_gevent_timeout_around_append_leaves_the_store_working(store):
-    with pytest.raises(gevent.Timeout), gevent.Timeout(0):
-        store.append([put("/maybe")])  # may or may not be committed: the caller gave up
+    # A thread holds the committer in a batch, so the append below must wait for it and the
+    # timeout interrupts that wait (an idle committer could answer before the hub runs).
+    busy, release = threading.Event(), threading.Event()
+
+    def hold(conn):
+        busy.set()
+        release.wait(TIMEOUT)
+
+    holder = threading.Thread(target=store._call, args=(hold,))
+    holder.start()
+    assert busy.wait(TIMEOUT)
+    try:
+        with pytest.raises(gevent.Timeout), gevent.Timeout(0):
+            store.append([put("/maybe")])  # may or may not be committed: the caller gave up
+    finally:
+        release.set()
+        holder.join(TIMEOUT)
     seqs = store.append([put("/after")])
     paths = [e.path for e in store.pending()]
     assert paths[-1] == "/after" and seqs[0] == store.pending()[-1].seq
