@@ -119,6 +119,7 @@ def test_grep_sees_queued_writes_and_session_logs(api):
     log.log({"type": "prompt", "text": "where is the needle?"})
     log.log({"type": "response", "text": "no idea"})
     log.log({"type": "prompt", "text": "needle again"})
+    log.flush()  # grep searches stored events; queued memory writes it searches at once
     with DeeplakeFs(api, cache=False) as fs:
         fs.write_text("/queued.md", "a needle in the queue\n")
         results = fs.grep("needle", include_sessions=True)

@@ -1020,8 +1020,9 @@ class DeeplakeFs:
             count: ``-c``: also report files in scope that have no matching line.
             files_with_matches: ``-l``.
             line_numbers: ``-n`` (line numbers are always recorded in the results).
-            include_sessions: Search session logs as well (one JSON event per line); None:
-                only when the path holds session logs and no memory file.
+            include_sessions: Search session logs as well (one JSON event per line, the
+                events the service stores: not those still journaled); None: only when the
+                path holds session logs and no memory file.
             max_results: Stop after this many matching lines in total.
 
         Returns:
