@@ -291,13 +291,16 @@ def append(conn: sqlite3.Connection, rows: Sequence[Row]) -> list[int]:
     return seqs
 
 
-def pending(conn: sqlite3.Connection, limit: int, max_bytes: int) -> list[Row]:
-    """The first pending entries in seq order, up to ``limit`` and ``max_bytes`` (at least 1)."""
+def pending(conn: sqlite3.Connection, limit: int, max_bytes: int, after: int = 0) -> list[Row]:
+    """The first pending entries after seq ``after``, up to ``limit`` and ``max_bytes``.
+
+    In seq order; at least one entry if there is one, however large.
+    """
     chosen: list[int] = []
     total = 0
     for seq, size in conn.execute(
-        "SELECT seq, size FROM entries WHERE state = ? ORDER BY seq LIMIT ?",
-        (PENDING, max(1, limit)),
+        "SELECT seq, size FROM entries WHERE state = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (PENDING, after, max(1, limit)),
     ):
         if chosen and total + size > max_bytes:
             break

@@ -263,12 +263,21 @@ class Journal:
         """Whether the journal (any process's part of it) holds entries to send."""
         return self.store.stats().pending > 0
 
-    def drain_batch(self) -> bool:
-        """Send one batch; returns whether everything in it was settled."""
-        batch = self.store.pending(BATCH_ENTRIES, BATCH_BYTES)
+    def next_batch(self, after: int = 0) -> list[Entry]:
+        """The pending entries a drain sends next: the oldest after seq ``after``."""
+        return self.store.pending(BATCH_ENTRIES, BATCH_BYTES, after=after)
+
+    def drain_batch(self, batch: Sequence[Entry] | None = None) -> bool:
+        """Send one batch (default: :meth:`next_batch`); returns whether all of it settled.
+
+        Batches that touch different files may be sent at the same time
+        (:class:`~deeplake_sdk.journal.inflight.InFlight` says which).
+        """
+        if batch is None:
+            batch = self.next_batch()
         if not batch:
             return True
-        outcome = self._drain.apply(batch)
+        outcome = self._drain.apply(list(batch))
         self.store.complete(outcome.completed, outcome.lanes)
         for seq, reason in outcome.rejected.items():
             self.store.reject(seq, reason)
@@ -296,8 +305,6 @@ class Journal:
             self._forget(outcome.rejected, confirmed=False)
         if outcome.failed:
             self.note_error(next(iter(outcome.failed.values())))
-        else:
-            self.last_error = None
         self.beacon.notify()
 
     def follow(self) -> None:
@@ -336,6 +343,10 @@ class Journal:
         """Remember why the last drain stopped (reported by :meth:`flush`)."""
         self.last_error = error
         self.beacon.notify()
+
+    def note_progress(self) -> None:
+        """Forget the last error: a drain sent everything it took."""
+        self.last_error = None
 
     def columns(self, table: str, kind: str) -> frozenset[str]:
         """Columns of ``table`` (``kind``: ``memory`` or ``sessions``), ensuring it exists."""

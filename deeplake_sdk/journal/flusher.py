@@ -8,6 +8,9 @@ lock); the others keep polling which of their entries were confirmed.
 
 Inside its thread the drain runs statements in parallel on a gevent pool: with unpatched sockets
 each blocking request goes to that hub's thread pool, with patched ones it runs in a greenlet.
+Up to :data:`PIPELINE_DEPTH` batches that touch different files are applied at the same time
+(:class:`~deeplake_sdk.journal.inflight.InFlight`), so that a write waiting out the read lag
+does not hold back the writes journaled after it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import gevent.event
 from gevent import monkey
 
 from deeplake_sdk._coop import Completion, allocate_lock
+from deeplake_sdk.journal.inflight import InFlight
+from deeplake_sdk.journal.store import Entry
 from deeplake_sdk.transport import close_thread_connections
 
 if TYPE_CHECKING:
@@ -38,6 +43,8 @@ IDLE_POLL = 2.0
 #: Backoff after a drain that could not send everything (doubles up to BACKOFF_MAX).
 BACKOFF_MIN = 0.25
 BACKOFF_MAX = 8.0
+#: Batches applied at the same time (they never touch the same file).
+PIPELINE_DEPTH = 4
 
 
 class Flusher:
@@ -51,6 +58,7 @@ class Flusher:
         self._journal = journal
         self._lock = allocate_lock()
         self._watcher: Any = None
+        self._event: Any = None  # the thread's wake-up event (set by wake() and batch ends)
         self._wanted = False
         self._started = False
         self._stopped = False
@@ -102,6 +110,7 @@ class Flusher:
         event = gevent.event.Event()
         watcher = hub.loop.async_()
         watcher.start(event.set)
+        self._event = event
         with self._lock:
             self._watcher = watcher
             if self._wanted:
@@ -138,12 +147,11 @@ class Flusher:
                 journal.follow()
                 return FOLLOW_POLL
             try:
-                progressed = journal.drain_batch()
+                progressed = self._drain()
             finally:
                 journal.store.unlock_drain()
         except Exception as exc:  # a broken journal file, a bug: report, keep running
-            log.error("journal drain failed: %s", exc, exc_info=True)
-            journal.note_error(exc)
+            self._report(exc)
             progressed = False
         if progressed:
             self.backoff = 0.0
@@ -151,3 +159,46 @@ class Flusher:
         self.backoff = min(BACKOFF_MAX, max(BACKOFF_MIN, self.backoff * 2))
         log.debug("journal drain incomplete; next try in %.2f s", self.backoff)
         return self.backoff
+
+    def _drain(self) -> bool:
+        """Apply pending entries, several batches at a time; returns whether all settled.
+
+        New batches start as entries are journaled and as batches end, until nothing is left
+        or a batch could not settle (then the running ones finish, and the cycle ends).
+        """
+        journal, event = self._journal, self._event
+        flight = InFlight(PIPELINE_DEPTH)
+        failed: list[bool] = []
+
+        def run(batch: list[Entry], token: int) -> None:
+            try:
+                if not journal.drain_batch(batch):
+                    failed.append(True)
+            except Exception as exc:
+                self._report(exc)
+                failed.append(True)
+            finally:
+                flight.finish(token)
+                event.set()
+
+        while True:
+            event.clear()
+            while not (failed or self._stopped or flight.full):
+                entries = journal.next_batch(flight.upto)
+                if failed:  # a batch failed while reading: its entries go first, next cycle
+                    break
+                batch = flight.admit(entries)
+                if not batch:
+                    break
+                gevent.spawn(run, batch, flight.start(batch))
+            if not flight:
+                break
+            event.wait()
+        if not failed:
+            journal.note_progress()
+        return not failed
+
+    def _report(self, exc: Exception) -> None:
+        """A broken journal file, a bug: report it and keep running."""
+        log.error("journal drain failed: %s", exc, exc_info=exc)
+        self._journal.note_error(exc)

@@ -582,18 +582,19 @@ class JournalStore:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def pending(self, limit: int = 500, max_bytes: int = 16 << 20) -> list[Entry]:
+    def pending(self, limit: int = 500, max_bytes: int = 16 << 20, after: int = 0) -> list[Entry]:
         """The first pending entries, in seq order.
 
         Args:
             limit: At most this many.
             max_bytes: Stop before the payloads exceed this many bytes, but always return at
                 least one entry if there is one (even larger).
+            after: Only entries with a larger seq.
 
         Returns:
             The entries.
         """
-        rows = self._call(_sqlite.pending, int(limit), int(max_bytes))
+        rows = self._call(_sqlite.pending, int(limit), int(max_bytes), int(after))
         return [_entry(row) for row in rows]
 
     def rejected(self) -> list[Entry]:

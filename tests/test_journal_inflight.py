@@ -1,0 +1,110 @@
+"""Batches of the journal applied side by side: which entries may start (pure), and the effect
+on the real server (a write waiting out the read lag does not hold back other files)."""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+
+from deeplake_sdk import DeeplakeFs
+from deeplake_sdk.journal import Entry
+from deeplake_sdk.journal.drain import Consistency
+from deeplake_sdk.journal.inflight import InFlight
+
+
+def entry(seq: int, op: str = "put", path: str = "/a", table: str = "memory") -> Entry:
+    return Entry(seq, op, table, path, b"", {}, "me", 0.0, 0, "pending", None)
+
+
+def seqs(entries: list[Entry]) -> list[int]:
+    return [e.seq for e in entries]
+
+
+def test_nothing_in_flight_admits_everything_in_order():
+    flight = InFlight()
+    batch = [entry(1), entry(2, "event", "/s"), entry(3, "rename"), entry(4, path="/b")]
+    assert seqs(flight.admit(batch)) == [1, 2, 3, 4]
+
+
+def test_a_file_in_flight_cuts_the_next_batch_before_its_first_operation():
+    flight = InFlight()
+    flight.start([entry(1, path="/a"), entry(2, "append", "/b")])
+    assert flight.upto == 2
+    later = [entry(3, path="/c"), entry(4, "event", "/s"), entry(5, "append", "/b"), entry(6)]
+    assert seqs(flight.admit(later)) == [3, 4]  # /b waits, and so does everything after it
+    assert flight.admit([entry(7, "delete", "/a")]) == []
+    # the same path in another table is another file
+    assert seqs(flight.admit([entry(8, path="/a", table="notes")])) == [8]
+
+
+def test_a_barrier_starts_alone_and_holds_everything_after_it():
+    flight = InFlight()
+    token = flight.start([entry(1, path="/a")])
+    assert seqs(flight.admit([entry(2, path="/b"), entry(3, "rename_tree", "/d")])) == [2]
+    flight.finish(token)
+    barrier = flight.start([entry(3, "rename_tree", "/d"), entry(4, path="/x")])
+    assert flight.full
+    assert flight.admit([entry(5, path="/y")]) == []
+    flight.finish(barrier)
+    assert seqs(flight.admit([entry(5, path="/y")])) == [5]
+
+
+def test_depth_bounds_the_batches_in_flight_and_finish_frees_their_files():
+    flight = InFlight(depth=2)
+    first = flight.start([entry(1, path="/a")])
+    flight.start([entry(2, path="/b")])
+    assert flight.full and len(flight) == 2
+    assert flight.admit([entry(3, path="/c")]) == []
+    flight.finish(first)
+    assert seqs(flight.admit([entry(3, path="/a")])) == [3]
+
+
+def test_restart_takes_the_oldest_again_only_when_nothing_is_in_flight():
+    flight = InFlight()
+    token = flight.start([entry(5)])
+    with pytest.raises(RuntimeError):
+        flight.restart()
+    flight.finish(token)
+    flight.restart()
+    assert flight.upto == 0
+    with pytest.raises(ValueError):
+        flight.start([])
+    with pytest.raises(ValueError):
+        InFlight(depth=0)
+
+
+def poll(predicate, timeout: float = 60.0) -> None:
+    deadline = gevent.get_hub().loop.now() + timeout
+    while not predicate():
+        assert gevent.get_hub().loop.now() < deadline, "condition not reached in time"
+        gevent.sleep(0.02)
+
+
+def test_a_write_waiting_out_the_read_lag_does_not_hold_back_other_files(srv, api, tmp_path):
+    """The insert of one file fails ambiguously (502): its drain waits the consistency window
+    before it may resend. A file journaled meanwhile is confirmed before that resend."""
+    window = 6.0
+    journal = tmp_path / "journal"
+    slow = DeeplakeFs(
+        api, "slow", cache=False, journal=journal, consistency=Consistency(window=window)
+    )
+    fast = DeeplakeFs(api, cache=False, journal=journal)
+    try:
+        slow.write_text("/ready.md", "x")
+        fast.write_text("/ready.md", "x")
+        fast.flush()
+        slow.flush()  # both tables exist: only the inserts below are sent
+        srv.set_faults(profile="none", fail_pattern='^INSERT INTO "slow"', fail_status=502)
+        slow.write_text("/a.md", "slow")
+        poll(lambda: srv.stats()["injected"].get("pattern", 0) >= 1)
+        fast.write_text("/b.md", "fast")
+        fast.flush()
+        # confirmed while the slow write still waits: it was sent only once so far
+        assert srv.stats()["injected"].get("pattern", 0) == 1
+        assert api.query("SELECT summary FROM memory WHERE path = '/b.md'") == [{"summary": "fast"}]
+        srv.set_faults(profile="none")
+        slow.flush()
+        assert api.query("SELECT summary FROM slow WHERE path = '/a.md'") == [{"summary": "slow"}]
+    finally:
+        slow.close(wait=False)
+        fast.close(wait=False)
