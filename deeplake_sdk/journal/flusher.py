@@ -184,7 +184,12 @@ class Flusher:
         while True:
             event.clear()
             while not (failed or self._stopped or flight.full):
-                entries = journal.next_batch(flight.upto)
+                try:
+                    entries = journal.next_batch(flight.upto)
+                except Exception as exc:  # the running batches still end before the cycle
+                    self._report(exc)
+                    failed.append(True)
+                    break
                 if failed:  # a batch failed while reading: its entries go first, next cycle
                     break
                 batch = flight.admit(entries)
