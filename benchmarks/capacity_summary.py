@@ -1,9 +1,10 @@
 """One table of the capacity matrix (benchmarks/capacity_matrix.sh) for the docs.
 
-Reads ``<dir>/*/results.json`` and writes ``<dir>/summary.rst`` (a list table) and
-``<dir>/summary.md``: per run, the set-up, sessions, mode, completed sessions, goodput as a
-fraction of the server's capacity, 429+503 received, sessions/s, p99 and lost/duplicated
-writes.
+Reads the matrix runs under a directory and writes ``<dir>/summary.rst`` (a list table) and
+``<dir>/summary.md``. A directory holding ``run*/`` subdirectories (one matrix run each) is
+summarised point by point over the runs: the median of each figure, the range of the goodput,
+and the worst of completed sessions, visible errors and lost/duplicated writes. A directory
+holding one run (``<dir>/*/results.json``) is summarised as it is.
 
 Usage::
 
@@ -13,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -20,15 +22,16 @@ HEADER = (
     "Set-up",
     "Sessions",
     "Mode",
-    "Completed",
-    "Visible errors",
+    "Runs",
+    "Completed (worst)",
+    "Visible errors (worst)",
     "Goodput QPS",
     "Capacity",
-    "Goodput of capacity",
+    "Goodput of capacity (range)",
     "429+503 received",
     "Sessions/s",
     "p99 ms",
-    "Lost / dup",
+    "Lost / dup (worst)",
 )
 
 
@@ -41,40 +44,63 @@ def setup(doc: dict) -> str:
     return text
 
 
-def rows(root: Path) -> list[tuple[str, ...]]:
-    out = []
-    for path in sorted(root.glob("*/results.json")):
-        doc = json.loads(path.read_text())
-        for run in sorted(doc["runs"], key=lambda r: (r["totalSessions"], r["mode"])):
-            out.append(
-                (
-                    setup(doc),
-                    str(run["totalSessions"]),
-                    run["mode"],
-                    f"{run['completedSessions']}/{run['totalSessions']}",
-                    str(run["sessionVisibleErrors"]),
-                    f"{run['goodputQps']:.1f}",
-                    f"{run.get('serverCapacityQps', 0):.0f}",
-                    f"{run.get('goodputFraction', 0) * 100:.0f} %",
-                    f"{run.get('overloadAnswers', 0)} ({run.get('overloadRate', 0) * 100:.2f} %)",
-                    f"{run.get('sessionsPerSecond', 0):.2f}",
-                    f"{run['overall']['p99']:.0f}",
-                    f"{run['lostWrites']} / {run['duplicateWrites']}",
-                )
-            )
+def matrix_runs(root: Path) -> list[Path]:
+    """The matrix runs under ``root``: its ``run*`` subdirectories, or ``root`` itself."""
+    runs = sorted(p for p in root.glob("run*") if p.is_dir())
+    return runs or [root]
+
+
+def points(root: Path) -> dict[tuple[str, int, str], list[dict]]:
+    """Every run of every point, keyed by set-up, sessions and mode (in matrix order)."""
+    out: dict[tuple[str, int, str], list[dict]] = {}
+    for run_dir in matrix_runs(root):
+        for path in sorted(run_dir.glob("*/results.json")):
+            doc = json.loads(path.read_text())
+            for run in sorted(doc["runs"], key=lambda r: (r["totalSessions"], r["mode"])):
+                out.setdefault((setup(doc), run["totalSessions"], run["mode"]), []).append(run)
     return out
+
+
+def median(runs: list[dict], field: str) -> float:
+    return statistics.median(float(r.get(field) or 0) for r in runs)
+
+
+def row(key: tuple[str, int, str], runs: list[dict]) -> tuple[str, ...]:
+    where, sessions, mode = key
+    fractions = [float(r.get("goodputFraction") or 0) * 100 for r in runs]
+    spread = f" ({min(fractions):.0f}-{max(fractions):.0f})" if len(runs) > 1 else ""
+    overload = median(runs, "overloadRate") * 100
+    return (
+        where,
+        str(sessions),
+        mode,
+        str(len(runs)),
+        f"{min(r['completedSessions'] for r in runs)}/{sessions}",
+        str(max(r["sessionVisibleErrors"] for r in runs)),
+        f"{median(runs, 'goodputQps'):.1f}",
+        f"{median(runs, 'serverCapacityQps'):.0f}",
+        f"{statistics.median(fractions):.0f} %{spread}",
+        f"{statistics.median(r.get('overloadAnswers', 0) for r in runs):.0f} ({overload:.2f} %)",
+        f"{median(runs, 'sessionsPerSecond'):.2f}",
+        f"{statistics.median(r['overall']['p99'] for r in runs):.0f}",
+        f"{max(r['lostWrites'] for r in runs)} / {max(r['duplicateWrites'] for r in runs)}",
+    )
 
 
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/bench/defaults")
-    table = rows(root)
-    rst = [".. list-table:: SDK defaults against several capacities", "   :header-rows: 1", ""]
-    for row in (HEADER, *table):
-        rst.append(f"   * - {row[0]}")
-        rst += [f"     - {cell}" for cell in row[1:]]
+    found = points(root)
+    if not found:
+        sys.exit(f"no results.json under {root}")
+    table = [row(key, runs) for key, runs in found.items()]
+    title = "SDK defaults against several capacities (medians over the runs)"
+    rst = [f".. list-table:: {title}", "   :header-rows: 1", ""]
+    for cells in (HEADER, *table):
+        rst.append(f"   * - {cells[0]}")
+        rst += [f"     - {cell}" for cell in cells[1:]]
     (root / "summary.rst").write_text("\n".join(rst) + "\n")
     md = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    md += ["| " + " | ".join(row) + " |" for row in table]
+    md += ["| " + " | ".join(cells) + " |" for cells in table]
     (root / "summary.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
