@@ -37,6 +37,13 @@ def test_a_file_in_flight_cuts_the_next_batch_before_its_first_operation():
     assert seqs(flight.admit([entry(8, path="/a", table="notes")])) == [8]
 
 
+def test_the_events_of_a_session_in_flight_wait_for_it():
+    flight = InFlight()
+    flight.start([entry(1, "event", "/s1", "sessions")])
+    later = [entry(2, "event", "/s2", "sessions"), entry(3, "event", "/s1", "sessions")]
+    assert seqs(flight.admit(later)) == [2]  # another session's events go on
+
+
 def test_a_barrier_starts_alone_and_holds_everything_after_it():
     flight = InFlight()
     token = flight.start([entry(1, path="/a")])

@@ -8,9 +8,9 @@ lock); the others keep polling which of their entries were confirmed.
 
 Inside its thread the drain runs statements in parallel on a gevent pool: with unpatched sockets
 each blocking request goes to that hub's thread pool, with patched ones it runs in a greenlet.
-Up to :data:`PIPELINE_DEPTH` batches that touch different files are applied at the same time
-(:class:`~deeplake_sdk.journal.inflight.InFlight`), so that a write waiting out the read lag
-does not hold back the writes journaled after it.
+Up to :data:`PIPELINE_DEPTH` batches that touch different files (and session logs) are applied
+at the same time (:class:`~deeplake_sdk.journal.inflight.InFlight`), so that a write waiting
+out the read lag does not hold back the writes journaled after it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ IDLE_POLL = 2.0
 #: Backoff after a drain that could not send everything (doubles up to BACKOFF_MAX).
 BACKOFF_MIN = 0.25
 BACKOFF_MAX = 8.0
-#: Batches applied at the same time (they never touch the same file).
+#: Batches applied at the same time (they never touch the same file or session log).
 PIPELINE_DEPTH = 4
 
 

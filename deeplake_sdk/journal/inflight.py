@@ -5,7 +5,8 @@ only once the read lag allowance has passed (:class:`~deeplake_sdk.journal.drain
 Entries journaled meanwhile by other sessions need not wait for it. Batches therefore run
 side by side when they cannot interfere:
 
-* no two batches in flight touch the same file (a file's operations stay in journal order);
+* no two batches in flight touch the same file or session log (the operations of a file, and
+  the events of a session, stay in journal order);
 * an operation spanning paths (a *barrier*: rename, tree delete) starts only when nothing is in
   flight, and nothing starts while it is;
 * entries start in journal order: the next batch is the longest run of the entries after the
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from deeplake_sdk.journal.plan import BARRIERS, FILE_OPS
+from deeplake_sdk.journal.plan import BARRIERS
 from deeplake_sdk.journal.store import Entry
 
 __all__ = ["InFlight"]
@@ -65,7 +66,7 @@ class InFlight:
         for entry in entries:
             if entry.op in BARRIERS and self._batches:
                 break
-            if entry.op in FILE_OPS and (entry.table, entry.path) in busy:
+            if (entry.table, entry.path) in busy:
                 break
             admitted.append(entry)
         return admitted
@@ -74,7 +75,7 @@ class InFlight:
         """Record a batch as started; returns its token for :meth:`finish`."""
         if not batch:
             raise ValueError("an empty batch cannot start")
-        lanes = frozenset((e.table, e.path) for e in batch if e.op in FILE_OPS)
+        lanes = frozenset((e.table, e.path) for e in batch if e.op not in BARRIERS)
         barrier = any(e.op in BARRIERS for e in batch)
         self._tokens += 1
         self._batches[self._tokens] = (lanes, barrier)
