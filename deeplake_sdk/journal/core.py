@@ -267,14 +267,12 @@ class Journal:
         """The pending entries a drain sends next: the oldest after seq ``after``."""
         return self.store.pending(BATCH_ENTRIES, BATCH_BYTES, after=after)
 
-    def drain_batch(self, batch: Sequence[Entry] | None = None) -> bool:
-        """Send one batch (default: :meth:`next_batch`); returns whether all of it settled.
+    def drain_batch(self, batch: Sequence[Entry]) -> bool:
+        """Send one batch (from :meth:`next_batch`); returns whether all of it settled.
 
         Batches that touch different files may be sent at the same time
         (:class:`~deeplake_sdk.journal.inflight.InFlight` says which).
         """
-        if batch is None:
-            batch = self.next_batch()
         if not batch:
             return True
         outcome = self._drain.apply(list(batch))

@@ -59,6 +59,7 @@ class Flusher:
         self._lock = allocate_lock()
         self._watcher: Any = None
         self._event: Any = None  # the thread's wake-up event (set by wake() and batch ends)
+        self._flight = InFlight(PIPELINE_DEPTH)
         self._wanted = False
         self._started = False
         self._stopped = False
@@ -166,8 +167,8 @@ class Flusher:
         New batches start as entries are journaled and as batches end, until nothing is left
         or a batch could not settle (then the running ones finish, and the cycle ends).
         """
-        journal, event = self._journal, self._event
-        flight = InFlight(PIPELINE_DEPTH)
+        journal, event, flight = self._journal, self._event, self._flight
+        flight.restart()  # a cycle begins with the oldest pending entry
         failed: list[bool] = []
 
         def run(batch: list[Entry], token: int) -> None:
