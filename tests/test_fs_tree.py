@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import random
 
 import pytest
 
@@ -87,3 +88,48 @@ def test_the_fast_path_of_normalize_agrees_with_posixpath(raw):
     import posixpath
 
     assert paths.normalize(raw) == posixpath.normpath(posixpath.join("/", raw)).replace("//", "/")
+
+
+def _contents(tree: Tree) -> tuple[dict[str, FileMeta], dict[str, list[str]]]:
+    dirs = [paths.ROOT, *tree.dirs_under(paths.ROOT)]
+    return dict(tree.files), {d: tree.listdir(d) for d in dirs}
+
+
+def _apply(tree: Tree, op: tuple[str, str]) -> None:
+    kind, p = op
+    if kind == "put":
+        tree.put(FileMeta(p, len(p)))
+    elif kind == "many":
+        tree.put_many([FileMeta(p, 1), FileMeta(p + "x/y", 2)])
+    elif kind == "remove":
+        tree.remove(p)
+    elif kind == "mkdir":
+        tree.add_dir(p)
+    elif tree.is_empty_dir(p):
+        tree.remove_dir(p)
+
+
+def test_copies_share_until_either_changes_and_never_see_each_others_changes():
+    rng = random.Random(7)
+    names = ["/a/b", "/a/c", "/d", "/a/b/e", "/f/g/h", "/a"]
+    kinds = ["put", "many", "remove", "mkdir", "rmdir"]
+    for _ in range(200):
+        base = Tree()
+        for p in rng.sample(names, 3):
+            base.put(FileMeta(p, 1))
+        copy = Tree()
+        copy.copy_from(base)
+        assert copy.frozen_files() is base.frozen_files() is base.files
+        ops = [(rng.choice(kinds), rng.choice(names)) for _ in range(6)]
+        # the same operations on a tree built from scratch, for the expected contents
+        expected = Tree()
+        expected.put_many(base.files.values())
+        before = _contents(base)
+        for op in ops:
+            _apply(copy, op)
+            _apply(expected, op)
+        assert _contents(copy) == _contents(expected)
+        assert _contents(base) == before  # the tree copied from is untouched
+        for op in ops[:3]:  # and it may change in turn without touching the copy
+            _apply(base, op)
+        assert _contents(copy) == _contents(expected)

@@ -341,20 +341,21 @@ class DeeplakeFs:
             quick: One attempt per statement, no retry; a failure of either table raises.
         """
         api = self._quick_api if quick else self.api
+        wanted, prefix = {scope, *exact}, paths.dir_prefix(scope)
+
+        def keep(p: str) -> bool:
+            return p.startswith(prefix) or p in wanted
+
         # Pending writes as they are before the metadata is read: one confirmed meanwhile is
         # visible to the read (a write leaves the overlay only once reads show it).
-        overlay = self._overlay_views()
+        events, views = self._overlay_views(keep)
         loaded = self._scoped_tree(scope, exact, api, quick)
         if scope == paths.ROOT:
             self.tree.copy_from(loaded)
         else:
             self._forget(scope, exact)
             self.tree.put_many(loaded.files.values())
-        wanted = {scope, *exact}
-        self._overlay_tree(
-            [e for e in overlay[0] if _in_scope(e, scope) or e in wanted],
-            {q: v for q, v in overlay[1].items() if _in_scope(q, scope) or q in wanted},
-        )
+        self._overlay_tree(events, views)
         self._scopes = {paths.ROOT} if scope == paths.ROOT else {*self._scopes, scope}
         self._exact.update(exact)
         self._load_failed = False
@@ -407,14 +408,14 @@ class DeeplakeFs:
         for f in [scope, *self.tree.files_under(scope), *exact]:
             self.tree.remove(f)
 
-    def _overlay_views(self) -> tuple[list[str], dict[str, Any]]:
-        """Paths of pending session events, and pending file changes (path -> view)."""
+    def _overlay_views(self, keep: Callable[[str], bool]) -> tuple[list[str], dict[str, Any]]:
+        """Pending session files, and pending file changes (path -> view), that ``keep`` keeps."""
         events = (
-            list(self.journal.overlay.event_paths(self.sessions_table))
+            self.journal.overlay.event_paths(self.sessions_table, keep)
             if self.sessions_table
             else []
         )
-        return events, dict(self.journal.overlay.paths(self.table))
+        return events, self.writer.view_all(keep)
 
     def _overlay_tree(self, events: list[str], views: dict[str, Any]) -> None:
         """Show pending writes (of this or an earlier process) in the loaded tree."""
@@ -427,19 +428,16 @@ class DeeplakeFs:
             if view.state == "deleted":
                 self.tree.remove(path)
             elif view.state == "full":
-                self.tree.put(
-                    FileMeta(
-                        path,
-                        len(view.data),
-                        str(view.meta.get("mime_type") or "application/octet-stream"),
-                        str(view.meta.get("last_update_date") or ""),
-                        "memory",
-                        str(
-                            view.meta.get("description")
-                            or (previous.description if previous else "")
-                        ),
-                    )
+                meta = FileMeta(
+                    path,
+                    len(view.data),
+                    str(view.meta.get("mime_type") or "application/octet-stream"),
+                    str(view.meta.get("last_update_date") or ""),
+                    "memory",
+                    str(view.meta.get("description") or (previous.description if previous else "")),
                 )
+                if meta != previous:  # a tree still shared stays shared (Tree.copy_from)
+                    self.tree.put(meta)
 
     def refresh(self) -> None:
         """See the changes made by other processes: sync both tables, reload their metadata.
@@ -1164,7 +1162,7 @@ class DeeplakeFs:
 
     def _pending_in(self, scope: str) -> dict[str, FileView]:
         """Views of the journaled, not yet stored files under ``scope``."""
-        return {p: v for p, v in self.writer.view_all().items() if _in_scope(p, scope)}
+        return self.writer.view_all(lambda p: _in_scope(p, scope))
 
     def _grep_candidates(
         self, opts: GrepOptions, scope: str, sessions: bool, *, alone: bool, probe: bool

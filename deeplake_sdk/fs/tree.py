@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from deeplake_sdk.fs import paths
@@ -48,14 +49,32 @@ class FileMeta:
         """The cache version of the file's content: ``(size, last_update_date)``."""
         return (self.size, self.last_update_date)
 
+    @cached_property
+    def listing(self) -> str:
+        """The line of a memory file in ``/index.md`` (computed once per value)."""
+        detail = f"{self.size} bytes"
+        if self.last_update_date:
+            detail += f", updated {self.last_update_date}"
+        line = f"- [{self.path}]({self.path}) ({detail})"
+        if self.description:
+            return f"{line}: {' '.join(self.description.split())}"
+        return line
+
 
 @dataclass
 class Tree:
-    """Files by path plus the children of every directory."""
+    """Files by path plus the children of every directory.
+
+    :meth:`copy_from` shares the other tree's dictionaries instead of copying them; whichever
+    tree changes first copies them then (copy on write), so a shared dictionary never changes
+    again (:meth:`frozen_files`).
+    """
 
     files: dict[str, FileMeta] = field(default_factory=dict)
     explicit_dirs: set[str] = field(default_factory=set)
     _children: dict[str, set[str]] = field(default_factory=lambda: {paths.ROOT: set()})
+    _shared: bool = field(default=False, repr=False, compare=False)
+    _borrowed: set[str] = field(default_factory=set, repr=False, compare=False)
 
     # -- queries ---------------------------------------------------------------------------
     def is_file(self, path: str) -> bool:
@@ -87,6 +106,14 @@ class Tree:
         """Sorted paths of every directory strictly inside ``directory``."""
         return sorted(d for d in self._children if paths.is_under(d, directory))
 
+    def frozen_files(self) -> dict[str, FileMeta] | None:
+        """The files, if they are shared with another tree (then they never change), else None.
+
+        Lets a reader keep something derived from the files for as long as the same
+        dictionary comes back.
+        """
+        return self.files if self._shared else None
+
     def walk(self, top: str) -> Iterator[tuple[str, list[str], list[str]]]:
         """Yield ``(dirpath, dirnames, filenames)`` top-down, like :func:`os.walk`."""
         if not self.is_dir(top):
@@ -107,11 +134,13 @@ class Tree:
     # -- updates ---------------------------------------------------------------------------
     def put(self, meta: FileMeta) -> None:
         """Add or replace a file, creating its ancestor directories."""
+        self._own()
         self.files[meta.path] = meta
         self._link(meta.path)
 
     def put_many(self, metas: Iterable[FileMeta]) -> None:
         """Add or replace several files (:meth:`put` for each, inlined: a load adds thousands)."""
+        self._own()
         files, children, root = self.files, self._children, paths.ROOT
         for meta in metas:
             child = meta.path
@@ -119,7 +148,7 @@ class Tree:
             while child != root:
                 cut = child.rfind("/")
                 parent, name = child[:cut] or root, child[cut + 1 :]
-                siblings = children.get(parent)
+                siblings = self._names(parent)
                 if siblings is None:
                     siblings = children[parent] = set()
                 elif name in siblings:
@@ -129,6 +158,9 @@ class Tree:
 
     def remove(self, path: str) -> FileMeta | None:
         """Forget a file; empty implicit ancestors disappear with it."""
+        if path not in self.files:
+            return None
+        self._own()
         meta = self.files.pop(path, None)
         if meta is not None and not self.is_dir(path):
             self._unlink(path)
@@ -136,12 +168,14 @@ class Tree:
 
     def add_dir(self, path: str) -> None:
         """Create an explicit directory (and its ancestors)."""
+        self._own()
         self.explicit_dirs.add(path)
         self._children.setdefault(path, set())
         self._link(path)
 
     def remove_dir(self, path: str) -> None:
         """Remove an empty directory."""
+        self._own()
         self.explicit_dirs.discard(path)
         if path != paths.ROOT and not self._children.get(path):
             self._children.pop(path, None)
@@ -151,29 +185,53 @@ class Tree:
     def copy_from(self, other: Tree) -> None:
         """Become a copy of ``other`` (files and directories), keeping explicit directories.
 
-        The :class:`FileMeta` values are shared (they are immutable); ``other`` is not changed.
+        Nothing is copied until either tree changes (see the class); ``other``'s contents are
+        not changed.
         """
-        explicit = set(self.explicit_dirs)
-        self.files = dict(other.files)
-        self._children = {d: set(names) for d, names in other._children.items()}
+        explicit = self.explicit_dirs | other.explicit_dirs
+        self.files, self._children = other.files, other._children
+        self._shared = other._shared = True
         self.explicit_dirs = set()
-        for d in sorted(explicit | other.explicit_dirs):
+        for d in sorted(explicit):
             self.add_dir(d)
 
     def clear(self) -> None:
         """Forget everything except explicit directories."""
         explicit = set(self.explicit_dirs)
-        self.files.clear()
+        self.files = {}
         self._children = {paths.ROOT: set()}
+        self._shared, self._borrowed = False, set()
         self.explicit_dirs = set()
         for d in sorted(explicit):
             self.add_dir(d)
+
+    def _own(self) -> None:
+        """Copy the dictionaries shared with another tree (:meth:`copy_from`) before a change."""
+        if self._shared:
+            self.files = dict(self.files)
+            self._borrowed = set(self._children)
+            self._children = dict(self._children)
+            self._shared = False
+
+    def _names(self, directory: str) -> set[str] | None:
+        """The children of ``directory`` as a set this tree may change (None: no directory).
+
+        After :meth:`_own`, the sets are still those of the tree copied from; each is copied
+        when first changed.
+        """
+        names = self._children.get(directory)
+        if names is not None and directory in self._borrowed:
+            names = self._children[directory] = set(names)
+            self._borrowed.discard(directory)
+        return names
 
     def _link(self, path: str) -> None:
         child = path
         while child != paths.ROOT:
             parent = paths.parent(child)
-            siblings = self._children.setdefault(parent, set())
+            siblings = self._names(parent)
+            if siblings is None:
+                siblings = self._children[parent] = set()
             name = paths.basename(child)
             if name in siblings:
                 break
@@ -184,7 +242,7 @@ class Tree:
         child = path
         while child != paths.ROOT:
             parent = paths.parent(child)
-            siblings = self._children.get(parent)
+            siblings = self._names(parent)
             if siblings is None:
                 break
             siblings.discard(paths.basename(child))

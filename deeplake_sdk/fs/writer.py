@@ -83,9 +83,13 @@ class FileWriter:
         """What journaled, unconfirmed entries say about ``path``."""
         return self.journal.overlay.file(self.table, path)
 
-    def view_all(self) -> dict[str, FileView]:
-        """Views of every file of the table with journaled, unconfirmed entries."""
-        return self.journal.overlay.paths(self.table)
+    def view_all(self, keep: Callable[[str], bool] | None = None) -> dict[str, FileView]:
+        """Views of every file of the table with journaled, unconfirmed entries.
+
+        Args:
+            keep: Only the paths it keeps (None: all).
+        """
+        return self.journal.overlay.paths(self.table, keep)
 
     def settle(self, path: str, view: FileView, timeout: float | None) -> None:
         """Wait until the entries behind ``view`` are stored (the table is then current).

@@ -20,7 +20,7 @@ safe to use from several threads (one short lock, no I/O under it).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,16 +172,17 @@ class Overlay:
             if str(entry.meta["row"]["id"]) not in stored
         ]
 
-    def event_paths(self, table: str) -> list[str]:
-        """Session files of ``table`` with pending events."""
+    def event_paths(self, table: str, keep: Callable[[str], bool] | None = None) -> list[str]:
+        """Session files of ``table`` with pending events (those ``keep`` keeps), sorted."""
         with self._lock:
-            return sorted(k[1] for k, items in self._files.items() if k[0] == table and items)
+            found = [k[1] for k, items in self._files.items() if k[0] == table and items]
+        return sorted(p for p in found if keep is None or keep(p))
 
-    def paths(self, table: str) -> dict[str, FileView]:
-        """Every file of ``table`` with pending entries, and its view."""
+    def paths(self, table: str, keep: Callable[[str], bool] | None = None) -> dict[str, FileView]:
+        """Every file of ``table`` with pending entries (those ``keep`` keeps), and its view."""
         with self._lock:
-            keys = [k for k in self._files if k[0] == table]
-        views = {path: self.file(table, path) for _, path in keys}
+            found = [k[1] for k in self._files if k[0] == table]
+        views = {p: self.file(table, p) for p in found if keep is None or keep(p)}
         return {p: v for p, v in views.items() if v is not None}
 
 

@@ -218,9 +218,13 @@ def _jsonb_number(value: float) -> str:
     return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # -0.0 -> 0.0
 
 
+#: JSON text of one value with non-ASCII characters kept (one encoder, not one per call).
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _jsonb_text(value: Any) -> str:
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _json_text(value)
     if value is None or isinstance(value, (bool, int)):
         return json.dumps(value)
     if isinstance(value, float):
