@@ -220,13 +220,16 @@ def _jsonb_number(value: float) -> str:
 
 #: JSON text of one value with non-ASCII characters kept (one encoder, not one per call).
 _json_text = json.JSONEncoder(ensure_ascii=False).encode
+_JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
 
 
 def _jsonb_text(value: Any) -> str:
     if isinstance(value, str):
         return _json_text(value)
-    if value is None or isinstance(value, (bool, int)):
-        return json.dumps(value)
+    if value is None or isinstance(value, bool):
+        return _JSON_CONSTANTS[value]
+    if isinstance(value, int):
+        return int.__repr__(value)
     if isinstance(value, float):
         return _jsonb_number(value)
     if isinstance(value, Mapping):
