@@ -234,6 +234,8 @@ class GradientState(LimitState):
         clean: Measurement windows in a row that used the whole pace without a refusal.
         plateau: Bursts in a row that began near the previous burst's ``hint`` (the
             service's capacity, confirmed): each doubles the successes a probe needs.
+        cut_at: When the limit last shrank for delay (``Sample.at``; 0: never): attempts sent
+            before then do not shrink it again.
     """
 
     estimate: float = 0.0
@@ -257,6 +259,7 @@ class GradientState(LimitState):
     streak_at: float = 0.0
     clean: int = 0
     plateau: int = 0
+    cut_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -269,7 +272,10 @@ class GradientLimit(LimitPolicy):
     *gradient* (at most 1):
 
     * gradient < 1 (the service queues our requests): the limit shrinks towards
-      ``limit x gradient``;
+      ``limit x gradient``, once per round trip (as Vegas adjusts its window once per RTT):
+      the answers of attempts sent before the last such decrease do not shrink it again. A
+      client that could not read its answers for a moment (a busy CPU, a garbage collection)
+      sees them all late at once; that is one round trip's worth of news, not twenty;
     * gradient = 1, the limit is in use (at least ``in_use`` of it in flight, or half of it
       with attempts waiting: it grows only while it bounds the demand, as TCP validates its
       window) and below ``delivery_gain`` times what the service delivers in flight (its
@@ -400,10 +406,12 @@ class GradientLimit(LimitPolicy):
             alpha = 2 / 601 if short >= s.long_rtt else 0.05
             long = s.long_rtt + (short - s.long_rtt) * alpha
         gradient = min(1.0, self.tolerance * long / short)
-        estimate = s.estimate
+        estimate, cut_at = s.estimate, s.cut_at
         if gradient < 1.0:
-            estimate += (estimate * gradient - estimate) * self.smoothing
-            estimate = max(estimate, float(min(self.min_limit, s.limit)))
+            if not (sample.at and cut_at) or sample.at - rtt >= cut_at:  # sent after the cut
+                estimate += (estimate * gradient - estimate) * self.smoothing
+                estimate = max(estimate, float(min(self.min_limit, s.limit)))
+                cut_at = sample.at
         elif self._in_use(sample, estimate) and not self._past_delivery(s, sample, estimate):
             if s.hint and estimate >= s.hint * self.near_hint:
                 estimate += 1.0 / (self.probe * 2**s.plateau * estimate)
@@ -423,6 +431,7 @@ class GradientLimit(LimitPolicy):
             completed=s.completed + 1,
             pause=0.0,
             plateau=0 if estimate > s.hint / self.near_hint + 2 else s.plateau,
+            cut_at=cut_at,
         )
 
     def _past_delivery(self, s: GradientState, sample: Sample, estimate: float) -> bool:

@@ -87,6 +87,23 @@ def test_gradient_shrinks_when_the_delay_passes_the_tolerance_and_keeps_a_floor(
     assert min(limits[20:]) >= limits[19]
 
 
+def test_gradient_shrinks_for_delay_once_per_round_trip():
+    policy = GradientLimit(initial_limit=32, min_limit=4, tolerance=2.0)
+    flat = [Sample(OK, 0.03, 100, at=0.05 * i) for i in range(1, 21)]
+    # the answers of 20 attempts sent at t=9 arrive together at t=10, ten times late
+    late = [Sample(OK, 1.0, 100, at=10.0 + 0.001 * i) for i in range(20)]
+    # then attempts sent after the first cut come back late too
+    later = [Sample(OK, 0.3, 100, at=10.4 + 0.001 * i) for i in range(5)]
+    limits = policy.limits(flat + late + later)
+    before = limits[19]
+    assert limits[20] < before  # the first late answer shrinks the limit...
+    assert limits[39] == limits[20]  # ...the others of the same round trip do not
+    assert limits[40] < limits[39]  # an attempt sent after the cut does
+    # the same answers without times: each one shrinks it (down to the floor)
+    untimed = [replace(x, at=0.0) for x in flat + late]
+    assert policy.limits(untimed)[39] < limits[39]
+
+
 def test_gradient_backs_off_once_per_burst_and_then_probes_slowly_near_the_hint():
     policy = GradientLimit(initial_limit=20, backoff=0.8, probe=4, near_hint=0.9)
     first = policy.update(policy.initial(), over(in_flight=5))
