@@ -206,7 +206,20 @@ class _Connections:
         return pool
 
     def close(self) -> None:
+        """Close every pooled connection now.
+
+        ``Session.close()`` only forgets urllib3's pools: urllib3 2 closes a pool's connections
+        when the pool is garbage collected. Something still holding the pool would delay that,
+        maybe until the hub of the connections' sockets is gone (a thread's own hub), where
+        closing them fails. So each pool is closed here.
+        """
         self.http_pool = None
+        adapter = self.adapter
+        for manager in (adapter.poolmanager, *adapter.proxy_manager.values()):
+            for key in manager.pools.keys():  # noqa: SIM118 (no iteration: not thread-safe)
+                pool = manager.pools.get(key)
+                if pool is not None:
+                    pool.close()
         self.session.close()
 
 

@@ -187,6 +187,23 @@ def test_registry_shares_endpoints_and_their_pool(srv, send):
     assert client_connections(srv.stats()) == 1  # other settings: a pool of its own
 
 
+def test_close_closes_the_pooled_connections_at_once(srv, send, make_endpoint):
+    # urllib3 2 closes a forgotten pool's connections only once the pool is garbage collected;
+    # here a reference to it is still held (as a request in progress elsewhere would)
+    from deeplake_sdk import transport
+
+    endpoint = make_endpoint()
+    before = set(transport._connections)
+    send(endpoint)
+    mine = [c for c in transport._connections if c not in before]
+    manager = endpoint._shared.adapter.poolmanager
+    held = [manager.pools.get(key) for key in manager.pools.keys()]  # noqa: SIM118
+    assert held and mine and all(c.sock is not None for c in mine)
+    endpoint.close()
+    assert all(c.sock is None for c in mine)  # closed now, not when the pool goes away
+    assert send(endpoint)["rows"] == [[1]]  # and the endpoint still works
+
+
 def test_keepalive_and_bound_unpatched(srv, send):
     ep = Endpoint(srv.url, 4)
     srv.set_faults(latency_fixed_ms=30)
