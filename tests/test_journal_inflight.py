@@ -31,10 +31,47 @@ def test_a_file_in_flight_cuts_the_next_batch_before_its_first_operation():
     flight.start([entry(1, path="/a"), entry(2, "append", "/b")])
     assert flight.upto == 2
     later = [entry(3, path="/c"), entry(4, "event", "/s"), entry(5, "append", "/b"), entry(6)]
-    assert seqs(flight.admit(later)) == [3, 4]  # /b waits, and so does everything after it
+    assert seqs(flight.admit(later)) == [3, 4]  # /b and /a are in flight: their entries wait
     assert flight.admit([entry(7, "delete", "/a")]) == []
     # the same path in another table is another file
     assert seqs(flight.admit([entry(8, path="/a", table="notes")])) == [8]
+
+
+def test_entries_of_free_files_go_past_a_file_in_flight_and_each_file_keeps_its_order():
+    flight = InFlight()
+    first = flight.start([entry(1, path="/a")])
+    window = [
+        entry(2, path="/a"),
+        entry(3, path="/b"),
+        entry(4, "append", "/a"),
+        entry(5, path="/c"),
+    ]
+    batch = flight.admit(window)
+    assert seqs(batch) == [3, 5]
+    flight.start(batch, window)
+    assert flight.upto == 1  # entry 2 has not started: the next look begins there
+    assert flight.admit(window) == []  # /a still in flight; 3 and 5 already started
+    flight.finish(first)
+    batch = flight.admit(window)
+    assert seqs(batch) == [2, 4]  # the file's operations, in their order
+    flight.start(batch, window)
+    assert flight.upto == 5
+
+
+def test_a_barrier_waits_for_every_entry_before_it():
+    flight = InFlight()
+    first = flight.start([entry(1, path="/a")])
+    window = [entry(2, path="/a"), entry(3, path="/b"), entry(4, "rename", "/d"), entry(5)]
+    batch = flight.admit(window)
+    assert seqs(batch) == [3]  # not the rename (entry 2 waits), nor anything after it
+    second = flight.start(batch, window)
+    flight.finish(first)
+    assert seqs(flight.admit(window)) == [2]  # the rename also waits for entry 3 in flight
+    flight.finish(second)
+    batch = flight.admit(window)
+    assert seqs(batch) == [2, 4, 5]  # then it goes, after entry 2, in one batch
+    flight.start(batch, window)
+    assert flight.full and flight.upto == 5
 
 
 def test_the_events_of_a_session_in_flight_wait_for_it():

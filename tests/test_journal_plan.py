@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deeplake_sdk.journal.overlay import Overlay
-from deeplake_sdk.journal.plan import plan
+from deeplake_sdk.journal.plan import first_split_group, plan
 from deeplake_sdk.journal.store import Entry, NewEntry
 
 
@@ -36,6 +36,45 @@ def test_appends_never_sent_merge_but_one_already_sent_keeps_its_bytes():
     ops = segment.lanes[("memory", "/a")].ops
     assert [(o.data, o.seqs, o.fresh) for o in ops] == [(b"x", [1], False), (b"yz", [2, 3], True)]
     assert ops[0].meta["expected"] == 5  # its recorded offset is kept for the landed check
+
+
+def sent(seq: int, path: str, group: int, members: int) -> Entry:
+    """An append an earlier drain sent as part of group ``group`` of ``members`` entries."""
+    return entry(seq, "append", path, b"x", attempts=1, group=group, members=members, expected=0)
+
+
+def test_a_batch_is_cut_before_an_append_group_it_does_not_hold_whole():
+    whole = [
+        entry(1, "put", "/b"),
+        sent(2, "/a", 2, 2),
+        entry(3, "event", "/s"),
+        sent(4, "/a", 2, 2),
+    ]
+    assert first_split_group(whole) is None
+    assert first_split_group([]) is None
+    # the third entry of group 2 is beyond the batch: cut before the group's first entry
+    assert first_split_group([entry(1, "put", "/b"), sent(2, "/a", 2, 3), sent(4, "/a", 2, 3)]) == 1
+    # the cut must not split a whole group that straddles it either
+    straddling = [
+        sent(1, "/c", 1, 2),
+        sent(2, "/a", 2, 1),
+        sent(3, "/c", 1, 2),
+        sent(5, "/d", 5, 2),
+    ]
+    assert first_split_group(straddling) == 3
+    straddling = [
+        sent(1, "/c", 1, 2),
+        sent(2, "/d", 2, 2),
+        sent(3, "/d", 2, 2),
+        sent(4, "/c", 1, 2),
+    ]
+    assert first_split_group([*straddling, sent(5, "/e", 5, 9)]) == 4
+    assert first_split_group([sent(2, "/c", 2, 3), sent(3, "/c", 2, 3), entry(4, "put", "/d")]) == 0
+    # a group that began before the batch, and entries recorded without a size, are not counted
+    assert (
+        first_split_group([sent(3, "/a", 2, 2), entry(4, "append", "/b", attempts=1, group=4)])
+        is None
+    )
 
 
 def test_a_delete_or_a_write_supersedes_what_came_before_in_its_lane():

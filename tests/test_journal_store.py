@@ -634,3 +634,25 @@ def test_without_a_thread_operations_run_on_the_caller(tmp_path, monkeypatch):
         assert len(s.pending()) == 6 and s.counters.transactions == 6
     with JournalStore.open(tmp_path, ORIGIN, ORG, WS) as s:
         assert len(s.pending()) == 6
+
+
+def test_a_drain_is_never_handed_part_of_an_append_group_it_sent(monkeypatch):
+    """The group's recorded offset is the whole group's: a part of it could not be checked."""
+    from types import SimpleNamespace
+
+    from deeplake_sdk.journal import core
+
+    def journal_with(paths: list[str]) -> tuple[SimpleNamespace, list[int]]:
+        store = JournalStore.memory()
+        seqs = store.append([NewEntry("append", "memory", p, b"x") for p in paths])
+        sent = [s for s, p in zip(seqs, paths, strict=True) if p == "/a"]
+        group = {"group": sent[0], "members": len(sent), "expected": 0, "create": False}
+        store.begin_attempt(sent, {s: group for s in sent})
+        return SimpleNamespace(store=store), seqs
+
+    monkeypatch.setattr(core, "BATCH_ENTRIES", 3)
+    journal, seqs = journal_with(["/b", "/a", "/c", "/a"])
+    assert [e.seq for e in core.Journal.next_batch(journal)] == seqs[:1]  # cut before it
+    assert [e.seq for e in core.Journal.next_batch(journal, seqs[0])] == seqs[1:]  # then whole
+    journal, seqs = journal_with(["/a", "/b", "/c", "/d", "/a"])
+    assert [e.seq for e in core.Journal.next_batch(journal)] == seqs  # first: read larger

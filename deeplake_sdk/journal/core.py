@@ -38,6 +38,7 @@ from deeplake_sdk.http_errors import service_base
 from deeplake_sdk.journal.drain import Catalog, Consistency, Drain, Outcome
 from deeplake_sdk.journal.flusher import Flusher
 from deeplake_sdk.journal.overlay import Overlay
+from deeplake_sdk.journal.plan import first_split_group
 from deeplake_sdk.journal.store import Entry, JournalStore, NewEntry, default_journal_root
 
 __all__ = [
@@ -264,8 +265,22 @@ class Journal:
         return self.store.stats().pending > 0
 
     def next_batch(self, after: int = 0) -> list[Entry]:
-        """The pending entries a drain sends next: the oldest after seq ``after``."""
-        return self.store.pending(BATCH_ENTRIES, BATCH_BYTES, after=after)
+        """The pending entries a drain sends next: the oldest after seq ``after``.
+
+        An append group an earlier drain sent (:mod:`~deeplake_sdk.journal.plan`) is never cut:
+        its offset is the whole group's, so a part of it alone could not tell whether it
+        applied. A batch ends before a group it cannot hold whole, or, if such a group comes
+        first, is read again larger until the group is whole.
+        """
+        limit, max_bytes = BATCH_ENTRIES, BATCH_BYTES
+        while True:
+            entries = self.store.pending(limit, max_bytes, after=after)
+            cut = first_split_group(entries)
+            if cut is None or (cut == 0 and limit >= BATCH_ENTRIES << 6):
+                return entries  # whole, or a group larger than any batch should ever be
+            if cut > 0:
+                return entries[:cut]
+            limit, max_bytes = limit * 2, max_bytes * 2
 
     def drain_batch(self, batch: Sequence[Entry]) -> bool:
         """Send one batch (from :meth:`next_batch`); returns whether all of it settled.

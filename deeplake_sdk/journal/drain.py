@@ -873,7 +873,8 @@ def _group_meta(op: Op, row: Row | None) -> dict[int, dict[str, Any]]:
     else:
         facts = {"expected": row.size, "target": row.id, "create": False}
     op.meta.update(facts)
-    return {seq: {"group": op.seqs[0], **facts} for seq in op.seqs}
+    group = {"group": op.seqs[0], "members": len(op.seqs)}
+    return {seq: {**group, **facts} for seq in op.seqs}
 
 
 def _by_table(runs: list[_Run]) -> dict[str, list[_Run]]:

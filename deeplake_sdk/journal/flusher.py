@@ -196,7 +196,7 @@ class Flusher:
                 batch = flight.admit(entries)
                 if not batch:
                     break
-                gevent.spawn(run, batch, flight.start(batch))
+                gevent.spawn(run, batch, flight.start(batch, entries))
             if not flight:
                 break
             event.wait()

@@ -5,12 +5,13 @@ only once the read lag allowance has passed (:class:`~deeplake_sdk.journal.drain
 Entries journaled meanwhile by other sessions need not wait for it. Batches therefore run
 side by side when they cannot interfere:
 
-* no two batches in flight touch the same file or session log (the operations of a file, and
-  the events of a session, stay in journal order);
+* no two batches in flight touch the same file or session log, and the operations of a file
+  (the events of a session) start in journal order: an entry whose file is in flight, or
+  whose file has an earlier entry still waiting, waits; the entries of other files after it
+  go on;
 * an operation spanning paths (a *barrier*: rename, tree delete) starts only when nothing is in
-  flight, and nothing starts while it is;
-* entries start in journal order: the next batch is the longest run of the entries after the
-  last one started that conflicts with nothing in flight.
+  flight and every entry before it has started, and nothing starts while it is in flight;
+  nothing after it starts before it.
 
 :class:`InFlight` is that bookkeeping, a plain value with no I/O.
 """
@@ -28,15 +29,15 @@ _Lane = tuple[str, str]
 
 
 class InFlight:
-    """The batches a drain has started and not finished.
+    """The batches a drain has started and not finished, in one drain cycle.
 
     Args:
         depth: At most this many batches in flight.
 
     Attributes:
-        upto: Seq of the last entry started (the next batch is taken after it). Entries a
-            failed batch left pending have smaller seqs: :meth:`restart` once nothing is in
-            flight to take them again.
+        upto: Every pending entry up to this seq has been started in this cycle (the next
+            entries to look at come after it). Entries a failed batch left pending have smaller
+            seqs: :meth:`restart` once nothing is in flight to take them again.
     """
 
     def __init__(self, depth: int = 4) -> None:
@@ -45,6 +46,7 @@ class InFlight:
         self.depth = depth
         self.upto = 0
         self._batches: dict[int, tuple[frozenset[_Lane], bool]] = {}
+        self._started: set[int] = set()
         self._tokens = 0
 
     def __len__(self) -> int:
@@ -56,30 +58,52 @@ class InFlight:
         return len(self._batches) >= self.depth or any(b for _, b in self._batches.values())
 
     def admit(self, entries: Sequence[Entry]) -> list[Entry]:
-        """The longest prefix of ``entries`` (in seq order, after :attr:`upto`) that may start."""
+        """Those of ``entries`` that may start now, in seq order.
+
+        Args:
+            entries: The oldest pending entries after :attr:`upto`, in seq order.
+        """
         if self.full:
             return []
-        busy: set[_Lane] = set()
+        waiting: set[_Lane] = set()  # files in flight, or with an earlier entry not started
         for lanes, _ in self._batches.values():
-            busy |= lanes
+            waiting |= lanes
         admitted: list[Entry] = []
+        held = False  # an entry before this one waits
         for entry in entries:
-            if entry.op in BARRIERS and self._batches:
-                break
-            if (entry.table, entry.path) in busy:
-                break
+            if entry.seq in self._started:
+                continue
+            if entry.op in BARRIERS:
+                if self._batches or held:
+                    break
+                admitted.append(entry)
+                continue
+            lane = (entry.table, entry.path)
+            if lane in waiting:
+                held = True
+                continue
             admitted.append(entry)
         return admitted
 
-    def start(self, batch: Sequence[Entry]) -> int:
-        """Record a batch as started; returns its token for :meth:`finish`."""
+    def start(self, batch: Sequence[Entry], scanned: Sequence[Entry] = ()) -> int:
+        """Record a batch as started; returns its token for :meth:`finish`.
+
+        Args:
+            batch: What :meth:`admit` returned.
+            scanned: The entries ``batch`` was admitted from: :attr:`upto` moves past those
+                that have all started.
+        """
         if not batch:
             raise ValueError("an empty batch cannot start")
         lanes = frozenset((e.table, e.path) for e in batch if e.op not in BARRIERS)
         barrier = any(e.op in BARRIERS for e in batch)
         self._tokens += 1
         self._batches[self._tokens] = (lanes, barrier)
-        self.upto = max(self.upto, batch[-1].seq)
+        self._started.update(e.seq for e in batch)
+        for entry in scanned or batch:
+            if entry.seq not in self._started:
+                break
+            self.upto = max(self.upto, entry.seq)
         return self._tokens
 
     def finish(self, token: int) -> None:
@@ -91,3 +115,4 @@ class InFlight:
         if self._batches:
             raise RuntimeError("batches are still in flight")
         self.upto = 0
+        self._started.clear()

@@ -15,12 +15,13 @@ them can tell whether they already applied.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from deeplake_sdk.journal.store import Entry
 
-__all__ = ["BARRIERS", "Lane", "Op", "Segment", "plan"]
+__all__ = ["BARRIERS", "Lane", "Op", "Segment", "first_split_group", "plan"]
 
 #: Operations that span several paths.
 BARRIERS = frozenset({"rename", "rename_tree", "delete_tree"})
@@ -154,3 +155,36 @@ def plan(entries: list[Entry]) -> list[Segment]:
     if current.lanes or current.events:
         segments.append(current)
     return segments
+
+
+def first_split_group(entries: Sequence[Entry]) -> int | None:
+    """Where to cut ``entries`` so that no append group an earlier drain sent is split.
+
+    A group is known by the seq of its first entry and its number of entries, recorded on each
+    of them when it was first sent. Groups that began before ``entries`` are not counted.
+
+    Returns:
+        None if ``entries`` hold every group they start whole; else the length of the longest
+        prefix that holds whole every group it starts (0: the first group is not whole).
+    """
+    if not entries:
+        return None
+    start = entries[0].seq
+    found: dict[int, list[int]] = {}  # group -> [first index, last index, entries here, size]
+    for index, entry in enumerate(entries):
+        group, members = entry.meta.get("group"), entry.meta.get("members")
+        if not entry.attempts or group is None or members is None or int(group) < start:
+            continue
+        seen = found.setdefault(int(group), [index, index, 0, int(members)])
+        seen[1] = index
+        seen[2] += 1
+    cut = min((first for first, _, here, size in found.values() if here < size), default=None)
+    if cut is None:
+        return None
+    moved = True
+    while moved:  # a group that the cut splits goes after it too
+        moved = False
+        for first, last, _, _ in found.values():
+            if first < cut <= last:
+                cut, moved = first, True
+    return cut
