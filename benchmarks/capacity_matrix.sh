@@ -4,7 +4,7 @@
 # <out-dir>/run1, run2... (with RUNS=3 the summary gives medians). Each run starts its own
 # local server on unsafe PostgreSQL storage (no fsync), so the figures measure the client.
 #
-# Usage: [RUNS=3] sh benchmarks/capacity_matrix.sh [out-dir]   (about 12 minutes per run on 2 CPUs)
+# Usage: [RUNS=3] sh benchmarks/capacity_matrix.sh [out-dir]   (5-12 minutes per run on 2 CPUs)
 set -e
 OUT=${1:-docs/bench/defaults}
 RUNS=${RUNS:-1}
