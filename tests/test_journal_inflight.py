@@ -3,6 +3,8 @@ on the real server (a write waiting out the read lag does not hold back other fi
 
 from __future__ import annotations
 
+import random
+
 import gevent
 import pytest
 
@@ -68,6 +70,7 @@ def test_a_barrier_waits_for_every_entry_before_it():
     flight.finish(first)
     assert seqs(flight.admit(window)) == [2]  # the rename also waits for entry 3 in flight
     flight.finish(second)
+    window.remove(window[1])  # entry 3 was confirmed
     batch = flight.admit(window)
     assert seqs(batch) == [2, 4, 5]  # then it goes, after entry 2, in one batch
     flight.start(batch, window)
@@ -115,6 +118,47 @@ def test_restart_takes_the_oldest_again_only_when_nothing_is_in_flight():
         flight.start([])
     with pytest.raises(ValueError):
         InFlight(depth=0)
+
+
+def test_random_sequences_keep_every_file_in_order_and_barriers_alone():
+    """Batches admitted from random journals and finished in random order, checked step by step."""
+    for trial in range(400):
+        rng = random.Random(trial)
+        journal = [
+            entry(s, "rename", rng.choice(["/a", "/b"]))
+            if rng.random() < 0.05
+            else entry(
+                s, rng.choice(["put", "append", "event"]), rng.choice(["/a", "/b", "/c", "/d"])
+            )
+            for s in range(1, rng.randint(2, 40))
+        ]
+        pending = {e.seq: e for e in journal}
+        flight, running, done = InFlight(depth=rng.randint(1, 4)), {}, set()
+        window_size = rng.randint(1, 10)
+        while pending:
+            while not flight.full:
+                window = [pending[s] for s in sorted(pending) if s > flight.upto][:window_size]
+                batch = flight.admit(window)
+                if not batch:
+                    break
+                in_flight = {e.path for b in running.values() for e in b}
+                for e in batch:
+                    earlier = [
+                        o.seq for o in journal[: e.seq - 1] if o.op == "rename" or o.path == e.path
+                    ]
+                    if e.op == "rename":
+                        earlier = [o.seq for o in journal[: e.seq - 1]]
+                        assert not running, "a barrier started beside another batch"
+                    else:
+                        assert e.path not in in_flight, "a file in two batches at once"
+                    assert all(o in done or o in seqs(batch) for o in earlier), "out of order"
+                running[flight.start(batch, window)] = batch
+            assert running, "nothing in flight and nothing admitted: stuck"
+            token = rng.choice(list(running))
+            flight.finish(token)
+            for e in running.pop(token):
+                done.add(e.seq)
+                del pending[e.seq]
 
 
 def poll(predicate, timeout: float = 60.0) -> None:

@@ -71,7 +71,9 @@ class InFlight:
         admitted: list[Entry] = []
         held = False  # an entry before this one waits
         for entry in entries:
-            if entry.seq in self._started:
+            if entry.seq in self._started:  # in flight, or left pending by its batch
+                waiting.add((entry.table, entry.path))
+                held = True
                 continue
             if entry.op in BARRIERS:
                 if self._batches or held:
