@@ -341,10 +341,10 @@ class DeeplakeFs:
             quick: One attempt per statement, no retry; a failure of either table raises.
         """
         api = self._quick_api if quick else self.api
-        wanted, prefix = {scope, *exact}, paths.dir_prefix(scope)
+        wanted = {scope, *exact}
 
         def keep(p: str) -> bool:
-            return p.startswith(prefix) or p in wanted
+            return _in_scope(p, scope) or p in wanted
 
         # Pending writes as they are before the metadata is read: one confirmed meanwhile is
         # visible to the read (a write leaves the overlay only once reads show it).

@@ -40,5 +40,5 @@ def _render(files: dict[str, FileMeta]) -> str:
     lines += [meta.listing for meta in memory]
     if sessions:
         lines += ["", "## Sessions", ""]
-        lines += [f"- [{m.path}]({m.path}) ({m.rows} events)" for m in sessions]
+        lines += [meta.listing for meta in sessions]
     return "\n".join(lines) + "\n"

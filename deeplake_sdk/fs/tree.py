@@ -51,7 +51,9 @@ class FileMeta:
 
     @cached_property
     def listing(self) -> str:
-        """The line of a memory file in ``/index.md`` (computed once per value)."""
+        """The line of this file in ``/index.md`` (computed once per value)."""
+        if self.kind == "session":
+            return f"- [{self.path}]({self.path}) ({self.rows} events)"
         detail = f"{self.size} bytes"
         if self.last_update_date:
             detail += f", updated {self.last_update_date}"

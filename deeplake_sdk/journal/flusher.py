@@ -197,6 +197,8 @@ class Flusher:
                 if not batch:
                     break
                 gevent.spawn(run, batch, flight.start(batch, entries))
+                if flight.upto < entries[-1].seq:  # the rest of this window waits for a batch
+                    break
             if not flight:
                 break
             event.wait()
