@@ -95,7 +95,10 @@ def test_quickstart_without_credentials_uses_an_embedded_server(tmp_path, server
 
 def test_memory_fs(service_env):
     out = run_example("memory_fs.py", service_env)
-    assert "flush() stored 3 changes" in out
+    assert (
+        "after flush(), /projects/engine.md reads\n   # Analytical engine\n   - status: designing\n"
+        in out
+    )
     assert "- status: designing\n   - next: punch cards" in out
     assert "/people/ada.md (moved from /profile/user.md)\n   name: Ada" in out
     for code in ("ENOENT", "EISDIR", "ENOTDIR"):
