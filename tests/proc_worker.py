@@ -12,9 +12,10 @@ client at once). SCENARIO:
 * ``fs`` - ``--threads`` threads each open their own DeeplakeFs on one shared DeeplakeApi,
   write ``--items`` files and append ``--items`` lines to one more, close it, then read
   everything back through a new DeeplakeFs and check the exact content;
-* ``cancel`` - ``query_many`` of ``--items`` slow statements (0.4 s each, 4 at a time) is
+* ``cancel`` - ``query_many`` of ``--items`` slow statements (1.5 s each, 4 at a time) is
   interrupted by a ``gevent.Timeout`` of 0.6 s, or by SIGINT (``--interrupt sigint``: the
-  process prints ``{"ready": true}`` and waits for the signal); reports what is still in
+  process prints ``{"ready": true}`` and waits for the signal, and ``{"caught": true}`` as
+  soon as it is interrupted); reports what is still in
   flight at the endpoint right after the interruption, and the server's request count then
   and once its last request finished;
 * ``fork`` - requests are in flight in the parent (a greenlet and a native thread, each in
@@ -269,6 +270,8 @@ def cancel_scenario(opts: argparse.Namespace) -> dict[str, Any]:
             api.query_many(statements)
         out["errors"].append("query_many was not interrupted")
     except (gevent.Timeout, KeyboardInterrupt) as exc:
+        if opts.interrupt == "sigint":
+            print(json.dumps({"caught": True}), flush=True)
         out["interrupted"] = type(exc).__name__
         out["in_flight"] = api.endpoint.limiter.in_flight
         out["waiting"] = getattr(api.endpoint.limiter, "waiting", None)
