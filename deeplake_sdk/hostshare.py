@@ -4,12 +4,13 @@ Clients that run as many short processes (one per hook, say) would otherwise eac
 their own limit. Each process's limiter publishes, every :attr:`HostShare.refresh` seconds, its
 requests in flight, its demand (in flight + queued) and its limit in a small JSON file per
 origin, under an exclusive POSIX record lock (``lockf``: held by the process, so a child
-forked while it is held does not keep it); it reads the others' entries in the same step. Its limit
-then becomes its part of the host's, in proportion to demand
+forked while it is held does not keep it); it reads the others' entries in the same step. Its
+limit then becomes its part of the host's, in proportion to demand
 (``limit x mine / (mine + others')``), and its limit policy sees the host-wide number of
-requests in flight. Entries of processes that ended (``kill(pid, 0)`` fails) or that have not
-written for :attr:`HostShare.stale` seconds are dropped, so a crashed process leaks nothing for
-long.
+requests in flight. A process publishes at once when it goes idle (nothing in flight or
+queued), and an idle process claims no part of the limit. Entries of processes that ended
+(``kill(pid, 0)`` fails) or that have not written for :attr:`HostShare.stale` seconds are
+dropped, so a crashed process leaks nothing for long.
 
 The files live in ``$DEEPLAKE_LIMIT_DIR`` (default: ``<tempdir>/deeplake-sdk-<uid>/limits``);
 ``DEEPLAKE_LIMIT_DIR=off`` turns sharing off. Any I/O error turns it off for that limiter (it
@@ -125,7 +126,7 @@ class HostShare:
                         continue
                     live[key] = entry
                     others_in_flight += int(entry[0])
-                    others_demand += max(1, int(entry[1]))
+                    others_demand += int(entry[1])
                 live[str(self.pid)] = [in_flight, demand, limit, now]
                 f.seek(0)
                 f.truncate()

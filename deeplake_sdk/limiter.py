@@ -665,6 +665,7 @@ class Limiter:
         self._others_in_flight = 0
         self._next_share = 0.0
         self._sharing = False
+        self._shared_busy = False  # what the host last read of this process: busy or idle
         self.decreases = 0
         self.increases = 0
         self.pauses = 0
@@ -905,9 +906,16 @@ class Limiter:
 
     # -- host-wide budget ----------------------------------------------------------------------
     def _maybe_share(self) -> None:
-        """Every ``share.refresh`` seconds: publish this process's use, read the others'."""
+        """Publish this process's use and read the others', every ``share.refresh`` seconds.
+
+        A process that goes idle says so at once: until it does, the others keep their limit
+        shared with a demand that no longer exists (for up to ``share.stale`` seconds if it
+        stays idle), and count its last requests as still in flight.
+        """
         share = self._share
-        if share is None or self._sharing or time.monotonic() < self._next_share:
+        if share is None or self._sharing:
+            return
+        if time.monotonic() < self._next_share and not self._went_idle():
             return
         with self._lock:
             if self._sharing:
@@ -915,6 +923,7 @@ class Limiter:
             self._sharing = True
             demand = self._in_flight + self._queued()
             in_flight, limit = self._in_flight, self._state.limit
+            self._shared_busy = demand > 0
         try:
             others = share.exchange(in_flight, demand, limit)
         finally:
@@ -931,6 +940,10 @@ class Limiter:
                 mine = max(1, demand)
                 self._share_limit = max(1, limit * mine // (mine + others_demand))
             self._grant()
+
+    def _went_idle(self) -> bool:
+        """Whether nothing is in flight or queued here since the host last read "busy"."""
+        return self._shared_busy and not self._in_flight and not self._queued()
 
     # -- under self._lock ----------------------------------------------------------------------
     def _effective(self) -> int | None:

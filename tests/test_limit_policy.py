@@ -8,6 +8,8 @@ timing thresholds.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -374,11 +376,17 @@ HOLDER = textwrap.dedent(
     from pathlib import Path
     from deeplake_sdk.hostshare import HostShare
     share = HostShare(Path(sys.argv[1]), refresh=0.0)
-    share.exchange(8, 8, 16)
-    print("ready", flush=True)
-    sys.stdin.read()
+    for line in sys.stdin:  # "IN_FLIGHT DEMAND": publish them, say so
+        share.exchange(*map(int, line.split()), 16)
+        print("published", flush=True)
     """
 )
+
+
+def publish(holder, in_flight, demand):
+    holder.stdin.write(f"{in_flight} {demand}\n")
+    holder.stdin.flush()
+    assert holder.stdout.readline().strip() == "published"
 
 
 def test_processes_of_a_host_split_the_limit_by_demand(tmp_path, monkeypatch):
@@ -396,11 +404,13 @@ def test_processes_of_a_host_split_the_limit_by_demand(tmp_path, monkeypatch):
         text=True,
     )
     try:
-        assert holder.stdout.readline().strip() == "ready"
+        publish(holder, 8, 8)
         lim.release()  # exchanges: 2 in flight here, 8 there
         assert lim.limit == 16 * 2 // (2 + 8)
         assert lim.stats()["host_in_flight_others"] == 8
+        publish(holder, 0, 0)  # the other process is idle: it claims nothing
         lim.release()
+        assert lim.limit == 16 and lim.stats()["host_in_flight_others"] == 0
         lim.release()
     finally:
         holder.stdin.close()
@@ -412,6 +422,28 @@ def test_processes_of_a_host_split_the_limit_by_demand(tmp_path, monkeypatch):
     assert not path.exists() and not tmp_path.exists()
     monkeypatch.setenv("DEEPLAKE_LIMIT_DIR", "off")
     assert share_dir() is None
+
+
+def test_a_process_that_goes_idle_says_so_at_once(tmp_path):
+    path = tmp_path / "origin.json"
+    share = HostShare(path, refresh=0.0)
+    lim = Limiter(None, policy=FixedLimit(16), share=share)
+    for _ in range(3):
+        lim.acquire()  # each publishes (``refresh`` is 0)
+    share.refresh = 3600.0
+    lim.release()  # publishes 2 in flight, then waits ``refresh`` before the next exchange
+
+    def published():
+        return json.loads(path.read_text())[str(os.getpid())][:2]
+
+    assert published() == [2, 2]
+    lim.release()
+    assert published() == [2, 2]  # busy: within ``refresh`` of the last exchange
+    lim.release()
+    assert published() == [0, 0]  # idle: at once, the others need not wait for it
+    lim.acquire()
+    lim.release()
+    assert published() == [0, 0]
 
 
 def test_an_unusable_share_file_leaves_the_whole_limit(tmp_path):
