@@ -140,7 +140,9 @@ class ServerError(ApiError):
 class ServiceUnavailableError(RateLimitError, ServerError):
     """503: the service is overloaded or unavailable; a RateLimitError and a ServerError.
 
-    The request was not executed; it is retried like a 429, honouring ``Retry-After``.
+    The request was not executed. Its first retry is quick and waits for a slot under the
+    endpoint's reduced limit (and for the endpoint-wide pause set from ``Retry-After`` when
+    refusals persist); later ones back off like a 429's, honouring ``Retry-After``.
     """
 
 

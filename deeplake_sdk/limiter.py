@@ -297,8 +297,9 @@ class GradientLimit(LimitPolicy):
       ``pause_after`` bursts in a row, each starting within ``2 x limit`` completions of the
       previous one, over at least two measurement windows (neither the decreases nor the pace
       relieved the service). A refusal at the
-      edge of capacity only shrinks the limit and sets the pace: the refused attempt waits its
-      ``Retry-After`` anyway before it is retried.
+      edge of capacity only shrinks the limit and sets the pace: an attempt refused with a 429
+      waits its ``Retry-After`` anyway before it is retried, one refused with a 503 waits for
+      a slot under the reduced limit (see :class:`~deeplake_sdk.retry.RetryPolicy`).
 
     A service that limits *requests per second* (a 429 once its token bucket is empty) is not
     held below its rate by a concurrency limit alone: the rate of ``limit`` attempts in flight
@@ -482,7 +483,10 @@ class GradientLimit(LimitPolicy):
             return replace(s, window_at=sample.at, window_ok=int(ok), window_over=over)
         rate = s.rate + self.rate_growth * min(1 + s.clean, 4) if s.rate and ok else s.rate
         window_ok, window_over = s.window_ok + ok, s.window_over + over
-        short = sample.at - s.window_at < self.rate_window
+        # a window with refusals ends in half the time: the pace is too high, the sooner it is
+        # measured the fewer refusals (each window still cuts it by 30% at most)
+        least = self.rate_window / 2 if window_over else self.rate_window
+        short = sample.at - s.window_at < least
         if short or window_ok + window_over < self.rate_samples:
             return replace(s, rate=rate, window_ok=window_ok, window_over=window_over)
         admitted = window_ok / (sample.at - s.window_at)
@@ -548,8 +552,22 @@ class GradientLimit(LimitPolicy):
             pause=pause,
             bursts=bursts,
             streak_at=streak_at,
-            **({"window_at": sample.at + pause, "window_ok": 0, "window_over": 0} if pause else {}),
+            **self._fresh_window(s, sample, pause),
         )
+
+    def _fresh_window(self, s: GradientState, sample: Sample, pause: float) -> dict[str, Any]:
+        """A measurement window that starts now, if this overload begins one (else nothing).
+
+        After an endpoint-wide pause: the pause's answers measure nothing. At the first rate
+        refusal: the window in progress mixes the service's burst allowance, spent before it,
+        with its rate; a window begun at the refusal measures the rate alone (answers come at
+        the rate the service refills while it refuses), so the pace it sets is right at once.
+        """
+        if pause:
+            return {"window_at": sample.at + pause, "window_ok": 0, "window_over": 0}
+        if sample.rate_limited and not s.rate and sample.at:
+            return {"window_at": sample.at, "window_ok": 0, "window_over": 0}
+        return {}
 
     def _paced(self, s: GradientState) -> float:
         """The pace after rate refusals: below the admitted rate, but at most a cut of 30%.

@@ -8,7 +8,8 @@ error (a bug should surface, not be repeated).
 
 Delays: ``backoff_base * 2**k`` for the k-th retry (0.5, 1, 2, 4 s by default) plus up to
 ``jitter`` of it at random, capped at ``backoff_max``; a ``Retry-After`` (seconds or an HTTP
-date) replaces it when longer, capped at ``retry_after_max``. A call stops when its retries are
+date) replaces it when longer, capped at ``retry_after_max``; the first retry of a 500, 502,
+504, lost connection or 503 is quicker (``transient_factor``). A call stops when its retries are
 spent or when the next sleep would cross its total ``deadline``; the last error is raised.
 
 ``retrying`` itself sleeps with :func:`time.sleep`, which would freeze every greenlet of an
@@ -76,7 +77,12 @@ class RetryPolicy:
         transient_factor: The first retry of a failure that says nothing about load (500,
             502, 504, no answer) waits this fraction of ``backoff_base``: alone, such a
             failure is usually transient, and a whole second lost on it is what the caller
-            notices. Later retries, and refusals of load (429, 503), back off in full.
+            notices. So does the first retry of a 503 (too many requests in flight: not
+            executed), whatever its ``Retry-After``: the endpoint's limit has just shrunk, and
+            the retry waits for a slot under it (and for the endpoint-wide pause the limiter
+            sets from ``Retry-After`` when refusals persist), as a requeue of a rejected
+            request. Later retries, and 429s (too many per second: the service's own time to
+            refill), back off in full and honour ``Retry-After``.
         retry_after_max: Cap applied to a server's ``Retry-After``, in seconds.
         deadline: Total time budget of one call (attempts and sleeps), in seconds; ``None``
             for no budget beyond ``retries``. No sleep is started that would cross it.
@@ -133,12 +139,12 @@ class RetryPolicy:
 
         A ``Retry-After`` longer than the backoff wins (capped at ``retry_after_max``) and gets
         a little jitter on top so that clients told the same time do not return together. The
-        first retry of a failure that is not a refusal of load is quicker (see
+        first retry of a failure that is not a refusal of load, or of a 503, is quicker (see
         ``transient_factor``).
         """
         backoff = self.backoff(retry_index, rng)
-        if retry_index == 0 and not is_overload(error):
-            backoff *= self.transient_factor
+        if retry_index == 0 and _quick_first_retry(error):
+            return backoff * self.transient_factor
         retry_after = getattr(error, "retry_after", None)
         if retry_after is None:
             return backoff
@@ -146,6 +152,15 @@ class RetryPolicy:
         if told <= backoff:
             return backoff
         return told + self.jitter * self.backoff_base * rng() * 0.5
+
+
+def _quick_first_retry(error: BaseException) -> bool:
+    """Whether the first retry after ``error`` is quick (see ``transient_factor``).
+
+    It is after a failure that says nothing about load, and after a refusal of the number in
+    flight (503: the limiter answers it).
+    """
+    return not is_overload(error) or getattr(error, "status", None) == 503
 
 
 @dataclass(frozen=True)

@@ -210,10 +210,25 @@ def test_a_burst_of_429s_sets_a_pace_below_what_the_service_admitted():
     assert state.rate == pytest.approx(state.admitted * 0.95)  # paced at once
     # refusals go on while 400/s are admitted: the window that saw them lowers the pace
     first = state.rate
-    for i in range(900):  # 1.5 s: at least one whole window in this regime
+    for i in range(180):  # 0.3 s: one window in this regime (0.25 s with refusals)
         at = t + i / 600
         state = policy.update(state, timed(OK if i % 3 else OVERLOAD, at, rate_limited=True))
     assert 0.7 * first <= state.rate < first and 390 <= state.admitted <= 410
+
+
+def test_the_first_rate_refusal_begins_a_window_that_measures_the_rate_alone():
+    # 600/s admitted for 1.2 s (the service's burst allowance), then 400/s with refusals: the
+    # first window after the first 429 measures 400/s, not a mix of both
+    policy = GradientLimit(rate_window=0.5, rate_samples=32, rate_margin=0.95)
+    state, t = run_at(policy, policy.initial(), 600, 1.2, 1.0)
+    state = policy.update(state, timed(OVERLOAD, t, rate_limited=True))
+    assert state.window_at == t and state.window_ok == 0
+    first = state.rate
+    for i in range(160):  # 0.27 s at 600 answers/s, one in three refused: one window
+        at = t + (i + 1) / 600
+        state = policy.update(state, timed(OK if i % 3 else OVERLOAD, at, rate_limited=True))
+    assert 390 <= state.admitted <= 410
+    assert state.rate == pytest.approx(max(400 * 0.95, first * 0.7), rel=0.02)
 
 
 def test_the_limit_grows_no_further_than_a_multiple_of_what_the_service_delivers():
@@ -253,8 +268,9 @@ def test_one_window_cuts_the_pace_by_30_percent_at_most():
     state, t = run_at(policy, policy.initial(), 500, 1.2, 1.0)
     state = policy.update(state, timed(OVERLOAD, t, rate_limited=True))
     paced = state.rate
-    # a stalled client: 40 answers a second, most of them refusals, for half a second
-    for i in range(20):
+    # a stalled client: 40 answers a second, most of them refusals, for a second (the window
+    # begun at the first refusal ends once: 32 answers, 0.8 s)
+    for i in range(40):
         state = policy.update(state, timed(OVERLOAD if i % 4 else OK, t + i / 40, True))
     assert state.rate == pytest.approx(0.7 * paced, rel=0.02)
 
@@ -269,9 +285,9 @@ def test_the_pace_grows_per_success_and_faster_while_it_is_used_without_refusal(
     # a second at the pace, no refusal: each window that used the pace speeds the growth
     state, t = run_at(policy, state, paced, 1.0, t + 0.002)
     assert state.clean >= 1
-    step = state.rate
+    step, clean = state.rate, state.clean
     state = policy.update(state, timed(OK, t))
-    assert state.rate - step == pytest.approx(0.02 * min(1 + state.clean, 4))
+    assert state.rate - step == pytest.approx(0.02 * min(1 + clean, 4))
     # answers during a pause measure nothing
     paused = replace(state, window_at=t + 10.0)
     assert policy.update(paused, timed(OVERLOAD, t + 1.0, True)).window_over == 0
