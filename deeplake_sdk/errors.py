@@ -140,10 +140,18 @@ class ServerError(ApiError):
 class ServiceUnavailableError(RateLimitError, ServerError):
     """503: the service is overloaded or unavailable; a RateLimitError and a ServerError.
 
-    The request was not executed. Its first retry is quick and waits for a slot under the
-    endpoint's reduced limit (and for the endpoint-wide pause set from ``Retry-After`` when
-    refusals persist); later ones back off like a 429's, honouring ``Retry-After``.
+    The request was not executed. While the origin's retry budget is nearly full (refusals
+    are rare), its first retry is a quick requeue that waits for a slot under the endpoint's
+    reduced limit (and for the endpoint-wide pause set from ``Retry-After`` when refusals
+    persist); otherwise, and from the second retry on, it backs off like a 429, honouring
+    ``Retry-After``.
+
+    Attributes:
+        requeue: Whether the first retry may be a quick requeue (set by the endpoint from its
+            retry budget when the answer arrives).
     """
+
+    requeue: bool = False
 
 
 class NetworkError(DeeplakeError):

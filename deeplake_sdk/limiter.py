@@ -298,8 +298,9 @@ class GradientLimit(LimitPolicy):
       previous one, over at least two measurement windows (neither the decreases nor the pace
       relieved the service). A refusal at the
       edge of capacity only shrinks the limit and sets the pace: an attempt refused with a 429
-      waits its ``Retry-After`` anyway before it is retried, one refused with a 503 waits for
-      a slot under the reduced limit (see :class:`~deeplake_sdk.retry.RetryPolicy`).
+      waits its ``Retry-After`` anyway before it is retried, one refused with a 503 is
+      requeued (it waits for a slot under the reduced limit) while the retry budget is nearly
+      full (see :class:`RetryBudget`).
 
     A service that limits *requests per second* (a 429 once its token bucket is empty) is not
     held below its rate by a concurrency limit alone: the rate of ``limit`` attempts in flight
@@ -601,17 +602,26 @@ class RetryBudget:
     not touch the budget: they say nothing about load, and each call's retries and deadline
     bound them.
 
+    A refusal of the number in flight (503) is requeued at once (see
+    :class:`~deeplake_sdk.retry.RetryPolicy`) only while at least ``requeue_share`` of the
+    tokens are left: a few refusals at the edge of capacity cost a requeue each, a burst of
+    them backs off in full, so that quick retries never spend the budget real retries need.
+
     Attributes:
         max_tokens: Size of the bucket (and the start).
         ratio: Tokens given back per success.
+        requeue_share: Share of the tokens that must be left for a quick requeue.
     """
 
     max_tokens: float = 200.0
     ratio: float = 0.1
+    requeue_share: float = 0.9
 
     def __post_init__(self) -> None:
         if self.max_tokens < 2 or not 0 <= self.ratio <= self.max_tokens:
             raise ValueError("need max_tokens >= 2 and 0 <= ratio <= max_tokens")
+        if not 0 <= self.requeue_share <= 1:
+            raise ValueError("need 0 <= requeue_share <= 1")
 
     def update(self, tokens: float, ok: bool) -> float:
         """The tokens left after one attempt (``ok``: it succeeded)."""
@@ -622,6 +632,10 @@ class RetryBudget:
     def allows(self, tokens: float) -> bool:
         """Whether a retry may be sent with ``tokens`` left."""
         return tokens > self.max_tokens / 2
+
+    def allows_requeue(self, tokens: float) -> bool:
+        """Whether a refusal of the number in flight may be retried at once, ``tokens`` left."""
+        return tokens >= self.max_tokens * self.requeue_share
 
 
 def policy_for(limit: int | None, adaptive: bool) -> LimitPolicy:
@@ -797,6 +811,13 @@ class Limiter:
             if not allowed:
                 self.retries_denied += 1
         return allowed
+
+    def allows_requeue(self) -> bool:
+        """Whether a 503's first retry may be a quick requeue (see :class:`RetryBudget`)."""
+        if self.parent is not None:
+            return self.parent.allows_requeue()
+        with self._lock:
+            return self.budget.allows_requeue(self._tokens)
 
     # -- slots -------------------------------------------------------------------------------
     def acquire(self, timeout: float | None = None, *, urgent: bool = False) -> None:

@@ -9,8 +9,9 @@ error (a bug should surface, not be repeated).
 Delays: ``backoff_base * 2**k`` for the k-th retry (0.5, 1, 2, 4 s by default) plus up to
 ``jitter`` of it at random, capped at ``backoff_max``; a ``Retry-After`` (seconds or an HTTP
 date) replaces it when longer, capped at ``retry_after_max``; the first retry of a 500, 502,
-504, lost connection or 503 is quicker (``transient_factor``). A call stops when its retries are
-spent or when the next sleep would cross its total ``deadline``; the last error is raised.
+504, lost connection or requeued 503 is quicker (``transient_factor``). A call stops when its
+retries are spent or when the next sleep would cross its total ``deadline``; the last error is
+raised.
 
 ``retrying`` itself sleeps with :func:`time.sleep`, which would freeze every greenlet of an
 unpatched process, so the sleeping happens here with :func:`gevent.sleep` where greenlets may
@@ -78,11 +79,13 @@ class RetryPolicy:
             502, 504, no answer) waits this fraction of ``backoff_base``: alone, such a
             failure is usually transient, and a whole second lost on it is what the caller
             notices. So does the first retry of a 503 (too many requests in flight: not
-            executed), whatever its ``Retry-After``: the endpoint's limit has just shrunk, and
-            the retry waits for a slot under it (and for the endpoint-wide pause the limiter
-            sets from ``Retry-After`` when refusals persist), as a requeue of a rejected
-            request. Later retries, and 429s (too many per second: the service's own time to
-            refill), back off in full and honour ``Retry-After``.
+            executed) marked ``requeue`` by the endpoint (its retry budget is nearly full: see
+            :class:`~deeplake_sdk.limiter.RetryBudget`), whatever its ``Retry-After``: the
+            endpoint's limit has just shrunk, and the retry waits for a slot under it (and for
+            the endpoint-wide pause the limiter sets from ``Retry-After`` when refusals
+            persist), as a requeue of a rejected request. Later retries, other 503s and 429s
+            (too many per second: the service's own time to refill) back off in full and
+            honour ``Retry-After``.
         retry_after_max: Cap applied to a server's ``Retry-After``, in seconds.
         deadline: Total time budget of one call (attempts and sleeps), in seconds; ``None``
             for no budget beyond ``retries``. No sleep is started that would cross it.
@@ -139,12 +142,14 @@ class RetryPolicy:
 
         A ``Retry-After`` longer than the backoff wins (capped at ``retry_after_max``) and gets
         a little jitter on top so that clients told the same time do not return together. The
-        first retry of a failure that is not a refusal of load, or of a 503, is quicker (see
-        ``transient_factor``).
+        first retry of a failure that is not a refusal of load is quicker, and so is that of a
+        503 to requeue, whose ``Retry-After`` the limiter answers (see ``transient_factor``).
         """
         backoff = self.backoff(retry_index, rng)
-        if retry_index == 0 and _quick_first_retry(error):
+        if retry_index == 0 and getattr(error, "requeue", False):
             return backoff * self.transient_factor
+        if retry_index == 0 and not is_overload(error):
+            backoff *= self.transient_factor
         retry_after = getattr(error, "retry_after", None)
         if retry_after is None:
             return backoff
@@ -152,15 +157,6 @@ class RetryPolicy:
         if told <= backoff:
             return backoff
         return told + self.jitter * self.backoff_base * rng() * 0.5
-
-
-def _quick_first_retry(error: BaseException) -> bool:
-    """Whether the first retry after ``error`` is quick (see ``transient_factor``).
-
-    It is after a failure that says nothing about load, and after a refusal of the number in
-    flight (503: the limiter answers it).
-    """
-    return not is_overload(error) or getattr(error, "status", None) == 503
 
 
 @dataclass(frozen=True)

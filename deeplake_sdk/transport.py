@@ -63,7 +63,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from deeplake_sdk._coop import Completion, allocate_lock, hub_if_exists, sockets_patched
-from deeplake_sdk.errors import NetworkError, ServerError
+from deeplake_sdk.errors import NetworkError, ServerError, ServiceUnavailableError
 from deeplake_sdk.hostshare import share_for
 from deeplake_sdk.http_errors import (
     OVERLOAD_STATUSES,
@@ -543,7 +543,11 @@ class Endpoint:
         logger.debug(
             "%s %s -> %s in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000
         )
-        return decode_answer(status, answer_headers, content)
+        try:
+            return decode_answer(status, answer_headers, content)
+        except ServiceUnavailableError as exc:
+            exc.requeue = self.limiter.allows_requeue()
+            raise
 
     def _run_on_worker(self, attempt: _Attempt) -> None:
         """Run ``attempt`` on a worker thread; the calling greenlet waits on its own hub."""

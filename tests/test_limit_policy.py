@@ -495,6 +495,30 @@ def test_retries_stop_when_the_origins_budget_is_spent(srv, workspace):
     assert api.query("SELECT 1 AS a") == [{"a": 1}]  # plain requests still go
 
 
+def test_503s_are_requeued_at_once_only_while_the_budget_is_nearly_full(srv, workspace):
+    quick, full = 0.01, 0.2
+    api = DeeplakeApi(
+        srv.token,
+        srv.org,
+        workspace,
+        srv.url,
+        retries=RetryPolicy(1, backoff_base=full, jitter=0.0, transient_factor=quick / full),
+    )
+    srv.set_faults(p_503=1.0, retry_after_s=1)
+    delays = []
+    for _ in range(30):
+        with pytest.raises(RateLimitError):
+            api.query("SELECT 1")
+        delays.append(api.stats.retry_events[-1].delay)
+        if delays[-1] != quick:
+            break
+    srv.set_faults(profile="none")
+    tokens = RetryBudget().max_tokens
+    # 2 refusals per call: quick while 90 % of the 200 tokens are left, then Retry-After
+    assert delays[0] == quick and delays[-1] == 1.0
+    assert 2 * (len(delays) - 1) == pytest.approx(tokens * 0.1, abs=2)
+
+
 def test_a_light_client_is_not_paced_below_what_a_few_attempts_in_flight_send():
     """A client sending little measures its own demand: a 429 must not throttle it to that."""
     policy = GradientLimit(min_limit=4, rate_window=0.5, rate_samples=32)

@@ -44,17 +44,23 @@ def test_the_first_retry_of_a_transient_failure_is_quick_and_of_a_rate_refusal_i
     for error in (ServerError(500, "boom"), ServerError(502, "x"), NetworkError("reset")):
         assert [p.delay(k, error) for k in range(3)] == [0.1, 1.0, 2.0]
     busy = error_for_status(503, {}, b'{"error": "too many requests in flight"}')
+    assert [p.delay(k, busy) for k in range(3)] == [0.5, 1.0, 2.0]
+    busy.requeue = True  # the endpoint's retry budget is nearly full
     assert [p.delay(k, busy) for k in range(3)] == [0.1, 1.0, 2.0]
     assert [p.delay(k, RateLimitError(429, "x")) for k in range(3)] == [0.5, 1.0, 2.0]
 
 
-def test_a_503s_retry_after_holds_from_its_second_retry_on():
+def test_a_requeued_503s_retry_after_holds_from_its_second_retry_on():
     p = RetryPolicy(backoff_base=0.5, jitter=0.0, transient_factor=0.2)
     busy = error_for_status(503, {"retry-after": "3"}, b"{}")
-    assert busy.retry_after == 3.0
+    assert busy.retry_after == 3.0 and not busy.requeue
+    assert [p.delay(k, busy) for k in range(3)] == [3.0, 3.0, 3.0]
+    busy.requeue = True
     assert [p.delay(k, busy) for k in range(3)] == [0.1, 3.0, 3.0]
     limited = error_for_status(429, {"retry-after": "3"}, b"{}")
     assert [p.delay(k, limited) for k in range(3)] == [3.0, 3.0, 3.0]
+    gateway = error_for_status(502, {"retry-after": "3"}, b"{}")  # quick, but told to wait
+    assert [p.delay(k, gateway) for k in range(2)] == [3.0, 3.0]
 
 
 def test_retry_after_wins_when_longer_and_is_capped():
