@@ -186,6 +186,15 @@ class Journal:
         return seqs
 
     # -- waiting ------------------------------------------------------------------------------
+    @property
+    def lag_window(self) -> float:
+        """Seconds a change that does not show yet is waited for before it is sent again.
+
+        :attr:`Consistency.window` until the service has shown enough changes, then what the
+        read lag observed calls for (:meth:`Consistency.effective_window`).
+        """
+        return self._drain.window()
+
     def pending_mine(self) -> int:
         """Entries of this process not yet confirmed or refused."""
         return len(self._mine)

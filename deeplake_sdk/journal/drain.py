@@ -8,10 +8,11 @@ once its effect has been seen in the table.
 
 Why verify: the service answers some writes and then loses them (two rapid UPDATEs of a row can
 coalesce), answers others with an error although they ran (commit-then-fail), and shows a write
-to other requests only after a while (read lag). So every check allows the
-:attr:`Consistency.window`: an effect not yet visible is waited for, polling, until the window
-since the write was answered has passed; only then is it taken as not applied and resent. A
-resend never repeats a write whose effect is already there:
+to other requests only after a while (read lag). So every check allows a window (at most
+:attr:`Consistency.window`, less once the service has shown that its writes show sooner): an
+effect not yet visible is waited for, polling, until the window since the write was answered
+has passed (counted up to when the read was sent); only then is it taken as not applied and
+resent. A resend never repeats a write whose effect is already there:
 
 * a full write (``put``) is either an ``INSERT .. WHERE NOT EXISTS`` of its path or an UPDATE of
   every row of the path (idempotent); duplicates left by concurrent creators converge to the
@@ -39,6 +40,7 @@ from typing import Any
 from deeplake_sdk._coop import Failure, cooperative_sleep, run_parallel
 from deeplake_sdk.errors import AmbiguousWriteError, ApiError, DeeplakeError, QueryError
 from deeplake_sdk.http_errors import is_missing_schema, is_refusal
+from deeplake_sdk.journal.lag import ObservedLag
 from deeplake_sdk.journal.plan import Lane, Op, Segment, plan
 from deeplake_sdk.journal.store import Entry
 from deeplake_sdk.sql import CHUNK
@@ -61,21 +63,55 @@ INSERT_BYTES = 4 << 20
 class Consistency:
     """How long the service may take to show an acknowledged write to other requests.
 
+    A drain reads back every file change it sends; a change that does not show yet is waited
+    for, polling, and taken as not applied (and sent again) only once the *window* since its
+    answer has passed. The window is :attr:`window` until the service has shown
+    :attr:`min_samples` changes; from then on (``adaptive``) it is :attr:`lag_factor` times
+    the longest time the latest changes took to show (time from a change's answer to the
+    answer of the read that showed it, an upper bound of its lag), at least
+    :attr:`min_window` and at most :attr:`window`. A service whose writes show at once is
+    then no longer waited on for 2 s after each lost answer; one that lags keeps the whole
+    window.
+
     Attributes:
-        window: Seconds after an answered write during which not seeing its effect is taken as
-            lag rather than loss. Verification polls until the effect shows or the window has
-            passed; only then is a write resent. It costs nothing when writes show at once.
+        window: The longest window, in seconds, and the window until changes were observed.
+            It costs nothing when writes show at once.
         first_poll: First polling interval, in seconds (doubles up to ``max_poll``).
         max_poll: Longest polling interval, in seconds.
+        adaptive: Whether the window follows the lag observed (False: always ``window``).
+        min_window: Shortest window, in seconds.
+        lag_factor: Margin over the longest lag bound observed.
+        min_samples: Changes to observe before the window follows them.
     """
 
     window: float = 2.0
     first_poll: float = 0.05
     max_poll: float = 0.4
+    adaptive: bool = True
+    min_window: float = 0.25
+    lag_factor: float = 4.0
+    min_samples: int = 16
 
     def __post_init__(self) -> None:
         if self.window < 0 or self.first_poll <= 0 or self.max_poll < self.first_poll:
             raise ValueError("window >= 0 and 0 < first_poll <= max_poll are required")
+        if self.min_window < 0 or self.lag_factor < 1 or self.min_samples < 1:
+            raise ValueError("min_window >= 0, lag_factor >= 1 and min_samples >= 1 are required")
+
+    def effective_window(self, bounds: Collection[float]) -> float:
+        """The window to allow, given upper bounds of the lag of the latest changes.
+
+        Args:
+            bounds: Seconds each of the latest acknowledged changes took at most to show.
+
+        Returns:
+            :attr:`window` while fewer than :attr:`min_samples` bounds are known (or when not
+            ``adaptive``), else ``lag_factor x max(bounds)`` kept within
+            [:attr:`min_window`, :attr:`window`].
+        """
+        if not self.adaptive or len(bounds) < self.min_samples:
+            return self.window
+        return min(self.window, max(self.min_window, self.lag_factor * max(bounds)))
 
 
 class Catalog:
@@ -150,6 +186,7 @@ class _Run:
             self.row = Row(str(hint["id"]), int(hint["size"]), str(hint["date"]), "")
             self.known = True
         self.acked = 0.0  # wall time of the last answered write of this lane
+        self.timed = False  # whether ``acked`` is the answer of a write of this drain
         self.repairs = 0
         self.inserted: str | None = None  # row id of an insert that may have applied
         self.skipped = False  # an insert of this round surely did not apply (the path existed)
@@ -163,13 +200,23 @@ class _Run:
             return None
         return self.lane.ops[self.index]
 
+    def answered(self, when: float | None = None) -> None:
+        """This drain's write of the current operation was answered (or lost) at ``when``."""
+        self.acked = time.time() if when is None else when
+        self.timed = True
+
+    def assumed_sent(self) -> None:
+        """An earlier drain sent the current operation: its lag is not this drain's to time."""
+        self.acked = time.time()
+        self.timed = False
+
     def advance(self) -> None:
         op = self.op
         assert op is not None
         self.done += op.seqs
         self.index += 1
         self.repairs = 0
-        self.inserted, self.skipped = None, False
+        self.inserted, self.skipped, self.timed = None, False, False
 
     def reject(self, reason: str) -> None:
         op = self.op
@@ -178,7 +225,7 @@ class _Run:
             self.rejected[seq] = reason
         self.index += 1
         self.repairs = 0
-        self.inserted, self.skipped = None, False
+        self.inserted, self.skipped, self.timed = None, False, False
 
     def hint(self) -> dict[str, Any] | None:
         if self.row is None:
@@ -219,6 +266,7 @@ class Drain:
         self.api = api
         self.catalog = catalog
         self.consistency = consistency
+        self.lag = ObservedLag()
         self._attempt = attempt
         self._lanes = lanes
         self.parallel = parallel or getattr(api.endpoint, "pool_size", 8)
@@ -251,6 +299,10 @@ class Drain:
             if isinstance(result, Failure) and not isinstance(result.error, DeeplakeError):
                 raise result.error
         return results
+
+    def window(self) -> float:
+        """Seconds a change that does not show is waited for (see :class:`Consistency`)."""
+        return self.lag.window(self.consistency)
 
     def _refusal(self, error: BaseException, table: str) -> str | None:
         """Why the service refuses a write for good, or None when a later try may succeed.
@@ -316,7 +368,7 @@ class Drain:
         """
         resumed = [r for r in runs if _resumes(r.op)]
         for run in resumed:
-            run.acked = time.time()
+            run.assumed_sent()
             if run.op.meta.get("create"):
                 run.inserted = run.op.meta.get("append_id")
         runs = [r for r in runs if r not in resumed]
@@ -380,7 +432,7 @@ class Drain:
             op = run.op
             if run.row is None and op is not None and op.meta.get("target"):
                 # recorded as sent to a row that is not visible: wait before recreating it
-                run.acked = time.time()
+                run.assumed_sent()
 
     def _insert(self, table: str, runs: list[_Run]) -> None:
         """Create files in one multi-row insert (isolating rows the service refuses)."""
@@ -414,7 +466,7 @@ class Drain:
         now = time.time()
         count = None if result is None else result.row_count
         for run, row in zip(runs, rows, strict=True):
-            run.acked = now
+            run.answered(now)
             run.row = None
             # all rows inserted, or none (every path existed); else the reads tell
             run.skipped = count == 0
@@ -455,7 +507,7 @@ class Drain:
         except QueryError as exc:
             self._refuse(run, exc)
         except AmbiguousWriteError:
-            run.acked = time.time()
+            run.answered()
         except DeeplakeError as exc:
             run.error = exc
 
@@ -465,7 +517,7 @@ class Drain:
         cols = self._columns(op.table)
         sql, params = sj.replace(self._layout(op.table), self._new_row(run, cols))
         result = self.api.execute(sql, params, idempotent=True)
-        run.acked = time.time()
+        run.answered()
         if result.row_count == 0:
             # nothing visible to update (removed, or not yet visible): create it
             run.row, run.known = None, True
@@ -490,7 +542,7 @@ class Drain:
                 date=op.stamp,
             )
             result = self.api.execute(sql, params, idempotent=True)
-            run.acked = time.time()
+            run.answered()
             if result.row_count != 0:  # applied (or unknown: the verification reads)
                 return
             found = _canonical(self._rows([(op.table, op.path)]).get((op.table, op.path), []))
@@ -517,7 +569,7 @@ class Drain:
         assert op is not None
         sql, params = sj.delete_path(op.table, op.path, not_after=op.stamp if guarded else None)
         self.api.execute(sql, params, idempotent=True)
-        run.acked = time.time()
+        run.answered()
 
     # -- verification -------------------------------------------------------------------------
     def _verify_round(self, runs: list[_Run]) -> None:
@@ -525,18 +577,21 @@ class Drain:
         delay = self.consistency.first_poll
         pending = list(runs)
         while pending:
+            asked = time.time()
             found = self._lane_rows(pending)
             if found is None:
                 return
             repairs: list[tuple[_Run, list[Row], Op]] = []
             waiting: list[_Run] = []
-            now = time.time()
+            answered, window = time.time(), self.window()
             for run in pending:
                 rows = found.get((run.lane.table, run.lane.path), [])
                 verdict = self._check(run, rows)
                 if verdict == "ok":
+                    if run.timed:
+                        self.lag.observe(answered - run.acked)
                     run.advance()
-                elif verdict == "wait" and now < run.acked + self.consistency.window:
+                elif verdict == "wait" and asked < run.acked + window:
                     waiting.append(run)
                 else:
                     run.repairs += 1
@@ -604,7 +659,7 @@ class Drain:
         except QueryError as exc:
             self._refuse(run, exc)
         except AmbiguousWriteError:
-            run.acked = time.time()
+            run.answered()
         except DeeplakeError as exc:
             run.error = exc
 
@@ -628,7 +683,7 @@ class Drain:
         if top.date < op.stamp or top.size != len(op.data):
             run.row = top
             self._replace(run)
-        run.acked = time.time()
+        run.answered()
 
     def _untwin(self, run: _Run, row_id: str) -> None:
         """A create shows twice under one id: drop both copies and create ours once more.
@@ -766,13 +821,14 @@ class Drain:
         delay = self.consistency.first_poll
         sql, params = sj.rows_under(op.table, op.path, tree=op.kind != "rename", not_after=op.stamp)
         for _ in range(MAX_REPAIRS):
-            while self.api.query(sql, params):
-                if time.time() >= acked + self.consistency.window:
+            while True:
+                asked = time.time()
+                if not self.api.query(sql, params):
+                    return
+                if asked >= acked + self.window():
                     break
                 cooperative_sleep(delay)
                 delay = min(delay * 2, self.consistency.max_poll)
-            else:
-                return
             for stmt_sql, stmt_params in self._barrier_statements(op, guarded=True):
                 self.api.execute(stmt_sql, stmt_params, idempotent=True)
             acked = time.time()
@@ -846,9 +902,10 @@ class Drain:
         delay = self.consistency.first_poll
         while True:
             sql, params = sj.event_ids(table, [str(op.meta["row"]["id"]) for op in ops])
+            asked = time.time()
             present = {str(r["id"]) for r in self.api.query(sql, params)}
             absent = [op for op in ops if str(op.meta["row"]["id"]) not in present]
-            if not absent or time.time() >= acked + self.consistency.window:
+            if not absent or asked >= acked + self.window():
                 return absent
             cooperative_sleep(delay)
             delay = min(delay * 2, self.consistency.max_poll)

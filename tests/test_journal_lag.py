@@ -1,0 +1,104 @@
+"""The consistency window follows the read lag the service shows: the policy as a pure value,
+then on the real server (writes that show at once shorten it, a lagging service keeps it)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from deeplake_sdk import DeeplakeFs
+from deeplake_sdk.journal import Consistency
+from deeplake_sdk.journal.lag import ObservedLag
+
+
+def test_the_whole_window_until_enough_changes_were_seen():
+    policy = Consistency(window=2.0, min_samples=4)
+    assert policy.effective_window([]) == 2.0
+    assert policy.effective_window([0.01, 0.01, 0.01]) == 2.0
+    assert policy.effective_window([0.01] * 4) == 0.25  # the floor
+
+
+def test_the_window_is_a_margin_over_the_longest_lag_seen_within_its_bounds():
+    policy = Consistency(window=2.0, min_samples=3, lag_factor=4.0, min_window=0.1)
+    assert policy.effective_window([0.05, 0.1, 0.02]) == pytest.approx(0.4)
+    assert policy.effective_window([0.05, 0.3, 0.02]) == pytest.approx(1.2)
+    assert policy.effective_window([0.05, 0.9, 0.02]) == 2.0  # never past the window
+
+
+def test_a_fixed_window_ignores_what_was_seen():
+    policy = Consistency(window=3.0, adaptive=False, min_samples=1)
+    assert policy.effective_window([0.0] * 100) == 3.0
+
+
+def test_one_slow_change_among_the_latest_keeps_the_window_long():
+    lag, policy = ObservedLag(keep=8), Consistency(window=2.0, min_samples=4)
+    for _ in range(8):
+        lag.observe(0.01)
+    lag.observe(0.4)
+    assert lag.window(policy) == pytest.approx(1.6)
+    for _ in range(7):
+        lag.observe(0.01)
+    assert lag.window(policy) == pytest.approx(1.6)  # still among the latest 8
+    lag.observe(0.01)
+    assert lag.window(policy) == 0.25
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(min_window=-1), dict(lag_factor=0.5), dict(min_samples=0), dict(window=-1)],
+)
+def test_an_impossible_policy_is_refused(bad):
+    with pytest.raises(ValueError):
+        Consistency(**bad)
+
+
+def poll(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def _write_and_flush(fs: DeeplakeFs, n: int, prefix: str) -> None:
+    for i in range(n):
+        fs.write_text(f"/{prefix}{i}.md", f"note {i}")
+        fs.flush()
+
+
+def test_writes_that_show_at_once_shorten_the_window_and_a_lag_lengthens_it(srv, api, tmp_path):
+    policy = Consistency(window=30.0, min_samples=8)
+    fs = DeeplakeFs(api, cache=False, journal=tmp_path / "j", consistency=policy)
+    try:
+        assert fs.journal.lag_window == 30.0  # nothing seen yet
+        _write_and_flush(fs, 8, "now")
+        assert fs.journal.lag_window < 30.0
+        srv.set_faults(profile="none", read_lag_ms=400)
+        _write_and_flush(fs, 2, "later")
+        # each change was answered 0.4 s before it could show: the window covers that, with
+        # a margin
+        assert fs.journal.lag_window >= 4 * 0.4
+    finally:
+        srv.set_faults(profile="none")
+        fs.close(wait=False)
+
+
+def test_a_write_lost_before_it_ran_is_resent_after_the_learnt_window(srv, api, tmp_path):
+    """With a 60 s window a 502 on the insert (which did not run) would hold the flush past
+    its 20 s timeout; after the service showed writes at once, the resend comes in time, and
+    the file is stored once."""
+    policy = Consistency(window=60.0, min_samples=8)
+    fs = DeeplakeFs(api, cache=False, journal=tmp_path / "j", consistency=policy)
+    try:
+        _write_and_flush(fs, 8, "warm")
+        srv.set_faults(profile="none", fail_pattern='^INSERT INTO "memory"', fail_status=502)
+        fs.write_text("/lost.md", "once")
+        poll(lambda: srv.stats()["injected"].get("pattern", 0) >= 1)
+        srv.set_faults(profile="none")
+        fs.flush(timeout=20.0)
+        rows = api.query("SELECT summary FROM memory WHERE path = '/lost.md'")
+        assert rows == [{"summary": "once"}]
+        assert fs.journal.lag_window < 60.0
+    finally:
+        srv.set_faults(profile="none")
+        fs.close(wait=False)
