@@ -36,8 +36,8 @@ class ObservedLag:
         self._bounds.append(max(0.0, seconds))
 
     def window(self, policy: Consistency) -> float:
-        """The window ``policy`` allows after what was observed."""
-        return policy.effective_window(self._bounds)
+        """The window ``policy`` allows after what was observed (from any thread)."""
+        return policy.effective_window(tuple(self._bounds))
 
     def __len__(self) -> int:
         return len(self._bounds)
