@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 
-import gevent
 import pytest
+from waiting import poll
 
 from deeplake_sdk import DeeplakeFs
 from deeplake_sdk.journal import Entry
@@ -159,13 +159,6 @@ def test_random_sequences_keep_every_file_in_order_and_barriers_alone():
             for e in running.pop(token):
                 done.add(e.seq)
                 del pending[e.seq]
-
-
-def poll(predicate, timeout: float = 60.0) -> None:
-    deadline = gevent.get_hub().loop.now() + timeout
-    while not predicate():
-        assert gevent.get_hub().loop.now() < deadline, "condition not reached in time"
-        gevent.sleep(0.02)
 
 
 def test_a_write_waiting_out_the_read_lag_does_not_hold_back_other_files(srv, api, tmp_path):

@@ -3,9 +3,8 @@ then on the real server (writes that show at once shorten it, a lagging service 
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from waiting import poll
 
 from deeplake_sdk import DeeplakeFs
 from deeplake_sdk.journal import Consistency
@@ -51,13 +50,6 @@ def test_one_slow_change_among_the_latest_keeps_the_window_long():
 def test_an_impossible_policy_is_refused(bad):
     with pytest.raises(ValueError):
         Consistency(**bad)
-
-
-def poll(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def _write_and_flush(fs: DeeplakeFs, n: int, prefix: str) -> None:
