@@ -171,3 +171,21 @@ def test_overlay_sends_reads_under_a_pending_rename_to_the_table():
     assert overlay.file("memory", "/e/x").state == "wait"
     assert overlay.file("memory", "/d/x").seqs == (2, 1)
     assert overlay.file("memory", "/other") is None
+
+
+def test_overlay_lists_the_pending_files_of_a_scope_and_forgets_confirmed_ones():
+    overlay = Overlay()
+    paths = ["/notes/u1/a.md", "/notes/u1/deep/b.md", "/notes/u10/c.md", "/notes/u1", "/x.md"]
+    overlay.add(range(1, 6), [new("put", p, b"x") for p in paths])
+    overlay.add([6], [NewEntry("event", "sessions", "/notes/u1/s.jsonl", b"{}", {})])
+    assert list(overlay.paths("memory", "/notes/u1")) == paths[3:4] + sorted(paths[:2])
+    assert list(overlay.paths("memory", "/notes/u1/a.md")) == ["/notes/u1/a.md"]
+    assert list(overlay.paths("memory")) == sorted(paths)
+    assert list(overlay.paths("memory", "/none", ["/x.md", "/y.md"])) == ["/x.md"]
+    assert overlay.event_paths("sessions", "/notes") == ["/notes/u1/s.jsonl"]
+    assert overlay.event_paths("memory", "/notes/u10") == ["/notes/u10/c.md"]
+    overlay.remove([1, 3, 6])
+    assert list(overlay.paths("memory", "/notes")) == ["/notes/u1", "/notes/u1/deep/b.md"]
+    assert overlay.event_paths("sessions") == []
+    overlay.add([7], [new("append", "/notes/u10/c.md", b"y")])
+    assert list(overlay.paths("memory", "/notes/u10")) == ["/notes/u10/c.md"]

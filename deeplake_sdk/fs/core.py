@@ -341,14 +341,9 @@ class DeeplakeFs:
             quick: One attempt per statement, no retry; a failure of either table raises.
         """
         api = self._quick_api if quick else self.api
-        wanted = {scope, *exact}
-
-        def keep(p: str) -> bool:
-            return _in_scope(p, scope) or p in wanted
-
         # Pending writes as they are before the metadata is read: one confirmed meanwhile is
         # visible to the read (a write leaves the overlay only once reads show it).
-        events, views = self._overlay_views(keep)
+        events, views = self._overlay_views(scope, exact)
         loaded = self._scoped_tree(scope, exact, api, quick)
         if scope == paths.ROOT:
             self.tree.copy_from(loaded)
@@ -408,14 +403,14 @@ class DeeplakeFs:
         for f in [scope, *self.tree.files_under(scope), *exact]:
             self.tree.remove(f)
 
-    def _overlay_views(self, keep: Callable[[str], bool]) -> tuple[list[str], dict[str, Any]]:
-        """Pending session files, and pending file changes (path -> view), that ``keep`` keeps."""
+    def _overlay_views(self, scope: str, exact: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+        """Pending session files and file changes (path -> view) in ``scope`` or at ``exact``."""
         events = (
-            self.journal.overlay.event_paths(self.sessions_table, keep)
+            self.journal.overlay.event_paths(self.sessions_table, scope, exact)
             if self.sessions_table
             else []
         )
-        return events, self.writer.view_all(keep)
+        return events, self.writer.view_all(scope, exact)
 
     def _overlay_tree(self, events: list[str], views: dict[str, Any]) -> None:
         """Show pending writes (of this or an earlier process) in the loaded tree."""
@@ -1132,7 +1127,7 @@ class DeeplakeFs:
         """What ``scope`` is (None: nothing), from the scope row of the grep and pending writes."""
         bits = next((int(r["n"] or 0) for r in rows if r["kind"] == "scope"), 0)
         events = (
-            list(self.journal.overlay.event_paths(self.sessions_table))
+            self.journal.overlay.event_paths(self.sessions_table, scope)
             if self.sessions_enabled and self.sessions_table
             else []
         )
@@ -1162,7 +1157,7 @@ class DeeplakeFs:
 
     def _pending_in(self, scope: str) -> dict[str, FileView]:
         """Views of the journaled, not yet stored files under ``scope``."""
-        return self.writer.view_all(lambda p: _in_scope(p, scope))
+        return self.writer.view_all(scope)
 
     def _grep_candidates(
         self, opts: GrepOptions, scope: str, sessions: bool, *, alone: bool, probe: bool

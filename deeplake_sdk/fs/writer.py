@@ -11,12 +11,13 @@ from __future__ import annotations
 import errno
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 from deeplake_sdk.errors import DeeplakeError, FlushError, FsError
+from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.tree import FileMeta, Tree
 from deeplake_sdk.journal.core import Journal, Recorded
 from deeplake_sdk.journal.limits import Limits
@@ -83,13 +84,14 @@ class FileWriter:
         """What journaled, unconfirmed entries say about ``path``."""
         return self.journal.overlay.file(self.table, path)
 
-    def view_all(self, keep: Callable[[str], bool] | None = None) -> dict[str, FileView]:
-        """Views of every file of the table with journaled, unconfirmed entries.
+    def view_all(self, scope: str = paths.ROOT, also: Iterable[str] = ()) -> dict[str, FileView]:
+        """Views of the table's files with journaled, unconfirmed entries.
 
         Args:
-            keep: Only the paths it keeps (None: all).
+            scope: Only the files at or below it (the root: all).
+            also: More paths to include if they have such entries.
         """
-        return self.journal.overlay.paths(self.table, keep)
+        return self.journal.overlay.paths(self.table, scope, also)
 
     def settle(self, path: str, view: FileView, timeout: float | None) -> None:
         """Wait until the entries behind ``view`` are stored (the table is then current).

@@ -19,8 +19,9 @@ safe to use from several threads (one short lock, no I/O under it).
 
 from __future__ import annotations
 
+import bisect
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,7 @@ class Overlay:
     def __init__(self) -> None:
         self._lock = allocate_lock()
         self._files: dict[tuple[str, str], list[_Pending]] = {}
+        self._sorted: dict[str, list[str]] = {}  # table -> its paths in _files, sorted
         self._spans: list[_Pending] = []  # entries touching many paths (trees, renames)
         self._where: dict[int, tuple[str, str] | None] = {}
         self._retired: dict[tuple[str, str], list[tuple[float, _Pending]]] = {}
@@ -78,7 +80,10 @@ class Overlay:
                 item = _Pending(seq, entry)
                 if entry.op in ("put", "append", "delete", "event"):
                     key = (entry.table, entry.path)
-                    self._files.setdefault(key, []).append(item)
+                    if key not in self._files:
+                        self._files[key] = []
+                        bisect.insort(self._sorted.setdefault(entry.table, []), entry.path)
+                    self._files[key].append(item)
                     self._where[seq] = key
                 else:
                     self._spans.append(item)
@@ -97,8 +102,8 @@ class Overlay:
                 items = [p for p in self._files.get(key, ()) if p.seq != seq]
                 if items:
                     self._files[key] = items
-                else:
-                    self._files.pop(key, None)
+                elif self._files.pop(key, None) is not None:
+                    self._unlist(*key)
 
     def retire(self, seqs: Iterable[int], seconds: float) -> None:
         """Forget confirmed entries, keeping events listed for ``seconds`` more (read lag)."""
@@ -172,18 +177,37 @@ class Overlay:
             if str(entry.meta["row"]["id"]) not in stored
         ]
 
-    def event_paths(self, table: str, keep: Callable[[str], bool] | None = None) -> list[str]:
-        """Session files of ``table`` with pending events (those ``keep`` keeps), sorted."""
-        with self._lock:
-            found = [k[1] for k, items in self._files.items() if k[0] == table and items]
-        return sorted(p for p in found if keep is None or keep(p))
+    def event_paths(self, table: str, scope: str = "/", also: Iterable[str] = ()) -> list[str]:
+        """Session files of ``table`` with pending events at or below ``scope`` or in ``also``.
 
-    def paths(self, table: str, keep: Callable[[str], bool] | None = None) -> dict[str, FileView]:
-        """Every file of ``table`` with pending entries (those ``keep`` keeps), and its view."""
+        Sorted. The cost follows the files found, not the files pending in the process.
+        """
         with self._lock:
-            found = [k[1] for k in self._files if k[0] == table]
-        views = {p: self.file(table, p) for p in found if keep is None or keep(p)}
+            return self._listed(table, scope, also)
+
+    def paths(self, table: str, scope: str = "/", also: Iterable[str] = ()) -> dict[str, FileView]:
+        """Files of ``table`` with pending entries at or below ``scope`` or in ``also``, viewed."""
+        with self._lock:
+            found = self._listed(table, scope, also)
+        views = {p: self.file(table, p) for p in found}
         return {p: v for p, v in views.items() if v is not None}
+
+    def _listed(self, table: str, scope: str, also: Iterable[str]) -> list[str]:
+        """Paths of ``table`` in ``_files`` at or below ``scope`` or in ``also`` (lock held)."""
+        listed = self._sorted.get(table, [])
+        prefix = _prefix(scope)
+        found = {p for p in (scope, *also) if (table, p) in self._files}
+        at = bisect.bisect_left(listed, prefix)
+        while at < len(listed) and listed[at].startswith(prefix):
+            found.add(listed[at])
+            at += 1
+        return sorted(found)
+
+    def _unlist(self, table: str, path: str) -> None:
+        listed = self._sorted[table]
+        del listed[bisect.bisect_left(listed, path)]
+        if not listed:
+            del self._sorted[table]
 
 
 def _touches(entry: NewEntry, path: str) -> bool:
@@ -195,4 +219,9 @@ def _touches(entry: NewEntry, path: str) -> bool:
 
 
 def _under(path: str, directory: str) -> bool:
-    return path.startswith(directory.rstrip("/") + "/")
+    return path.startswith(_prefix(directory))
+
+
+def _prefix(directory: str) -> str:
+    """What every path strictly inside ``directory`` starts with (``/`` for the root)."""
+    return directory.rstrip("/") + "/"
