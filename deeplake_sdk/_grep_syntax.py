@@ -6,6 +6,7 @@ pattern is walked to find the longest literal every match consumes (the SQL pref
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -229,8 +230,9 @@ def _analyze_node(op, av, ci: bool) -> _Info:
     return _UNKNOWN  # ANY, IN, NOT_LITERAL, GROUPREF, GROUPREF_EXISTS, ...
 
 
+@functools.lru_cache(maxsize=256)
 def required_literal(source: str, ignore_case: bool) -> tuple[str, bool] | None:
-    """The longest literal every match of a regex consumes.
+    """The longest literal every match of a regex consumes (remembered for 256 patterns).
 
     Args:
         source: Python regex source.
