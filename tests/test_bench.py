@@ -51,6 +51,16 @@ def test_attempt_rate_sums_the_processes_per_second():
     assert t == [0.5, 1.5] and rate == [100.0, 250.0]
 
 
+def test_a_completed_session_that_saw_an_error_is_not_error_free():
+    records = [
+        _record(op_errors={"grep": 0}),
+        _record(op_errors={"read": 1}),
+        _record(completed=False, crashed=True),
+    ]
+    out = aggregate(records, duration_s=1.0)
+    assert (out["completedSessions"], out["cleanSessions"]) == (2, 1)
+
+
 def test_aggregate_counts_crashes_and_errors():
     records = [
         _record(),

@@ -49,6 +49,9 @@ def aggregate(records: list[dict[str, Any]], duration_s: float) -> dict[str, Any
         "sessionVisibleErrors": visible,
         "sessionErrorRate": round(visible / operations, 6) if operations else 0.0,
         "completedSessions": sum(1 for r in records if r["completed"]),
+        "cleanSessions": sum(
+            1 for r in records if r["completed"] and not any(r["op_errors"].values())
+        ),
         "crashedSessions": sum(1 for r in records if r["crashed"]),
         "crashReasons": _top_reasons(r["error"] for r in records if r["crashed"]),
         "overall": summary(v for values in by_op.values() for v in values),

@@ -84,6 +84,7 @@ def latency_rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
                 if "overloadAnswers" in run
                 else "-",
                 f"{run['sessionsPerSecond']:.2f}" if "sessionsPerSecond" in run else "-",
+                f"{run['cleanSessionsPerSecond']:.2f}" if "cleanSessionsPerSecond" in run else "-",
                 f"{o['p50']:.0f} / {o['p95']:.0f} / {o['p99']:.0f}",
                 f"{run['lostWrites']} / {run['duplicateWrites']}",
             )
@@ -102,6 +103,7 @@ LATENCY_HEADER = (
     "Goodput of capacity",
     "429+503 received",
     "Sessions/s",
+    "Error-free sessions/s",
     "Latency p50 / p95 / p99 (ms)",
     "Lost / dup",
 )

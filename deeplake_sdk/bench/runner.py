@@ -190,6 +190,7 @@ def run_point(
         round(result["overloadAnswers"] / requests_seen, 5) if requests_seen else 0.0
     )
     result["sessionsPerSecond"] = round(result["completedSessions"] / max(duration, 1e-9), 2)
+    result["cleanSessionsPerSecond"] = round(result["cleanSessions"] / max(duration, 1e-9), 2)
     result["limitSeries"] = series
     result["clientCpuSeconds"] = [round(c, 2) for c in cpu]
     result["server"] = server_stats
