@@ -18,6 +18,7 @@ from pathlib import Path
 
 import gevent
 import pytest
+from waiting import poll
 
 from deeplake_sdk.journal import (
     Entry,
@@ -323,9 +324,7 @@ def _hold_write_lock(path: Path) -> sqlite3.Connection:
 
 
 def _poll(predicate, what: str) -> None:
-    with gevent.Timeout(TIMEOUT, AssertionError(f"timed out waiting for {what}")):
-        while not predicate():
-            gevent.sleep(0.001)
+    poll(predicate, what, TIMEOUT, interval=0.001)
 
 
 def test_concurrent_greenlets_share_one_transaction(fstore):

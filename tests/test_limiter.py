@@ -13,8 +13,9 @@ import time
 
 import gevent
 import pytest
+from waiting import poll
 
-from deeplake_sdk._coop import Completion, Failure, hub_if_exists, run_parallel
+from deeplake_sdk._coop import Completion, Failure, run_parallel
 from deeplake_sdk.errors import NetworkError
 from deeplake_sdk.limiter import (
     ERROR,
@@ -26,16 +27,6 @@ from deeplake_sdk.limiter import (
     Limiter,
     Sample,
 )
-
-
-def wait_until(predicate, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        if hub_if_exists() is not None:
-            gevent.sleep(0.001)
-        else:
-            time.sleep(0.001)
 
 
 def start(target, *args):
@@ -155,9 +146,9 @@ def test_waiters_are_served_in_fifo_order_across_threads_and_greenlets():
             gevent.sleep(0)
         else:
             threads.append(start(thread_waiter, name, k % 3 == 1))
-        wait_until(lambda k=k: lim.waiting == k + 1, f"waiter {k} to queue")
+        poll(lambda k=k: lim.waiting == k + 1, f"waiter {k} to queue")
     lim.release()
-    wait_until(lambda: len(order) == 6, "every waiter to be served")
+    poll(lambda: len(order) == 6, "every waiter to be served")
     assert order == [f"w{k}" for k in range(6)]
     assert joined(threads) and lim.in_flight == 0 and lim.waiting == 0
 
@@ -176,9 +167,9 @@ def test_urgent_waiters_are_served_first_in_their_own_fifo_order():
         [("a", False), ("b", False), ("drain1", True), ("c", False), ("drain2", True)]
     ):
         gevent.spawn(waiter, name, urgent)
-        wait_until(lambda k=k: lim.waiting == k + 1, f"waiter {name} to queue")
+        poll(lambda k=k: lim.waiting == k + 1, f"waiter {name} to queue")
     lim.release()
-    wait_until(lambda: len(order) == 5, "every waiter to be served")
+    poll(lambda: len(order) == 5, "every waiter to be served")
     assert order == ["drain1", "drain2", "a", "b", "c"]
     assert lim.in_flight == 0 and lim.waiting == 0
     # an urgent waiter that gives up leaves its queue
@@ -194,7 +185,7 @@ def test_no_slot_leaks_when_waiters_are_interrupted():
     lim.acquire()
     killed = gevent.spawn(lim.acquire)
     timed_out = gevent.spawn(lambda: gevent.with_timeout(0.05, lim.acquire))
-    wait_until(lambda: lim.waiting == 2, "two waiters")
+    poll(lambda: lim.waiting == 2, "two waiters")
     killed.kill()
     timed_out.join(10)
     assert isinstance(timed_out.exception, gevent.Timeout)
@@ -210,7 +201,7 @@ def test_slot_granted_to_an_interrupted_waiter_is_handed_on():
     lim.acquire()
     first = gevent.spawn(lim.acquire)
     second = gevent.spawn(lim.acquire)
-    wait_until(lambda: lim.waiting == 2, "two waiters")
+    poll(lambda: lim.waiting == 2, "two waiters")
     lim.release()  # granted to ``first`` (not yet running) ...
     first.kill()  # ... which is interrupted before it runs: the slot goes to ``second``
     second.join(10)
@@ -247,7 +238,7 @@ def test_threads_with_hubs_progress_while_the_first_users_thread_is_blocked():
     lim.acquire()
     lim.acquire()
     first = gevent.spawn(lim.acquire)  # a greenlet of this thread waits first
-    wait_until(lambda: lim.waiting == 1, "a waiter")
+    poll(lambda: lim.waiting == 1, "a waiter")
     lim.release()
     first.join(10)
     lim.release()
@@ -294,7 +285,7 @@ def test_shrinking_limit_blocks_nobody_and_growing_wakes_waiters():
     lim.on_overload()  # limit 2 while 3 are in flight: nobody is interrupted
     assert lim.limit == 2 and lim.in_flight == 3
     waiter = gevent.spawn(lim.acquire)
-    wait_until(lambda: lim.waiting == 1, "a waiter")
+    poll(lambda: lim.waiting == 1, "a waiter")
     lim.release()
     lim.release()  # in flight 1 < limit 2: the waiter gets its slot
     waiter.join(10)
@@ -304,7 +295,7 @@ def test_shrinking_limit_blocks_nobody_and_growing_wakes_waiters():
     lim.acquire()
     lim.acquire()
     late = gevent.spawn(lim.acquire)
-    wait_until(lambda: lim.waiting == 1, "a waiter at the limit")
+    poll(lambda: lim.waiting == 1, "a waiter at the limit")
     lim.on_success()
     lim.on_success()  # 2 x limit successes: grows to 3, the waiter is served, no release
     late.join(10)
@@ -321,7 +312,7 @@ def test_completion_wakes_a_hub_waiter_from_another_thread_and_a_plain_thread_wa
     waiter = gevent.spawn(hub_event.wait, 30)
     got = []
     thread = start(lambda: got.append(plain_event.wait(30)))
-    wait_until(lambda: len(ticks) > 5, "the hub to run other greenlets")
+    poll(lambda: len(ticks) > 5, "the hub to run other greenlets")
     start(hub_event.set).join(10)
     plain_event.set()
     waiter.join(10)
@@ -338,7 +329,7 @@ def test_completion_wakes_a_hub_waiter_from_another_thread_and_a_plain_thread_wa
 def test_completion_refuses_a_second_waiter_instead_of_losing_the_first():
     event = Completion()
     first = gevent.spawn(event.wait, 30)
-    wait_until(lambda: event._wake is not None, "the first waiter to wait")
+    poll(lambda: event._wake is not None, "the first waiter to wait")
     refused = []
 
     def second():
@@ -403,7 +394,7 @@ def test_run_parallel_killed_caller_kills_and_waits_for_its_children():
             state["cleaned"] += 1
 
     caller = gevent.spawn(run_parallel, child, range(10), 4)
-    wait_until(lambda: state["running"] == 4, "four children to start")
+    poll(lambda: state["running"] == 4, "four children to start")
     caller.kill()
     assert isinstance(caller.value, gevent.GreenletExit)
     # the queued six never started; the four running ones were killed and finished cleanup

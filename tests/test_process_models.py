@@ -17,11 +17,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import gevent
 import pytest
+from waiting import poll
 
 from deeplake_sdk import DeeplakeApi
 
@@ -61,13 +61,6 @@ def run_worker(srv, workspace, mode, scenario, *args, timeout=180):
     )
     assert proc.returncode == 0, f"worker exited with {proc.returncode}:\n{proc.stderr[-4000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def wait_until(predicate, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        gevent.sleep(0.01)
 
 
 # -- fork ------------------------------------------------------------------------------------
@@ -133,7 +126,7 @@ def test_timeout_around_query_many_leaves_nothing_running(srv, api):
     started = srv.stats()["requests"]
     assert 4 <= started < 20
     # ... and once the server is done with what it had, it saw no statement start since
-    wait_until(lambda: srv.stats()["inflight"] == 0, "the server to finish")
+    poll(lambda: srv.stats()["inflight"] == 0, "the server to finish")
     assert srv.stats()["requests"] == started
 
 
@@ -173,7 +166,7 @@ def test_sigint_during_query_many_kills_and_waits_for_every_child(srv, workspace
     )
     try:
         assert json.loads(proc.stdout.readline()) == {"ready": True}
-        wait_until(lambda: srv.stats()["inflight"] >= 4, "the first statements to run")
+        poll(lambda: srv.stats()["inflight"] >= 4, "the first statements to run")
         assert interrupt(proc) == {"caught": True}
         stdout, stderr = proc.communicate(timeout=60)
     finally:

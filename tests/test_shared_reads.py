@@ -11,6 +11,7 @@ import threading
 import gevent
 import gevent.event
 import pytest
+from waiting import poll
 
 from deeplake_sdk.shared_reads import SharedReads, read_key
 
@@ -36,13 +37,6 @@ def settle() -> None:
     """Let every runnable greenlet reach its next wait."""
     for _ in range(5):
         gevent.sleep(0)
-
-
-def poll(condition, seconds: float = 10.0) -> None:
-    """Wait (cooperatively) until ``condition()`` holds, at most ``seconds``."""
-    with gevent.Timeout(seconds):
-        while not condition():
-            gevent.sleep(0.001)
 
 
 def round_and_callers_behind(reads: SharedReads, send: Sender, n: int):

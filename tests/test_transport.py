@@ -15,11 +15,11 @@ import json
 import os
 import socket
 import threading
-import time
 
 import gevent
 import pytest
 from requests.structures import CaseInsensitiveDict
+from waiting import poll
 
 from deeplake_sdk._coop import hub_if_exists
 from deeplake_sdk.errors import (
@@ -66,13 +66,6 @@ def make_endpoint(request, srv):
 def client_connections(stats):
     """Connections opened by clients: the server also counts the one of the stats call."""
     return stats["connections_opened"] - 1
-
-
-def wait_until(predicate, what):
-    deadline = time.monotonic() + 30
-    while not predicate():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        gevent.sleep(0.01)
 
 
 # -- error mapping -------------------------------------------------------------------------
@@ -265,7 +258,7 @@ def test_interrupted_caller_cancels_its_request_on_the_worker_thread(srv, send):
     srv.set_faults(latency_fixed_ms=2000)
     srv.reset_stats()
     first = gevent.spawn(send, ep, "SELECT 1 AS a")
-    wait_until(lambda: srv.stats()["inflight"] == 1, "the first request at the server")
+    poll(lambda: srv.stats()["inflight"] == 1, "the first request at the server")
     srv.set_faults(latency_fixed_ms=0)  # the first request keeps the latency it was given
     first.kill()  # returns once the worker thread has let go of the request
     assert isinstance(first.value, gevent.GreenletExit)
@@ -279,7 +272,7 @@ def test_interrupted_caller_cancels_its_request_on_the_worker_thread(srv, send):
     assert stats["requests"] == 1 and client_connections(stats) == 1  # a new connection
     assert ep.limiter.in_flight == 0 and ep.limiter.peak == 1
     # leave no request in flight at the server for the next test
-    wait_until(lambda: srv.stats()["inflight"] == 0, "the abandoned request to finish")
+    poll(lambda: srv.stats()["inflight"] == 0, "the abandoned request to finish")
 
 
 def test_connection_reset_is_ambiguous(srv, send, make_endpoint):
@@ -302,7 +295,7 @@ def test_read_timeout_is_ambiguous(srv, send, make_endpoint):
     assert info.value.ambiguous
     assert srv.stats()["requests"] == 1 and ep.limiter.in_flight == 0
     # leave no request in flight at the server for the next test
-    wait_until(lambda: srv.stats()["inflight"] == 0, "the abandoned request to finish")
+    poll(lambda: srv.stats()["inflight"] == 0, "the abandoned request to finish")
 
 
 def test_connection_refused_is_not_ambiguous():
