@@ -11,6 +11,7 @@ request), indexed, synced and dropped here too, and rows inserted exactly once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
@@ -78,11 +79,24 @@ class _Call:
     sql: str
     params: list[Any]
     timeout: Timeout
-    resend: bool
     confirm: Confirm | None
-    kind: str
+    idempotent: bool | None = None
     maybe_applied: bool = False
     first_error: BaseException | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def kind(self) -> str:
+        """``"read"``, ``"ddl"`` or ``"write"`` (:func:`~deeplake_sdk.sql.statement_kind`).
+
+        Classified when first asked: a caller who says whether the statement may be re-sent
+        spares the tokenising of a long statement (a multi-row INSERT) that succeeds.
+        """
+        return statement_kind(self.sql)
+
+    @property
+    def resend(self) -> bool:
+        """Whether an ambiguous failure may be followed by sending the statement again."""
+        return self.kind in (READ, DDL) if self.idempotent is None else self.idempotent
 
 
 def _ddl_already_applied(stmt: _Call, error: QueryError) -> bool:
@@ -91,7 +105,7 @@ def _ddl_already_applied(stmt: _Call, error: QueryError) -> bool:
     ``CREATE`` answered "already exists", or ``DROP`` answered "does not exist", after the
     first attempt's answer was lost: the state the statement asked for is in place.
     """
-    if stmt.kind != DDL or stmt.first_error is None:
+    if stmt.first_error is None or stmt.kind != DDL:
         return False
     if isinstance(error, AlreadyExistsError):
         return True
@@ -275,10 +289,12 @@ class DeeplakeApi:
         self._check_open()
         if not isinstance(sql, str) or not sql.strip():
             raise ValueError("sql must be a non-empty string")
-        kind = statement_kind(sql)
-        resend = kind in (READ, DDL) if idempotent is None else bool(idempotent)
         stmt = _Call(
-            sql, check_params(params), Timeout.coerce(timeout, self.timeout), resend, confirm, kind
+            sql,
+            check_params(params),
+            Timeout.coerce(timeout, self.timeout),
+            confirm,
+            None if idempotent is None else bool(idempotent),
         )
         try:
             return self._execute(stmt)

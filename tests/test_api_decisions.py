@@ -16,7 +16,7 @@ import pytest
 
 from deeplake_sdk import DeeplakeApi, RetryPolicy, statements
 from deeplake_sdk._version import __version__
-from deeplake_sdk.api import query_body
+from deeplake_sdk.api import _Call, query_body
 from deeplake_sdk.api_types import QueryResult, Timeout
 from deeplake_sdk.errors import (
     AlreadyExistsError,
@@ -401,3 +401,13 @@ def test_token_never_logged(srv, client, caplog):
     assert len(client.retry_events) == 1 and len(caplog.records) >= 3  # retry and requests
     for text in (caplog.text, repr(client), repr(client.credentials), str(info.value)):
         assert srv.token not in text and "Bearer" not in text
+
+
+def test_a_statement_is_classified_only_when_its_caller_did_not_say_whether_to_resend_it():
+    insert = "INSERT INTO t (id) VALUES ($1), ($2), ($3)"  # the journal's multi-row inserts
+    said = _Call(insert, ["a", "b", "c"], Timeout(), None, idempotent=True)
+    assert said.resend is True and "kind" not in vars(said)  # no tokenising of the statement
+    inferred = _Call(insert, ["a", "b", "c"], Timeout(), None)
+    assert inferred.resend is False and vars(inferred)["kind"] == "write"
+    read = _Call("SELECT 1", [], Timeout(), None)
+    assert read.resend is True and read.kind == "read"
