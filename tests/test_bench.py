@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from deeplake_sdk.bench.metrics import aggregate, percentile, server_capacity_qps
 from deeplake_sdk.bench.report import attempt_rate, markdown, restructuredtext, table_rows
+from deeplake_sdk.bench.runner import _collect
 from deeplake_sdk.bench.verify import verify_writes
 from deeplake_sdk.bench.workload import digest
 
@@ -206,3 +208,24 @@ def test_bench_cli_small_matrix(srv, tmp_path):
         "results.png",
     }
     assert "2 users x 1 sessions" in proc.stdout
+
+
+def test_a_worker_that_writes_an_unreadable_line_fails_the_run_instead_of_hanging_it():
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "print('{\"done\": 1}'); print('{\"result\": [1, 2')"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    outcome: dict = {}
+
+    def collect():
+        try:
+            _collect([worker], 1, "run", None)
+        except RuntimeError as exc:
+            outcome["error"] = str(exc)
+
+    reader = threading.Thread(target=collect, daemon=True)
+    reader.start()
+    reader.join(60)
+    assert not reader.is_alive(), "the runner waited forever for the broken worker"
+    assert "unreadable line" in outcome["error"]

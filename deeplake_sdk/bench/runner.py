@@ -14,6 +14,7 @@ import logging
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -221,47 +222,61 @@ def _run_workers(
     progress: Progress | None,
 ) -> tuple[list[dict[str, Any]], tuple[float, float], list[list[Any]], list[float]]:
     shares = [sessions[i :: cfg.processes] for i in range(cfg.processes)]
-    procs = []
-    for share in shares:
-        if not share:
-            continue
-        job = {
-            "url": srv.url,
-            "token": srv.token,
-            "org": srv.org,
-            "workspace": workspace,
-            "mode": mode,
-            "rounds": cfg.rounds,
-            "sessions": share,
-            "max_concurrency": cfg.max_concurrency,
-            "adaptive": cfg.adaptive,
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-c", BOOT_CODE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(job))
-        proc.stdin.close()
-        procs.append(proc)
+    job = {
+        "url": srv.url,
+        "token": srv.token,
+        "org": srv.org,
+        "workspace": workspace,
+        "mode": mode,
+        "rounds": cfg.rounds,
+        "max_concurrency": cfg.max_concurrency,
+        "adaptive": cfg.adaptive,
+    }
+    with tempfile.TemporaryDirectory(prefix="dlbench-results") as results:
+        procs = [
+            _start_worker({**job, "sessions": share, "result_path": f"{results}/{n}.json"})
+            for n, share in enumerate(shares)
+            if share
+        ]
+        return _collect(procs, len(sessions), label, progress)
+
+
+def _start_worker(job: dict[str, Any]) -> subprocess.Popen[str]:
+    """A worker process running ``job`` (its result goes to ``job["result_path"]``)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BOOT_CODE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(job))
+    proc.stdin.close()
+    return proc
+
+
+def _collect(
+    procs: list[subprocess.Popen[str]], total: int, label: str, progress: Progress | None
+) -> tuple[list[dict[str, Any]], tuple[float, float], list[list[Any]], list[float]]:
+    """Follow the workers' progress lines until they end; gather their results.
+
+    Raises:
+        RuntimeError: A worker failed or wrote something that is not a message.
+    """
     messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
 
     def pump(proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            messages.put(json.loads(line))
-        messages.put(None)
+        try:
+            for line in proc.stdout:
+                messages.put(json.loads(line))
+        except ValueError as exc:  # never leave the reader waiting for this worker
+            messages.put({"error": f"worker {proc.pid} wrote an unreadable line: {exc}"})
+        finally:
+            messages.put(None)
 
     for proc in procs:
         threading.Thread(target=pump, args=(proc,), daemon=True).start()
-    done = crashed = 0
-    records: list[dict[str, Any]] = []
-    series: list[list[Any]] = []
-    duration = drained = 0.0
-    cpu: list[float] = []
-    finished = 0
+    done = crashed = finished = 0
+    results: list[dict[str, Any]] = []
+    errors: list[str] = []
     while finished < len(procs):
         message = messages.get()
         if message is None:
@@ -270,17 +285,25 @@ def _run_workers(
             done += 1
             crashed += bool(message.get("crashed"))
             if progress:
-                progress(label, done, len(sessions), crashed)
-        elif "result" in message:
-            records.extend(message["result"]["records"])
-            series.append(message["result"].get("limits", []))
-            duration = max(duration, message["result"]["duration_s"])
-            drained = max(drained, message["result"].get("drained_s", 0.0))
-            cpu.append(message["result"].get("cpu_s", 0.0))
+                progress(label, done, total, crashed)
+        elif "result_file" in message:
+            with open(message["result_file"], encoding="utf-8") as f:
+                results.append(json.load(f))
+        elif "error" in message:
+            errors.append(message["error"])
     for proc in procs:
         if proc.wait() != 0:
-            raise RuntimeError(f"benchmark worker failed with exit code {proc.returncode}")
-    return records, (duration, max(duration, drained)), series, cpu
+            errors.append(f"benchmark worker failed with exit code {proc.returncode}")
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    duration = max(r["duration_s"] for r in results)
+    drained = max(r.get("drained_s", 0.0) for r in results)
+    return (
+        [record for r in results for record in r["records"]],
+        (duration, max(duration, drained)),
+        [r.get("limits", []) for r in results],
+        [r.get("cpu_s", 0.0) for r in results],
+    )
 
 
 def _machine() -> dict[str, Any]:

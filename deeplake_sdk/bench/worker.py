@@ -2,7 +2,8 @@
 
 Started by the runner with gevent patched before anything else is imported (see
 :data:`BOOT_CODE`). It reads its job (JSON) from stdin, writes one ``{"done": n}`` line per
-finished session (progress) and finally one ``{"result": ...}`` line.
+finished session (progress), writes its result (JSON) to the job's ``result_path`` and finally
+one ``{"result_file": path}`` line.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -105,4 +107,9 @@ def main() -> None:
         out.write(json.dumps(obj) + "\n")
         out.flush()
 
-    emit({"result": run_job(job, emit)})
+    result = run_job(job, emit)
+    path = job["result_path"]  # a file, not a line: results of 1,000 sessions are megabytes
+    with open(path + ".part", "w", encoding="utf-8") as f:
+        json.dump(result, f)
+    os.replace(path + ".part", path)
+    emit({"result_file": path})
