@@ -8,7 +8,7 @@ holding one run (``<dir>/*/results.json``) is summarised as it is.
 
 Usage::
 
-    python benchmarks/capacity_summary.py [docs/bench/defaults]
+    python benchmarks/capacity_summary.py [docs/bench/defaults] [title]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import statistics
 import sys
 from pathlib import Path
 
+TITLE = "SDK defaults against several capacities (medians over the runs)"
 HEADER = (
     "Set-up",
     "Sessions",
@@ -109,7 +110,7 @@ def main() -> None:
     if not found:
         sys.exit(f"no results.json under {root}")
     table = [row(key, runs) for key, runs in found.items()]
-    title = "SDK defaults against several capacities (medians over the runs)"
+    title = sys.argv[2] if len(sys.argv) > 2 else TITLE
     rst = [f".. list-table:: {title}", "   :header-rows: 1", ""]
     for cells in (HEADER, *table):
         rst.append(f"   * - {cells[0]}")
