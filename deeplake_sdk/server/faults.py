@@ -186,6 +186,11 @@ class FaultConfig:
     @classmethod
     def from_profile(cls, name: str = "none", **overrides: Any) -> FaultConfig:
         """A named profile with field overrides applied (unknown names raise ValueError)."""
+        if "profile" in overrides:
+            raise ValueError(
+                "the fault profile is the name given to from_profile "
+                "(faults= for local() and LocalServer.start), not a field override"
+            )
         try:
             base = PROFILES[name]
         except KeyError:

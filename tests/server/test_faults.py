@@ -23,6 +23,8 @@ def test_profiles_and_overrides():
     assert set(PROFILES) == {"none", "flaky", "beta", "seed", "service"}
     flaky = FaultConfig.from_profile("flaky", p_500=0.05, seed=3)
     assert flaky.p_500 == 0.05 and flaky.p_502 == 0.01 and flaky.seed == 3
+    with pytest.raises(ValueError, match="faults="):  # local(profile=...) is a mistake
+        FaultConfig.from_profile("none", profile="beta")
     beta = PROFILES["beta"]
     injected = beta.p_500 + beta.p_502 + beta.p_504 + beta.p_reset + beta.p_commit_fail
     assert injected <= 0.01 and beta.max_inflight > 0 and beta.rate_per_s > 0
