@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
+# test processes (pytest-xdist), each with its own PostgreSQL and local server
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test lint docs bench bench-full clean help
 
@@ -34,7 +36,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/deeplake-sdk bench --users 5,20,50 --sessions 1,5 --rounds 5 \
