@@ -18,6 +18,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from deeplake_sdk.bench.metrics import cpu_per_request_ms
+
 TITLE = "SDK defaults against several capacities (medians over the runs)"
 HEADER = (
     "Set-up",
@@ -33,6 +35,7 @@ HEADER = (
     "Sessions/s",
     "Error-free sessions/s",
     "p99 ms",
+    "Client CPU ms / request",
     "Lost / dup (worst)",
 )
 
@@ -86,6 +89,7 @@ def row(key: tuple[str, int, str], runs: list[dict]) -> tuple[str, ...]:
         f"{median(runs, 'sessionsPerSecond'):.2f}",
         _clean_rate(runs),
         f"{statistics.median(r['overall']['p99'] for r in runs):.0f}",
+        _cpu_per_request(runs),
         f"{max(r['lostWrites'] for r in runs)} / {max(r['duplicateWrites'] for r in runs)}",
     )
 
@@ -102,6 +106,12 @@ def _clean_rate(runs: list[dict]) -> str:
         if "cleanSessionsPerSecond" in r or not r["sessionVisibleErrors"]
     ]
     return f"{statistics.median(rates):.2f}" if rates else "-"
+
+
+def _cpu_per_request(runs: list[dict]) -> str:
+    """Median client CPU milliseconds per request over the runs that recorded both figures."""
+    values = [v for v in map(cpu_per_request_ms, runs) if v is not None]
+    return f"{statistics.median(values):.2f}" if values else "-"
 
 
 def main() -> None:

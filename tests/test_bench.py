@@ -9,7 +9,12 @@ import threading
 
 import pytest
 
-from deeplake_sdk.bench.metrics import aggregate, percentile, server_capacity_qps
+from deeplake_sdk.bench.metrics import (
+    aggregate,
+    cpu_per_request_ms,
+    percentile,
+    server_capacity_qps,
+)
 from deeplake_sdk.bench.report import attempt_rate, markdown, restructuredtext, table_rows
 from deeplake_sdk.bench.runner import _collect
 from deeplake_sdk.bench.verify import verify_writes
@@ -51,6 +56,13 @@ def test_attempt_rate_sums_the_processes_per_second():
     two = [[0.0, 16, 0, 0, 0, 0], [1.2, 16, 8, 0, 0, 50]]
     t, rate = attempt_rate([one, two])
     assert t == [0.5, 1.5] and rate == [100.0, 250.0]
+
+
+def test_client_cpu_per_request_sums_the_processes_over_what_the_server_saw():
+    run = {"clientCpuSeconds": [0.5, 0.25], "server": {"requests": 300}}
+    assert cpu_per_request_ms(run) == 2.5
+    assert cpu_per_request_ms({**run, "server": {"requests": 0}}) is None
+    assert cpu_per_request_ms({"server": {"requests": 300}}) is None  # a run before the figure
 
 
 def test_a_completed_session_that_saw_an_error_is_not_error_free():
@@ -193,6 +205,7 @@ def test_bench_cli_small_matrix(srv, tmp_path):
         assert run["totalSessions"] == run["numUsers"]
         assert run["totalQueries"] > 0 and run["server"]["requests"] > 0
         assert set(run["overall"]) == {"p50", "p95", "p99"}
+        assert run["clientCpuMsPerRequest"] > 0
     optimized = [r for r in doc["runs"] if r["mode"] == "optimized"]
     assert all(
         r["crashedSessions"] == 0

@@ -88,3 +88,18 @@ def server_capacity_qps(faults: dict[str, Any]) -> float | None:
     if inflight > 0 and mean_ms > 0:
         limits.append(inflight / (mean_ms / 1000))
     return round(min(limits), 1) if limits else None
+
+
+def cpu_per_request_ms(run: dict[str, Any]) -> float | None:
+    """Milliseconds of worker CPU per request the server saw, in one run (None if unknown).
+
+    The CPU the worker processes spent while their sessions ran (``clientCpuSeconds``, summed
+    over the processes) over the requests the server received (``server.requests``, the
+    journal's included). Where this is well above the server's own CPU per request, the
+    client's CPU, not the service, bounds the run: compare runs on one machine only.
+    """
+    requests = (run.get("server") or {}).get("requests") or 0
+    cpu = run.get("clientCpuSeconds")
+    if not requests or not cpu:
+        return None
+    return round(sum(cpu) * 1000 / requests, 2)

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from deeplake_sdk.bench.metrics import cpu_per_request_ms
+
 HEADER = (
     "Experiment",
     "Sessions",
@@ -59,6 +61,10 @@ def table_rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _ratio(opt: Any, base: Any, key: str) -> str:
     """``opt[key] / base[key]`` as ``1.23x`` (``-`` when the baseline value is 0)."""
     denominator = base.get(key, 0)
@@ -86,6 +92,7 @@ def latency_rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
                 f"{run['sessionsPerSecond']:.2f}" if "sessionsPerSecond" in run else "-",
                 f"{run['cleanSessionsPerSecond']:.2f}" if "cleanSessionsPerSecond" in run else "-",
                 f"{o['p50']:.0f} / {o['p95']:.0f} / {o['p99']:.0f}",
+                _number(cpu_per_request_ms(run)),
                 f"{run['lostWrites']} / {run['duplicateWrites']}",
             )
         )
@@ -105,6 +112,7 @@ LATENCY_HEADER = (
     "Sessions/s",
     "Error-free sessions/s",
     "Latency p50 / p95 / p99 (ms)",
+    "Client CPU ms / request",
     "Lost / dup",
 )
 

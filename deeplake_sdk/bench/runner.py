@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from deeplake_sdk.api import DeeplakeApi
-from deeplake_sdk.bench.metrics import aggregate, server_capacity_qps
+from deeplake_sdk.bench.metrics import aggregate, cpu_per_request_ms, server_capacity_qps
 from deeplake_sdk.bench.verify import verify_writes
 from deeplake_sdk.bench.worker import BOOT_CODE
 from deeplake_sdk.bench.workload import MODES, seed_notes
@@ -196,6 +196,7 @@ def run_point(
     result["clientCpuSeconds"] = [round(c, 2) for c in cpu]
     result["server"] = server_stats
     result["faults"] = faults
+    result["clientCpuMsPerRequest"] = cpu_per_request_ms(result)
     if admitted is not None:
         result["admittedQps"] = round(admitted / max(duration, 1e-9), 1)
     if capacity and admitted is not None:
