@@ -17,6 +17,10 @@ resent. A resend never repeats a write whose effect is already there:
 * a full write (``put``) is either an ``INSERT .. WHERE NOT EXISTS`` of its path or an UPDATE of
   every row of the path (idempotent); duplicates left by concurrent creators converge to the
   oldest row (``creation_date``, then ``id``), which receives the newest content;
+* a create sent again because it did not show within the window may still meet its first copy
+  (the lag grew past the window): once a row shows, the lane waits until the second copy
+  could have shown as well (``lag_factor`` times what the first row took), and merges the twin
+  instead of leaving it behind;
 * an ``append`` is a compare-and-swap on the row's size; the offset it expects is recorded in
   the journal *before* it is sent, so any later drain can check whether its bytes already sit
   there (:func:`~deeplake_sdk.statements.journal.append_landed`) before sending it again;
@@ -189,6 +193,8 @@ class _Run:
         self.timed = False  # whether ``acked`` is the answer of a write of this drain
         self.repairs = 0
         self.inserted: str | None = None  # row id of an insert that may have applied
+        self.recreated = 0.0  # answer time of an earlier create of this op that may still show
+        self.seen = 0.0  # when a row first showed after that create was sent again
         self.skipped = False  # an insert of this round surely did not apply (the path existed)
         self.error: BaseException | None = None
         self.done: list[int] = []
@@ -210,6 +216,15 @@ class _Run:
         self.acked = time.time()
         self.timed = False
 
+    def recreating(self) -> None:
+        """The current create is sent again: the earlier one may still show, as a twin."""
+        if self.acked and not self.recreated:
+            self.recreated = self.acked
+
+    def settled(self) -> None:
+        """Every create of the current operation that could show has shown (and was merged)."""
+        self.recreated = self.seen = 0.0
+
     def advance(self) -> None:
         op = self.op
         assert op is not None
@@ -217,6 +232,7 @@ class _Run:
         self.index += 1
         self.repairs = 0
         self.inserted, self.skipped, self.timed = None, False, False
+        self.settled()
 
     def reject(self, reason: str) -> None:
         op = self.op
@@ -226,6 +242,7 @@ class _Run:
         self.index += 1
         self.repairs = 0
         self.inserted, self.skipped, self.timed = None, False, False
+        self.settled()
 
     def hint(self) -> dict[str, Any] | None:
         if self.row is None:
@@ -587,13 +604,17 @@ class Drain:
             for run in pending:
                 rows = found.get((run.lane.table, run.lane.path), [])
                 verdict = self._check(run, rows)
-                if verdict == "ok":
+                if verdict == "ok" and run.recreated and self._twin_may_show(run, asked, answered):
+                    waiting.append(run)
+                elif verdict == "ok":
                     if run.timed:
                         self.lag.observe(answered - run.acked)
                     run.advance()
                 elif verdict == "wait" and asked < run.acked + window:
                     waiting.append(run)
                 else:
+                    if run.recreated and len(rows) > 1:  # the earlier create did show, late
+                        self.lag.observe((run.seen or answered) - run.recreated)
                     run.repairs += 1
                     if run.repairs > MAX_REPAIRS:
                         run.error = DeeplakeError(
@@ -608,6 +629,19 @@ class Drain:
             if pending and not repairs:
                 cooperative_sleep(delay)
                 delay = min(delay * 2, self.consistency.max_poll)
+
+    def _twin_may_show(self, run: _Run, asked: float, answered: float) -> bool:
+        """Whether a create sent again may still show as a twin of the row that showed.
+
+        The row that showed may be the earlier create, later than the window allowed (the
+        read lag grew): the create sent again would then show as late after its own answer.
+        Until then the lane waits, so that a twin is merged instead of left behind. Which of
+        the two showed is unknown, so that delay is not taken as a lag measure.
+        """
+        if not run.seen:
+            run.seen, run.timed = answered, False
+        late = self.consistency.lag_factor * (run.seen - run.recreated)
+        return asked < run.acked + min(self.consistency.window, max(self.window(), late))
 
     def _check(self, run: _Run, rows: list[Row]) -> str:
         """``ok`` (the effect shows), ``wait`` (may still be lag) or ``repair``."""
@@ -631,8 +665,8 @@ class Drain:
         if run.inserted is not None:
             if not mine:
                 return "wait"  # our create may not show yet
-            if top.id != run.inserted:
-                return "repair"  # a concurrent creator's row is older: merge ours into it
+            if sum(r.id == run.inserted for r in rows) > 1 or top.id != run.inserted:
+                return "repair"  # twins of our create, or an older row of another creator
             run.row = top
             return "ok"
         expected = op.meta.get("expected")
@@ -670,9 +704,11 @@ class Drain:
         run.inserted, run.skipped = None, False
         if top is None:
             run.row = None
+            run.recreating()
             self._insert(op.table, [run])
             return
         if len(rows) > 1:
+            run.settled()
             log.info("%s has %d rows: keeping the oldest", op.path, len(rows))
             sql, params = sj.dedupe(op.table, op.path, top.id)
             self.api.execute(sql, params, idempotent=True)
@@ -689,9 +725,9 @@ class Drain:
         """A create shows twice under one id: drop both copies and create ours once more.
 
         Read lag can hide a committed create from the check of its own resend (a process
-        killed after sending it, then resumed): both apply, with the same row id, which no
-        ``id <>`` condition tells apart. Called when the copies are our create, or another
-        writer's older one that our write replaces anyway.
+        killed after sending it, then resumed; a lag grown past the window): both apply, with
+        the same row id, which no ``id <>`` condition tells apart. Called when the copies are
+        our create, or another writer's older one that our write replaces anyway.
         """
         op = run.op
         assert op is not None
@@ -707,9 +743,15 @@ class Drain:
         top = _canonical(rows)
         if top is None:
             run.row = None
+            run.recreating()
             self._insert(op.table, [run])
             return
         mine = run.inserted is not None and any(r.id == run.inserted for r in rows)
+        if mine and sum(r.id == run.inserted for r in rows) > 1:
+            assert run.inserted is not None
+            run.settled()
+            self._untwin(run, run.inserted)
+            return
         if mine and top.id != run.inserted:
             assert run.inserted is not None
             self._merge(run, top, run.inserted)
