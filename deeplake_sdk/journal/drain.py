@@ -17,10 +17,10 @@ resent. A resend never repeats a write whose effect is already there:
 * a full write (``put``) is either an ``INSERT .. WHERE NOT EXISTS`` of its path or an UPDATE of
   every row of the path (idempotent); duplicates left by concurrent creators converge to the
   oldest row (``creation_date``, then ``id``), which receives the newest content;
-* a create sent again because it did not show within the window may still meet its first copy
-  (the lag grew past the window): once a row shows, the lane waits until the second copy
-  could have shown as well (``lag_factor`` times what the first row took), and merges the twin
-  instead of leaving it behind;
+* a file created again because its first create did not show within the window gets a row id
+  of its own: if the first create shows after all (the lag grew past the window), its lag is
+  learnt and the lane waits until the second copy could have shown too (``lag_factor`` times
+  what the first took), to delete it; if the second shows, the first was lost;
 * an ``append`` is a compare-and-swap on the row's size; the offset it expects is recorded in
   the journal *before* it is sent, so any later drain can check whether its bytes already sit
   there (:func:`~deeplake_sdk.statements.journal.append_landed`) before sending it again;
@@ -194,7 +194,8 @@ class _Run:
         self.repairs = 0
         self.inserted: str | None = None  # row id of an insert that may have applied
         self.recreated = 0.0  # answer time of an earlier create of this op that may still show
-        self.seen = 0.0  # when a row first showed after that create was sent again
+        self.seen = 0.0  # when that earlier create showed, alone
+        self.dropping: frozenset[str] = frozenset()  # ids of rows deleted as duplicates
         self.skipped = False  # an insert of this round surely did not apply (the path existed)
         self.error: BaseException | None = None
         self.done: list[int] = []
@@ -225,24 +226,25 @@ class _Run:
         """Every create of the current operation that could show has shown (and was merged)."""
         self.recreated = self.seen = 0.0
 
+    def _next(self) -> None:
+        self.index += 1
+        self.repairs = 0
+        self.inserted, self.skipped, self.timed = None, False, False
+        self.dropping = frozenset()
+        self.settled()
+
     def advance(self) -> None:
         op = self.op
         assert op is not None
         self.done += op.seqs
-        self.index += 1
-        self.repairs = 0
-        self.inserted, self.skipped, self.timed = None, False, False
-        self.settled()
+        self._next()
 
     def reject(self, reason: str) -> None:
         op = self.op
         assert op is not None
         for seq in op.seqs:
             self.rejected[seq] = reason
-        self.index += 1
-        self.repairs = 0
-        self.inserted, self.skipped, self.timed = None, False, False
-        self.settled()
+        self._next()
 
     def hint(self) -> dict[str, Any] | None:
         if self.row is None:
@@ -493,6 +495,8 @@ class Drain:
         op = run.op
         assert op is not None
         row_id = op.meta.get("row_id") or op.meta["append_id"]
+        if op.kind == "put" and run.recreated:  # told apart from the first copy, if it shows
+            row_id = f"{row_id}-{run.repairs}"
         text = _text(op.data)
         if text is None and "content" not in cols:
             raise ValueError(f"{op.path}: binary content needs a table with a content column")
@@ -604,7 +608,7 @@ class Drain:
             for run in pending:
                 rows = found.get((run.lane.table, run.lane.path), [])
                 verdict = self._check(run, rows)
-                if verdict == "ok" and run.recreated and self._twin_may_show(run, asked, answered):
+                if verdict == "ok" and self._late_copy(run, rows, asked, answered):
                     waiting.append(run)
                 elif verdict == "ok":
                     if run.timed:
@@ -613,8 +617,8 @@ class Drain:
                 elif verdict == "wait" and asked < run.acked + window:
                     waiting.append(run)
                 else:
-                    if run.recreated and len(rows) > 1:  # the earlier create did show, late
-                        self.lag.observe((run.seen or answered) - run.recreated)
+                    if run.recreated and not run.seen and len(rows) > 1:  # both copies show
+                        self.lag.observe(answered - run.recreated)
                     run.repairs += 1
                     if run.repairs > MAX_REPAIRS:
                         run.error = DeeplakeError(
@@ -630,16 +634,23 @@ class Drain:
                 cooperative_sleep(delay)
                 delay = min(delay * 2, self.consistency.max_poll)
 
-    def _twin_may_show(self, run: _Run, asked: float, answered: float) -> bool:
-        """Whether a create sent again may still show as a twin of the row that showed.
+    def _late_copy(self, run: _Run, rows: list[Row], asked: float, answered: float) -> bool:
+        """Whether the one row of a file created again is the earlier create, shown late.
 
-        The row that showed may be the earlier create, later than the window allowed (the
-        read lag grew): the create sent again would then show as late after its own answer.
-        Until then the lane waits, so that a twin is merged instead of left behind. Which of
-        the two showed is unknown, so that delay is not taken as a lag measure.
+        A create sent again (its first copy did not show within the window) gets an id of its
+        own (:meth:`_new_row`). When the first copy shows instead, the read lag has grown past
+        the window: its lag is learnt, and the lane waits until the second copy could have
+        shown as well (``lag_factor`` times what the first took), to delete it, instead of
+        leaving a duplicate behind. When the second copy shows, the first was lost: done.
         """
+        op = run.op
+        if not (run.recreated and op is not None and op.kind == "put" and run.inserted):
+            return False
+        if len(rows) != 1 or rows[0].id == run.inserted:
+            return False
         if not run.seen:
             run.seen, run.timed = answered, False
+            self.lag.observe(answered - run.recreated)
         late = self.consistency.lag_factor * (run.seen - run.recreated)
         return asked < run.acked + min(self.consistency.window, max(self.window(), late))
 
@@ -650,6 +661,8 @@ class Drain:
         top = _canonical(rows)
         if op.kind == "delete":
             return "wait" if any(r.date <= op.stamp for r in rows) else "ok"
+        if any(r.id in run.dropping for r in rows):
+            return "wait"  # duplicates deleted, until the deletion shows
         if run.skipped:
             return "repair"  # the create did not apply: the file existed
         if top is None:
@@ -712,6 +725,7 @@ class Drain:
             log.info("%s has %d rows: keeping the oldest", op.path, len(rows))
             sql, params = sj.dedupe(op.table, op.path, top.id)
             self.api.execute(sql, params, idempotent=True)
+            run.dropping = frozenset(r.id for r in rows if r.id != top.id)
             twins = sum(r.id == top.id for r in rows) > 1
             if twins and (top.id == op.meta.get("row_id") or top.date <= op.stamp):
                 self._untwin(run, top.id)  # ours, or older than ours: our content wins anyway
