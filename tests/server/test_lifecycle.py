@@ -201,7 +201,8 @@ def test_concurrent_first_use_from_two_servers_sharing_a_cluster(srv, pg_dsn, wo
         with ThreadPoolExecutor(max_workers=40) as pool:
             results = list(pool.map(first_query, range(40)))
         stats = other.stats()
-    assert [status for status, _ in results] == [200] * 40
+    failed = [(status, body) for status, body in results if status != 200]
+    assert not failed, failed[:3]  # what the service said, should it ever fail
     assert len({body["rows"][0][0] for _, body in results}) == 1
     # at most one connection per request, plus the superuser's to the admin and org databases
     assert 1 <= stats["db_connections_open"] <= 22
