@@ -50,7 +50,7 @@ from deeplake_sdk.server.pool import ConnectionPool
 logger = logging.getLogger(__name__)
 
 _SETUP_LOCK = 0x646C_7365_7475  # advisory lock key of the cluster-wide setup
-_ORG_LOCK_NS = 0x646C_6F72  # advisory lock namespace of org database creation
+_ORG_LOCK_NS = 0x646C_6F72  # advisory lock namespace of org databases (creation, access rights)
 _ROLE_LOCK_NS = 0x646C_726C  # advisory lock namespace of role provisioning
 #: Catalogs and views of an org database that name other orgs' roles, databases or sessions.
 CLUSTER_CATALOGS = (
@@ -246,21 +246,27 @@ class Provisioner:
         return self._orgs[org]
 
     @contextlib.contextmanager
-    def _admin_lock(self, namespace: int, name: str) -> Iterator[psycopg.Connection[Any]]:
-        """Hold an advisory lock in the admin database (out of every tenant's reach)."""
-        with self.pool.connection(admin_key()) as pc:
+    def _admin_lock(self, *locks: tuple[int, str]) -> Iterator[psycopg.Connection[Any]]:
+        """Hold advisory locks ``(namespace, name)`` in the admin database, taken in order.
+
+        The admin database is out of every tenant's reach; one connection holds them all.
+        """
+        with self.pool.connection(admin_key()) as pc, contextlib.ExitStack() as held:
             conn = pc.conn
-            conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", [namespace, name])
-            try:
-                yield conn
-            finally:
-                conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", [namespace, name])
+            for namespace, name in locks:
+                conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", [namespace, name])
+                held.callback(
+                    conn.execute,
+                    "SELECT pg_advisory_unlock($1, hashtext($2))",
+                    [namespace, name],
+                )
+            yield conn
 
     def _provision_org(self, org: str) -> str:
         database = org_database(org)
         ident = quote_ident(database)
         created = False
-        with self._admin_lock(_ORG_LOCK_NS, database) as conn:
+        with self._admin_lock((_ORG_LOCK_NS, database)) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = $1", [database])
             if exists.fetchone() is None:
                 conn.execute(f"CREATE DATABASE {ident} TEMPLATE template0")
@@ -305,7 +311,9 @@ class Provisioner:
         for attempt in range(3):
             try:
                 with (
-                    self._admin_lock(_ROLE_LOCK_NS, ws.role),
+                    # the GRANT below and an org's first-use REVOKE change one catalog row:
+                    # PostgreSQL refuses the second of two at once ("tuple concurrently updated")
+                    self._admin_lock((_ROLE_LOCK_NS, ws.role), (_ORG_LOCK_NS, ws.database)),
                     self.pool.connection(admin_key(ws.database)) as pc,
                     pc.conn.transaction(),
                 ):

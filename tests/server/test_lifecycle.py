@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from waiting import poll
 
 from deeplake_sdk.server import LocalServer, ServerStartError, local
 from deeplake_sdk.server.postgres import EmbeddedPostgres
@@ -206,3 +207,41 @@ def test_concurrent_first_use_from_two_servers_sharing_a_cluster(srv, pg_dsn, wo
     assert len({body["rows"][0][0] for _, body in results}) == 1
     # at most one connection per request, plus the superuser's to the admin and org databases
     assert 1 <= stats["db_connections_open"] <= 22
+
+
+def test_a_workspace_first_use_waits_for_its_org_databases_lock(srv, pg_dsn, workspace):
+    """Its role is granted the org's database, a change of the catalog row that another
+    server's first use of the org also changes (REVOKE): PostgreSQL refuses the second of two
+    at once ("tuple concurrently updated", a 500), so both hold the org's lock."""
+    import threading
+
+    import psycopg
+
+    from deeplake_sdk.server.provision import _ORG_LOCK_NS, org_database
+
+    assert _first_query(srv, workspace + "_org").status_code == 200  # the org exists, known
+    key = [_ORG_LOCK_NS, org_database(srv.org)]
+    answers = []
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
+        first = threading.Thread(target=lambda: answers.append(_first_query(srv, workspace)))
+        first.start()
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND classid = %s::oid AND objid = hashtext(%s)::oid"
+        )
+        try:
+            poll(lambda: conn.execute(waiting, key).fetchone()[0] == 1, "the org lock wait")
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", key)
+            first.join(60)
+    assert [a.status_code for a in answers] == [200], [a.text for a in answers]
+
+
+def _first_query(srv, workspace):
+    return requests.post(
+        f"{srv.url}/workspaces/{workspace}/tables/query",
+        json={"query": "SELECT 1"},
+        headers=srv.headers,
+        timeout=60,
+    )
