@@ -52,6 +52,18 @@ def test_an_impossible_policy_is_refused(bad):
         Consistency(**bad)
 
 
+#: A window learnt from one write (0.2 s when writes show at once), polled every 20-50 ms.
+SHORT_WINDOW = Consistency(
+    window=5.0, min_window=0.2, lag_factor=2.0, min_samples=1, first_poll=0.02, max_poll=0.05
+)
+
+
+def _wait_for_every_commit(srv) -> None:
+    """Until the server committed every write it answered (read lag): a late copy shows."""
+    pending = lambda: srv.stats()["db_pool"]["pending_commits"]["pending"]  # noqa: E731
+    poll(lambda: pending() == 0, "every write the server answered to commit")
+
+
 def _write_and_flush(fs: DeeplakeFs, n: int, prefix: str) -> None:
     for i in range(n):
         fs.write_text(f"/{prefix}{i}.md", f"note {i}")
@@ -103,18 +115,14 @@ def test_a_lag_grown_past_the_window_leaves_no_twin_of_a_create_sent_again(srv, 
     for the 0.2 s until the second one does: the drain must wait for that twin and merge it,
     not confirm the file while a second row of it is still to come.
     """
-    policy = Consistency(
-        window=5.0, min_window=0.2, lag_factor=2.0, min_samples=1, first_poll=0.02, max_poll=0.05
-    )
-    fs = DeeplakeFs(api, cache=False, journal=tmp_path / "j", consistency=policy)
+    fs = DeeplakeFs(api, cache=False, journal=tmp_path / "j", consistency=SHORT_WINDOW)
     try:
         _write_and_flush(fs, 1, "warm")
         assert fs.journal.lag_window == 0.2
         srv.set_faults(profile="none", read_lag_ms=1000)
         fs.write_text("/late.md", "once")
         fs.flush(timeout=30.0)
-        pending = lambda: srv.stats()["db_pool"]["pending_commits"]["pending"]  # noqa: E731
-        poll(lambda: pending() == 0, "every write the server answered to commit")
+        _wait_for_every_commit(srv)
         rows = api.query("SELECT summary FROM memory WHERE path = '/late.md'")
         assert rows == [{"summary": "once"}]
         assert fs.journal.lag_window > 0.2  # the late create, seen with its twin, taught it
@@ -131,10 +139,7 @@ def test_a_lag_grown_past_the_window_leaves_no_twin_of_a_create_sent_again(srv, 
 def test_an_event_inserted_again_after_a_lost_answer_and_a_grown_lag_is_stored_once(
     srv, api, tmp_path
 ):
-    policy = Consistency(
-        window=5.0, min_window=0.2, lag_factor=2.0, min_samples=1, first_poll=0.02, max_poll=0.05
-    )
-    fs = DeeplakeFs(api, cache=False, journal=tmp_path / "j", consistency=policy)
+    fs = DeeplakeFs(api, cache=False, journal=tmp_path / "j", consistency=SHORT_WINDOW)
     log = SessionLog(api, "s1", user="u", project="p", journal=tmp_path / "j")
     try:
         assert log.journal is fs.journal
@@ -144,9 +149,8 @@ def test_an_event_inserted_again_after_a_lost_answer_and_a_grown_lag_is_stored_o
         srv.set_faults(profile="none", read_lag_ms=1000, p_commit_fail=1.0, max_faults=1)
         event_id = log.log({"type": "prompt", "text": "hello"})
         log.flush(timeout=30.0)
-        pending = lambda: srv.stats()["db_pool"]["pending_commits"]["pending"]  # noqa: E731
-        poll(lambda: pending() == 0, "every write the server answered to commit")
-        rows = api.query(f"SELECT id FROM {fs.sessions_table} WHERE id = '{event_id}'")
+        _wait_for_every_commit(srv)
+        rows = api.query(f'SELECT id FROM "{fs.sessions_table}" WHERE id = $1', [event_id])
         assert len(rows) == 1
     finally:
         srv.set_faults(profile="none")
