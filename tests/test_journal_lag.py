@@ -131,11 +131,6 @@ def test_a_lag_grown_past_the_window_leaves_no_twin_of_a_create_sent_again(srv, 
         fs.close(wait=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a session event has one id whatever the copy: one inserted again after an answer "
-    "lost although it ran, that shows later than the window, is stored twice (docs/journal.rst)",
-)
 def test_an_event_inserted_again_after_a_lost_answer_and_a_grown_lag_is_stored_once(
     srv, api, tmp_path
 ):

@@ -26,7 +26,8 @@ resent. A resend never repeats a write whose effect is already there:
   there (:func:`~deeplake_sdk.statements.journal.append_landed`) before sending it again;
 * deletes and renames resent after the window only touch rows not newer than themselves;
 * session events are inserted only when no row has their id, and resent only once the window
-  has shown they are absent.
+  has shown they are absent; a copy sent again is marked, so that surplus copies can be told
+  apart and deleted (:mod:`deeplake_sdk.journal.events`).
 
 Errors: a statement the service rejects for good (400, 413, other 4xx) rejects its entries
 (the others go on); anything retryable leaves the lane's entries pending for the next drain.
@@ -34,6 +35,7 @@ Errors: a statement the service rejects for good (400, 413, other 4xx) rejects i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import posixpath
 import time
@@ -44,6 +46,7 @@ from typing import Any
 from deeplake_sdk._coop import Failure, cooperative_sleep, run_parallel
 from deeplake_sdk.errors import AmbiguousWriteError, ApiError, DeeplakeError, QueryError
 from deeplake_sdk.http_errors import is_missing_schema, is_refusal
+from deeplake_sdk.journal.events import EventCopies
 from deeplake_sdk.journal.lag import ObservedLag
 from deeplake_sdk.journal.plan import Lane, Op, Segment, plan
 from deeplake_sdk.journal.store import Entry
@@ -910,61 +913,148 @@ class Drain:
         return ok
 
     def _event_chunk(self, table: str, ops: list[Op], outcome: Outcome) -> bool:
+        """Store each event once: send, read back, send again or delete surplus copies."""
         layout = self._layout(table, SESSIONS)
-        todo = list(ops)
-        resent = [op for op in todo if not op.fresh]
-        acked = time.time() if resent else 0.0
-        for _ in range(MAX_REPAIRS):
-            if acked:
-                todo = self._absent_events(table, todo, acked)
-                if not todo:
-                    break
-            try:
-                sql, params = sj.insert_events(layout, [_event_row(op) for op in todo])
-                result = self.api.execute(sql, params, idempotent=False)
-            except AmbiguousWriteError:
-                acked = time.time()
-                continue
-            except QueryError as exc:
-                reason = self._refusal(exc, table)
-                if reason is not None and len(todo) > 1:
-                    return all([self._event_chunk(table, [op], outcome) for op in todo])
-                if reason is not None:
-                    for seq in todo[0].seqs:
-                        outcome.rejected[seq] = reason
-                    return True
-                for op in todo:
-                    for seq in op.seqs:
-                        outcome.failed[seq] = exc
-                return False
-            except DeeplakeError as exc:
-                for op in todo:
-                    for seq in op.seqs:
-                        outcome.failed[seq] = exc
-                return False
-            if result.row_count is not None and result.row_count >= len(todo):
+        marked = layout.has("last_update_date")
+        now = time.time()
+        live = [_Event(op, marked, now) for op in ops]
+        send = [e for e in live if e.op.fresh]
+        check = [e for e in live if not e.op.fresh]
+        delay = self.consistency.first_poll
+        while send or check:
+            if send:
+                sent = self._send_copies(layout, send, outcome)
+                if sent is None:
+                    return False
+                check += sent
+            if not check:
                 break
-            acked = time.time()  # some ids existed, or the count is unknown: check them
-        else:
-            for op in todo:
-                for seq in op.seqs:
-                    outcome.failed[seq] = DeeplakeError("event rows did not show")
-            return False
-        outcome.completed += [s for op in ops for s in op.seqs]
+            steps = self._event_steps(table, check, marked)
+            if steps is None:
+                return False
+            send = [e for e, action in steps if action == "send"]
+            drops = [e for e, action in steps if action == "drop"]
+            check = [e for e, action in steps if action in ("wait", "drop")]
+            outcome.completed += [s for e, action in steps if action == "ok" for s in e.op.seqs]
+            if any(e.copies.repairs >= MAX_REPAIRS for e in send + drops):
+                for e in check + send:
+                    for seq in e.op.seqs:
+                        outcome.failed[seq] = DeeplakeError("event rows did not show once")
+                return False
+            results = self._parallel([lambda e=e: self._drop_copies(table, e) for e in drops])
+            if any(isinstance(r, Failure) for r in results):
+                return False
+            if check and not send and not drops:
+                cooperative_sleep(delay)
+                delay = min(delay * 2, self.consistency.max_poll)
         return True
 
-    def _absent_events(self, table: str, ops: list[Op], acked: float) -> list[Op]:
-        """Events whose row does not show, once the window since ``acked`` has passed."""
-        delay = self.consistency.first_poll
-        while True:
-            sql, params = sj.event_ids(table, [str(op.meta["row"]["id"]) for op in ops])
-            asked = time.time()
-            present = {str(r["id"]) for r in self.api.query(sql, params)}
-            absent = [op for op in ops if str(op.meta["row"]["id"]) not in present]
-            if not absent or asked >= acked + self.window():
-                return absent
-            cooperative_sleep(delay)
-            delay = min(delay * 2, self.consistency.max_poll)
+    def _send_copies(
+        self, layout: TableLayout, events: list[_Event], outcome: Outcome
+    ) -> list[_Event] | None:
+        """Insert a new copy of each event (the events to read back; None: failed, recorded)."""
+        recorded: dict[int, dict[str, Any]] = {}
+        for e in events:
+            again = bool(e.copies.marks)
+            e.copies.new_copy()
+            if again:
+                e.copies.repairs += 1
+                e.op.meta["copies"] = list(e.copies.marks)
+                recorded.update({seq: {"copies": e.op.meta["copies"]} for seq in e.op.seqs})
+        if recorded:
+            self._attempt(list(recorded), recorded)
+        return self._insert_copies(layout, events, outcome)
+
+    def _insert_copies(
+        self, layout: TableLayout, events: list[_Event], outcome: Outcome
+    ) -> list[_Event] | None:
+        try:
+            sql, params = sj.insert_events(layout, [e.row() for e in events])
+            result = self.api.execute(sql, params, idempotent=False)
+        except AmbiguousWriteError:
+            result = None
+        except QueryError as exc:
+            reason = self._refusal(exc, layout.name)
+            if reason is not None and len(events) > 1:  # find the event the service refuses
+                alone = [self._insert_copies(layout, [e], outcome) for e in events]
+                return None if None in alone else [e for part in alone if part for e in part]
+            if reason is not None:
+                for seq in events[0].op.seqs:
+                    outcome.rejected[seq] = reason
+                return []
+            _failed(events, exc, outcome)
+            return None
+        except DeeplakeError as exc:
+            _failed(events, exc, outcome)
+            return None
+        now = time.time()
+        for e in events:
+            e.op.fresh = False
+            e.copies.sent(now)
+        if result is None or result.row_count is None or result.row_count < len(events):
+            return events  # some ids existed, or the count is unknown: read them back
+        alone = [e for e in events if len(e.copies.marks) == 1]
+        outcome.completed += [s for e in alone for s in e.op.seqs]
+        return [e for e in events if len(e.copies.marks) > 1]
+
+    def _event_steps(
+        self, table: str, events: list[_Event], marked: bool
+    ) -> list[tuple[_Event, str]] | None:
+        """Read the events' rows back and decide each one's next step (None: the read failed)."""
+        shown: dict[str, list[str | None]] = {}
+        asked = time.time()
+        for i in range(0, len(events), CHUNK):
+            ids = [e.id for e in events[i : i + CHUNK]]
+            sql, params = sj.event_copies(table, ids, marked=marked)
+            try:
+                rows = self.api.query(sql, params)
+            except DeeplakeError:
+                return None
+            for r in rows:
+                shown.setdefault(str(r["id"]), []).append(r["mark"])
+        answered, window = time.time(), self.window()
+        steps = []
+        for e in events:
+            step = e.copies.step(shown.get(e.id, []), asked, answered, window, self.consistency)
+            if step.lag is not None:
+                self.lag.observe(step.lag)
+            steps.append((e, step.action))
+        return steps
+
+    def _drop_copies(self, table: str, event: _Event) -> None:
+        """Delete the surplus copies of one event (every copy when they cannot be told apart)."""
+        keep = event.copies.keep
+        log.info("event %s shows more than once: keeping copy %r", event.id, keep)
+        sql, params = sj.delete_event_copies(table, event.id, keep)
+        event.copies.repairs += 1
+        with contextlib.suppress(AmbiguousWriteError):  # maybe applied: the next read tells
+            self.api.execute(sql, params, idempotent=True)
+        event.copies.dropped(time.time())
+
+
+class _Event:
+    """A session event being stored: its operation and its copies."""
+
+    def __init__(self, op: Op, marked: bool, now: float) -> None:
+        self.op = op
+        # an event an earlier drain sent may still show: its copies are waited for from now
+        self.copies = EventCopies.of(op.meta, marked, None if op.fresh else now)
+        self.id = str(op.meta["row"]["id"])
+
+    def row(self) -> dict[str, Any]:
+        """The row of the latest copy: the event, marked as that copy."""
+        row = dict(self.op.meta["row"])
+        row["message"] = self.op.data.decode("utf-8")
+        if self.copies.marked:
+            row["last_update_date"] = self.copies.marks[-1]
+        return row
+
+
+def _failed(events: list[_Event], error: BaseException, outcome: Outcome) -> None:
+    """Leave the events pending with ``error``."""
+    for e in events:
+        for seq in e.op.seqs:
+            outcome.failed[seq] = error
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -1025,9 +1115,3 @@ def _content(row: Mapping[str, Any]) -> bytes:
     if isinstance(content, str) and content.startswith("\\x"):
         return bytes.fromhex(content[2:])
     return str(row.get("summary") or "").encode("utf-8")
-
-
-def _event_row(op: Op) -> dict[str, Any]:
-    row = dict(op.meta["row"])
-    row["message"] = op.data.decode("utf-8")
-    return row

@@ -32,11 +32,12 @@ __all__ = [
     "append_cas",
     "append_landed",
     "dedupe",
+    "delete_event_copies",
     "delete_path",
     "delete_row",
     "delete_tree",
     "delete_twins",
-    "event_ids",
+    "event_copies",
     "insert_absent",
     "insert_events",
     "rename_path",
@@ -303,13 +304,27 @@ def insert_events(layout: TableLayout, rows: Sequence[Mapping[str, Any]]) -> Sta
     )
 
 
-def event_ids(table: str, ids: Sequence[str]) -> Statement:
-    """Which of these event row ids exist, and how many rows each has."""
+def event_copies(table: str, ids: Sequence[str], *, marked: bool) -> Statement:
+    """Every row with one of these event ids, each as ``id`` and ``mark``.
+
+    ``mark`` is the row's ``last_update_date``, which tells copies of one event apart (NULL when
+    the table has no such column: ``marked=False``).
+    """
     t, p = quote_ident(table), Params()
+    mark = "last_update_date" if marked else "NULL"
     return (
-        f"SELECT id, COUNT(*) AS n FROM {t} WHERE id IN ({_in_list(p, ids)}) GROUP BY id",
+        f"SELECT id, {mark} AS mark FROM {t} WHERE id IN ({_in_list(p, ids)})",
         p.values,
     )
+
+
+def delete_event_copies(table: str, row_id: str, keep: str | None) -> Statement:
+    """Delete the rows of one event id but the one marked ``keep`` (every row when None)."""
+    t, p = quote_ident(table), Params()
+    sql = f"DELETE FROM {t} WHERE id = {p(row_id)}"
+    if keep is not None:
+        sql += f" AND last_update_date IS DISTINCT FROM {p(keep)}"
+    return (sql, p.values)
 
 
 def delete_row(table: str, row_id: str, size: int) -> Statement:
