@@ -10,6 +10,8 @@ OP:
   write_many GO PATH TAG N    wait for file GO, write PATH N times ("TAG i"), close
   write_then_sleep N DELAY    print "ready", wait for a line on stdin, write N files /k/<i>.md,
                               print "written", sleep (to be killed)
+  event_then_sleep DELAY      learn a 0.2 s window from one write, print "ready", wait for a
+                              line on stdin, log one session event, print its id, sleep
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import json
 import os
 import time
 
-from deeplake_sdk import DeeplakeApi, DeeplakeFs
+from consistency import SHORT_WINDOW
+
+from deeplake_sdk import DeeplakeApi, DeeplakeFs, SessionLog
 
 
 def wait_for(go: str) -> None:
@@ -38,7 +42,8 @@ def main() -> None:
     url, token, org, workspace, journal, _patch, op, *args = sys.argv[1:]
     api = DeeplakeApi(token, org, workspace, url)
     where: bool | str | None = {"-": None, "null": False}.get(journal, journal)
-    fs = DeeplakeFs(api, cache=False, journal=where)
+    policy = SHORT_WINDOW if op == "event_then_sleep" else None
+    fs = DeeplakeFs(api, cache=False, journal=where, consistency=policy)
     if op == "append_many":
         go, path, tag, n = args
         wait_for(go)
@@ -58,6 +63,15 @@ def main() -> None:
         for i in range(int(n)):
             fs.write_text(f"/k/{i}.md", f"file {i}\n")
         print("written", flush=True)
+        time.sleep(float(delay))  # the test kills this process while it sleeps
+    elif op == "event_then_sleep":
+        (delay,) = args
+        fs.write_text("/warm.md", "warm")
+        fs.flush()
+        log = SessionLog(api, "s1", user="u", project="p", journal=where)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        print(log.log({"type": "prompt", "text": "hello"}), flush=True)
         time.sleep(float(delay))  # the test kills this process while it sleeps
     else:
         raise SystemExit(f"unknown op {op}")

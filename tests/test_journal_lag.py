@@ -3,12 +3,21 @@ then on the real server (writes that show at once shorten it, a lagging service 
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from consistency import SHORT_WINDOW
 from waiting import poll
 
 from deeplake_sdk import DeeplakeFs, SessionLog
 from deeplake_sdk.journal import Consistency
 from deeplake_sdk.journal.lag import ObservedLag
+from deeplake_sdk.journal.store import journal_path, list_entries
+
+WORKER = str(Path(__file__).with_name("journal_worker.py"))
 
 
 def test_the_whole_window_until_enough_changes_were_seen():
@@ -50,12 +59,6 @@ def test_one_slow_change_among_the_latest_keeps_the_window_long():
 def test_an_impossible_policy_is_refused(bad):
     with pytest.raises(ValueError):
         Consistency(**bad)
-
-
-#: A window learnt from one write (0.2 s when writes show at once), polled every 20-50 ms.
-SHORT_WINDOW = Consistency(
-    window=5.0, min_window=0.2, lag_factor=2.0, min_samples=1, first_poll=0.02, max_poll=0.05
-)
 
 
 def _wait_for_every_commit(srv) -> None:
@@ -144,6 +147,46 @@ def test_an_event_inserted_again_after_a_lost_answer_and_a_grown_lag_is_stored_o
         srv.set_faults(profile="none", read_lag_ms=1000, p_commit_fail=1.0, max_faults=1)
         event_id = log.log({"type": "prompt", "text": "hello"})
         log.flush(timeout=30.0)
+        _wait_for_every_commit(srv)
+        rows = api.query(f'SELECT id FROM "{fs.sessions_table}" WHERE id = $1', [event_id])
+        assert len(rows) == 1
+    finally:
+        srv.set_faults(profile="none")
+        fs.close(wait=False)
+
+
+def test_a_process_resuming_an_event_a_killed_one_sent_again_leaves_one_copy(
+    srv, api, workspace, tmp_path
+):
+    """The killed process sent the event, lost its answer, sent it again after its 0.2 s window
+    (a 1 s lag hid the first copy) and was killed before either showed: the copies it recorded
+    in the journal let the next process keep one."""
+    journal = tmp_path / "j"
+    where = [srv.url, srv.token, srv.org, workspace, str(journal)]
+    proc = subprocess.Popen(
+        [sys.executable, WORKER, *where, "plain", "event_then_sleep", "60"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        srv.set_faults(profile="none", read_lag_ms=1000, p_commit_fail=1.0, max_faults=1)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        event_id = proc.stdout.readline().strip()
+        file = journal_path(journal, srv.url, srv.org, workspace)
+        sent_again = lambda: any("copies" in e.meta for e in list_entries(file))  # noqa: E731
+        poll(sent_again, "the worker to send the event again")
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, err[-3000:]
+    fs = DeeplakeFs(api, cache=False, journal=journal)
+    try:
+        assert not fs.journal.wait_for(fs.journal.overlay.seqs(), 60)
         _wait_for_every_commit(srv)
         rows = api.query(f'SELECT id FROM "{fs.sessions_table}" WHERE id = $1', [event_id])
         assert len(rows) == 1
