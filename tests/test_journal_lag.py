@@ -67,6 +67,13 @@ def _wait_for_every_commit(srv) -> None:
     poll(lambda: pending() == 0, "every write the server answered to commit")
 
 
+def _copies_of_event(srv, fs: DeeplakeFs, event_id: str) -> int:
+    """Rows with the event's id once every write the server answered has committed."""
+    _wait_for_every_commit(srv)
+    rows = fs.api.query(f'SELECT id FROM "{fs.sessions_table}" WHERE id = $1', [event_id])
+    return len(rows)
+
+
 def _write_and_flush(fs: DeeplakeFs, n: int, prefix: str) -> None:
     for i in range(n):
         fs.write_text(f"/{prefix}{i}.md", f"note {i}")
@@ -147,9 +154,7 @@ def test_an_event_inserted_again_after_a_lost_answer_and_a_grown_lag_is_stored_o
         srv.set_faults(profile="none", read_lag_ms=1000, p_commit_fail=1.0, max_faults=1)
         event_id = log.log({"type": "prompt", "text": "hello"})
         log.flush(timeout=30.0)
-        _wait_for_every_commit(srv)
-        rows = api.query(f'SELECT id FROM "{fs.sessions_table}" WHERE id = $1', [event_id])
-        assert len(rows) == 1
+        assert _copies_of_event(srv, fs, event_id) == 1
     finally:
         srv.set_faults(profile="none")
         fs.close(wait=False)
@@ -187,9 +192,7 @@ def test_a_process_resuming_an_event_a_killed_one_sent_again_leaves_one_copy(
     fs = DeeplakeFs(api, cache=False, journal=journal)
     try:
         assert not fs.journal.wait_for(fs.journal.overlay.seqs(), 60)
-        _wait_for_every_commit(srv)
-        rows = api.query(f'SELECT id FROM "{fs.sessions_table}" WHERE id = $1', [event_id])
-        assert len(rows) == 1
+        assert _copies_of_event(srv, fs, event_id) == 1
     finally:
         srv.set_faults(profile="none")
         fs.close(wait=False)
