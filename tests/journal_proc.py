@@ -35,8 +35,8 @@ _start_thread = _monkey.get_original("_thread", "start_new_thread")
 _sleep = _monkey.get_original("time", "sleep")
 
 
-def store_at(root: str) -> JournalStore:
-    return JournalStore.open(root, ORIGIN, ORG, WS)
+def store_at(root: str, origin: str = ORIGIN, org: str = ORG, ws: str = WS) -> JournalStore:
+    return JournalStore.open(root, origin, org, ws)
 
 
 def emit(value: object) -> None:
@@ -122,7 +122,7 @@ def scenario_append(args: argparse.Namespace) -> None:
 
 def scenario_hold_drain(args: argparse.Namespace) -> None:
     """Take the drain lock, say whether it was granted, hold it until stdin closes."""
-    store = store_at(args.root)
+    store = store_at(args.root, args.origin, args.org, args.ws)
     emit({"locked": store.try_lock_drain()})
     sys.stdin.read()
 
@@ -366,6 +366,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--tag", default="p")
+    parser.add_argument("--origin", default=ORIGIN, help="journal of this origin (hold-drain)")
+    parser.add_argument("--org", default=ORG, help="journal of this org (hold-drain)")
+    parser.add_argument("--ws", default=WS, help="journal of this workspace (hold-drain)")
     args = parser.parse_args()
     SCENARIOS[args.scenario](args)
 

@@ -3,7 +3,13 @@ on the real server (a write waiting out the read lag does not hold back other fi
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from waiting import poll
@@ -12,6 +18,8 @@ from deeplake_sdk import DeeplakeFs
 from deeplake_sdk.journal import Entry
 from deeplake_sdk.journal.drain import Consistency
 from deeplake_sdk.journal.inflight import InFlight
+
+PROC = str(Path(__file__).with_name("journal_proc.py"))
 
 
 def entry(seq: int, op: str = "put", path: str = "/a", table: str = "memory") -> Entry:
@@ -161,31 +169,71 @@ def test_random_sequences_keep_every_file_in_order_and_barriers_alone():
                 del pending[e.seq]
 
 
-def test_a_write_waiting_out_the_read_lag_does_not_hold_back_other_files(srv, api, tmp_path):
-    """The insert of one file fails ambiguously (502): its drain waits the consistency window
-    before it may resend. A file journaled meanwhile is confirmed before that resend."""
-    window = 6.0
-    journal = tmp_path / "journal"
-    slow = DeeplakeFs(
-        api, "slow", cache=False, journal=journal, consistency=Consistency(window=window)
-    )
+#: The inserts into table ``slow`` fail ambiguously (a 502 before they run).
+FAIL_SLOW_INSERTS = dict(profile="none", fail_pattern='^INSERT INTO "slow"', fail_status=502)
+
+
+@contextmanager
+def slow_and_fast(api, journal: Path) -> Iterator[tuple[DeeplakeFs, DeeplakeFs]]:
+    """Two filesystems on one journal: ``slow`` (table ``slow``, a 6 s window) and ``fast``."""
+    slow = DeeplakeFs(api, "slow", cache=False, journal=journal, consistency=Consistency(window=6))
     fast = DeeplakeFs(api, cache=False, journal=journal)
     try:
         slow.write_text("/ready.md", "x")
         fast.write_text("/ready.md", "x")
         fast.flush()
-        slow.flush()  # both tables exist: only the inserts below are sent
-        srv.set_faults(profile="none", fail_pattern='^INSERT INTO "slow"', fail_status=502)
-        slow.write_text("/a.md", "slow")
-        poll(lambda: srv.stats()["injected"].get("pattern", 0) >= 1)
-        fast.write_text("/b.md", "fast")
-        fast.flush()
-        # confirmed while the slow write still waits: it was sent only once so far
-        assert srv.stats()["injected"].get("pattern", 0) == 1
-        assert api.query("SELECT summary FROM memory WHERE path = '/b.md'") == [{"summary": "fast"}]
-        srv.set_faults(profile="none")
-        slow.flush()
-        assert api.query("SELECT summary FROM slow WHERE path = '/a.md'") == [{"summary": "slow"}]
+        slow.flush()  # both tables exist: only the inserts of the test are sent
+        yield slow, fast
     finally:
         slow.close(wait=False)
         fast.close(wait=False)
+
+
+def assert_fast_settles_while_slow_waits(srv, api, slow: DeeplakeFs, fast: DeeplakeFs) -> None:
+    fast.flush()
+    # confirmed while the slow write still waits: it was sent only once so far
+    assert srv.stats()["injected"].get("pattern", 0) == 1
+    assert api.query("SELECT summary FROM memory WHERE path = '/b.md'") == [{"summary": "fast"}]
+    srv.set_faults(profile="none")
+    slow.flush()
+    assert api.query("SELECT summary FROM slow WHERE path = '/a.md'") == [{"summary": "slow"}]
+
+
+def test_a_write_waiting_out_the_read_lag_does_not_hold_back_other_files(srv, api, tmp_path):
+    """The insert of one file fails ambiguously (502): its drain waits the consistency window
+    before it may resend. A file journaled meanwhile is confirmed before that resend."""
+    with slow_and_fast(api, tmp_path / "journal") as (slow, fast):
+        srv.set_faults(**FAIL_SLOW_INSERTS)
+        slow.write_text("/a.md", "slow")
+        poll(lambda: srv.stats()["injected"].get("pattern", 0) >= 1)
+        fast.write_text("/b.md", "fast")
+        assert_fast_settles_while_slow_waits(srv, api, slow, fast)
+
+
+def test_a_file_confirmed_is_settled_before_a_file_of_its_batch_that_waits(
+    srv, api, workspace, tmp_path
+):
+    """Both writes are journaled while another process holds the drain lock, so that one batch
+    takes them: the slow file's insert fails ambiguously (502) and waits the window, the fast
+    file is confirmed in the first round, and its writer is told then, not at the batch's end."""
+    journal = tmp_path / "journal"
+    with slow_and_fast(api, journal) as (slow, fast):
+        where = ["--origin", srv.url, "--org", srv.org, "--ws", workspace]
+        holder = subprocess.Popen(
+            [sys.executable, PROC, "hold-drain", str(journal), *where],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdin is not None and holder.stdout is not None
+        try:
+            assert json.loads(holder.stdout.readline()) == {"locked": True}
+            srv.set_faults(**FAIL_SLOW_INSERTS)
+            slow.write_text("/a.md", "slow")
+            fast.write_text("/b.md", "fast")
+            holder.stdin.close()  # the holder exits: this process drains both in one batch
+            assert holder.wait(60) == 0
+        finally:
+            holder.kill()
+            holder.wait(60)
+        assert_fast_settles_while_slow_waits(srv, api, slow, fast)

@@ -299,12 +299,28 @@ class Journal:
         """
         if not batch:
             return True
-        outcome = self._drain.apply(list(batch))
+        early: set[int] = set()
+
+        def settled(part: Outcome) -> None:  # files and events done before the batch
+            self._record_outcome(batch, part)
+            early.update(part.completed, part.rejected)
+
+        outcome = self._drain.apply(list(batch), settled)
+        rest = Outcome(
+            completed=[s for s in outcome.completed if s not in early],
+            rejected={s: r for s, r in outcome.rejected.items() if s not in early},
+            failed=outcome.failed,
+            lanes=outcome.lanes,
+        )
+        self._record_outcome(batch, rest)
+        return not outcome.failed
+
+    def _record_outcome(self, batch: Sequence[Entry], outcome: Outcome) -> None:
+        """Durably complete or refuse the entries, then let their writers know."""
         self.store.complete(outcome.completed, outcome.lanes)
         for seq, reason in outcome.rejected.items():
             self.store.reject(seq, reason)
         self._settle(batch, outcome)
-        return not outcome.failed
 
     def _settle(self, batch: Sequence[Entry], outcome: Outcome) -> None:
         self.overlay.retire(outcome.completed, self.consistency.window)

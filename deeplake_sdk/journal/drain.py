@@ -4,7 +4,8 @@ A drain takes a batch of entries (journal order), plans it (:mod:`deeplake_sdk.j
 and applies each segment in *rounds*: in round ``r`` the ``r``-th operation of every file lane is
 sent (new files together in multi-row inserts, the rest in parallel), then every lane is
 *verified* by reading its rows back (one query per chunk of paths). An entry is completed only
-once its effect has been seen in the table.
+once its effect has been seen in the table; a file or an event is settled as soon as its last
+entry is (:attr:`Outcome.settled`), while the rest of the batch goes on.
 
 Why verify: the service answers some writes and then loses them (two rapid UPDATEs of a row can
 coalesce), answers others with an error although they ran (commit-then-fail), and shows a write
@@ -172,12 +173,24 @@ class Outcome:
         rejected: Entries the service refused for good, with the reason.
         failed: Entries left pending, with the retryable error that stopped them.
         lanes: What is now known of each touched file (row id, size, date), for later drains.
+        settled: Told of the files and events settled while the rest of the batch goes on
+            (an :class:`Outcome` of their entries, also counted in this one), so that their
+            writers need not wait for the batch's slowest file.
     """
 
     completed: list[int] = field(default_factory=list)
     rejected: dict[int, str] = field(default_factory=dict)
     failed: dict[int, BaseException] = field(default_factory=dict)
     lanes: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
+    settled: Callable[[Outcome], None] | None = None
+
+    def settle(self, part: Outcome) -> None:
+        """Count ``part`` in this outcome and tell :attr:`settled` of it now."""
+        self.completed += part.completed
+        self.rejected.update(part.rejected)
+        self.lanes.update(part.lanes)
+        if self.settled is not None and (part.completed or part.rejected):
+            self.settled(part)
 
 
 # ------------------------------------------------------------------------------------------ lanes
@@ -201,6 +214,7 @@ class _Run:
         self.dropping: frozenset[str] = frozenset()  # ids of rows deleted as duplicates
         self.skipped = False  # an insert of this round surely did not apply (the path existed)
         self.error: BaseException | None = None
+        self.reported = False  # its outcome was settled (its last operation applied)
         self.done: list[int] = []
         self.rejected: dict[int, str] = {}
 
@@ -294,9 +308,16 @@ class Drain:
         self.parallel = parallel or getattr(api.endpoint, "pool_size", 8)
 
     # -- entry point --------------------------------------------------------------------------
-    def apply(self, entries: list[Entry]) -> Outcome:
-        """Apply a batch; stops at the first segment that could not be fully applied."""
-        outcome = Outcome()
+    def apply(
+        self, entries: list[Entry], settled: Callable[[Outcome], None] | None = None
+    ) -> Outcome:
+        """Apply a batch; stops at the first segment that could not be fully applied.
+
+        Args:
+            entries: The batch, in journal order.
+            settled: Told of entries settled before the batch ends (see :class:`Outcome`).
+        """
+        outcome = Outcome(settled=settled)
         for segment in plan(entries):
             ok = self._segment(segment, outcome)
             if not ok:
@@ -357,17 +378,16 @@ class Drain:
             if not active:
                 break
             self._send_round(active)
-            self._verify_round([r for r in active if r.op is not None and r.error is None])
+            verified = [r for r in active if r.op is not None and r.error is None]
+            self._verify_round(verified, outcome)
             # a lane whose operation failed (retryable) stops; the others go on
             for run in active:
                 if run.error is not None:
                     run.index = len(run.lane.ops)
+            _settle_finished(outcome, active)
         ok = True
+        outcome.settle(_settled([r for r in runs if not r.reported]))  # the lanes that failed
         for run in runs:
-            outcome.completed += run.done
-            outcome.rejected.update(run.rejected)
-            key = (run.lane.table, run.lane.path)
-            outcome.lanes[key] = run.hint()
             if run.error is not None:
                 ok = False
                 pending = [s for op in run.lane.ops for s in op.seqs]
@@ -596,8 +616,12 @@ class Drain:
         run.answered()
 
     # -- verification -------------------------------------------------------------------------
-    def _verify_round(self, runs: list[_Run]) -> None:
-        """Read every lane back until its operation shows, waiting out the read lag."""
+    def _verify_round(self, runs: list[_Run], outcome: Outcome) -> None:
+        """Read every lane back until its operation shows, waiting out the read lag.
+
+        A lane whose last operation shows is settled at once (``outcome``), not when the
+        round's slowest lane is done.
+        """
         delay = self.consistency.first_poll
         pending = list(runs)
         while pending:
@@ -629,6 +653,7 @@ class Drain:
                         )
                     else:
                         repairs.append((run, rows, run.op))
+            _settle_finished(outcome, pending)
             self._parallel([lambda r=r, rows=rows: self._repair(r, rows) for r, rows, _ in repairs])
             # a repaired lane is checked again, unless the repair settled its operation
             pending = [r for r in waiting if r.error is None]
@@ -935,7 +960,8 @@ class Drain:
             send = [e for e, action in steps if action == "send"]
             drops = [e for e, action in steps if action == "drop"]
             check = [e for e, action in steps if action in ("wait", "drop")]
-            outcome.completed += [s for e, action in steps if action == "ok" for s in e.op.seqs]
+            stored = [s for e, action in steps if action == "ok" for s in e.op.seqs]
+            outcome.settle(Outcome(completed=stored))
             if any(e.copies.repairs >= MAX_REPAIRS for e in send + drops):
                 for e in check + send:
                     for seq in e.op.seqs:
@@ -979,8 +1005,7 @@ class Drain:
                 alone = [self._insert_copies(layout, [e], outcome) for e in events]
                 return None if None in alone else [e for part in alone if part for e in part]
             if reason is not None:
-                for seq in events[0].op.seqs:
-                    outcome.rejected[seq] = reason
+                outcome.settle(Outcome(rejected=dict.fromkeys(events[0].op.seqs, reason)))
                 return []
             _failed(events, exc, outcome)
             return None
@@ -994,7 +1019,7 @@ class Drain:
         if result is None or result.row_count is None or result.row_count < len(events):
             return events  # some ids existed, or the count is unknown: read them back
         alone = [e for e in events if len(e.copies.marks) == 1]
-        outcome.completed += [s for e in alone for s in e.op.seqs]
+        outcome.settle(Outcome(completed=[s for e in alone for s in e.op.seqs]))
         return [e for e in events if len(e.copies.marks) > 1]
 
     def _event_steps(
@@ -1078,6 +1103,23 @@ def _group_meta(op: Op, row: Row | None) -> dict[int, dict[str, Any]]:
     op.meta.update(facts)
     group = {"group": op.seqs[0], "members": len(op.seqs)}
     return {seq: {**group, **facts} for seq in op.seqs}
+
+
+def _settle_finished(outcome: Outcome, runs: list[_Run]) -> None:
+    """Settle the lanes among ``runs`` that have applied their last operation, once each."""
+    finished = [r for r in runs if r.op is None and r.error is None and not r.reported]
+    outcome.settle(_settled(finished))
+
+
+def _settled(runs: list[_Run]) -> Outcome:
+    """What these lanes did (their entries confirmed or refused, their files' hints)."""
+    part = Outcome()
+    for run in runs:
+        run.reported = True
+        part.completed += run.done
+        part.rejected.update(run.rejected)
+        part.lanes[(run.lane.table, run.lane.path)] = run.hint()
+    return part
 
 
 def _by_table(runs: list[_Run]) -> dict[str, list[_Run]]:
