@@ -181,7 +181,9 @@ class SessionLog:
     """Log the events of one agent session as rows of the sessions table.
 
     Every event becomes one JSONB row whose id is the event's id, and the statement only
-    inserts when no row has that id, so a retried write never adds a second row. The events of
+    inserts when no row has that id, so a retried write never adds a second row (a copy sent
+    again after a lost answer is marked, so that one the read lag hid is deleted when it
+    shows: :mod:`deeplake_sdk.journal.events`). The events of
     a session share one path and read back, through :class:`~deeplake_sdk.DeeplakeFs`, as a
     JSONL file in the order they were logged::
 
