@@ -111,7 +111,15 @@ class AuthError(ApiError):
     """The token was missing or rejected (401), or it may not use this org (403).
 
     Check ``DEEPLAKE_TOKEN`` / ``DEEPLAKE_ORG_ID`` or ``~/.deeplake/credentials.json``.
+
+    Attributes:
+        gateway: The refusal came as a page that is not the service's JSON (a gateway's HTML):
+            gateways in front of the service send such 401/403 answers now and then, and the
+            next request goes through, so the SDK retries them a few times
+            (:attr:`RetryPolicy.auth_retries <deeplake_sdk.RetryPolicy>`).
     """
+
+    gateway: bool = False
 
 
 class QueryError(ApiError):

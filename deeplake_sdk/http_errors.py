@@ -176,7 +176,8 @@ def error_for_status(status: int, headers: Any, content: bytes) -> ApiError:
     """Build the typed error for an error answer.
 
     JSON bodies ``{"error", "code"?, "request_id"?}`` give the message; HTML or text bodies (a
-    gateway's) are summarised. 401/403 -> AuthError; 429 -> RateLimitError; 503 ->
+    gateway's) are summarised. 401/403 -> AuthError (``gateway`` when the body is not a JSON
+    object); 429 -> RateLimitError; 503 ->
     ServiceUnavailableError (a RateLimitError and a ServerError); other 5xx -> ServerError;
     409 or any "already exists" message -> AlreadyExistsError; other 4xx -> QueryError.
 
@@ -218,7 +219,8 @@ def error_for_status(status: int, headers: Any, content: bytes) -> ApiError:
     error = cls(status, message, request_id, code)
     if cls in (ServerError, QueryError) and _ALREADY_EXISTS.search(message):
         error = AlreadyExistsError(status, message, request_id, code)
-    if status in (401, 403):
+    if isinstance(error, AuthError):
+        error.gateway = not isinstance(data, dict)  # not the service's JSON: a gateway's page
         error.message += " (check DEEPLAKE_TOKEN / DEEPLAKE_ORG_ID or ~/.deeplake/credentials.json)"
     retry_after = parse_retry_after(headers.get("retry-after")) if headers is not None else None
     if retry_after is not None:

@@ -1,7 +1,9 @@
 """Retry policy, built on the ``retrying`` package.
 
 What is retried (DESIGN section 4): HTTP 429/500/502/503/504 and network errors (connect
-errors, resets, read timeouts). Never retried: other 4xx, answers saying "already exists" (the
+errors, resets, read timeouts), and a few times per call a 401/403 that a gateway sent (a page
+that is not the service's JSON: DESIGN section 10). Never retried: other 4xx, the service's own
+401/403, answers saying "already exists" (the
 real service sends 500 for those on ALTER/CREATE INDEX), ambiguous writes the caller has not
 made safe (:class:`~deeplake_sdk.errors.AmbiguousWriteError`), and anything that is not an SDK
 error (a bug should surface, not be repeated).
@@ -34,7 +36,13 @@ from typing import Any, TypeVar
 from retrying import Retrying
 
 from deeplake_sdk._coop import cooperative_sleep
-from deeplake_sdk.errors import AlreadyExistsError, AmbiguousWriteError, ApiError, NetworkError
+from deeplake_sdk.errors import (
+    AlreadyExistsError,
+    AmbiguousWriteError,
+    ApiError,
+    AuthError,
+    NetworkError,
+)
 from deeplake_sdk.http_errors import is_overload
 
 __all__ = [
@@ -87,6 +95,9 @@ class RetryPolicy:
             (too many per second: the service's own time to refill) back off in full and
             honour ``Retry-After``.
         retry_after_max: Cap applied to a server's ``Retry-After``, in seconds.
+        auth_retries: Retries, within ``retries``, of a 401/403 that a gateway sent instead of
+            the service (:attr:`AuthError.gateway <deeplake_sdk.errors.AuthError>`: transient);
+            ``0`` raises it at once, like the service's own 401/403.
         deadline: Total time budget of one call (attempts and sleeps), in seconds; ``None``
             for no budget beyond ``retries``. No sleep is started that would cross it.
     """
@@ -97,11 +108,12 @@ class RetryPolicy:
     jitter: float = 0.5
     transient_factor: float = 0.2
     retry_after_max: float = 30.0
+    auth_retries: int = 2
     deadline: float | None = 120.0
 
     def __post_init__(self) -> None:
-        if self.retries < 0:
-            raise ValueError("retries must be >= 0")
+        if self.retries < 0 or self.auth_retries < 0:
+            raise ValueError("retries and auth_retries must be >= 0")
         if self.backoff_base < 0 or self.backoff_max < 0 or self.jitter < 0:
             raise ValueError("backoff_base, backoff_max and jitter must be >= 0")
         if not 0 <= self.transient_factor <= 1:
@@ -120,12 +132,19 @@ class RetryPolicy:
             raise TypeError(f"retries must be an int or a RetryPolicy, got {value!r}")
         return cls(retries=value)
 
-    def should_retry(self, error: BaseException) -> bool:
-        """Tell whether ``error`` may be retried (``budget_spent``: the endpoint refused)."""
+    def should_retry(self, error: BaseException, gateway_refusals: int = 0) -> bool:
+        """Tell whether ``error`` may be retried (``budget_spent``: the endpoint refused).
+
+        Args:
+            error: The failure.
+            gateway_refusals: Gateway 401/403 answers the call has already retried.
+        """
         if isinstance(error, AmbiguousWriteError) or getattr(error, "budget_spent", False):
             return False
         if isinstance(error, NetworkError):
             return True
+        if isinstance(error, AuthError):
+            return error.gateway and gateway_refusals < self.auth_retries
         if isinstance(error, ApiError):
             return error.status in RETRY_STATUSES and not isinstance(error, AlreadyExistsError)
         return False
@@ -202,6 +221,7 @@ class RetryCall:
         self.attempt = 0
         self.last_error: BaseException | None = None
         self.delays: list[float] = []
+        self.gateway_refusals = 0
         self._next_delay = 0.0
 
     def remaining(self) -> float | None:
@@ -213,7 +233,10 @@ class RetryCall:
     # -- hooks given to retrying ------------------------------------------------------------
     def _retry_on_exception(self, error: BaseException) -> bool:
         self.last_error = error
-        return self.policy.should_retry(error)
+        retry = self.policy.should_retry(error, self.gateway_refusals)
+        if retry and isinstance(error, AuthError):
+            self.gateway_refusals += 1
+        return retry
 
     def _stop(self, attempt_number: int, _delay_ms: int) -> bool:
         error = self.last_error

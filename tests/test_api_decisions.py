@@ -145,7 +145,7 @@ def test_rejected_sql_and_token_are_raised_at_once(srv, client, workspace):
         pytest.raises(AuthError, match="invalid token"),
     ):
         other.query("SELECT 1")
-    assert srv.stats()["status_counts"] == {"400": 1, "401": 1}
+    assert srv.stats()["status_counts"] == {"400": 1, "401": 1}  # the service's 401: at once
     assert not client.retry_events
 
 
@@ -249,6 +249,23 @@ def test_write_retried_after_failures_that_did_not_run(srv, client, table, fault
     assert srv.stats()["requests"] == 3
     assert [e.status for e in client.retry_events] == [int(fault[2:])] * 2
     assert healed_rows(srv, client) == [1, 2]
+
+
+def test_a_gateways_401_or_403_is_retried_and_a_write_behind_it_sent_again(srv, client, table):
+    inject(srv, p_auth_html=1.0, max_faults=2)  # a gateway's HTML page, nothing executed
+    client.execute("INSERT INTO t (a) VALUES (2)")
+    assert srv.stats()["requests"] == 3
+    assert all(isinstance(e.error, AuthError) and e.error.gateway for e in client.retry_events)
+    assert len(client.retry_events) == 2
+    assert healed_rows(srv, client) == [1, 2]
+
+
+def test_a_gateway_that_keeps_refusing_is_raised_after_its_retries(srv, client):
+    inject(srv, p_auth_html=1.0)
+    with pytest.raises(AuthError) as info:
+        client.query("SELECT 1")
+    assert info.value.gateway
+    assert srv.stats()["requests"] == 1 + RetryPolicy().auth_retries  # not every retry of FAST
 
 
 def test_confirm_true_stops_resend(srv, client, table):

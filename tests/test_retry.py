@@ -89,6 +89,8 @@ def test_retry_after_wins_when_longer_and_is_capped():
         (QueryError(400, "syntax"), False),
         (QueryError(408, "statement timeout"), False),
         (AuthError(401, "no"), False),
+        (error_for_status(401, {}, b'{"error": "invalid token"}'), False),  # the service's
+        (error_for_status(403, {}, b"<html><title>403 Forbidden</title></html>"), True),
         (NetworkError("reset", ambiguous=True), True),
         (NetworkError("refused"), True),
         (AmbiguousWriteError("maybe"), False),
@@ -97,6 +99,16 @@ def test_retry_after_wins_when_longer_and_is_capped():
 )
 def test_should_retry(error, retry):
     assert RetryPolicy().should_retry(error) is retry
+
+
+def test_a_gateways_refusals_are_retried_only_auth_retries_times_per_call():
+    gateway = error_for_status(401, {}, b"<html><body>401 Authorization Required</body></html>")
+    assert gateway.gateway and "401 Authorization Required" in gateway.message
+    policy = RetryPolicy(retries=5, auth_retries=2)
+    assert [policy.should_retry(gateway, n) for n in range(4)] == [True, True, False, False]
+    assert not RetryPolicy(auth_retries=0).should_retry(gateway)
+    call = RetryCall(policy)
+    assert [call._retry_on_exception(gateway) for _ in range(3)] == [True, True, False]
 
 
 def test_coerce():
@@ -108,6 +120,8 @@ def test_coerce():
         RetryPolicy.coerce(True)
     with pytest.raises(ValueError):
         RetryPolicy(retries=-1)
+    with pytest.raises(ValueError):
+        RetryPolicy(auth_retries=-1)
 
 
 class Flaky:
