@@ -127,6 +127,18 @@ def scenario_hold_drain(args: argparse.Namespace) -> None:
     sys.stdin.read()
 
 
+def scenario_event_unsent(args: argparse.Namespace) -> None:
+    """Journal the event row read from stdin (JSON) as being sent, and exit without sending."""
+    row = json.loads(sys.stdin.read())
+    meta = {k: v for k, v in row.items() if k != "message"}
+    store = store_at(args.root, args.origin, args.org, args.ws)
+    seqs = store.append(
+        [NewEntry("event", args.tag, row["path"], row["message"].encode(), {"row": meta})]
+    )
+    store.begin_attempt(seqs)
+    emit({"seqs": seqs})
+
+
 def scenario_try_drain(args: argparse.Namespace) -> None:
     """Say whether the drain lock can be taken now (then exit, releasing it)."""
     store = store_at(args.root)
@@ -348,6 +360,7 @@ def scenario_signals(args: argparse.Namespace) -> None:
 SCENARIOS = {
     "append": scenario_append,
     "hold-drain": scenario_hold_drain,
+    "event-unsent": scenario_event_unsent,
     "try-drain": scenario_try_drain,
     "fork": scenario_fork,
     "fork-busy": scenario_fork_busy,
@@ -366,9 +379,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--tag", default="p")
-    parser.add_argument("--origin", default=ORIGIN, help="journal of this origin (hold-drain)")
-    parser.add_argument("--org", default=ORG, help="journal of this org (hold-drain)")
-    parser.add_argument("--ws", default=WS, help="journal of this workspace (hold-drain)")
+    parser.add_argument("--origin", default=ORIGIN, help="journal of this origin")
+    parser.add_argument("--org", default=ORG, help="journal of this org")
+    parser.add_argument("--ws", default=WS, help="journal of this workspace")
     args = parser.parse_args()
     SCENARIOS[args.scenario](args)
 

@@ -40,11 +40,37 @@ def test_an_event_that_does_not_show_is_sent_again_only_after_the_window():
     assert copies.step([], asked=10.5, answered=10.55, window=0.5, policy=POLICY).action == "send"
 
 
-def test_the_latest_copy_shown_alone_means_the_earlier_were_lost():
+def test_the_latest_copy_shown_alone_is_kept_and_dated_as_the_event_again():
     copies = _sent_twice()
     second = copies.marks[1]
+    # the earlier copy, not shown, was lost: the second is kept, with the event's own date
     step = copies.step([second], asked=11.1, answered=11.15, window=0.5, policy=POLICY)
-    assert step == ("ok", None)
+    assert step == ("restore", None)
+    assert copies.keep == second
+    copies.restored(11.2)
+    assert copies.step([second], asked=11.3, answered=11.4, window=0.5, policy=POLICY) == (
+        "wait",
+        None,
+    )
+    # the update did not show within the window: send it again
+    assert copies.step([second], asked=11.7, answered=11.8, window=0.5, policy=POLICY) == (
+        "restore",
+        None,
+    )
+    assert copies.step([FIRST], asked=11.9, answered=12.0, window=0.5, policy=POLICY) == (
+        "ok",
+        None,
+    )
+
+
+def test_the_first_copy_shown_alone_when_it_is_the_only_one_is_done():
+    copies = EventCopies.of(META, marked=True, sent_before=None)
+    copies.new_copy()
+    copies.sent(10.0)
+    assert copies.step([FIRST], asked=10.1, answered=10.2, window=0.5, policy=POLICY) == (
+        "ok",
+        None,
+    )
 
 
 def test_an_earlier_copy_shown_alone_holds_until_the_later_could_show_and_teaches_its_lag():
@@ -83,9 +109,8 @@ def test_both_copies_shown_keep_the_latest_and_wait_for_the_delete_to_show():
     assert copies.step(both, asked=11.5, answered=11.6, window=0.5, policy=POLICY).action == "wait"
     # the delete did not show within the window: delete again
     assert copies.step(both, asked=11.8, answered=11.9, window=0.5, policy=POLICY).action == "drop"
-    assert (
-        copies.step([second], asked=12.0, answered=12.1, window=0.5, policy=POLICY).action == "ok"
-    )
+    step = copies.step([second], asked=12.0, answered=12.1, window=0.5, policy=POLICY)
+    assert step.action == "restore"
 
 
 def test_a_later_copy_shown_during_the_hold_replaces_the_earlier():

@@ -3,6 +3,7 @@ then on the real server (writes that show at once shorten it, a lagging service 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from deeplake_sdk.journal.lag import ObservedLag
 from deeplake_sdk.journal.store import journal_path, list_entries
 
 WORKER = str(Path(__file__).with_name("journal_worker.py"))
+PROC = str(Path(__file__).with_name("journal_proc.py"))
 
 
 def test_the_whole_window_until_enough_changes_were_seen():
@@ -68,9 +70,14 @@ def _wait_for_every_commit(srv) -> None:
 
 
 def _copies_of_event(srv, fs: DeeplakeFs, event_id: str) -> int:
-    """Rows with the event's id once every write the server answered has committed."""
+    """Rows with the event's id once every write the server answered has committed; each is
+    dated as the event (as the plugin's rows are), whichever copy was kept."""
     _wait_for_every_commit(srv)
-    rows = fs.api.query(f'SELECT id FROM "{fs.sessions_table}" WHERE id = $1', [event_id])
+    rows = fs.api.query(
+        f'SELECT creation_date, last_update_date FROM "{fs.sessions_table}" WHERE id = $1',
+        [event_id],
+    )
+    assert all(r["creation_date"] == r["last_update_date"] for r in rows)
     return len(rows)
 
 
@@ -195,4 +202,32 @@ def test_a_process_resuming_an_event_a_killed_one_sent_again_leaves_one_copy(
         assert _copies_of_event(srv, fs, event_id) == 1
     finally:
         srv.set_faults(profile="none")
+        fs.close(wait=False)
+
+
+def test_an_event_another_process_never_sent_is_stored_once_dated_as_the_event(
+    srv, api, workspace, tmp_path
+):
+    """The killed process journaled the event as being sent, and never sent it: the next one
+    waits the window for it, sends a (marked) copy, and dates the row as the event again."""
+    journal = tmp_path / "j"
+    fs = DeeplakeFs(api, cache=False, journal=journal, consistency=Consistency(window=0.5))
+    try:
+        log = SessionLog(api, "s1", user="u", project="p", journal=journal)
+        row = log.make_row({"type": "prompt", "text": "hello"})
+        where = ["--origin", srv.url, "--org", srv.org, "--ws", workspace, "--tag", log.table]
+        proc = subprocess.run(
+            [sys.executable, PROC, "event-unsent", str(journal), *where],
+            input=json.dumps(row),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        seqs = json.loads(proc.stdout)["seqs"]
+        assert fs.journal.adopt_all() == seqs  # the next process takes it over
+        assert not fs.journal.wait_for(seqs, 60)
+        assert _copies_of_event(srv, fs, row["id"]) == 1
+    finally:
         fs.close(wait=False)

@@ -958,19 +958,19 @@ class Drain:
             if steps is None:
                 return False
             send = [e for e, action in steps if action == "send"]
-            drops = [e for e, action in steps if action == "drop"]
-            check = [e for e, action in steps if action in ("wait", "drop")]
+            fixes = [(e, action) for e, action in steps if action in ("drop", "restore")]
+            check = [e for e, action in steps if action not in ("send", "ok")]
             stored = [s for e, action in steps if action == "ok" for s in e.op.seqs]
             outcome.settle(Outcome(completed=stored))
-            if any(e.copies.repairs >= MAX_REPAIRS for e in send + drops):
+            if any(e.copies.repairs >= MAX_REPAIRS for e in send + [e for e, _ in fixes]):
                 for e in check + send:
                     for seq in e.op.seqs:
                         outcome.failed[seq] = DeeplakeError("event rows did not show once")
                 return False
-            results = self._parallel([lambda e=e: self._drop_copies(table, e) for e in drops])
+            results = self._parallel([lambda f=f: self._fix_copies(table, *f) for f in fixes])
             if any(isinstance(r, Failure) for r in results):
                 return False
-            if check and not send and not drops:
+            if check and not send and not fixes:
                 cooperative_sleep(delay)
                 delay = min(delay * 2, self.consistency.max_poll)
         return True
@@ -1046,15 +1046,26 @@ class Drain:
             steps.append((e, step.action))
         return steps
 
-    def _drop_copies(self, table: str, event: _Event) -> None:
-        """Delete the surplus copies of one event (every copy when they cannot be told apart)."""
-        keep = event.copies.keep
-        log.info("event %s shows more than once: keeping copy %r", event.id, keep)
-        sql, params = sj.delete_event_copies(table, event.id, keep)
-        event.copies.repairs += 1
+    def _fix_copies(self, table: str, event: _Event, action: str) -> None:
+        """Delete an event's surplus copies (``drop``), or date the copy kept as the event.
+
+        A ``drop`` deletes every copy when they cannot be told apart; a ``restore`` sets the
+        kept copy's ``last_update_date`` back to the event's own.
+        """
+        copies = event.copies
+        if action == "drop":
+            log.info("event %s shows more than once: keeping copy %r", event.id, copies.keep)
+            sql, params = sj.delete_event_copies(table, event.id, copies.keep)
+        else:
+            assert copies.keep is not None
+            sql, params = sj.restore_event_date(table, event.id, copies.keep, copies.first)
+        copies.repairs += 1
         with contextlib.suppress(AmbiguousWriteError):  # maybe applied: the next read tells
             self.api.execute(sql, params, idempotent=True)
-        event.copies.dropped(time.time())
+        if action == "drop":
+            copies.dropped(time.time())
+        else:
+            copies.restored(time.time())
 
 
 class _Event:

@@ -12,7 +12,10 @@ decides from the copies a read shows:
   in the order it answered them); any that show are deleted;
 * only an earlier copy shows: the lag grew. It is learnt, and the later copies are waited for
   (``lag_factor`` times what the earlier copy took, at most :attr:`Consistency.window`), so
-  that one that shows late is deleted as well.
+  that one that shows late is deleted as well;
+* the one copy left is a marked one: its ``last_update_date`` is set back to the event's date
+  (the plugin's rows have both dates equal to the event's timestamp), and the event is done
+  once that shows.
 
 A table without ``last_update_date`` cannot tell copies apart: an event there is done once any
 copy shows (and a lag grown past the window may leave two rows, which readers show once).
@@ -31,8 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["EventCopies", "Step"]
 
 #: What to do next with an event: ``ok`` (stored once), ``wait`` (read again), ``send`` (a new
-#: copy), ``drop`` (delete every copy but :attr:`EventCopies.keep`; all of them when it is None).
-Action = Literal["ok", "wait", "send", "drop"]
+#: copy), ``drop`` (delete every copy but :attr:`EventCopies.keep`; all of them when it is None),
+#: ``restore`` (set the one copy left, :attr:`EventCopies.keep`, back to the event's date).
+Action = Literal["ok", "wait", "send", "drop", "restore"]
 
 
 class Step(NamedTuple):
@@ -56,7 +60,9 @@ class EventCopies:
             or when an earlier process is assumed to have sent it.
         seen: When an earlier copy first showed alone while a later one had been sent.
         deleted: Wall time of the latest delete of surplus copies, 0 when none is pending.
-        keep: The copy to keep, for a ``drop`` (None: delete every copy).
+        keep: The copy to keep, for a ``drop`` (None: delete every copy), and the copy whose
+            date a ``restore`` sets back to the event's.
+        restoring: A ``restore`` was sent.
         repairs: Copies sent again and deletes sent, in this process.
     """
 
@@ -68,6 +74,7 @@ class EventCopies:
     seen: float = 0.0
     deleted: float = 0.0
     keep: str | None = None
+    restoring: bool = False
     repairs: int = 0
 
     @classmethod
@@ -109,6 +116,10 @@ class EventCopies:
         """A delete of surplus copies was answered (or its answer lost) at ``when``."""
         self.deleted = self.since = when
 
+    def restored(self, when: float) -> None:
+        """The kept copy's date was set back to the event's at ``when`` (answered or lost)."""
+        self.restoring, self.since = True, when
+
     def step(
         self,
         shown: Sequence[str | None],
@@ -131,6 +142,10 @@ class EventCopies:
             return Step("send" if asked >= self.since + window else "wait")
         if not self.marked:
             return Step("ok")
+        if self.restoring and len(shown) == 1 and shown[0] in (self.first, self.keep):
+            if shown[0] == self.first:
+                return Step("ok")
+            return Step("wait" if asked < self.since + window else "restore")
         keep = max(shown, key=self._rank)
         if len(shown) > 1:
             if self.deleted and asked < self.deleted + window:
@@ -139,8 +154,16 @@ class EventCopies:
             return Step("drop")
         self.deleted = 0.0
         if self._rank(keep) == len(self.marks) - 1:
-            return Step("ok")
-        return self._hold(keep, asked, answered, policy, window)
+            return self._settle(keep)
+        held = self._hold(keep, asked, answered, policy, window)
+        return held if held.action == "wait" else self._settle(keep, held.lag)
+
+    def _settle(self, keep: str | None, lag: float | None = None) -> Step:
+        """The one copy left is kept: done, once it bears the event's own date again."""
+        if keep == self.first:
+            return Step("ok", lag)
+        self.keep = keep
+        return Step("restore", lag)
 
     def _hold(
         self, keep: str | None, asked: float, answered: float, policy: Consistency, window: float

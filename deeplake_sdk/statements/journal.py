@@ -43,6 +43,7 @@ __all__ = [
     "rename_path",
     "rename_tree",
     "replace",
+    "restore_event_date",
     "row_content",
     "rows_of",
     "rows_under",
@@ -325,6 +326,16 @@ def delete_event_copies(table: str, row_id: str, keep: str | None) -> Statement:
     if keep is not None:
         sql += f" AND last_update_date IS DISTINCT FROM {p(keep)}"
     return (sql, p.values)
+
+
+def restore_event_date(table: str, row_id: str, mark: str, date: str) -> Statement:
+    """Set the ``last_update_date`` of the copy of an event marked ``mark`` back to ``date``."""
+    t, p = quote_ident(table), Params()
+    return (
+        f"UPDATE {t} SET last_update_date = {p(date)} WHERE id = {p(row_id)} "
+        f"AND last_update_date = {p(mark)}",
+        p.values,
+    )
 
 
 def delete_row(table: str, row_id: str, size: int) -> Statement:
