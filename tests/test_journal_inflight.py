@@ -16,7 +16,7 @@ from waiting import poll
 
 from deeplake_sdk import DeeplakeFs
 from deeplake_sdk.journal import Entry
-from deeplake_sdk.journal.drain import Consistency
+from deeplake_sdk.journal.drain import Consistency, Outcome
 from deeplake_sdk.journal.inflight import InFlight
 
 PROC = str(Path(__file__).with_name("journal_proc.py"))
@@ -167,6 +167,20 @@ def test_random_sequences_keep_every_file_in_order_and_barriers_alone():
             for e in running.pop(token):
                 done.add(e.seq)
                 del pending[e.seq]
+
+
+def test_an_outcome_tells_what_settled_early_once_and_keeps_the_rest_for_the_end():
+    told: list[Outcome] = []
+    outcome = Outcome(settled=told.append)
+    outcome.settle(Outcome(completed=[1, 2], lanes={("memory", "/a"): None}))
+    outcome.settle(Outcome())  # nothing settled: nobody is told
+    outcome.completed.append(3)
+    outcome.rejected[4] = "refused"
+    assert [t.completed for t in told] == [[1, 2]]
+    rest = outcome.remainder()
+    assert (rest.completed, rest.rejected) == ([3], {4: "refused"})
+    assert rest.lanes == {("memory", "/a"): None}  # every hint is written again at the end
+    assert outcome.completed == [1, 2, 3]
 
 
 #: The inserts into table ``slow`` fail ambiguously (a 502 before they run).

@@ -299,20 +299,9 @@ class Journal:
         """
         if not batch:
             return True
-        early: set[int] = set()
-
-        def settled(part: Outcome) -> None:  # files and events done before the batch
-            self._record_outcome(batch, part)
-            early.update(part.completed, part.rejected)
-
-        outcome = self._drain.apply(list(batch), settled)
-        rest = Outcome(
-            completed=[s for s in outcome.completed if s not in early],
-            rejected={s: r for s, r in outcome.rejected.items() if s not in early},
-            failed=outcome.failed,
-            lanes=outcome.lanes,
-        )
-        self._record_outcome(batch, rest)
+        # files and events done before the rest of the batch are recorded as they settle
+        outcome = self._drain.apply(list(batch), lambda part: self._record_outcome(batch, part))
+        self._record_outcome(batch, outcome.remainder())
         return not outcome.failed
 
     def _record_outcome(self, batch: Sequence[Entry], outcome: Outcome) -> None:

@@ -176,6 +176,7 @@ class Outcome:
         settled: Told of the files and events settled while the rest of the batch goes on
             (an :class:`Outcome` of their entries, also counted in this one), so that their
             writers need not wait for the batch's slowest file.
+        told: The entries :attr:`settled` was told of (see :meth:`remainder`).
     """
 
     completed: list[int] = field(default_factory=list)
@@ -183,6 +184,7 @@ class Outcome:
     failed: dict[int, BaseException] = field(default_factory=dict)
     lanes: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
     settled: Callable[[Outcome], None] | None = None
+    told: set[int] = field(default_factory=set)
 
     def settle(self, part: Outcome) -> None:
         """Count ``part`` in this outcome and tell :attr:`settled` of it now."""
@@ -191,6 +193,16 @@ class Outcome:
         self.lanes.update(part.lanes)
         if self.settled is not None and (part.completed or part.rejected):
             self.settled(part)
+            self.told.update(part.completed, part.rejected)
+
+    def remainder(self) -> Outcome:
+        """What :attr:`settled` was not told of (failures and every file's hint included)."""
+        return Outcome(
+            completed=[s for s in self.completed if s not in self.told],
+            rejected={s: r for s, r in self.rejected.items() if s not in self.told},
+            failed=self.failed,
+            lanes=self.lanes,
+        )
 
 
 # ------------------------------------------------------------------------------------------ lanes
