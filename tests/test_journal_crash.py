@@ -106,8 +106,8 @@ def replay(acked: list[dict], maybe: list[dict]) -> tuple[dict[str, set[str]], s
             contents[op["path"]] = [c + op["text"] for c in contents[op["path"]]]
     allowed = {p: set(c) for p, c in contents.items()}
     for op in maybe:  # journaled perhaps, never acknowledged: applied or not, exactly once
-        if op["kind"] == "write":
-            allowed.setdefault(op["path"], set()).add(op["text"])
+        if op["kind"] == "write":  # not applied: the file stays as it was, or absent
+            allowed.setdefault(op["path"], {""}).add(op["text"])
         elif op["kind"] == "append":
             base = allowed.get(op["path"], {""})
             allowed[op["path"]] = base | {c + op["text"] for c in base}
@@ -173,8 +173,8 @@ def test_fifty_sessions_killed_at_random_moments_resume_exactly(
             assert path not in stored, f"run {run}: duplicate rows for {path}"
             stored[path] = texts
         for path, options in allowed.items():
-            mine = [o for o in acked if o.get("path") == path] + [
-                o for o in intents.values() if o.get("path") == path
+            mine = [{**o, "acked": True} for o in acked if o.get("path") == path] + [
+                {**o, "acked": False} for o in intents.values() if o.get("path") == path
             ]
             assert stored.get(path, "") in options, (  # "": no row (nothing applied)
                 f"run {run}: {path} holds {stored.get(path)!r}; its writes: {mine}"
