@@ -402,7 +402,10 @@ class DeeplakeApi:
 
         Raises:
             ValueError: ``sql`` is not a read.
-            DeeplakeError: As :meth:`query` (every caller of a failed round gets the error).
+            DeeplakeError: As :meth:`query`. A round that fails after its sender's retries
+                fails its sender; its other callers join one more round when the failure is
+                one :attr:`retry_policy` retries (a 5xx, a 429, no answer), and get that
+                round's error if it fails too.
         """
         if statement_kind(sql) != READ:
             raise ValueError(f"only reads are shared, not: {statement_head(sql)}")
@@ -415,7 +418,7 @@ class DeeplakeApi:
             rows = self.query(sql, params)
             return rows if derive is None else derive(rows)
 
-        value = shared_reads.read(key, send)
+        value = shared_reads.read(key, send, again=self.retry_policy.should_retry)
         return list(value) if derive is None else value
 
     def query_many(

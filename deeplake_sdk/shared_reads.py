@@ -52,6 +52,7 @@ class SharedReads:
     Attributes:
         sent: Rounds sent.
         shared: Callers answered by a round another caller sent.
+        followed_failure: Callers who joined one more round after a failed one.
     """
 
     def __init__(self) -> None:
@@ -59,8 +60,14 @@ class SharedReads:
         self._slots: dict[Hashable, _Slot] = {}
         self.sent = 0
         self.shared = 0
+        self.followed_failure = 0
 
-    def read(self, key: Hashable, send: Callable[[], T]) -> T:
+    def read(
+        self,
+        key: Hashable,
+        send: Callable[[], T],
+        again: Callable[[Exception], bool] | None = None,
+    ) -> T:
         """What ``send()`` returns, from a round of ``key`` that starts after this call.
 
         The first caller of a round sends it (with its own client, retries and deadline);
@@ -68,27 +75,47 @@ class SharedReads:
         them once the current one ends. Every caller of a round gets the same object: treat
         it as read-only.
 
+        Args:
+            key: What identifies the read.
+            send: Sends it (once per round).
+            again: Tells whether a failure of a round this caller did not send is worth one
+                more round (None: never); the caller then joins the round in flight, or
+                sends one, once.
+
         Raises:
-            Exception: What ``send`` raised for the round (every caller of it gets it). A round
-                whose sender was interrupted (``gevent.Timeout``, ``kill``) is sent again by
-                its other callers.
+            Exception: What ``send`` raised for the round this caller sent, or for the last
+                round it waited for. A round whose sender was interrupted (``gevent.Timeout``,
+                ``kill``) is sent again by its other callers.
         """
+        followed = False
         while True:
-            round_, wait_for, leads = self._join(key)
+            round_, wait_for, leads = self._join(key, in_flight_is_fresh=followed)
             if leads:
                 self._send(key, round_, wait_for, send)
             else:
                 wait_for.wait()
-            if round_.error is None:
+            error = round_.error
+            if error is None:
                 return round_.value
-            if leads or isinstance(round_.error, Exception):
-                raise round_.error
+            if leads:
+                raise error
+            if not isinstance(error, Exception):
+                continue  # its sender was interrupted: this caller's read was not sent
+            if again is None or followed or not again(error):
+                raise error
+            followed = True
+            with self._lock:
+                self.followed_failure += 1
 
-    def _join(self, key: Hashable) -> tuple[_Round, Completion, bool]:
+    def _join(
+        self, key: Hashable, in_flight_is_fresh: bool = False
+    ) -> tuple[_Round, Completion, bool]:
         """The round this caller is part of, what it waits for, and whether it sends it.
 
         The sender of a gathering round waits for the round in flight to end; any other
-        caller of it waits for its answer.
+        caller of it waits for its answer. A caller back from a failed round joins the round
+        in flight if there is one (``in_flight_is_fresh``: it started after that failed round
+        ended, so after the caller asked), so that its fellow callers share one more round.
         """
         done = Completion()
         with self._lock:
@@ -99,6 +126,10 @@ class SharedReads:
                 slot.sending = _Round()
                 done.set()
                 return slot.sending, done, True
+            if in_flight_is_fresh:
+                slot.sending.waiters.append(done)
+                self.shared += 1
+                return slot.sending, done, False
             if slot.gathering is None:
                 slot.gathering = _Round()
                 slot.sending.waiters.append(done)

@@ -17,18 +17,26 @@ from deeplake_sdk.shared_reads import SharedReads, read_key
 
 
 class Sender:
-    """A ``send`` whose rounds block until released; each returns ``[{"round": n}]``."""
+    """A ``send`` whose rounds block until released; each returns ``[{"round": n}]``.
+
+    ``fail`` is raised by every round while set, or only by the first ``fail_rounds`` rounds;
+    the rounds after the first ``hold_after`` wait for ``release_later`` instead.
+    """
 
     def __init__(self) -> None:
         self.calls = 0
         self.release = gevent.event.Event()
+        self.release_later = gevent.event.Event()
         self.fail: Exception | None = None
+        self.fail_rounds: int | None = None
+        self.hold_after: int | None = None
 
     def __call__(self) -> list[dict[str, int]]:
         self.calls += 1
         n = self.calls
-        self.release.wait()
-        if self.fail is not None:
+        later = self.hold_after is not None and n > self.hold_after
+        (self.release_later if later else self.release).wait()
+        if self.fail is not None and (self.fail_rounds is None or n <= self.fail_rounds):
             raise self.fail
         return [{"round": n}]
 
@@ -39,11 +47,11 @@ def settle() -> None:
         gevent.sleep(0)
 
 
-def round_and_callers_behind(reads: SharedReads, send: Sender, n: int):
+def round_and_callers_behind(reads: SharedReads, send: Sender, n: int, again=None):
     """A round in flight (its caller's greenlet) and ``n`` callers who asked during it."""
-    first = gevent.spawn(reads.read, "k", send)
+    first = gevent.spawn(reads.read, "k", send, again)
     settle()
-    later = [gevent.spawn(reads.read, "k", send) for _ in range(n)]
+    later = [gevent.spawn(reads.read, "k", send, again) for _ in range(n)]
     settle()
     return first, later
 
@@ -91,6 +99,46 @@ def test_a_failed_round_fails_each_of_its_callers_and_the_next_call_sends_again(
     assert send.calls == 2
     send.fail = None
     assert reads.read("k", send) == [{"round": 3}]
+
+
+def test_callers_of_a_failed_round_they_did_not_send_join_one_more_round_when_told_to():
+    reads, send = SharedReads(), Sender()
+    send.fail, send.fail_rounds, send.hold_after = RuntimeError("unavailable"), 2, 2
+    # round 1: `first`; round 2: sent by later[0], the three others wait for it
+    first, later = round_and_callers_behind(reads, send, 4, again=lambda e: True)
+    send.release.set()
+    poll(lambda: send.calls == 3)  # the third round is in flight
+    settle()
+    send.release_later.set()
+    gevent.joinall([first, *later])
+    assert isinstance(first.exception, RuntimeError)  # senders get their round's failure
+    assert isinstance(later[0].exception, RuntimeError)
+    assert [g.value for g in later[1:]] == [[{"round": 3}]] * 3  # one more round, shared
+    assert send.calls == 3 and reads.followed_failure == 3
+    assert reads._slots == {}
+
+
+def test_one_more_round_at_most_and_only_for_a_failure_worth_it():
+    reads, send = SharedReads(), Sender()
+    send.fail, send.hold_after = RuntimeError("unavailable"), 2
+    first, later = round_and_callers_behind(reads, send, 3, again=lambda e: True)
+    send.release.set()
+    poll(lambda: send.calls == 3)
+    settle()
+    send.release_later.set()
+    gevent.joinall([first, *later])
+    assert all(isinstance(g.exception, RuntimeError) for g in (first, *later))
+    assert send.calls == 3  # the round after the second failure is not sent
+
+    reads, send = SharedReads(), Sender()
+    send.fail = ValueError("bad statement")
+    first, later = round_and_callers_behind(
+        reads, send, 3, again=lambda e: not isinstance(e, ValueError)
+    )
+    send.release.set()
+    gevent.joinall([first, *later])
+    assert all(isinstance(g.exception, ValueError) for g in (first, *later))
+    assert send.calls == 2 and reads.followed_failure == 0
 
 
 def test_callers_of_an_interrupted_sender_send_their_round_themselves():
@@ -187,3 +235,31 @@ def test_many_filesystems_reading_the_index_at_once_each_see_their_own_file(srv,
     assert srv.stats()["requests"] < len(filesystems) / 2
     for fs in filesystems:
         fs.close()
+
+
+def test_a_round_failed_after_retries_fails_its_sender_not_its_followers(srv, workspace):
+    """On the real server: every statement takes 0.3 s and the first two fail after it (an
+    answer lost after the statement ran), with no retries. ``a`` sends round 1; ``b`` sends
+    round 2 and ``c``, ``d`` wait for it; both fail, so ``c`` and ``d`` share a third."""
+    from deeplake_sdk import DeeplakeApi, RetryPolicy
+    from deeplake_sdk.errors import DeeplakeError
+    from deeplake_sdk.shared_reads import shared_reads
+
+    client = DeeplakeApi(srv.token, srv.org, workspace, srv.url, retries=RetryPolicy(retries=0))
+    try:
+        client.query("SELECT 1")  # first use of the workspace, before the faults
+        srv.set_faults(latency_fixed_ms=300, p_commit_fail=1.0, max_faults=2)
+        srv.reset_stats()
+        sql = "SELECT 7 AS v"
+        a = gevent.spawn(client.query_shared, sql)
+        poll(lambda: srv.stats()["inflight"] == 1)
+        shared = shared_reads.shared
+        b, c, d = (gevent.spawn(client.query_shared, sql) for _ in range(3))
+        poll(lambda: shared_reads.shared == shared + 2)
+        gevent.joinall([a, b, c, d])
+        assert isinstance(a.exception, DeeplakeError)
+        assert isinstance(b.exception, DeeplakeError)
+        assert c.value == d.value == [{"v": 7}]
+        assert srv.stats()["requests"] == 3
+    finally:
+        client.close()
