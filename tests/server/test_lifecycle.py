@@ -163,6 +163,7 @@ def test_command_line_entry_points(pg_dsn, entry):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
         assert not gone(children)
+        assert b"Warning" not in proc.stderr.read()  # e.g. gevent's MonkeyPatchWarning
     finally:
         if proc.poll() is None:
             proc.kill()
