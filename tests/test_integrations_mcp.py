@@ -21,9 +21,12 @@ def text_of(result: Any) -> str:
     return "".join(getattr(c, "text", "") for c in result.content)
 
 
-async def session_calls(env: dict[str, str]) -> dict[str, Any]:
+async def session_calls(env: dict[str, str], between: Any = None) -> dict[str, Any]:
+    """The tool calls of one session; ``between()`` runs (in a thread) after the first index."""
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "deeplake_sdk.cli", "mcp"], env=env
+        command=sys.executable,
+        args=["-m", "deeplake_sdk.cli", "mcp", "--max-age", "0"],
+        env=env,
     )
     out: dict[str, Any] = {}
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
@@ -36,6 +39,10 @@ async def session_calls(env: dict[str, str]) -> dict[str, Any]:
         out["search"] = await session.call_tool("search", {"query": "ship", "limit": 10})
         out["read"] = await session.call_tool("read", {"path": "/notes/a.md"})
         out["index"] = await session.call_tool("index", {"prefix": "/notes"})
+        if between is not None:
+            await asyncio.to_thread(between)
+            out["index_after"] = await session.call_tool("index", {"prefix": "/notes"})
+            out["read_after"] = await session.call_tool("read", {"path": "/notes/a.md"})
         out["missing"] = await session.call_tool("read", {"path": "/notes/nope.md"})
         out["bad_limit"] = await session.call_tool("search", {"query": "x", "limit": 10**6})
         out["delete"] = await session.call_tool("delete", {"path": "/notes/a.md"})
@@ -59,6 +66,25 @@ def test_stdio_client_lists_writes_searches_reads_and_gets_errors(srv, workspace
     assert not out["delete"].is_error and out["gone"].is_error
     # The server closed its filesystem, which waited for the journal: the table agrees.
     assert raw.rows("SELECT path FROM memory WHERE path = '/notes/a.md'") == []
+
+
+def test_the_server_sees_what_another_process_changed_between_two_calls(srv, workspace, tmp_path):
+    from deeplake_sdk import DeeplakeApi, DeeplakeFs
+
+    def another_process_writes() -> None:
+        api = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
+        with DeeplakeFs(api, cache=False, journal=False) as other:
+            other.write_text("/notes/a.md", "rewritten elsewhere\n")
+            other.write_text("/notes/b.md", "new elsewhere\n")
+        api.close()
+
+    env = service_env(srv, workspace, tmp_path)
+    out = asyncio.run(session_calls(env, between=another_process_writes))
+    assert [line.split("\t")[0] for line in text_of(out["index_after"]).splitlines()] == [
+        "/notes/a.md",
+        "/notes/b.md",
+    ]
+    assert text_of(out["read_after"]) == "rewritten elsewhere\n"
 
 
 def test_tools_enforce_their_limits(fs):

@@ -7,7 +7,11 @@ from typing import Any
 
 from deeplake_sdk.cli._common import EXIT_OK, CliError, HelpFormatter, example_epilog
 
-__all__ = ["register"]
+__all__ = ["DEFAULT_MAX_AGE", "register"]
+
+#: Seconds the server trusts the metadata it read (see ``DeeplakeFs(max_age=...)``): a tool
+#: call after that sees what other processes (hooks, other agents) changed meanwhile.
+DEFAULT_MAX_AGE = 1.0
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +33,22 @@ def register(subparsers: Any) -> None:
         "--sessions-table",
         help="sessions table (default: DEEPLAKE_SESSIONS_TABLE or sessions)",
     )
+    p.add_argument(
+        "--max-age",
+        type=_seconds,
+        default=DEFAULT_MAX_AGE,
+        metavar="SECONDS",
+        help="a tool call refreshes metadata older than this, so that changes other processes "
+        f"made show (default {DEFAULT_MAX_AGE:g}; 0: before every call)",
+    )
     p.set_defaults(func=cmd_mcp)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text!r}")
+    return value
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
@@ -40,7 +59,9 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         from deeplake_sdk.api import DeeplakeApi
         from deeplake_sdk.fs import DeeplakeFs
 
-        return DeeplakeFs(DeeplakeApi(), args.table, args.sessions_table or "")
+        return DeeplakeFs(
+            DeeplakeApi(), args.table, args.sessions_table or "", max_age=args.max_age
+        )
 
     try:
         import mcp.server.mcpserver  # noqa: F401 - fail early with a clear message

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import copy
 import errno
+import functools
 import logging
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
+
+from gevent import getcurrent
 
 from deeplake_sdk._coop import Failure, run_parallel
 from deeplake_sdk.cache import CacheKey
@@ -114,6 +118,31 @@ class _OpenDescriptor:
         return construct
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _operation(method: F) -> F:
+    """Mark a public method as one operation of the filesystem (see ``max_age``).
+
+    The age of the metadata is judged against when the outermost operation of the calling
+    greenlet (or thread) began: an operation refreshes at most once, at its start, and the
+    operations it calls (``ls`` with ``detail`` calls ``stat``) use what it loaded.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: DeeplakeFs, *args: Any, **kwargs: Any) -> Any:
+        task, began = getcurrent(), self._began
+        if task in began:
+            return method(self, *args, **kwargs)
+        began[task] = time.monotonic()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            del began[task]
+
+    return wrapper  # type: ignore[return-value]
+
+
 class DeeplakeFs:
     r"""A virtual filesystem over the ``memory`` and ``sessions`` tables.
 
@@ -158,9 +187,18 @@ class DeeplakeFs:
         limits: Size limits checked before a write is journaled.
         flush_timeout: Longest wait of :meth:`flush` and :meth:`close`, in seconds.
         recover_timeout: Longest wait for an earlier process's entries when opening.
+        max_age: Seconds the metadata loaded from the tables is trusted. ``None`` (the
+            default): until :meth:`refresh`. A number: once the snapshot is that old, the
+            next operation refreshes what it uses first (the tables synced as by
+            :meth:`refresh`, then the metadata of its paths loaded again), so that other
+            processes' changes show within ``max_age`` seconds (plus the service's own
+            delay); ``0`` refreshes before every operation (once per operation: the calls
+            it makes, such as ``ls`` stating each entry, use what it loaded). For long-lived
+            processes that share the tables with others (a server, an agent's tool host).
 
     Raises:
         DeeplakeError: The memory table could not be prepared.
+        ValueError: ``max_age`` is negative.
     """
 
     open = _OpenDescriptor()
@@ -182,8 +220,12 @@ class DeeplakeFs:
         limits: Limits = DEFAULT_LIMITS,
         flush_timeout: float | None = 60.0,
         recover_timeout: float | None = 30.0,
+        max_age: float | None = None,
     ) -> None:
+        if max_age is not None and not max_age >= 0:
+            raise ValueError(f"max_age must be >= 0 seconds or None, not {max_age!r}")
         creds = api.credentials
+        self.max_age = max_age
         self.api = api
         self.table = table or creds.table
         self.sessions_table = creds.sessions_table if sessions_table == "" else sessions_table
@@ -201,6 +243,12 @@ class DeeplakeFs:
         self._scopes: set[str] = set()
         #: Paths whose own rows (not what is below them) are loaded.
         self._exact: set[str] = set()
+        #: Paths whose row was read with its content since the snapshot began.
+        self._fetched: set[str] = set()
+        #: When the first metadata of the snapshot in use was read (None: nothing read yet).
+        self._snapshot_at: float | None = None
+        #: When the operation in progress of each greenlet began (see :func:`_operation`).
+        self._began: dict[Any, float] = {}
         self._partial_loads = 0
         self._load_failed = False
         # one attempt, no retry: the checks of a write never wait out an outage
@@ -209,6 +257,7 @@ class DeeplakeFs:
         self._recover(recover_timeout)
         self._prepare()
 
+    @_operation
     def open_file(
         self,
         path: str,
@@ -318,6 +367,7 @@ class DeeplakeFs:
         Returns:
             Whether it was loaded now (the tree is as current as the tables for ``p``).
         """
+        self._expire_if_old(quick=quick)
         missing = [e for e in exact if e not in self._exact and not self._covered(e)]
         if self._covered(p) and not missing:
             return False
@@ -341,10 +391,12 @@ class DeeplakeFs:
             quick: One attempt per statement, no retry; a failure of either table raises.
         """
         api = self._quick_api if quick else self.api
+        started = time.monotonic()
         # Pending writes as they are before the metadata is read: one confirmed meanwhile is
         # visible to the read (a write leaves the overlay only once reads show it).
         events, views = self._overlay_views(scope, exact)
         loaded = self._scoped_tree(scope, exact, api, quick)
+        self._snapshot_began(started)
         if scope == paths.ROOT:
             self.tree.copy_from(loaded)
         else:
@@ -443,16 +495,60 @@ class DeeplakeFs:
         """
         self._check_open()
         self._prepare()
+        self._sync_tables(self.api)
+        self._forget_snapshot()
+        self._load_scope(paths.ROOT)
+
+    def _sync_tables(self, api: DeeplakeApi) -> None:
+        """Ask the service to show both tables' latest commits (a memory table failure raises)."""
         tables = [self.table]
         if self.sessions_enabled and self.sessions_layout is not None:
             tables.append(self.sessions_layout.name)
-        synced = run_parallel(self.api.sync_table, tables, len(tables), catch=DeeplakeError)
+        synced = run_parallel(api.sync_table, tables, len(tables), catch=DeeplakeError)
         if isinstance(synced[0], Failure):
             raise synced[0].error
         if len(synced) > 1 and isinstance(synced[1], Failure):
             self._sessions_unavailable(synced[1].error)
-        self._scopes, self._exact = set(), set()
-        self._load_scope(paths.ROOT)
+
+    def _snapshot_began(self, started: float) -> None:
+        """Metadata read at ``started`` (monotonic): the snapshot's age counts from its first."""
+        if self._snapshot_at is None:
+            self._snapshot_at = started
+
+    def _forget_snapshot(self) -> None:
+        """Count nothing as loaded: the tree's files are kept, to be loaded again when used."""
+        self._scopes, self._exact, self._fetched = set(), set(), set()
+        self._partial_loads = 0
+        self._snapshot_at = None
+
+    def _expire_if_old(self, *, quick: bool = False) -> None:
+        """With ``max_age``: sync the tables and forget the snapshot once it is that old.
+
+        Args:
+            quick: One attempt, no retry (the checks of a write).
+        """
+        if self.max_age is None or self._snapshot_at is None:
+            return
+        began = self._began.get(getcurrent(), time.monotonic())
+        if began - self._snapshot_at <= self.max_age:
+            return
+        self._sync_tables(self._quick_api if quick else self.api)
+        self._forget_snapshot()
+
+    def _meta(self, p: str) -> FileMeta | None:
+        """What this filesystem knows of ``p``; with ``max_age``, loaded again when expired."""
+        meta = self.tree.get(p)
+        if meta is None or self.max_age is None:
+            return meta
+        self._expire_if_old()
+        if not self._fresh(p):
+            self._need_scope(p)
+            meta = self.tree.get(p)
+        return meta
+
+    def _fresh(self, p: str) -> bool:
+        """Whether the metadata of ``p`` was read in the current snapshot."""
+        return self._covered(p) or p in self._exact or p in self._fetched
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait until every change made through this filesystem is stored.
@@ -495,6 +591,7 @@ class DeeplakeFs:
         self.close()
 
     # -- reading -----------------------------------------------------------------------
+    @_operation
     def read_bytes(self, path: str) -> bytes:
         """Content of a file.
 
@@ -515,7 +612,7 @@ class DeeplakeFs:
             if view.state == "deleted":
                 raise FsError(errno.ENOENT, p)
             self.writer.settle(p, view, self.flush_timeout)
-        meta = self.tree.get(p)
+        meta = self._meta(p)
         if meta is None and p == INDEX_PATH:
             self._need_tree()  # the index lists everything; one statement says if a file is there
             meta = self.tree.get(p)
@@ -583,7 +680,9 @@ class DeeplakeFs:
         """Read memory rows, one query per :data:`~deeplake_sdk.sql.CHUNK` paths."""
         found: dict[str, bytes] = {}
         for chunk in chunks(batch):
+            started = time.monotonic()
             rows = self._read(lambda c=chunk: st.memory_read(self.layout, c))
+            self._snapshot_began(started)
             for path, row in oldest_per_path(rows).items():
                 p = paths.normalize(path)
                 found[p] = data = st.memory_row_bytes(row)
@@ -599,8 +698,10 @@ class DeeplakeFs:
                 )
                 self.tree.put(meta)
                 self.cache.set(self._key(p), meta.version, data)
+                self._fetched.add(p)
         return found
 
+    @_operation
     def prefetch(self, paths_: Iterable[str]) -> int:
         """Load many files into the cache, one query per 50 paths; returns how many were read.
 
@@ -609,13 +710,16 @@ class DeeplakeFs:
         such writes is read (its version is only known from its row).
         """
         self._check_open()
+        self._expire_if_old()
         wanted = []
         for raw in paths_:
             p = paths.normalize(raw)
             meta = self.tree.get(p)
             if self.writer.view(p) is not None:
                 continue
-            if meta is None and not self._covered(p):
+            if (meta is None and not self._covered(p)) or (
+                meta is not None and self.max_age is not None and not self._fresh(p)
+            ):
                 wanted.append(p)
                 continue
             if meta is None or meta.kind != "memory":
@@ -624,20 +728,24 @@ class DeeplakeFs:
                 wanted.append(p)
         return len(self._fetch(wanted)) if wanted else 0
 
+    @_operation
     def exists(self, path: str) -> bool:
         """Whether a file or directory exists (in this process's view of the tables)."""
         p = self._check_scope(path)
         return self.tree.is_file(p) or self.tree.is_dir(p) or p == INDEX_PATH
 
+    @_operation
     def is_dir(self, path: str) -> bool:
         """Whether ``path`` is a directory."""
         return self.tree.is_dir(self._check_scope(path))
 
+    @_operation
     def is_file(self, path: str) -> bool:
         """Whether ``path`` is a file (including the virtual ``/index.md``)."""
         p = self._check_scope(path)
         return self.tree.is_file(p) or p == INDEX_PATH
 
+    @_operation
     def stat(self, path: str) -> FileStat:
         """Metadata of a file or directory.
 
@@ -646,7 +754,7 @@ class DeeplakeFs:
         """
         self._check_open()
         p = paths.normalize(path)
-        meta = self.tree.get(p)
+        meta = self._meta(p)
         if meta is None:
             # cold: the metadata at and below the path, one statement (the root for the index)
             self._need_scope(paths.ROOT if p == INDEX_PATH else p)
@@ -660,6 +768,7 @@ class DeeplakeFs:
             return FileStat(p, "file", size, "text/markdown", "", "virtual")
         raise FsError(errno.ENOENT, p)
 
+    @_operation
     def ls(self, path: str = "/", detail: bool = False) -> list[Any]:
         """Entries of a directory sorted by name, or their :class:`FileStat` with ``detail``.
 
@@ -687,6 +796,7 @@ class DeeplakeFs:
         yield from self.tree.walk(self._check_scope(top))
 
     # -- writing -----------------------------------------------------------------------
+    @_operation
     def write_bytes(
         self,
         path: str,
@@ -741,6 +851,7 @@ class DeeplakeFs:
         kwargs.setdefault("mime_type", guess_mime(path, binary=False))
         self.write_bytes(path, text.encode(encoding), **kwargs)
 
+    @_operation
     def append_bytes(self, path: str, data: bytes) -> None:
         """Append to a file, creating it when missing.
 
@@ -789,6 +900,7 @@ class DeeplakeFs:
         return p
 
     # -- namespace: rm, mkdir, rmdir, cp, mv -------------------------------------------
+    @_operation
     def rm(self, path: str, recursive: bool = False, force: bool = False) -> None:
         """Remove a file, or a directory tree with ``recursive`` (journaled, see :meth:`flush`).
 
@@ -840,6 +952,7 @@ class DeeplakeFs:
             self.tree.remove_dir(d)
         self.tree.remove_dir(p)
 
+    @_operation
     def mkdir(self, path: str, parents: bool = False, exist_ok: bool = False) -> None:
         """Create a directory.
 
@@ -867,6 +980,7 @@ class DeeplakeFs:
                 self.tree.add_dir(ancestor)
         self.tree.add_dir(p)
 
+    @_operation
     def rmdir(self, path: str) -> None:
         """Remove an empty directory.
 
@@ -882,6 +996,7 @@ class DeeplakeFs:
             raise FsError(errno.ENOTEMPTY, p)
         self.tree.remove_dir(p)
 
+    @_operation
     def cp(self, src: str, dst: str, recursive: bool = False) -> None:
         """Copy a file, or a directory tree with ``recursive``; into ``dst`` if it is a dir.
 
@@ -914,6 +1029,7 @@ class DeeplakeFs:
         mime = meta.mime_type if meta is not None and meta.kind == "memory" else None
         self.write_bytes(d, data, mime_type=mime)
 
+    @_operation
     def mv(self, src: str, dst: str) -> None:
         """Move or rename a file or directory; into ``dst`` if it is an existing directory.
 
@@ -980,6 +1096,7 @@ class DeeplakeFs:
             self.tree.add_dir(d + x[len(s) :])
 
     # -- grep --------------------------------------------------------------------------
+    @_operation
     def grep(
         self,
         pattern: str,
@@ -1042,6 +1159,7 @@ class DeeplakeFs:
             probe=False,
         ).results
 
+    @_operation
     def grep_report(
         self,
         pattern: str,

@@ -110,7 +110,8 @@ class DeeplakeStore(BaseStore):
       (deduplicated), then paged.
 
     Search and namespace listing see this process's changes at once and other processes'
-    after ``store.fs.refresh()``.
+    after ``store.fs.refresh()``, or within ``max_age`` seconds with a filesystem opened with
+    one (``DeeplakeFs(api, max_age=1.0)``).
 
     Args:
         fs: The filesystem (not closed by the store).

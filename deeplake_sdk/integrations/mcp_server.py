@@ -118,9 +118,10 @@ class MemoryTools:
         rows = []
         for directory, _, files in self.fs.walk(top):
             for name in files:
-                st = self.fs.stat(paths.join(directory, name))
-                meta = self.fs.tree.get(st.path)
-                rows.append(f"{st.path}\t{st.size}\t{meta.description if meta else ''}")
+                path = paths.join(directory, name)
+                meta = self.fs.tree.get(path)  # as loaded by the walk: no call per file
+                size, description = (meta.size, meta.description) if meta else (0, "")
+                rows.append(f"{path}\t{size}\t{description}")
                 if len(rows) >= self._limit(limit):
                     return "\n".join(rows)
         return "\n".join(rows) if rows else "no files"
