@@ -59,6 +59,33 @@ def test_open_read_write_ls_rm(env, raw):
     assert rows == [["/notes/a.md"]]
 
 
+def test_changes_of_another_process_show_after_invalidate_cache_or_on_their_own(env, api):
+    from deeplake_sdk import DeeplakeFs
+
+    def another_process_writes(path: str, text: str) -> None:
+        with DeeplakeFs(api, cache=False, journal=False) as other:
+            other.write_text(path, text)
+
+    another_process_writes("/shared/a.csv", "x\n1\n")
+    kept = fsspec.filesystem("deeplake", skip_instance_cache=True)
+    fresh = fsspec.filesystem("deeplake", skip_instance_cache=True, use_listings_cache=False)
+    for fs in (kept, fresh):
+        assert fs.cat_file("memory/shared/a.csv") == b"x\n1\n"
+        assert fs.ls("memory/shared", detail=False) == ["memory/shared/a.csv"]
+    another_process_writes("/shared/a.csv", "x\n2\n")
+    another_process_writes("/shared/b.csv", "y\n")
+    assert fresh.cat_file("memory/shared/a.csv") == b"x\n2\n"
+    assert fresh.ls("memory/shared", detail=False) == ["memory/shared/a.csv", "memory/shared/b.csv"]
+    assert kept.ls("memory/shared", detail=False) == ["memory/shared/a.csv"]  # its snapshot
+    kept.invalidate_cache("memory/shared")
+    assert kept.ls("memory/shared", detail=False) == ["memory/shared/a.csv", "memory/shared/b.csv"]
+    assert kept.cat_file("memory/shared/a.csv") == b"x\n2\n"
+    assert (
+        fsspec.filesystem("deeplake", skip_instance_cache=True, listings_expiry_time=30).max_age
+        == 30
+    )
+
+
 def test_pandas_reads_and_writes_csv(env):
     with fsspec.open("deeplake://memory/data/cities.csv", "w") as f:
         f.write("city,population\nLisbon,545000\nOslo,709000\n")

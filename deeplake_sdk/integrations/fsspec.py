@@ -43,7 +43,11 @@ class DeeplakeFileSystem(AbstractFileSystem):
         workspace_id: Workspace id.
         api_url: Service URL.
         sessions_table: Sessions table shown under ``/sessions`` (default: the client's).
-        storage_options: Passed to :class:`fsspec.spec.AbstractFileSystem`.
+        storage_options: Passed to :class:`fsspec.spec.AbstractFileSystem`. fsspec's listing
+            cache options say how long the metadata read from the tables is trusted (the
+            ``max_age`` of each :class:`~deeplake_sdk.DeeplakeFs`): ``listings_expiry_time``
+            (seconds; default: until :meth:`invalidate_cache`), and
+            ``use_listings_cache=False`` to refresh before every call.
     """
 
     protocol = "deeplake"
@@ -68,6 +72,11 @@ class DeeplakeFileSystem(AbstractFileSystem):
             api = DeeplakeApi(token, org_id, workspace_id, api_url)
         self.api = api
         self.sessions_table = sessions_table
+        self.max_age: float | None = (
+            storage_options.get("listings_expiry_time")
+            if storage_options.get("use_listings_cache", True)
+            else 0.0
+        )
         self._filesystems: dict[str, DeeplakeFs] = {}
         self._lock = threading.Lock()
 
@@ -81,7 +90,7 @@ class DeeplakeFileSystem(AbstractFileSystem):
         with self._lock:
             fs = self._filesystems.get(table)
             if fs is None:
-                fs = DeeplakeFs(self.api, table, self.sessions_table)
+                fs = DeeplakeFs(self.api, table, self.sessions_table, max_age=self.max_age)
                 self._filesystems[table] = fs
         return fs, fspaths.normalize("/" + rest), table
 
@@ -165,6 +174,19 @@ class DeeplakeFileSystem(AbstractFileSystem):
         """Create a directory and its parents."""
         fs, p, _ = self._split(path)
         fs.mkdir(p, parents=True, exist_ok=exist_ok)
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        """See other processes' changes: refresh the table of ``path`` (every table if None)."""
+        with self._lock:
+            opened = dict(self._filesystems)
+        if path is None:
+            chosen = list(opened.values())
+        else:
+            table = self._strip_protocol(path).strip("/").partition("/")[0]
+            chosen = [opened[table]] if table in opened else []
+        for fs in chosen:
+            fs.refresh()
+        super().invalidate_cache(path)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every change made through this filesystem is stored."""
