@@ -123,6 +123,24 @@ def test_an_expired_snapshot_does_not_hold_up_a_write_while_the_service_fails(
     fs.close()
 
 
+def test_while_the_service_fails_the_snapshot_serves_and_a_later_operation_refreshes(
+    srv, api, tmp_path, other
+):
+    other.write("/notes/a.md", "v1\n")
+    other.write("/notes/gone.md", "soon gone\n")
+    fs = seen_by(api, tmp_path, max_age=0)
+    other.write("/notes/b.md", "new\n")
+    srv.set_faults(p_503=1.0)
+    before = requests(srv)
+    assert fs.read_text("/notes/a.md") == "v1\n"  # from the cache, as last seen
+    assert fs.ls("/notes") == ["a.md", "gone.md"]
+    assert requests(srv) - before <= 4  # one sync attempt per table and operation
+    srv.set_faults("none")
+    assert fs.ls("/notes") == ["a.md", "b.md", "gone.md"]
+    assert fs.sessions_enabled  # a sessions table busy for a moment is not given up
+    fs.close()
+
+
 def test_max_age_must_not_be_negative(api):
     with pytest.raises(ValueError, match="max_age"):
         DeeplakeFs(api, cache=False, journal=False, max_age=-1)

@@ -193,8 +193,10 @@ class DeeplakeFs:
             :meth:`refresh`, then the metadata of its paths loaded again), so that other
             processes' changes show within ``max_age`` seconds (plus the service's own
             delay); ``0`` refreshes before every operation (once per operation: the calls
-            it makes, such as ``ls`` stating each entry, use what it loaded). For long-lived
-            processes that share the tables with others (a server, an agent's tool host).
+            it makes, such as ``ls`` stating each entry, use what it loaded). When the
+            service is busy or unreachable the snapshot is kept and used, and tried again
+            ``max_age`` later. For long-lived processes that share the tables with others
+            (a server, an agent's tool host).
 
     Raises:
         DeeplakeError: The memory table could not be prepared.
@@ -367,7 +369,7 @@ class DeeplakeFs:
         Returns:
             Whether it was loaded now (the tree is as current as the tables for ``p``).
         """
-        self._expire_if_old(quick=quick)
+        self._expire_if_old()
         missing = [e for e in exact if e not in self._exact and not self._covered(e)]
         if self._covered(p) and not missing:
             return False
@@ -499,16 +501,26 @@ class DeeplakeFs:
         self._forget_snapshot()
         self._load_scope(paths.ROOT)
 
-    def _sync_tables(self, api: DeeplakeApi) -> None:
-        """Ask the service to show both tables' latest commits (a memory table failure raises)."""
+    def _sync_tables(self, api: DeeplakeApi, *, lenient: bool = False) -> bool:
+        """Ask the service to show both tables' latest commits; returns whether it did.
+
+        A failure for the memory table raises; one for the sessions table leaves session files
+        out. With ``lenient``, a failure the retry policy would retry (the service busy or
+        unreachable) does neither: the result is False.
+        """
         tables = [self.table]
         if self.sessions_enabled and self.sessions_layout is not None:
             tables.append(self.sessions_layout.name)
         synced = run_parallel(api.sync_table, tables, len(tables), catch=DeeplakeError)
-        if isinstance(synced[0], Failure):
-            raise synced[0].error
-        if len(synced) > 1 and isinstance(synced[1], Failure):
-            self._sessions_unavailable(synced[1].error)
+        errors = [r.error if isinstance(r, Failure) else None for r in synced]
+        retried = self.api.retry_policy.should_retry
+        if lenient and any(e is not None and retried(e) for e in errors):
+            return False
+        if errors[0] is not None:
+            raise errors[0]
+        if len(errors) > 1 and errors[1] is not None:
+            self._sessions_unavailable(errors[1])
+        return True
 
     def _snapshot_began(self, started: float) -> None:
         """Metadata read at ``started`` (monotonic): the snapshot's age counts from its first."""
@@ -521,19 +533,26 @@ class DeeplakeFs:
         self._partial_loads = 0
         self._snapshot_at = None
 
-    def _expire_if_old(self, *, quick: bool = False) -> None:
+    def _expire_if_old(self) -> None:
         """With ``max_age``: sync the tables and forget the snapshot once it is that old.
 
-        Args:
-            quick: One attempt, no retry (the checks of a write).
+        The sync is one attempt. When the service is busy or unreachable, the snapshot is kept
+        (an operation works on what was read before, as without ``max_age``) and the next
+        try comes ``max_age`` later.
         """
         if self.max_age is None or self._snapshot_at is None:
             return
         began = self._began.get(getcurrent(), time.monotonic())
         if began - self._snapshot_at <= self.max_age:
             return
-        self._sync_tables(self._quick_api if quick else self.api)
-        self._forget_snapshot()
+        if self._sync_tables(self._quick_api, lenient=True):
+            self._forget_snapshot()
+            return
+        log.info(
+            "tables not synced: metadata read %.1f s ago is kept until the next try",
+            began - self._snapshot_at,
+        )
+        self._snapshot_at = time.monotonic()
 
     def _meta(self, p: str) -> FileMeta | None:
         """What this filesystem knows of ``p``; with ``max_age``, loaded again when expired."""
