@@ -14,17 +14,21 @@ patterns, any of which may match.
 
 The cost of a match is bounded by refusing the patterns that make a backtracking engine take
 exponential time: a repetition of something that itself repeats without bound (``(a+)+``,
-``(x*y*)*``, ``(\w+\s?)+$``). Such patterns raise :class:`GrepPatternError` before any
-line is read; rewrite them without the outer repetition (``a+``) or make it possessive
-(``(a+)++``).
+``(x*y*)*``, ``(\w+\s?)+$``), and a repetition of an alternation two of whose branches match
+the same text (``(a|a)*``, ``(ab|a.)+x``: each repetition of that text can be matched two
+ways). Such patterns raise :class:`GrepPatternError` before any line is read; rewrite them
+without the outer repetition (``a+``), make it possessive (``(a+)++``), or make the branches
+distinct.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from deeplake_sdk._grep_syntax import required_literal, translate
 from deeplake_sdk.errors import DeeplakeError
@@ -196,8 +200,10 @@ def _compile(opts: GrepOptions) -> re.Pattern[str]:
             body = rf"\A(?:{body})\Z"
         elif opts.word:
             body = rf"(?<!\w)(?:{body})(?!\w)"
-        compiled = re.compile(body, re.IGNORECASE if opts.ignore_case else 0)
+        flags = re.IGNORECASE if opts.ignore_case else 0
+        compiled = re.compile(body, flags)
         nested = _nested_repetition(body)
+        ambiguous = not nested and _overlapping_branches(body, flags)
     except (re.error, ValueError, OverflowError, RecursionError) as exc:
         raise GrepPatternError(opts.pattern, str(exc)) from None
     if nested:
@@ -206,18 +212,32 @@ def _compile(opts: GrepOptions) -> re.Pattern[str]:
             "a repeated group that itself repeats without bound (like (a+)+) can take "
             "exponential time on a long line; drop the outer repetition or make it possessive",
         )
+    if ambiguous:
+        raise GrepPatternError(
+            opts.pattern,
+            "a repeated alternation whose branches can match the same text (like (a|a)*) can "
+            "take exponential time on a long line; make the branches distinct",
+        )
     return compiled
 
 
 _UNBOUNDED_REPEATS = ("MAX_REPEAT", "MIN_REPEAT")
 
 
-def _nested_repetition(source: str) -> bool:
-    """Whether an unbounded repetition holds another one (exponential backtracking)."""
+def _sre() -> tuple[Any, Any]:
+    """Python's regex parser and compiler modules (private, stable since 3.0)."""
     try:
+        from re import _compiler as sre_compile  # type: ignore[attr-defined]
         from re import _parser as sre_parse  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - Python 3.10
+        import sre_compile  # type: ignore[no-redef]
         import sre_parse  # type: ignore[no-redef]
+    return sre_parse, sre_compile
+
+
+def _nested_repetition(source: str) -> bool:
+    """Whether an unbounded repetition holds another one (exponential backtracking)."""
+    sre_parse, _ = _sre()
     unbounded = sre_parse.MAXREPEAT
 
     def walk(node: object, inside: bool) -> bool:
@@ -233,6 +253,89 @@ def _nested_repetition(source: str) -> bool:
         return False
 
     return walk(sre_parse.parse(source), False)
+
+
+#: Characters a common text of two branches is looked for with, besides the pattern's literals:
+#: one of each kind a class or a category may hold.
+_WITNESS_CHARS = "aA0 _-.\u00e9\t"
+#: Longest common text looked for, and most alphabet characters.
+_WITNESS_LENGTH = 3
+_WITNESS_ALPHABET = 14
+#: Most match attempts for one alternation; a larger one is not checked.
+_WITNESS_BUDGET = 200_000
+
+
+def _overlapping_branches(source: str, flags: int = 0) -> bool:
+    """Whether a repeated alternation has two branches that match a common text.
+
+    Each repetition of that text can then be matched two ways: 2**n ways to try on a line
+    that fails after n of them. The parsed pattern is what Python runs (``a|a`` is parsed as
+    ``a`` then a choice between two empty branches), and the common text is looked for among
+    the texts of up to :data:`_WITNESS_LENGTH` characters drawn from the pattern's literals
+    and a few of each kind, so a longer common text, or an alternation with too many
+    branches to try, goes unnoticed (a bound on the check, not on the match).
+    """
+    sre_parse, sre_compile = _sre()
+    parsed = sre_parse.parse(source, flags)
+    texts: list[str] = []
+
+    def overlap(branches: list[Any]) -> bool:
+        if not texts:  # only for patterns with a repeated alternation
+            alphabet = _witness_alphabet(parsed, sre_parse)
+            texts.append("")
+            texts.extend(
+                "".join(chars)
+                for n in range(1, _WITNESS_LENGTH + 1)
+                for chars in itertools.product(alphabet, repeat=n)
+            )
+        if len(branches) * len(texts) > _WITNESS_BUDGET:
+            return False
+        seen: set[str] = set()
+        for branch in branches:
+            fullmatch = sre_compile.compile(branch, flags).fullmatch
+            matched = {t for t in texts if fullmatch(t)}
+            if matched & seen:
+                return True
+            seen |= matched
+        return False
+
+    def walk(node: object, inside: bool) -> bool:
+        if isinstance(node, sre_parse.SubPattern):
+            return any(walk(item, inside) for item in node)
+        if not isinstance(node, (list, tuple)):
+            return False
+        if len(node) == 2 and str(node[0]) in _UNBOUNDED_REPEATS:
+            _, high, body = node[1]
+            return walk(body, inside or high == sre_parse.MAXREPEAT)
+        if len(node) == 2 and str(node[0]) == "BRANCH":
+            branches = node[1][1]
+            return (inside and overlap(branches)) or any(walk(b, inside) for b in branches)
+        return any(walk(item, inside) for item in node)
+
+    return walk(parsed, False)
+
+
+def _witness_alphabet(parsed: Any, sre_parse: Any) -> str:
+    """The characters common texts are made of: a few of each kind, then the literals."""
+    found: list[str] = []
+
+    def collect(node: object) -> None:
+        if isinstance(node, sre_parse.SubPattern):
+            for item in node:
+                collect(item)
+        elif isinstance(node, (list, tuple)):
+            if len(node) == 2 and str(node[0]) in ("LITERAL", "NOT_LITERAL"):
+                found.append(chr(node[1]))
+            elif len(node) == 2 and str(node[0]) == "RANGE":
+                found.extend(chr(c) for c in node[1])
+            else:
+                for item in node:
+                    collect(item)
+
+    collect(parsed)
+    literals = [c for c in dict.fromkeys(found) if c not in _WITNESS_CHARS]
+    room = max(0, _WITNESS_ALPHABET - len(_WITNESS_CHARS))
+    return _WITNESS_CHARS + "".join(literals[:room])
 
 
 def compile_pattern(opts: GrepOptions) -> re.Pattern[str]:

@@ -14,10 +14,23 @@ def test_nested_unbounded_repetition_is_refused_with_a_clear_error(pattern):
         grep_text("/f", line, GrepOptions(pattern))
 
 
+@pytest.mark.parametrize("pattern", ["(a|a)*c", "(ab|a.)+x", "(cat|dog|cat)+x", "((a|a)b)*c"])
+def test_repeated_alternation_whose_branches_overlap_is_refused(pattern):
+    line = "ab" * 30 + "cat" * 30 + "!"  # 2**30 ways to try for the first three
+    with pytest.raises(GrepPatternError, match="branches can match the same text"):
+        grep_text("/f", line, GrepOptions(pattern))
+
+
 @pytest.mark.parametrize(
     ("pattern", "line"),
     [
         ("a+b*", "xaab"),
+        ("(foo|bar)*baz", "foobarbaz"),
+        ("(ab|ac)*d", "abacd"),
+        ("(a|ab)*c", "aabc"),
+        (r"(\w|\d)*!", "ab1!"),  # single characters: Python makes it one class
+        ("(https?|ftp)://", "see https://x"),
+        ("(a|)*c", "aac"),
         ("(ab)+", "abab"),
         ("(a+)++$", "aaa"),
         (r"\d{1,3}(\.\d{1,3}){3}", "ip 10.0.0.1"),
