@@ -9,14 +9,22 @@ operation with ``max_age=0``, keeps its snapshot (no request at all) with a long
 from __future__ import annotations
 
 import errno
+import subprocess
+import sys
 
 import pytest
+from drain_holder import drain_held
+from waiting import poll
 
 from deeplake_sdk import ContentCache, DeeplakeFs, FsError
 
 
 def requests(srv) -> int:
     return srv.stats()["requests"]
+
+
+def rows_of(api, path: str) -> list[dict]:
+    return api.query("SELECT id FROM memory WHERE path = $1", [path])
 
 
 @pytest.fixture
@@ -159,3 +167,31 @@ def test_an_operation_refreshes_once_however_many_it_calls(srv, api, tmp_path, o
     assert sizes["/many/f0.md"] == len("longer now\n") and sizes["/many/f5.md"] == 2
     assert requests(srv) - before <= 3  # the two tables synced, one metadata read
     fs.close()
+
+
+def test_what_another_process_of_this_machine_journaled_shows_before_it_is_stored(
+    srv, api, workspace, tmp_path
+):
+    """Another process journals a write and exits while a third holds the journal's drain
+    (so nothing is stored): a long-lived filesystem of the same journal sees it on its next
+    operation after ``max_age``, then stores it once the drain is free."""
+    journal = tmp_path / "journal"
+    fs = DeeplakeFs(api, cache=False, journal=str(journal), max_age=0)
+    assert not fs.exists("/notes")
+    with drain_held(journal, srv, workspace):
+        writer = (
+            "import os, sys\n"
+            "from deeplake_sdk import DeeplakeApi, DeeplakeFs\n"
+            "api = DeeplakeApi(*sys.argv[1:5])\n"
+            "DeeplakeFs(api, cache=False, journal=sys.argv[5]).write_text("
+            "'/notes/elsewhere.md', 'journaled elsewhere\\n')\n"
+            "os._exit(0)  # journaled, not stored: the drain is held\n"
+        )
+        args = [srv.token, srv.org, workspace, srv.url, str(journal)]
+        subprocess.run([sys.executable, "-c", writer, *args], check=True, timeout=120)
+        assert fs.read_text("/notes/elsewhere.md") == "journaled elsewhere\n"
+        assert fs.ls("/notes") == ["elsewhere.md"]
+        assert rows_of(api, "/notes/elsewhere.md") == []  # not stored yet
+    poll(lambda: len(rows_of(api, "/notes/elsewhere.md")) == 1)
+    fs.close()
+    assert len(rows_of(api, "/notes/elsewhere.md")) == 1

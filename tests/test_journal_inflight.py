@@ -3,15 +3,13 @@ on the real server (a write waiting out the read lag does not hold back other fi
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from drain_holder import drain_held
 from waiting import poll
 
 from deeplake_sdk import DeeplakeFs
@@ -232,22 +230,9 @@ def test_a_file_confirmed_is_settled_before_a_file_of_its_batch_that_waits(
     file is confirmed in the first round, and its writer is told then, not at the batch's end."""
     journal = tmp_path / "journal"
     with slow_and_fast(api, journal) as (slow, fast):
-        where = ["--origin", srv.url, "--org", srv.org, "--ws", workspace]
-        holder = subprocess.Popen(
-            [sys.executable, PROC, "hold-drain", str(journal), *where],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert holder.stdin is not None and holder.stdout is not None
-        try:
-            assert json.loads(holder.stdout.readline()) == {"locked": True}
+        with drain_held(journal, srv, workspace):
             srv.set_faults(**FAIL_SLOW_INSERTS)
             slow.write_text("/a.md", "slow")
             fast.write_text("/b.md", "fast")
-            holder.stdin.close()  # the holder exits: this process drains both in one batch
-            assert holder.wait(60) == 0
-        finally:
-            holder.kill()
-            holder.wait(60)
+        # the holder exited: this process drains both in one batch
         assert_fast_settles_while_slow_waits(srv, api, slow, fast)

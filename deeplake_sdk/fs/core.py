@@ -192,11 +192,12 @@ class DeeplakeFs:
             next operation refreshes what it uses first (the tables synced as by
             :meth:`refresh`, then the metadata of its paths loaded again), so that other
             processes' changes show within ``max_age`` seconds (plus the service's own
-            delay); ``0`` refreshes before every operation (once per operation: the calls
-            it makes, such as ``ls`` stating each entry, use what it loaded). When the
-            service is busy or unreachable the snapshot is kept and used, and tried again
-            ``max_age`` later. For long-lived processes that share the tables with others
-            (a server, an agent's tool host).
+            delay; writes this machine's processes journaled show then too, from the
+            shared journal, before the service has them); ``0`` refreshes before every
+            operation (once per operation: the calls it makes, such as ``ls`` stating each
+            entry, use what it loaded). When the service is busy or unreachable the
+            snapshot is kept and used, and tried again ``max_age`` later. For long-lived
+            processes that share the tables with others (a server, an agent's tool host).
 
     Raises:
         DeeplakeError: The memory table could not be prepared.
@@ -536,6 +537,8 @@ class DeeplakeFs:
     def _expire_if_old(self) -> None:
         """With ``max_age``: sync the tables and forget the snapshot once it is that old.
 
+        What other processes of this machine journaled meanwhile is taken into the overlay
+        first (their writes are acknowledged: reads here see them before the service does).
         The sync is one attempt. When the service is busy or unreachable, the snapshot is kept
         (an operation works on what was read before, as without ``max_age``) and the next
         try comes ``max_age`` later.
@@ -545,6 +548,8 @@ class DeeplakeFs:
         began = self._began.get(getcurrent(), time.monotonic())
         if began - self._snapshot_at <= self.max_age:
             return
+        if self.journal.adopt_all():
+            self._overlay_tree(*self._overlay_views(paths.ROOT, ()))
         if self._sync_tables(self._quick_api, lenient=True):
             self._forget_snapshot()
             return
@@ -624,6 +629,7 @@ class DeeplakeFs:
         """
         self._check_open()
         p = paths.normalize(path)
+        self._expire_if_old()  # first: writes other processes journaled are pending writes too
         view = self.writer.view(p)
         if view is not None:
             if view.state == "full":
