@@ -548,7 +548,7 @@ class DeeplakeFs:
         began = self._began.get(getcurrent(), time.monotonic())
         if began - self._snapshot_at <= self.max_age:
             return
-        if self.journal.adopt_all():
+        if self.journal.adopt_new():
             self._overlay_tree(*self._overlay_views(paths.ROOT, ()))
         if self._sync_tables(self._quick_api, lenient=True):
             self._forget_snapshot()

@@ -118,8 +118,10 @@ class Journal:
         self.last_error: BaseException | None = None
         #: Seconds from journaling to confirmation of this process's recent entries.
         self.confirm_seconds: deque[float] = deque(maxlen=10_000)
+        #: Entries up to this seq were pending or settled when the store was last looked at.
+        self._looked_upto = 0
         self._start_runtime()
-        self._adopt(store.pending(limit=1 << 30, max_bytes=1 << 62))
+        self._adopt(self._look(0))
 
     def _start_runtime(self) -> None:
         self._pid = os.getpid()
@@ -149,9 +151,30 @@ class Journal:
             or running), which reads now see.
         """
         known = self.overlay.seqs()
-        self._adopt([e for e in self.store.pending(1 << 30, 1 << 62) if e.seq not in known])
+        self._adopt([e for e in self._look(0) if e.seq not in known])
         with self._lock:
             return [seq for seq in self.overlay.seqs() if seq not in self._mine]
+
+    def adopt_new(self) -> bool:
+        """Take over the entries other processes journaled since the store was last looked at.
+
+        Cheaper than :meth:`adopt_all` for a process that looks often: the store assigns seqs
+        in commit order, so what was committed since has a larger seq than any seen then.
+
+        Returns:
+            Whether there were any (reads now see them).
+        """
+        known = self.overlay.seqs()
+        new = [e for e in self._look(self._looked_upto) if e.seq not in known]
+        self._adopt(new)
+        return bool(new)
+
+    def _look(self, after: int) -> list[Entry]:
+        """The pending entries after seq ``after``; remembers the largest seq seen."""
+        entries = self.store.pending(1 << 30, 1 << 62, after=after)
+        if entries:
+            self._looked_upto = max(self._looked_upto, entries[-1].seq)
+        return entries
 
     def _check_fork(self) -> None:
         """In a forked child: new locks, thread and waiters (the parent's may be held or gone).
