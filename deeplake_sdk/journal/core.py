@@ -129,11 +129,11 @@ class Journal:
         self.flusher = Flusher(self)
 
     def _adopt(self, entries: Sequence[Entry]) -> None:
-        """Take over entries an earlier process left: reads see them, the flusher sends them."""
+        """Take over entries other processes journaled: reads see them, the flusher sends them."""
         if not entries:
             return
         log.info(
-            "journal %s holds %d entries of earlier processes: sending them",
+            "journal %s holds %d entries of other processes: reads see them, and they are sent",
             self.store.path or "(memory)",
             len(entries),
         )
