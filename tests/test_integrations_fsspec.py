@@ -59,7 +59,7 @@ def test_open_read_write_ls_rm(env, raw):
     assert rows == [["/notes/a.md"]]
 
 
-def test_changes_of_another_process_show_after_invalidate_cache_or_on_their_own(env, api):
+def test_changes_of_another_process_show_after_invalidate_cache_or_on_their_own(env, api, srv):
     from deeplake_sdk import DeeplakeFs
 
     def another_process_writes(path: str, text: str) -> None:
@@ -75,7 +75,9 @@ def test_changes_of_another_process_show_after_invalidate_cache_or_on_their_own(
     another_process_writes("/shared/a.csv", "x\n2\n")
     another_process_writes("/shared/b.csv", "y\n")
     assert fresh.cat_file("memory/shared/a.csv") == b"x\n2\n"
+    before = srv.stats()["requests"]
     assert fresh.ls("memory/shared", detail=False) == ["memory/shared/a.csv", "memory/shared/b.csv"]
+    assert srv.stats()["requests"] - before <= 6  # two refreshes (is it a file? its entries)
     assert kept.ls("memory/shared", detail=False) == ["memory/shared/a.csv"]  # its snapshot
     kept.invalidate_cache("memory/shared")
     assert kept.ls("memory/shared", detail=False) == ["memory/shared/a.csv", "memory/shared/b.csv"]

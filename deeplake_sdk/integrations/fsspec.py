@@ -26,7 +26,7 @@ from typing import Any
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from deeplake_sdk.errors import FsError
-from deeplake_sdk.fs import DeeplakeFs
+from deeplake_sdk.fs import DeeplakeFs, FileStat
 from deeplake_sdk.fs import paths as fspaths
 
 __all__ = ["DeeplakeFileSystem"]
@@ -99,7 +99,9 @@ class DeeplakeFileSystem(AbstractFileSystem):
         return table + (path if path != "/" else "")
 
     def _entry(self, fs: DeeplakeFs, table: str, path: str) -> dict[str, Any]:
-        st = fs.stat(path)
+        return self._entry_of(table, fs.stat(path))
+
+    def _entry_of(self, table: str, st: FileStat) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "name": self._name(table, st.path),
             "size": st.size,
@@ -113,10 +115,9 @@ class DeeplakeFileSystem(AbstractFileSystem):
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         """Entries of a directory (a file lists itself), as fsspec dicts or names."""
         fs, p, table = self._split(path)
-        if fs.is_file(p):
-            entries = [self._entry(fs, table, p)]
-        else:
-            entries = [self._entry(fs, table, fspaths.join(p, name)) for name in fs.ls(p)]
+        # a file lists itself; a directory's entries come from one call (one snapshot)
+        stats = [fs.stat(p)] if fs.is_file(p) else fs.ls(p, detail=True)
+        entries = [self._entry_of(table, st) for st in stats]
         return entries if detail else [e["name"] for e in entries]
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
