@@ -202,8 +202,9 @@ def _compile(opts: GrepOptions) -> re.Pattern[str]:
             body = rf"(?<!\w)(?:{body})(?!\w)"
         flags = re.IGNORECASE if opts.ignore_case else 0
         compiled = re.compile(body, flags)
-        nested = _nested_repetition(body)
-        ambiguous = not nested and _overlapping_branches(body, flags)
+        parsed = _sre()[0].parse(body, flags)  # once, for both checks
+        nested = _nested_repetition(parsed)
+        ambiguous = not nested and _overlapping_branches(parsed, flags)
     except (re.error, ValueError, OverflowError, RecursionError) as exc:
         raise GrepPatternError(opts.pattern, str(exc)) from None
     if nested:
@@ -235,7 +236,7 @@ def _sre() -> tuple[Any, Any]:
     return sre_parse, sre_compile
 
 
-def _nested_repetition(source: str) -> bool:
+def _nested_repetition(parsed: Any) -> bool:
     """Whether an unbounded repetition holds another one (exponential backtracking)."""
     sre_parse, _ = _sre()
     unbounded = sre_parse.MAXREPEAT
@@ -252,7 +253,7 @@ def _nested_repetition(source: str) -> bool:
             return any(walk(item, inside) for item in node)
         return False
 
-    return walk(sre_parse.parse(source), False)
+    return walk(parsed, False)
 
 
 #: Characters a common text of two branches is looked for with, besides the pattern's literals:
@@ -265,7 +266,7 @@ _WITNESS_ALPHABET = 14
 _WITNESS_BUDGET = 200_000
 
 
-def _overlapping_branches(source: str, flags: int = 0) -> bool:
+def _overlapping_branches(parsed: Any, flags: int = 0) -> bool:
     """Whether a repeated alternation has two branches that match a common text.
 
     Each repetition of that text can then be matched two ways: 2**n ways to try on a line
@@ -276,7 +277,6 @@ def _overlapping_branches(source: str, flags: int = 0) -> bool:
     branches to try, goes unnoticed (a bound on the check, not on the match).
     """
     sre_parse, sre_compile = _sre()
-    parsed = sre_parse.parse(source, flags)
     texts: list[str] = []
 
     def overlap(branches: list[Any]) -> bool:
