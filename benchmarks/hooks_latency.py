@@ -8,7 +8,8 @@ a new process with the payload on stdin, as Claude Code runs it (interpreter sta
 included). Round trips are the server's request counter around each invocation (the
 background drain is off, so only the hook's own requests count; the capture hook's flusher
 may still send during its short life). Prints p50/p95/max wall time and round trips per hook,
-and the same for ``python -c pass`` and ``deeplake-sdk --version`` (the floor of any hook).
+and the same for ``python -c pass`` (the floor of any hook) and ``deeplake-sdk --version``
+(every command's parser and their imports).
 """
 
 from __future__ import annotations
@@ -87,9 +88,14 @@ def main() -> None:
                 ["pre-tool-use"],
                 {"tool_name": "Bash", "tool_input": {"command": f"cat {mount}/notes/0001.md"}},
             ),
-            "pre-tool-use (falls through)": (
+            # the calls nearly every tool use makes: away from the mount, they fall through
+            "pre-tool-use Read elsewhere": (
                 ["pre-tool-use"],
-                {"tool_name": "Write", "tool_input": {"file_path": "/x", "content": ""}},
+                {**base, "tool_name": "Read", "tool_input": {"file_path": "README.md"}},
+            ),
+            "pre-tool-use Bash elsewhere": (
+                ["pre-tool-use"],
+                {**base, "tool_name": "Bash", "tool_input": {"command": "git status"}},
             ),
             "session-end": (["session-end"], {**base, "hook_event_name": "SessionEnd"}),
         }

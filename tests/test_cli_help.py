@@ -8,13 +8,19 @@ import sys
 
 import pytest
 
-from deeplake_sdk.cli import build_parser
+from deeplake_sdk.cli import COMMANDS, build_parser
 
 
-def registered_commands() -> list[str]:
-    parser = build_parser()
+def registered_commands(command: str | None = None) -> list[str]:
+    parser = build_parser(command)
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return sorted(sub.choices)
+
+
+def test_each_command_is_built_from_the_module_it_is_mapped_to():
+    assert registered_commands() == sorted(COMMANDS)
+    for command, module in COMMANDS.items():
+        assert registered_commands(command) == sorted(c for c, m in COMMANDS.items() if m == module)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -320,6 +320,49 @@ def test_what_cannot_be_answered_falls_through(hooks, memory, payload):
     assert hooks.answer(json.loads(text)) is None
 
 
+#: Runs the hook in this process's interpreter, then names the client modules it imported.
+PROBE = (
+    "import json, sys\n"
+    "from deeplake_sdk.cli import main\n"
+    "code = main(['hook', 'pre-tool-use'])\n"
+    "heavy = ('requests', 'urllib3', 'gevent', 'sqlite3')\n"
+    "print(json.dumps([m for m in heavy if m in sys.modules]), file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def run_probe(hooks: Hooks, payload: dict[str, Any]) -> tuple[str, list[str]]:
+    """The hook's answer (stdout) and the client modules its process imported."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        input=json.dumps(payload).encode(),
+        capture_output=True,
+        env=hooks.env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.decode(), json.loads(proc.stderr.decode().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"tool_name": "Read", "tool_input": {"file_path": "/etc/hostname"}, "cwd": "/tmp"},
+        {"tool_name": "Grep", "tool_input": {"pattern": "x", "path": "src"}, "cwd": "/tmp"},
+        {"tool_name": "Bash", "tool_input": {"command": "git status"}, "cwd": "/tmp"},
+    ],
+)
+def test_calls_away_from_the_mount_fall_through_without_importing_the_client(hooks, payload):
+    assert run_probe(hooks, payload) == ("", [])
+
+
+def test_calls_on_the_mount_import_the_client(hooks, memory):
+    payload = {"tool_name": "Read", "tool_input": {"file_path": f"{hooks.mount}/notes/a.md"}}
+    answer, imported = run_probe(hooks, payload)
+    assert "hookSpecificOutput" in answer and "requests" in imported
+
+
 def test_unreachable_service_falls_through_quickly(hooks, tmp_path):
     hooks.env["DEEPLAKE_API_URL"] = "http://127.0.0.1:9"  # discard port: connection refused
     payload = {"tool_name": "Read", "tool_input": {"file_path": f"{hooks.mount}/a.md"}}

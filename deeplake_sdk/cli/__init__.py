@@ -20,21 +20,34 @@ from deeplake_sdk.errors import DeeplakeError, NetworkError, ServerError
 
 logger = logging.getLogger(__name__)
 
-# Modules of deeplake_sdk.cli that contribute commands, in --help order.
-COMMAND_MODULES = [
-    "serve",
-    "api_cmds",
-    "fs_cmds",
-    "grep_cmd",
-    "journal_cmd",
-    "hook",
-    "mcp_cmd",
-    "bench",
-]
+#: Command -> the module of deeplake_sdk.cli that registers it (modules in --help order).
+COMMANDS = {
+    "serve": "serve",
+    "query": "api_cmds",
+    "tables": "api_cmds",
+    "append": "fs_cmds",
+    "cat": "fs_cmds",
+    "ls": "fs_cmds",
+    "rm": "fs_cmds",
+    "write": "fs_cmds",
+    "grep": "grep_cmd",
+    "journal": "journal_cmd",
+    "hook": "hook",
+    "mcp": "mcp_cmd",
+    "bench": "bench",
+}
+#: Modules of deeplake_sdk.cli that contribute commands, in --help order.
+COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every command registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser.
+
+    Args:
+        command: Register only the module of this command (a hook process then imports
+            what its command needs, not the server's or the benchmark's options); ``None``
+            or an unknown name: every command.
+    """
     parser = argparse.ArgumentParser(
         prog="deeplake-sdk",
         description="Deeplake SDK command line: query the service, use the memory filesystem, "
@@ -46,15 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
+    for name in modules:
         importlib.import_module(f"deeplake_sdk.cli.{name}").register(sub)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names: its first word not an option (top-level ones take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(words))
+    args = parser.parse_args(words)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):

@@ -109,7 +109,7 @@ def _api(**kwargs: Any) -> Any:
 
 
 def _settings() -> Any:
-    from deeplake_sdk.integrations.claude_code import HookSettings
+    from deeplake_sdk.integrations.claude_code_paths import HookSettings
 
     return HookSettings.from_env()
 
@@ -183,11 +183,19 @@ def cmd_session_end(args: argparse.Namespace) -> int:
 
 
 def cmd_pre_tool_use(args: argparse.Namespace) -> int:
-    """``hook pre-tool-use``: print the answer, or nothing to let the tool run."""
-    from deeplake_sdk.integrations.claude_code import pre_tool_use
+    """``hook pre-tool-use``: print the answer, or nothing to let the tool run.
+
+    A call that does not concern the mount (nearly every ``Read``, ``Grep`` and ``Bash`` of
+    a session) falls through before the client and the answerer are imported.
+    """
+    from deeplake_sdk.integrations.claude_code_paths import may_concern_mount
 
     payload = _payload()
     settings = _settings()
+    if not may_concern_mount(payload, settings):
+        return EXIT_OK
+    from deeplake_sdk.integrations.claude_code import pre_tool_use
+
     try:
         api = _api(timeout=settings.timeout, retries=0)
     except Exception as exc:

@@ -1,5 +1,24 @@
-"""The agent-memory filesystem over the memory and sessions tables."""
+"""The agent-memory filesystem over the memory and sessions tables.
 
-from deeplake_sdk.fs.core import DeeplakeFs, FileStat, GrepReport
+Its classes are imported on first use, so that :mod:`deeplake_sdk.fs.paths` (pure path rules)
+costs nothing more to import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deeplake_sdk.fs.core import DeeplakeFs, FileStat, GrepReport
 
 __all__ = ["DeeplakeFs", "FileStat", "GrepReport"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'deeplake_sdk.fs' has no attribute {name!r}")
+    from deeplake_sdk.fs import core
+
+    value = getattr(core, name)
+    globals()[name] = value
+    return value

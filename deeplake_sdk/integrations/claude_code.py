@@ -36,12 +36,18 @@ import shlex
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deeplake_sdk.fs import paths
 from deeplake_sdk.grep import GrepOptions, GrepPatternError, literal_prefilter
+from deeplake_sdk.integrations.claude_code_paths import (
+    BASH_COMMANDS,
+    CannotAnswer,
+    HookSettings,
+    simple_words,
+    to_memory_path,
+)
 from deeplake_sdk.sessions import SessionLog, assistant_message, tool_call, user_message
 from deeplake_sdk.sql import CHUNK
 from deeplake_sdk.statements import files as st
@@ -93,91 +99,6 @@ MEMORY_READ_COLUMNS = frozenset(
     | {"last_update_date", "description", "author", "project"}
 )
 SESSIONS_READ_COLUMNS = frozenset({"id", "path", "filename", "message", "creation_date"})
-
-
-@dataclass(frozen=True)
-class HookSettings:
-    """Where the hooks look and write.
-
-    Attributes:
-        mount: Local path under which Claude Code sees the memory (``DEEPLAKE_MEMORY_MOUNT``,
-            default ``~/.deeplake/memory``): ``<mount>/notes/a.md`` is the file
-            ``/notes/a.md`` of the memory table.
-        hook_dir: Directory of the views (files materialised for answers) and the drain lock
-            (``DEEPLAKE_HOOK_DIR``, default ``~/.deeplake/hook``).
-        user: The user of session paths and rows (``DEEPLAKE_USER``, else the login name).
-        max_bytes: Largest answer materialised; a larger one falls through.
-        view_ttl: Seconds a view is kept (Claude Code reads it after the hook returned).
-        timeout: Seconds ``pre_tool_use`` gives its query before falling through.
-        table: Memory table (default: the client's, ``DEEPLAKE_TABLE`` or ``memory``).
-        sessions_table: Sessions table (default: the client's, ``DEEPLAKE_SESSIONS_TABLE``
-            or ``sessions``).
-    """
-
-    mount: str = "~/.deeplake/memory"
-    hook_dir: Path = field(default_factory=lambda: Path("~/.deeplake/hook"))
-    user: str = "anonymous"
-    max_bytes: int = 32 << 20
-    view_ttl: float = 3600.0
-    timeout: float = 5.0
-    table: str | None = None
-    sessions_table: str | None = None
-
-    def tables(self, api: DeeplakeApi) -> tuple[str, str]:
-        """The memory and sessions tables to use with ``api``."""
-        creds = api.credentials
-        return self.table or creds.table, self.sessions_table or creds.sessions_table
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> HookSettings:
-        """Settings from ``DEEPLAKE_MEMORY_MOUNT``, ``DEEPLAKE_HOOK_DIR``, ``DEEPLAKE_USER``."""
-        env = os.environ if env is None else env
-        user = env.get("DEEPLAKE_USER") or _login_name()
-        return cls(
-            mount=env.get("DEEPLAKE_MEMORY_MOUNT") or cls.mount,
-            hook_dir=Path(env.get("DEEPLAKE_HOOK_DIR") or "~/.deeplake/hook"),
-            user=user,
-        )
-
-    @property
-    def mount_dir(self) -> str:
-        """The mount as an absolute, normalised local path."""
-        return os.path.normpath(os.path.expanduser(self.mount))
-
-    @property
-    def view_root(self) -> Path:
-        """Directory holding the views."""
-        return self.hook_dir.expanduser() / "view"
-
-
-def _login_name() -> str:
-    try:
-        import getpass
-
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name (containers)
-        return "anonymous"
-
-
-def to_memory_path(local: str, settings: HookSettings, cwd: str | None = None) -> str | None:
-    """The memory path of a local path under the mount, or None when it is not under it.
-
-    ``~`` is expanded and a relative path is taken relative to ``cwd``.
-    """
-    if not local:
-        return None
-    expanded = os.path.expanduser(local)
-    if not os.path.isabs(expanded):
-        if not cwd:
-            return None
-        expanded = os.path.join(cwd, expanded)
-    norm = os.path.normpath(expanded)
-    mount = settings.mount_dir
-    if norm == mount:
-        return "/"
-    if norm.startswith(mount + os.sep):
-        return paths.normalize(norm[len(mount) :])
-    return None
 
 
 # -- capture ---------------------------------------------------------------------------------
@@ -363,10 +284,6 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 # -- pre-tool-use -----------------------------------------------------------------------------
-class _CannotAnswer(Exception):
-    """The hook falls through: Claude Code runs the tool as it was."""
-
-
 def _layouts(api: DeeplakeApi, settings: HookSettings) -> tuple[TableLayout, TableLayout]:
     memory, sessions = settings.tables(api)
     return (
@@ -403,7 +320,7 @@ def pre_tool_use(
             updated = answer.bash(tool_input)
         else:
             return None
-    except _CannotAnswer as exc:
+    except CannotAnswer as exc:
         log.debug("falling through on %s: %s", tool, exc)
         return None
     except Exception as exc:
@@ -419,7 +336,6 @@ def pre_tool_use(
     }
 
 
-_SIMPLE_WORD = re.compile(r"^[\w@%+=:,./~-]+$")
 #: ``grep`` options that take a value as the next word.
 _GREP_VALUE_OPTS = frozenset(["-e", "-f", "-m", "-A", "-B", "-C", "-d", "-D"])
 
@@ -438,14 +354,14 @@ class _Answer:
     # -- plumbing ---------------------------------------------------------------------------
     def query(self, stmt: tuple[str, list[Any]]) -> list[dict[str, Any]]:
         if self.queries:
-            raise _CannotAnswer("an answer takes one query")
+            raise CannotAnswer("an answer takes one query")
         self.queries += 1
         return self.api.query(stmt[0], stmt[1], timeout=self.settings.timeout)
 
     def memory_path(self, local: str) -> str:
         p = to_memory_path(local, self.settings, self.cwd)
         if p is None:
-            raise _CannotAnswer(f"{local!r} is not under the memory mount")
+            raise CannotAnswer(f"{local!r} is not under the memory mount")
         return p
 
     @property
@@ -466,7 +382,7 @@ class _Answer:
     def materialise(self, files: Mapping[str, bytes], directory: str | None = None) -> None:
         total = sum(len(v) for v in files.values())
         if total > self.settings.max_bytes:
-            raise _CannotAnswer(f"answer of {total} bytes over max_bytes")
+            raise CannotAnswer(f"answer of {total} bytes over max_bytes")
         if directory is not None:
             self.local(directory).mkdir(parents=True, exist_ok=True, mode=0o700)
         for p, data in files.items():
@@ -481,20 +397,20 @@ class _Answer:
         if len(wanted) == 1 and paths.is_under(wanted[0], "/sessions"):
             rows = self.query(st.session_lines(self.sessions, wanted[0]))
             if not rows:
-                raise _CannotAnswer(f"no session file {wanted[0]}")
+                raise CannotAnswer(f"no session file {wanted[0]}")
             text = "".join(line + "\n" for line in st.session_file_lines(rows))
             return {wanted[0]: text.encode()}
         if len(wanted) > CHUNK or any(paths.is_under(p, "/sessions") for p in wanted):
-            raise _CannotAnswer("too many files, or session files mixed with memory files")
+            raise CannotAnswer("too many files, or session files mixed with memory files")
         found: dict[str, bytes] = {}
         for path, row in oldest_per_path(self.query(st.memory_read(self.memory, wanted))).items():
             data = st.memory_row_bytes(row)
             if len(data) != int(row.get("size_bytes") or 0):
-                raise _CannotAnswer(f"{path} is not a text file (its summary is not its bytes)")
+                raise CannotAnswer(f"{path} is not a text file (its summary is not its bytes)")
             found[paths.normalize(path)] = data
         missing = [p for p in wanted if p not in found]
         if missing:
-            raise _CannotAnswer(f"no such file {missing[0]}")
+            raise CannotAnswer(f"no such file {missing[0]}")
         return found
 
     # -- Read -------------------------------------------------------------------------------
@@ -545,19 +461,19 @@ class _Answer:
     # -- Bash -------------------------------------------------------------------------------
     def bash(self, tool_input: Mapping[str, Any]) -> dict[str, Any]:
         command = str(tool_input.get("command") or "")
-        words = _simple_words(command)
+        words = simple_words(command)
         name, args = words[0], words[1:]
         if name == "ls":
             return {**tool_input, "command": self.ls(args)}
-        if name not in ("cat", "head", "wc", "grep"):
-            raise _CannotAnswer(f"{name} is not answered")
+        if name not in BASH_COMMANDS:
+            raise CannotAnswer(f"{name} is not answered")
         operands = self.operand_indices(name, args)
         if not operands:
-            raise _CannotAnswer("no file operand")
+            raise CannotAnswer("no file operand")
         mem = {i: self.memory_path(args[i]) for i in operands}
         if name == "grep" and _grep_command(args)[0]:
             if len(mem) != 1:
-                raise _CannotAnswer("recursive grep of one directory or file only")
+                raise CannotAnswer("recursive grep of one directory or file only")
             self.grep_scope(next(iter(mem.values())), _grep_command(args)[1])
         else:
             self.materialise(self.read_files(list(dict.fromkeys(mem.values()))))
@@ -592,42 +508,20 @@ class _Answer:
 
     def ls(self, args: list[str]) -> str:
         if any(a.startswith("-") and a not in ("-1",) for a in args):
-            raise _CannotAnswer("ls options other than -1 are not answered")
+            raise CannotAnswer("ls options other than -1 are not answered")
         targets = [a for a in args if a != "-1"]
         if len(targets) != 1:
-            raise _CannotAnswer("ls of one directory only")
+            raise CannotAnswer("ls of one directory only")
         scope = self.memory_path(targets[0])
         rows = self.query(st.paths_under(self.memory, self.sessions, scope))
         found = {paths.normalize(r["path"]) for r in rows}
         if scope in found:
             return _heredoc(targets[0] + "\n")
         if not found:
-            raise _CannotAnswer(f"no such directory {scope}")
+            raise CannotAnswer(f"no such directory {scope}")
         prefix = paths.dir_prefix(scope)
         names = sorted({p[len(prefix) :].split("/", 1)[0] for p in found if p.startswith(prefix)})
         return _heredoc("".join(n + "\n" for n in names))
-
-
-def _simple_words(command: str) -> list[str]:
-    """The words of a command made of one simple command, or raise :class:`_CannotAnswer`.
-
-    Refused: anything bash would expand, redirect or chain (``$``, backticks, ``;|&<>()``,
-    newlines, anywhere in the command), and glob or escape characters outside a quoted word.
-    The words are re-quoted when the command is rebuilt, so what runs is what was parsed.
-    """
-    if not command.strip() or any(ch in command for ch in "$`;|&<>()\n"):
-        raise _CannotAnswer("command uses expansion, redirection or several commands")
-    try:
-        words = shlex.split(command)
-    except ValueError as exc:
-        raise _CannotAnswer(f"unparsable command: {exc}") from exc
-    if not words:
-        raise _CannotAnswer("empty command")
-    for word in words:
-        quoted = f"'{word}'" in command or f'"{word}"' in command
-        if not (_SIMPLE_WORD.match(word) or quoted):
-            raise _CannotAnswer(f"word {word!r} is neither plain nor quoted")
-    return words
 
 
 def _grep_options(pattern: str, *, ignore_case: bool, fixed: bool) -> GrepOptions | None:
@@ -675,7 +569,7 @@ def _grep_command(args: Sequence[str]) -> tuple[bool, GrepOptions | None]:
             pattern = word
     recursive = bool(flags & {"-r", "-R", "--recursive", "--dereference-recursive"})
     if pattern is None:
-        raise _CannotAnswer("grep without a pattern")
+        raise CannotAnswer("grep without a pattern")
     no_prefilter = {"-v", "-c", "-L", "-A", "-B", "-C", "-f", "--invert-match", "--count"}
     if flags & no_prefilter or sum(1 for a in args if a == "-e") > 1:
         return recursive, None

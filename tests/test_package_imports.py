@@ -1,0 +1,47 @@
+"""The package imports its parts on first use: short processes import what they need."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import deeplake_sdk
+
+HEAVY = ("requests", "urllib3", "gevent", "sqlite3", "diskcache")
+
+
+def imported_after(code: str) -> list[str]:
+    """The heavy modules a fresh interpreter has imported after running ``code``."""
+    report = f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    probe = f"{code}\nimport json, sys\n{report}"
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_every_public_name_resolves_to_its_module():
+    assert set(deeplake_sdk.__all__) == set(deeplake_sdk._LAZY) | {"__version__"}
+    for name, module in deeplake_sdk._LAZY.items():
+        assert getattr(deeplake_sdk, name) is getattr(importlib.import_module(module), name)
+    assert set(deeplake_sdk.__all__) <= set(dir(deeplake_sdk))
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    try:
+        deeplake_sdk.NoSuchThing  # noqa: B018
+    except AttributeError as exc:
+        assert "NoSuchThing" in str(exc)
+    else:
+        raise AssertionError("no AttributeError")
+
+
+def test_importing_the_package_or_the_path_rules_imports_no_client():
+    assert imported_after("import deeplake_sdk, deeplake_sdk.fs.paths, deeplake_sdk.errors") == []
+
+
+def test_using_a_public_name_imports_its_module():
+    assert "requests" in imported_after("from deeplake_sdk import DeeplakeApi")
+    assert "requests" in imported_after("import deeplake_sdk.fs as fs; fs.DeeplakeFs")
