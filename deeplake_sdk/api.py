@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from deeplake_sdk import statements
@@ -33,7 +33,7 @@ from deeplake_sdk.errors import (
     QueryError,
     ServerError,
 )
-from deeplake_sdk.http_errors import is_ambiguous, is_missing_schema, service_base
+from deeplake_sdk.http_errors import is_ambiguous, is_missing_schema, origin, service_base
 from deeplake_sdk.layout_memo import LayoutMemo
 from deeplake_sdk.limiter import DEFAULT_MAX_CONCURRENCY
 from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, retried
@@ -41,7 +41,9 @@ from deeplake_sdk.shared_reads import read_key, shared_reads
 from deeplake_sdk.sql import CHUNK, DDL, READ, check_params, chunks, statement_head, statement_kind
 from deeplake_sdk.statements.layout import MEMORY, SESSIONS, LayoutKind, TableLayout, columns_of
 from deeplake_sdk.stats import ClientStats
-from deeplake_sdk.transport import Endpoint, get_endpoint
+
+if TYPE_CHECKING:
+    from deeplake_sdk.transport import Endpoint
 
 __all__ = ["Confirm", "DeeplakeApi", "QueryResult", "Statement", "Timeout"]
 
@@ -170,10 +172,10 @@ class DeeplakeApi:
         self.timeout = Timeout.coerce(timeout)
         self.retry_policy = RetryPolicy.coerce(retries)
         self.max_concurrency = max_concurrency
-        self.endpoint: Endpoint = get_endpoint(
-            self.credentials.api_url, max_concurrency, adaptive=adaptive
-        )
-        self.stats = ClientStats(self.endpoint)
+        self.adaptive = adaptive
+        origin(self.credentials.api_url)  # a bad URL is refused here, not at the first request
+        self._endpoint: Endpoint | None = None
+        self.stats = ClientStats(lambda: self.endpoint)
         ws = quote(self.credentials.workspace_id, safe="")
         self._tables_path = f"/workspaces/{ws}/tables"
         self._query_path = f"{self._tables_path}/query"
@@ -202,6 +204,23 @@ class DeeplakeApi:
     def close(self) -> None:
         """Stop using this client (the shared connection pool stays open for other clients)."""
         self._closed = True
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The origin's shared connection pool and limiter, made at the first request.
+
+        The HTTP stack is imported then: a process that only journals never pays for it.
+        Threads racing here get the same endpoint (:func:`~deeplake_sdk.transport.get_endpoint`).
+        """
+        endpoint = self._endpoint
+        if endpoint is None:
+            from deeplake_sdk.transport import get_endpoint
+
+            endpoint = get_endpoint(
+                self.credentials.api_url, self.max_concurrency, adaptive=self.adaptive
+            )
+            self._endpoint = endpoint
+        return endpoint
 
     @property
     def workspace_id(self) -> str:

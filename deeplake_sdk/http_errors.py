@@ -25,9 +25,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-import urllib3.exceptions
-
 from deeplake_sdk.errors import (
     AlreadyExistsError,
     ApiError,
@@ -94,6 +91,9 @@ def network_error(exc: BaseException, url: str, timeout: tuple[float, float]) ->
     Not ambiguous (surely not executed): connect errors and timeouts, TLS and proxy errors.
     Ambiguous: read timeouts, resets and disconnects after the request was sent.
     """
+    import requests  # imported by the transport that raised ``exc``: costs nothing here
+    import urllib3.exceptions
+
     where = origin(url)
     if isinstance(
         exc,

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from deeplake_sdk._coop import allocate_lock
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from deeplake_sdk.retry import RetryEvent
     from deeplake_sdk.transport import Endpoint
 
@@ -60,11 +62,12 @@ class ClientStats:
     """Live counters of one :class:`~deeplake_sdk.DeeplakeApi`; safe to use from any thread.
 
     Args:
-        endpoint: The endpoint (connection pool and limiter) the client sends through.
+        endpoint: Returns the endpoint (connection pool and limiter) the client sends through;
+            called at each reading, because a client makes its endpoint at its first request.
     """
 
-    def __init__(self, endpoint: Endpoint) -> None:
-        self._endpoint = endpoint
+    def __init__(self, endpoint: Callable[[], Endpoint]) -> None:
+        self._endpoint_of = endpoint
         self._lock = allocate_lock()
         self._retries = 0
         self._events: deque[RetryEvent] = deque(maxlen=RECENT_RETRIES)
@@ -79,7 +82,7 @@ class ClientStats:
     @property
     def requests_sent(self) -> int:
         """See :attr:`StatsSnapshot.requests_sent`."""
-        return self._endpoint.requests_sent
+        return self._endpoint_of().requests_sent
 
     @property
     def retries(self) -> int:
@@ -89,17 +92,17 @@ class ClientStats:
     @property
     def limit(self) -> int | None:
         """See :attr:`StatsSnapshot.limit`."""
-        return self._endpoint.limiter.limit
+        return self._endpoint_of().limiter.limit
 
     @property
     def max_limit(self) -> int | None:
         """See :attr:`StatsSnapshot.max_limit`."""
-        return self._endpoint.limiter.max_limit
+        return self._endpoint_of().limiter.max_limit
 
     @property
     def in_flight(self) -> int:
         """See :attr:`StatsSnapshot.in_flight`."""
-        return self._endpoint.limiter.in_flight
+        return self._endpoint_of().limiter.in_flight
 
     @property
     def retry_events(self) -> list[RetryEvent]:
@@ -109,11 +112,11 @@ class ClientStats:
 
     def snapshot(self) -> StatsSnapshot:
         """All counters at once."""
-        limiter = self._endpoint.limiter
+        limiter = self._endpoint_of().limiter
         with self._lock:
             retries = self._retries
         return StatsSnapshot(
-            self._endpoint.requests_sent,
+            self._endpoint_of().requests_sent,
             retries,
             limiter.limit,
             limiter.max_limit,

@@ -363,6 +363,22 @@ def test_calls_on_the_mount_import_the_client(hooks, memory):
     assert "hookSpecificOutput" in answer and "requests" in imported
 
 
+def test_capture_journals_without_importing_the_http_stack(hooks, raw):
+    payload = {"session_id": "s-imports", "hook_event_name": "UserPromptSubmit", "prompt": "hi"}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "deeplake_sdk.cli", "hook", "capture"],
+        input=json.dumps(payload).encode(),
+        capture_output=True,
+        env=hooks.env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()}
+    assert "sqlite3" in imported  # the journal was written
+    assert not imported & {"requests", "urllib3", "deeplake_sdk.transport"}
+
+
 def test_unreachable_service_falls_through_quickly(hooks, tmp_path):
     hooks.env["DEEPLAKE_API_URL"] = "http://127.0.0.1:9"  # discard port: connection refused
     payload = {"tool_name": "Read", "tool_input": {"file_path": f"{hooks.mount}/a.md"}}

@@ -43,5 +43,14 @@ def test_importing_the_package_or_the_path_rules_imports_no_client():
 
 
 def test_using_a_public_name_imports_its_module():
-    assert "requests" in imported_after("from deeplake_sdk import DeeplakeApi")
-    assert "requests" in imported_after("import deeplake_sdk.fs as fs; fs.DeeplakeFs")
+    assert "sqlite3" in imported_after("import deeplake_sdk.fs as fs; fs.DeeplakeFs")
+
+
+def test_a_client_imports_the_http_stack_at_its_first_request():
+    make = (
+        "from deeplake_sdk import DeeplakeApi\n"
+        "api = DeeplakeApi('t', 'o', 'w', 'http://127.0.0.1:9', retries=0)"
+    )
+    assert "requests" not in imported_after(make)
+    send = "import contextlib\nwith contextlib.suppress(Exception):\n    api.query('SELECT 1')"
+    assert "requests" in imported_after(f"{make}\n{send}")

@@ -95,8 +95,11 @@ def _payload() -> dict[str, Any]:
 
 
 def _no_exit_wait() -> None:
-    """Leave journaled writes to the background drain instead of waiting for them at exit."""
+    """Leave journaled writes to the background drain: neither send them nor wait for them."""
+    from deeplake_sdk.journal.flusher import ENV_SEND
+
     os.environ["DEEPLAKE_EXIT_FLUSH_TIMEOUT"] = "0"
+    os.environ[ENV_SEND] = "0"  # a send cut short by the exit only leaves more to resolve
     # "not stored yet" warnings are the expected state of a hook: the drain stores them.
     for name in ("deeplake_sdk.journal", "deeplake_sdk.fs"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -510,6 +510,7 @@ def drain(
     """
     target = journal_for(api, journal)
     target.adopt_all()
+    target.flusher.start(force=True)  # even where DEEPLAKE_JOURNAL_SEND=0: asked for
     return len(target.wait_for(target.overlay.seqs(), timeout))
 
 

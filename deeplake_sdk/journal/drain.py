@@ -317,7 +317,12 @@ class Drain:
         self.lag = ObservedLag()
         self._attempt = attempt
         self._lanes = lanes
-        self.parallel = parallel or getattr(api.endpoint, "pool_size", 8)
+        self._given_parallel = parallel
+
+    @property
+    def parallel(self) -> int:
+        """Requests sent at once: the given number, else the endpoint's pool size."""
+        return self._given_parallel or getattr(self.api.endpoint, "pool_size", 8)
 
     # -- entry point --------------------------------------------------------------------------
     def apply(

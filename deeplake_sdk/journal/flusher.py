@@ -16,6 +16,7 @@ out the read lag does not hold back the writes journaled after it.
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -25,7 +26,6 @@ from gevent import monkey
 from deeplake_sdk._coop import Completion, allocate_lock
 from deeplake_sdk.journal.inflight import InFlight
 from deeplake_sdk.journal.store import Entry
-from deeplake_sdk.transport import close_thread_connections
 
 if TYPE_CHECKING:
     from deeplake_sdk.journal.core import Journal
@@ -45,6 +45,14 @@ BACKOFF_MIN = 0.25
 BACKOFF_MAX = 8.0
 #: Batches applied at the same time (they never touch the same file or session log).
 PIPELINE_DEPTH = 4
+#: Environment variable: ``0`` keeps this process from sending its journal (it journals, and
+#: another process sends: the hooks' background drain, ``deeplake-sdk journal drain``).
+ENV_SEND = "DEEPLAKE_JOURNAL_SEND"
+
+
+def sending_enabled() -> bool:
+    """Whether this process sends its journals (:data:`ENV_SEND` is not ``0``)."""
+    return os.environ.get(ENV_SEND, "1").strip().lower() not in ("0", "off", "false", "no")
 
 
 class Flusher:
@@ -67,10 +75,15 @@ class Flusher:
         self.backoff = 0.0
         self.cycles = 0
 
-    def start(self) -> None:
-        """Start the thread (once)."""
+    def start(self, *, force: bool = False) -> None:
+        """Start the thread (once).
+
+        Args:
+            force: Start it even in a process that does not send (:data:`ENV_SEND`): a drain
+                asked for explicitly.
+        """
         with self._lock:
-            if self._started:
+            if self._started or not (force or sending_enabled()):
                 return
             self._started = True
         _start_new_thread(self._main, ())
@@ -132,6 +145,8 @@ class Flusher:
                 self._watcher = None
             watcher.stop()
             watcher.close()
+            from deeplake_sdk.transport import close_thread_connections
+
             close_thread_connections()  # this hub's sockets, while it still exists
             hub.destroy(destroy_loop=True)
             self._ended.set()
