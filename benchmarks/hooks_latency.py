@@ -6,8 +6,8 @@ Against the embedded local server (``--latency-ms`` of added latency per request
 ``--files`` memory files seeded: every invocation is ``python -m deeplake_sdk.cli hook SUB`` in
 a new process with the payload on stdin, as Claude Code runs it (interpreter start and imports
 included). Round trips are the server's request counter around each invocation (the
-background drain is off, so only the hook's own requests count; the capture hook's flusher
-may still send during its short life). Prints p50/p95/max wall time and round trips per hook,
+background drain is off and the hooks send none of what they journal, so only the hook's own
+reads and table checks count). Prints p50/p95/max wall time and round trips per hook,
 and the same for ``python -c pass`` (the floor of any hook) and ``deeplake-sdk --version``
 (every command's parser and their imports).
 """
