@@ -38,6 +38,12 @@ def test_an_unknown_name_is_an_attribute_error():
         raise AssertionError("no AttributeError")
 
 
+def test_submodules_are_attributes_of_the_package():
+    code = "import deeplake_sdk as d\nassert d.journal.core.flush_all and d.fs.core.DeeplakeFs"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert not hasattr(deeplake_sdk, "no_such_module")
+
+
 def test_importing_the_package_or_the_path_rules_imports_no_client():
     assert imported_after("import deeplake_sdk, deeplake_sdk.fs.paths, deeplake_sdk.errors") == []
 

@@ -16,7 +16,9 @@ __all__ = ["DeeplakeFs", "FileStat", "GrepReport"]
 
 def __getattr__(name: str) -> Any:
     if name not in __all__:
-        raise AttributeError(f"module 'deeplake_sdk.fs' has no attribute {name!r}")
+        from deeplake_sdk import _submodule
+
+        return _submodule(__name__, name)
     from deeplake_sdk.fs import core
 
     value = getattr(core, name)
