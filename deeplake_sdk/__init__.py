@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from deeplake_sdk._lazy import submodule
 from deeplake_sdk._version import __version__
 
 if TYPE_CHECKING:
@@ -116,20 +117,10 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        return _submodule(__name__, name)
+        return submodule(__name__, name)
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
-
-
-def _submodule(package: str, name: str) -> Any:
-    """``package.name`` imported (``import deeplake_sdk`` then ``deeplake_sdk.journal``)."""
-    try:
-        return importlib.import_module(f"{package}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{package}.{name}":
-            raise  # the submodule exists and failed to import
-        raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
 
 
 def __dir__() -> list[str]:

@@ -357,10 +357,11 @@ def test_calls_away_from_the_mount_fall_through_without_importing_the_client(hoo
     assert run_probe(hooks, payload) == ("", [])
 
 
-def test_calls_on_the_mount_import_the_client(hooks, memory):
+def test_calls_on_the_mount_import_the_client_not_the_journal(hooks, memory):
     payload = {"tool_name": "Read", "tool_input": {"file_path": f"{hooks.mount}/notes/a.md"}}
     answer, imported = run_probe(hooks, payload)
     assert "hookSpecificOutput" in answer and "requests" in imported
+    assert "sqlite3" not in imported  # a read needs no journal
 
 
 def test_capture_journals_without_importing_the_http_stack(hooks, raw):

@@ -26,7 +26,11 @@ def test_every_public_name_resolves_to_its_module():
     assert set(deeplake_sdk.__all__) == set(deeplake_sdk._LAZY) | {"__version__"}
     for name, module in deeplake_sdk._LAZY.items():
         assert getattr(deeplake_sdk, name) is getattr(importlib.import_module(module), name)
-    assert set(deeplake_sdk.__all__) <= set(dir(deeplake_sdk))
+
+
+def test_dir_lists_the_public_names_before_they_are_imported():
+    code = "import deeplake_sdk as d\nassert set(d.__all__) <= set(dir(d))"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_an_unknown_name_is_an_attribute_error():

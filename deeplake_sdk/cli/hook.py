@@ -197,7 +197,7 @@ def cmd_pre_tool_use(args: argparse.Namespace) -> int:
     settings = _settings()
     if not may_concern_mount(payload, settings):
         return EXIT_OK
-    from deeplake_sdk.integrations.claude_code import pre_tool_use
+    from deeplake_sdk.integrations.claude_code_answer import pre_tool_use
 
     try:
         api = _api(timeout=settings.timeout, retries=0)

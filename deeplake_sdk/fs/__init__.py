@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from deeplake_sdk._lazy import submodule
+
 if TYPE_CHECKING:
     from deeplake_sdk.fs.core import DeeplakeFs, FileStat, GrepReport
 
@@ -16,9 +18,7 @@ __all__ = ["DeeplakeFs", "FileStat", "GrepReport"]
 
 def __getattr__(name: str) -> Any:
     if name not in __all__:
-        from deeplake_sdk import _submodule
-
-        return _submodule(__name__, name)
+        return submodule(__name__, name)
     from deeplake_sdk.fs import core
 
     value = getattr(core, name)
