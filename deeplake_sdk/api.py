@@ -114,6 +114,13 @@ def _ddl_already_applied(stmt: _Call, error: QueryError) -> bool:
     return statement_head(stmt.sql) == "DROP" and "does not exist" in (error.message or "")
 
 
+def _shared_endpoint(api_url: str, max_concurrency: int | None, adaptive: bool) -> Endpoint:
+    """The process's endpoint for these settings; the HTTP stack is imported at the first call."""
+    from deeplake_sdk.transport import get_endpoint
+
+    return get_endpoint(api_url, max_concurrency, adaptive=adaptive)
+
+
 class DeeplakeApi:
     """Client of one workspace of the Deeplake SQL API.
 
@@ -175,7 +182,11 @@ class DeeplakeApi:
         self.adaptive = adaptive
         origin(self.credentials.api_url)  # a bad URL is refused here, not at the first request
         self._endpoint: Endpoint | None = None
-        self.stats = ClientStats(lambda: self.endpoint)
+        # Not a method of self: a client must not be kept alive by its own statistics.
+        self._make_endpoint = functools.partial(
+            _shared_endpoint, self.credentials.api_url, max_concurrency, adaptive
+        )
+        self.stats = ClientStats(self._make_endpoint)
         ws = quote(self.credentials.workspace_id, safe="")
         self._tables_path = f"/workspaces/{ws}/tables"
         self._query_path = f"{self._tables_path}/query"
@@ -214,12 +225,7 @@ class DeeplakeApi:
         """
         endpoint = self._endpoint
         if endpoint is None:
-            from deeplake_sdk.transport import get_endpoint
-
-            endpoint = get_endpoint(
-                self.credentials.api_url, self.max_concurrency, adaptive=self.adaptive
-            )
-            self._endpoint = endpoint
+            endpoint = self._endpoint = self._make_endpoint()
         return endpoint
 
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import gevent
 
@@ -55,3 +57,16 @@ def test_an_unbounded_client_reports_no_limit(srv, workspace):
     api = DeeplakeApi(srv.token, srv.org, workspace, srv.url, max_concurrency=None, adaptive=False)
     assert (api.stats.limit, api.stats.max_limit) == (None, None)
     assert "requests_sent=" in repr(api.stats)
+
+
+def test_a_dropped_client_is_freed_at_once_its_statistics_hold_no_reference_to_it(srv, workspace):
+    api = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
+    api.query("SELECT 1")
+    assert api.stats.snapshot().requests_sent >= 1
+    gone = weakref.ref(api)
+    gc.disable()  # freed by reference counting, not by a collection of cycles
+    try:
+        del api
+        assert gone() is None
+    finally:
+        gc.enable()
