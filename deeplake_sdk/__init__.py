@@ -6,10 +6,9 @@ needs a part of the SDK (a hook, a command) does not import the rest.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from deeplake_sdk._lazy import submodule
+from deeplake_sdk._lazy import lazy_attributes
 from deeplake_sdk._version import __version__
 
 if TYPE_CHECKING:
@@ -114,13 +113,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        return submodule(__name__, name)
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

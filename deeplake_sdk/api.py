@@ -179,7 +179,6 @@ class DeeplakeApi:
         self.timeout = Timeout.coerce(timeout)
         self.retry_policy = RetryPolicy.coerce(retries)
         self.max_concurrency = max_concurrency
-        self.adaptive = adaptive
         origin(self.credentials.api_url)  # a bad URL is refused here, not at the first request
         self._endpoint: Endpoint | None = None
         # Not a method of self: a client must not be kept alive by its own statistics.

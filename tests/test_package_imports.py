@@ -64,3 +64,10 @@ def test_a_client_imports_the_http_stack_at_its_first_request():
     assert "requests" not in imported_after(make)
     send = "import contextlib\nwith contextlib.suppress(Exception):\n    api.query('SELECT 1')"
     assert "requests" in imported_after(f"{make}\n{send}")
+
+
+def test_a_module_gives_its_lazy_names_and_no_others():
+    from deeplake_sdk.integrations import claude_code, claude_code_answer
+
+    assert claude_code.pre_tool_use is claude_code_answer.pre_tool_use
+    assert not hasattr(claude_code, "no_such_name")  # a module has no submodules to look for

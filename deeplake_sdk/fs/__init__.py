@@ -6,9 +6,9 @@ costs nothing more to import.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from deeplake_sdk._lazy import submodule
+from deeplake_sdk._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from deeplake_sdk.fs.core import DeeplakeFs, FileStat, GrepReport
@@ -16,11 +16,4 @@ if TYPE_CHECKING:
 __all__ = ["DeeplakeFs", "FileStat", "GrepReport"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        return submodule(__name__, name)
-    from deeplake_sdk.fs import core
-
-    value = getattr(core, name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(__all__, "deeplake_sdk.fs.core"), globals())

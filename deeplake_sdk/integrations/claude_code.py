@@ -27,6 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from deeplake_sdk._lazy import lazy_attributes
 from deeplake_sdk.integrations.claude_code_paths import HookSettings, to_memory_path
 from deeplake_sdk.sessions import SessionLog, assistant_message, tool_call, user_message
 from deeplake_sdk.statements.layout import MEMORY, SESSIONS
@@ -283,9 +284,7 @@ def hooks_config(command: str, *, timeout: int = 10) -> dict[str, Any]:
     }
 
 
-def __getattr__(name: str) -> Any:
-    if name == "pre_tool_use":
-        from deeplake_sdk.integrations.claude_code_answer import pre_tool_use
-
-        return pre_tool_use
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``pre_tool_use`` lives in claude_code_answer: imported when first used, not by a capture.
+__getattr__ = lazy_attributes(
+    __name__, {"pre_tool_use": "deeplake_sdk.integrations.claude_code_answer"}, globals()
+)
