@@ -36,6 +36,7 @@ __all__ = [
     "Credentials",
     "credentials_path",
     "load_credentials",
+    "says_off",
 ]
 
 DEFAULT_API_URL = "https://api.deeplake.ai"
@@ -82,6 +83,11 @@ class Credentials:
     def org_label(self) -> str:
         """The org as session file paths name it: its name when known, else its id."""
         return self.org_name or self.org_id
+
+
+def says_off(value: str) -> bool:
+    """Whether an environment setting turns something off: ``0``, ``off``, ``false``, ``no``."""
+    return value.strip().lower() in ("0", "off", "false", "no")
 
 
 def credentials_path(env: Mapping[str, str] | None = None) -> Path:

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from deeplake_sdk._coop import allocate_lock
+from deeplake_sdk.config import says_off
 
 __all__ = ["HostShare", "share_dir", "share_for"]
 
@@ -56,7 +57,7 @@ def share_dir() -> Path | None:
     """The directory of the shared files, or ``None`` when sharing is off."""
     value = os.environ.get(ENV_DIR)
     if value is not None:
-        return None if value.strip().lower() in ("", "off", "0", "false") else Path(value)
+        return None if not value.strip() or says_off(value) else Path(value)
     uid = os.getuid() if hasattr(os, "getuid") else 0
     return Path(tempfile.gettempdir()) / f"deeplake-sdk-{uid}" / "limits"
 

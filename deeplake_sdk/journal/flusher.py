@@ -24,6 +24,7 @@ import gevent.event
 from gevent import monkey
 
 from deeplake_sdk._coop import Completion, allocate_lock
+from deeplake_sdk.config import says_off
 from deeplake_sdk.journal.inflight import InFlight
 from deeplake_sdk.journal.store import Entry
 
@@ -46,13 +47,13 @@ BACKOFF_MAX = 8.0
 #: Batches applied at the same time (they never touch the same file or session log).
 PIPELINE_DEPTH = 4
 #: Environment variable: ``0`` keeps this process from sending its journal (it journals, and
-#: another process sends: the hooks' background drain, ``deeplake-sdk journal drain``).
+#: another process sends: the hooks' background drain, ``deeplake-sdk journal flush``).
 ENV_SEND = "DEEPLAKE_JOURNAL_SEND"
 
 
 def sending_enabled() -> bool:
     """Whether this process sends its journals (:data:`ENV_SEND` is not ``0``)."""
-    return os.environ.get(ENV_SEND, "1").strip().lower() not in ("0", "off", "false", "no")
+    return not says_off(os.environ.get(ENV_SEND, "1"))
 
 
 class Flusher:
