@@ -15,7 +15,9 @@ from waiting import poll
 
 from deeplake_sdk import DeeplakeFs, SessionLog
 from deeplake_sdk.journal import Consistency
+from deeplake_sdk.journal.drain import Catalog, Drain, Row, _Run
 from deeplake_sdk.journal.lag import ObservedLag
+from deeplake_sdk.journal.plan import Lane, Op
 from deeplake_sdk.journal.store import journal_path, list_entries
 
 WORKER = str(Path(__file__).with_name("journal_worker.py"))
@@ -125,19 +127,23 @@ def test_a_write_lost_before_it_ran_is_resent_after_the_learnt_window(srv, api, 
         fs.close(wait=False)
 
 
-def test_a_lag_grown_past_the_window_leaves_no_twin_of_a_create_sent_again(srv, api, tmp_path):
+@pytest.mark.parametrize("write", ["write_text", "append_text"])
+def test_a_lag_grown_past_the_window_leaves_no_twin_of_a_create_sent_again(
+    srv, api, tmp_path, write
+):
     """Writes showed at once, so the window is short (0.2 s); then the service takes 1 s.
 
     The create is taken as lost after the window and sent again; the first one shows, alone,
     for the 0.2 s until the second one does: the drain must wait for that twin and merge it,
-    not confirm the file while a second row of it is still to come.
+    not confirm the file while a second row of it is still to come. An append's copies share
+    one row id, so the one that shows cannot even tell whether others are still to come.
     """
     fs = DeeplakeFs(api, cache=False, journal=tmp_path / "j", consistency=SHORT_WINDOW)
     try:
         _write_and_flush(fs, 1, "warm")
         assert fs.journal.lag_window == 0.2
         srv.set_faults(profile="none", read_lag_ms=1000)
-        fs.write_text("/late.md", "once")
+        getattr(fs, write)("/late.md", "once")
         fs.flush(timeout=30.0)
         _wait_for_every_commit(srv)
         rows = api.query("SELECT summary FROM memory WHERE path = '/late.md'")
@@ -146,6 +152,56 @@ def test_a_lag_grown_past_the_window_leaves_no_twin_of_a_create_sent_again(srv, 
     finally:
         srv.set_faults(profile="none")
         fs.close(wait=False)
+
+
+def _offline_drain() -> Drain:
+    """A drain whose decisions are asked directly (it is never given entries to send)."""
+    return Drain(
+        None,
+        Catalog(lambda table, kind: frozenset()),
+        SHORT_WINDOW,
+        attempt=lambda seqs, meta: None,
+        lanes=lambda keys: {},
+    )
+
+
+def test_a_create_resent_into_a_file_its_first_copy_made_waits_for_the_other_copies():
+    """The decision alone (no service): three copies of a create were sent, the last one found
+    the path taken (the first copy had just shown). One row shows: the lane waits until the
+    copies still in flight could have shown (2 x the 1 s the first took, after the last
+    create), instead of confirming the file with two copies to come."""
+    drain = _offline_drain()
+    op = Op("put", "memory", "/late.md", b"once", {"stamp": "2026-01-01T00:00:00Z"}, [1], True)
+    run = _Run(Lane("memory", "/late.md", [op]), None)
+    run.answered(100.0)  # the first copy
+    for when in (100.3, 100.6):  # not shown within the window: sent again
+        run.recreating()
+        run.answered(when)
+        run.created = when
+    run.skipped, run.inserted = True, None  # the third found the path taken
+    run.answered(101.0)
+    run.created = 101.0
+    rows = [Row("r0", 4, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")]
+    assert drain._late_copy(run, rows, asked=101.01, answered=101.02)
+    assert drain._late_copy(run, rows, asked=102.9, answered=102.91)
+    assert not drain._late_copy(run, rows, asked=103.1, answered=103.11)
+
+
+def test_an_append_create_resent_into_its_own_first_copy_does_not_append_again():
+    """The decision alone: an append's create was sent again and found the path taken by its
+    own first copy (same row id). That is the create applied, not another writer's file to
+    append to (which would store the bytes twice)."""
+    drain = _offline_drain()
+    meta = {"stamp": "2026-01-01T00:00:00Z", "append_id": "a1", "create": True}
+    op = Op("append", "memory", "/late.md", b"once", meta, [1], False)
+    run = _Run(Lane("memory", "/late.md", [op]), None)
+    run.skipped, run.inserted = True, None
+    mine = Row("a1", 4, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
+    assert drain._check(run, [mine]) == "ok"
+    assert run.inserted == "a1"
+    theirs = Row("b2", 7, "2026-01-01T00:00:01Z", "2026-01-01T00:00:01Z")
+    run.skipped, run.inserted = True, None
+    assert drain._check(run, [theirs]) == "repair"  # another writer's file: append to it
 
 
 def test_an_event_inserted_again_after_a_lost_answer_and_a_grown_lag_is_stored_once(

@@ -19,9 +19,10 @@ resent. A resend never repeats a write whose effect is already there:
   every row of the path (idempotent); duplicates left by concurrent creators converge to the
   oldest row (``creation_date``, then ``id``), which receives the newest content;
 * a file created again because its first create did not show within the window gets a row id
-  of its own: if the first create shows after all (the lag grew past the window), its lag is
-  learnt and the lane waits until the second copy could have shown too (``lag_factor`` times
-  what the first took), to delete it; if the second shows, the first was lost;
+  of its own (an append's copies share one): if the first create shows after all (the lag grew
+  past the window), its lag is learnt and the lane waits until every later copy could have
+  shown too (``lag_factor`` times what the first took, after the latest create), to delete
+  them; if only the latest copy of a write shows, the earlier ones were lost;
 * an ``append`` is a compare-and-swap on the row's size; the offset it expects is recorded in
   the journal *before* it is sent, so any later drain can check whether its bytes already sit
   there (:func:`~deeplake_sdk.statements.journal.append_landed`) before sending it again;
@@ -222,7 +223,8 @@ class _Run:
         self.repairs = 0
         self.inserted: str | None = None  # row id of an insert that may have applied
         self.recreated = 0.0  # answer time of an earlier create of this op that may still show
-        self.seen = 0.0  # when that earlier create showed, alone
+        self.created = 0.0  # answer time of the latest create of this op
+        self.seen = 0.0  # when a copy of a create sent more than once first showed
         self.dropping: frozenset[str] = frozenset()  # ids of rows deleted as duplicates
         self.skipped = False  # an insert of this round surely did not apply (the path existed)
         self.error: BaseException | None = None
@@ -253,7 +255,7 @@ class _Run:
 
     def settled(self) -> None:
         """Every create of the current operation that could show has shown (and was merged)."""
-        self.recreated = self.seen = 0.0
+        self.recreated = self.created = self.seen = 0.0
 
     def _next(self) -> None:
         self.index += 1
@@ -526,6 +528,7 @@ class Drain:
         count = None if result is None else result.row_count
         for run, row in zip(runs, rows, strict=True):
             run.answered(now)
+            run.created = now
             run.row = None
             # all rows inserted, or none (every path existed); else the reads tell
             run.skipped = count == 0
@@ -652,7 +655,7 @@ class Drain:
             for run in pending:
                 rows = found.get((run.lane.table, run.lane.path), [])
                 verdict = self._check(run, rows)
-                if verdict == "ok" and self._late_copy(run, rows, asked, answered):
+                if verdict != "wait" and self._late_copy(run, rows, asked, answered):
                     waiting.append(run)
                 elif verdict == "ok":
                     if run.timed:
@@ -661,8 +664,6 @@ class Drain:
                 elif verdict == "wait" and asked < run.acked + window:
                     waiting.append(run)
                 else:
-                    if run.recreated and not run.seen and len(rows) > 1:  # both copies show
-                        self.lag.observe(answered - run.recreated)
                     run.repairs += 1
                     if run.repairs > MAX_REPAIRS:
                         run.error = DeeplakeError(
@@ -680,24 +681,28 @@ class Drain:
                 delay = min(delay * 2, self.consistency.max_poll)
 
     def _late_copy(self, run: _Run, rows: list[Row], asked: float, answered: float) -> bool:
-        """Whether the one row of a file created again is the earlier create, shown late.
+        """Whether a file created more than once shows while another copy may still show.
 
-        A create sent again (its first copy did not show within the window) gets an id of its
-        own (:meth:`_new_row`). When the first copy shows instead, the read lag has grown past
-        the window: its lag is learnt, and the lane waits until the second copy could have
-        shown as well (``lag_factor`` times what the first took), to delete it, instead of
-        leaving a duplicate behind. When the second copy shows, the first was lost: done.
+        A create is sent again when its first copy did not show within the window; both may
+        apply (a ``put``'s copies get ids of their own, :meth:`_new_row`; an ``append``'s share
+        one). When a copy shows, the lag has grown past the window: it is learnt, and the lane
+        waits until every copy sent could have shown too (``lag_factor`` times what the first
+        took, after the latest create was answered), whatever the rows show meanwhile; only
+        then are the copies merged and the file confirmed, instead of confirming it with a
+        copy still to come. The latest copy of a ``put`` showing alone ends the wait: the
+        earlier ones were lost.
         """
         op = run.op
-        if not (run.recreated and op is not None and op.kind == "put" and run.inserted):
+        if not (run.recreated and rows and op is not None and op.kind in ("put", "append")):
             return False
-        if len(rows) != 1 or rows[0].id == run.inserted:
+        if op.kind == "put" and len(rows) == 1 and rows[0].id == run.inserted:
             return False
         if not run.seen:
             run.seen, run.timed = answered, False
             self.lag.observe(answered - run.recreated)
         late = self.consistency.lag_factor * (run.seen - run.recreated)
-        return asked < run.acked + min(self.consistency.window, max(self.window(), late))
+        since = run.created or run.acked
+        return asked < since + min(self.consistency.window, max(self.window(), late))
 
     def _check(self, run: _Run, rows: list[Row]) -> str:
         """``ok`` (the effect shows), ``wait`` (may still be lag) or ``repair``."""
@@ -708,6 +713,8 @@ class Drain:
             return "wait" if any(r.date <= op.stamp for r in rows) else "ok"
         if any(r.id in run.dropping for r in rows):
             return "wait"  # duplicates deleted, until the deletion shows
+        if run.skipped and _own_copy(op, rows):
+            run.skipped, run.inserted = False, op.meta["append_id"]  # an earlier copy applied
         if run.skipped:
             return "repair"  # the create did not apply: the file existed
         if top is None:
@@ -1131,6 +1138,11 @@ def _group_meta(op: Op, row: Row | None) -> dict[int, dict[str, Any]]:
     op.meta.update(facts)
     group = {"group": op.seqs[0], "members": len(op.seqs)}
     return {seq: {**group, **facts} for seq in op.seqs}
+
+
+def _own_copy(op: Op, rows: Sequence[Row]) -> bool:
+    """Whether ``rows`` hold a copy of an append's own create (its copies share one id)."""
+    return op.kind == "append" and any(r.id == op.meta.get("append_id") for r in rows)
 
 
 def _settle_finished(outcome: Outcome, runs: list[_Run]) -> None:
