@@ -59,3 +59,27 @@ def test_top_level_help_and_usage_error():
     assert proc.returncode == 2  # no command: usage on stderr
     proc = run_cli("no-such-command")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_version_is_printed_without_building_the_commands():
+    """``--version`` alone imports no command module (the server's, the benchmark's...)."""
+    probe = (
+        "import sys\n"
+        "from deeplake_sdk.cli import main\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "print(sorted(m for m in sys.modules if m.startswith('deeplake_sdk.cli.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    from deeplake_sdk import __version__
+
+    assert done.stdout.splitlines() == [
+        f"deeplake-sdk {__version__}",
+        "['deeplake_sdk.cli._common']",
+    ]
+    listed = run_cli("--help", "--version").stdout  # help first: it lists every command
+    assert all(command in listed for command in COMMANDS)

@@ -48,6 +48,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             what its command needs, not the server's or the benchmark's options); ``None``
             or an unknown name: every command.
     """
+    return _parser([COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES)
+
+
+def _parser(modules: Sequence[str]) -> argparse.ArgumentParser:
+    """The top-level parser with the commands of ``modules`` (of deeplake_sdk.cli)."""
     parser = argparse.ArgumentParser(
         prog="deeplake-sdk",
         description="Deeplake SDK command line: query the service, use the memory filesystem, "
@@ -59,10 +64,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
     for name in modules:
         importlib.import_module(f"deeplake_sdk.cli.{name}").register(sub)
     return parser
+
+
+def _parser_for(words: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser ``words`` need: its command's, none for a bare ``--version``, else all."""
+    command = _command(words)
+    if command is None and "--version" in words and not {"-h", "--help"} & set(words):
+        return _parser([])
+    return build_parser(command)
 
 
 def _command(argv: Sequence[str]) -> str | None:
@@ -73,7 +85,7 @@ def _command(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     words = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(_command(words))
+    parser = _parser_for(words)
     args = parser.parse_args(words)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
