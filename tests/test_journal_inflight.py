@@ -36,8 +36,8 @@ def test_nothing_in_flight_admits_everything_in_order():
 
 def test_a_file_in_flight_cuts_the_next_batch_before_its_first_operation():
     flight = InFlight()
-    flight.start([entry(1, path="/a"), entry(2, "append", "/b")])
-    assert flight.upto == 2
+    flight.start(flight.admit(flight.look([entry(1, path="/a"), entry(2, "append", "/b")])))
+    assert flight.upto == 2 and flight.held == []
     later = [entry(3, path="/c"), entry(4, "event", "/s"), entry(5, "append", "/b"), entry(6)]
     assert seqs(flight.admit(later)) == [3, 4]  # /b and /a are in flight: their entries wait
     assert flight.admit([entry(7, "delete", "/a")]) == []
@@ -54,33 +54,34 @@ def test_entries_of_free_files_go_past_a_file_in_flight_and_each_file_keeps_its_
         entry(4, "append", "/a"),
         entry(5, path="/c"),
     ]
-    batch = flight.admit(window)
+    batch = flight.admit(flight.look(window))
     assert seqs(batch) == [3, 5]
-    flight.start(batch, window)
-    assert flight.upto == 1  # entry 2 has not started: the next look begins there
-    assert flight.admit(window) == []  # /a still in flight; 3 and 5 already started
+    flight.start(batch)
+    assert flight.upto == 5  # every entry was read: the next look begins after them
+    assert seqs(flight.held) == [2, 4]  # kept, not read again
+    assert flight.admit(flight.look([])) == []  # /a still in flight
+    assert flight.admit(window) == []  # 3 and 5 already started, 2 and 4 wait for /a
     flight.finish(first)
-    batch = flight.admit(window)
-    assert seqs(batch) == [2, 4]  # the file's operations, in their order
-    flight.start(batch, window)
-    assert flight.upto == 5
+    batch = flight.admit(flight.look([entry(6, path="/d")]))
+    assert seqs(batch) == [2, 4, 6]  # the file's operations, in their order, then the new one
+    flight.start(batch)
+    assert flight.upto == 6 and flight.held == []
 
 
 def test_a_barrier_waits_for_every_entry_before_it():
     flight = InFlight()
     first = flight.start([entry(1, path="/a")])
     window = [entry(2, path="/a"), entry(3, path="/b"), entry(4, "rename", "/d"), entry(5)]
-    batch = flight.admit(window)
+    batch = flight.admit(flight.look(window))
     assert seqs(batch) == [3]  # not the rename (entry 2 waits), nor anything after it
-    second = flight.start(batch, window)
+    second = flight.start(batch)
     flight.finish(first)
-    assert seqs(flight.admit(window)) == [2]  # the rename also waits for entry 3 in flight
+    assert seqs(flight.admit(flight.look([]))) == [2]  # the rename also waits for entry 3
     flight.finish(second)
-    window.remove(window[1])  # entry 3 was confirmed
-    batch = flight.admit(window)
+    batch = flight.admit(flight.look([]))
     assert seqs(batch) == [2, 4, 5]  # then it goes, after entry 2, in one batch
-    flight.start(batch, window)
-    assert flight.full and flight.upto == 5
+    flight.start(batch)
+    assert flight.full and flight.upto == 5 and flight.held == []
 
 
 def test_the_events_of_a_session_in_flight_wait_for_it():
@@ -119,7 +120,7 @@ def test_restart_takes_the_oldest_again_only_when_nothing_is_in_flight():
         flight.restart()
     flight.finish(token)
     flight.restart()
-    assert flight.upto == 0
+    assert flight.upto == 0 and flight.held == []
     with pytest.raises(ValueError):
         flight.start([])
     with pytest.raises(ValueError):
@@ -143,8 +144,8 @@ def test_random_sequences_keep_every_file_in_order_and_barriers_alone():
         window_size = rng.randint(1, 10)
         while pending:
             while not flight.full:
-                window = [pending[s] for s in sorted(pending) if s > flight.upto][:window_size]
-                batch = flight.admit(window)
+                fresh = [pending[s] for s in sorted(pending) if s > flight.upto][:window_size]
+                batch = flight.admit(flight.look(fresh))
                 if not batch:
                     break
                 in_flight = {e.path for b in running.values() for e in b}
@@ -158,7 +159,7 @@ def test_random_sequences_keep_every_file_in_order_and_barriers_alone():
                     else:
                         assert e.path not in in_flight, "a file in two batches at once"
                     assert all(o in done or o in seqs(batch) for o in earlier), "out of order"
-                running[flight.start(batch, window)] = batch
+                running[flight.start(batch)] = batch
             assert running, "nothing in flight and nothing admitted: stuck"
             token = rng.choice(list(running))
             flight.finish(token)

@@ -655,3 +655,20 @@ def test_a_drain_is_never_handed_part_of_an_append_group_it_sent(monkeypatch):
     assert [e.seq for e in core.Journal.next_batch(journal, seqs[0])] == seqs[1:]  # then whole
     journal, seqs = journal_with(["/a", "/b", "/c", "/d", "/a"])
     assert [e.seq for e in core.Journal.next_batch(journal)] == seqs  # first: read larger
+
+
+def test_no_more_entries_are_read_while_those_waiting_for_their_file_fill_a_batch(monkeypatch):
+    from types import SimpleNamespace
+
+    from deeplake_sdk.journal import core
+
+    monkeypatch.setattr(core, "BATCH_ENTRIES", 3)
+    store = JournalStore.memory()
+    seqs = store.append([NewEntry("put", "memory", f"/{i}", b"x") for i in range(6)])
+    journal = SimpleNamespace(store=store)
+    waiting = core.Journal.next_batch(journal)
+    assert [e.seq for e in waiting] == seqs[:3]
+    assert core.Journal.next_batch(journal, seqs[2], held=waiting) == []
+    assert [e.seq for e in core.Journal.next_batch(journal, seqs[2], held=waiting[:2])] == seqs[3:]
+    monkeypatch.setattr(core, "BATCH_BYTES", 2)
+    assert core.Journal.next_batch(journal, seqs[2], held=waiting[:2]) == []  # 2 bytes waiting

@@ -296,14 +296,21 @@ class Journal:
         """Whether the journal (any process's part of it) holds entries to send."""
         return self.store.stats().pending > 0
 
-    def next_batch(self, after: int = 0) -> list[Entry]:
+    def next_batch(self, after: int = 0, held: Sequence[Entry] = ()) -> list[Entry]:
         """The pending entries a drain sends next: the oldest after seq ``after``.
 
         An append group an earlier drain sent (:mod:`~deeplake_sdk.journal.plan`) is never cut:
         its offset is the whole group's, so a part of it alone could not tell whether it
         applied. A batch ends before a group it cannot hold whole, or, if such a group comes
         first, is read again larger until the group is whole.
+
+        Args:
+            after: Read entries with a larger seq only.
+            held: Entries read before that wait for their file: none are read while these
+                already fill a batch.
         """
+        if len(held) >= BATCH_ENTRIES or sum(len(e.data) for e in held) >= BATCH_BYTES:
+            return []
         limit, max_bytes = BATCH_ENTRIES, BATCH_BYTES
         while True:
             entries = self.store.pending(limit, max_bytes, after=after)

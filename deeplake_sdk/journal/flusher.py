@@ -202,18 +202,18 @@ class Flusher:
             event.clear()
             while not (failed or self._stopped or flight.full):
                 try:
-                    entries = journal.next_batch(flight.upto)
+                    fresh = journal.next_batch(flight.upto, held=flight.held)
                 except Exception as exc:  # the running batches still end before the cycle
                     self._report(exc)
                     failed.append(True)
                     break
                 if failed:  # a batch failed while reading: its entries go first, next cycle
                     break
-                batch = flight.admit(entries)
+                batch = flight.admit(flight.look(fresh))
                 if not batch:
                     break
-                gevent.spawn(run, batch, flight.start(batch, entries))
-                if flight.upto < entries[-1].seq:  # the rest of this window waits for a batch
+                gevent.spawn(run, batch, flight.start(batch))
+                if flight.held:  # the rest waits for a batch to end
                     break
             if not flight:
                 break

@@ -35,9 +35,12 @@ class InFlight:
         depth: At most this many batches in flight.
 
     Attributes:
-        upto: Every pending entry up to this seq has been started in this cycle (the next
-            entries to look at come after it). Entries a failed batch left pending have smaller
-            seqs: :meth:`restart` once nothing is in flight to take them again.
+        upto: Every pending entry up to this seq was read in this cycle: it has started, or is
+            :attr:`held` (the next entries to read come after it). Entries a failed batch left
+            pending have smaller seqs: :meth:`restart` once nothing is in flight to take them
+            again.
+        held: The entries read in this cycle that have not started (their file was busy), in
+            seq order: kept, so that each pending entry is read once per cycle.
     """
 
     def __init__(self, depth: int = 4) -> None:
@@ -45,6 +48,7 @@ class InFlight:
             raise ValueError(f"depth must be >= 1, got {depth!r}")
         self.depth = depth
         self.upto = 0
+        self.held: list[Entry] = []
         self._batches: dict[int, tuple[frozenset[_Lane], bool]] = {}
         self._started: set[int] = set()
         self._tokens = 0
@@ -57,11 +61,22 @@ class InFlight:
         """Whether no batch may start now (depth reached, or a barrier in flight)."""
         return len(self._batches) >= self.depth or any(b for _, b in self._batches.values())
 
+    def look(self, fresh: Sequence[Entry]) -> list[Entry]:
+        """The entries to admit from next: the :attr:`held` ones, then ``fresh``.
+
+        Args:
+            fresh: The oldest pending entries after :attr:`upto`, in seq order.
+        """
+        if fresh:
+            self.upto = max(self.upto, fresh[-1].seq)
+            self.held = [*self.held, *fresh]
+        return list(self.held)
+
     def admit(self, entries: Sequence[Entry]) -> list[Entry]:
         """Those of ``entries`` that may start now, in seq order.
 
         Args:
-            entries: The oldest pending entries after :attr:`upto`, in seq order.
+            entries: Pending entries in seq order, from the oldest not started (:meth:`look`).
         """
         if self.full:
             return []
@@ -87,13 +102,11 @@ class InFlight:
             admitted.append(entry)
         return admitted
 
-    def start(self, batch: Sequence[Entry], scanned: Sequence[Entry] = ()) -> int:
+    def start(self, batch: Sequence[Entry]) -> int:
         """Record a batch as started; returns its token for :meth:`finish`.
 
         Args:
             batch: What :meth:`admit` returned.
-            scanned: The entries ``batch`` was admitted from: :attr:`upto` moves past those
-                that have all started.
         """
         if not batch:
             raise ValueError("an empty batch cannot start")
@@ -102,10 +115,7 @@ class InFlight:
         self._tokens += 1
         self._batches[self._tokens] = (lanes, barrier)
         self._started.update(e.seq for e in batch)
-        for entry in scanned or batch:
-            if entry.seq not in self._started:
-                break
-            self.upto = max(self.upto, entry.seq)
+        self.held = [e for e in self.held if e.seq not in self._started]
         return self._tokens
 
     def finish(self, token: int) -> None:
@@ -117,4 +127,5 @@ class InFlight:
         if self._batches:
             raise RuntimeError("batches are still in flight")
         self.upto = 0
+        self.held = []
         self._started.clear()
