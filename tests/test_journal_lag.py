@@ -154,6 +154,48 @@ def test_a_lag_grown_past_the_window_leaves_no_twin_of_a_create_sent_again(
         fs.close(wait=False)
 
 
+def test_another_writers_append_onto_the_copies_of_a_create_sent_again_is_kept(
+    srv, api, workspace, tmp_path
+):
+    """Another writer appends once the first copy of a create sent again shows: its append
+    lands on the copies committed by then, and the copies still to come are bare. Deleting
+    the surplus copies must leave its bytes, acknowledged to it, in the one row kept."""
+    from deeplake_sdk import DeeplakeApi
+
+    fs = DeeplakeFs(api, cache=False, journal=tmp_path / "j", consistency=SHORT_WINDOW)
+    other_api = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
+    other = DeeplakeFs(other_api, cache=False, journal=tmp_path / "other")
+    try:
+        _write_and_flush(fs, 1, "warm")
+        srv.set_faults(profile="none", read_lag_ms=1000)
+        fs.append_text("/late.md", "once")
+        poll(lambda: api.query("SELECT id FROM memory WHERE path = '/late.md'"))
+        other.append_text("/late.md", "+two")
+        other.flush(timeout=30.0)
+        fs.flush(timeout=30.0)
+        _wait_for_every_commit(srv)
+        rows = api.query("SELECT summary FROM memory WHERE path = '/late.md'")
+        assert rows == [{"summary": "once+two"}]
+    finally:
+        srv.set_faults(profile="none")
+        fs.close(wait=False)
+        other.close(wait=False)
+        other_api.close()
+
+
+def test_copies_of_a_create_another_writer_appended_to_are_all_kept():
+    """The decision alone: every copy shows the other writer's bytes too, and no statement
+    can delete one of two identical rows: the surplus copy stays, with every byte."""
+    drain = _offline_drain()
+    meta = {"stamp": "2026-01-01T00:00:00Z", "append_id": "a1", "create": True}
+    op = Op("append", "memory", "/late.md", b"once", meta, [1], False)
+    run = _Run(Lane("memory", "/late.md", [op]), None)
+    run.inserted = "a1"
+    grown = Row("a1", 8, "2026-01-01T00:00:05Z", "2026-01-01T00:00:00Z")
+    drain._repair_append(run, [grown, grown])  # sends nothing (the drain has no client)
+    assert run.op is None and run.done == [1]
+
+
 def _offline_drain() -> Drain:
     """A drain whose decisions are asked directly (it is never given entries to send)."""
     return Drain(

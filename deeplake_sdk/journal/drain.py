@@ -793,12 +793,16 @@ class Drain:
         Read lag can hide a committed create from the check of its own resend (a process
         killed after sending it, then resumed; a lag grown past the window): both apply, with
         the same row id, which no ``id <>`` condition tells apart. Called when the copies are
-        our create, or another writer's older one that our write replaces anyway.
+        our create, or another writer's older one that our write replaces anyway. Only copies
+        nobody changed since are deleted: not newer than our write, and for an append still of
+        its size (another writer's append onto them holds bytes acknowledged to it).
         """
         op = run.op
         assert op is not None
         log.info("%s: row %s shows twice; creating ours once more", op.path, row_id)
-        sql, params = sj.delete_twins(op.table, op.path, row_id)
+        # only copies nobody changed since (an append onto them holds another writer's bytes)
+        size = len(op.data) if op.kind == "append" else None
+        sql, params = sj.delete_twins(op.table, op.path, row_id, not_after=op.stamp, size=size)
         self.api.execute(sql, params, idempotent=True)
         run.row = None
         self._insert(op.table, [run])
@@ -813,7 +817,15 @@ class Drain:
             self._insert(op.table, [run])
             return
         mine = run.inserted is not None and any(r.id == run.inserted for r in rows)
-        if mine and sum(r.id == run.inserted for r in rows) > 1:
+        copies = [r for r in rows if r.id == run.inserted]
+        if len(copies) > 1 and not any(_as_created(op, r) for r in copies):
+            # others appended onto every copy: each holds our bytes and theirs, and none can
+            # be told apart to delete it alone; a duplicate row is kept rather than their bytes
+            log.warning("%s: %d copies of row %s, appended to since", op.path, len(copies), top.id)
+            run.row = top
+            run.advance()
+            return
+        if len(copies) > 1:
             assert run.inserted is not None
             run.settled()
             self._untwin(run, run.inserted)
@@ -1138,6 +1150,11 @@ def _group_meta(op: Op, row: Row | None) -> dict[int, dict[str, Any]]:
     op.meta.update(facts)
     group = {"group": op.seqs[0], "members": len(op.seqs)}
     return {seq: {**group, **facts} for seq in op.seqs}
+
+
+def _as_created(op: Op, row: Row) -> bool:
+    """Whether ``row`` is still as the create of append ``op`` made it (nobody appended)."""
+    return row.size == len(op.data) and row.date == op.stamp
 
 
 def _own_copy(op: Op, rows: Sequence[Row]) -> bool:

@@ -148,10 +148,20 @@ def dedupe(table: str, path: str, keep_id: str) -> Statement:
     return (f"DELETE FROM {t} WHERE path = {p(path)} AND id <> {p(keep_id)}", p.values)
 
 
-def delete_twins(table: str, path: str, row_id: str) -> Statement:
-    """Delete every row of ``path`` with id ``row_id`` (copies of one create)."""
+def delete_twins(
+    table: str, path: str, row_id: str, *, not_after: str, size: int | None = None
+) -> Statement:
+    """Delete the copies of one create (rows of ``path`` with id ``row_id``) nobody changed.
+
+    Only rows last changed at or before ``not_after`` and, with ``size``, still of that size:
+    an append onto a copy changes both, and its bytes must not be deleted with the copy.
+    """
     t, p = quote_ident(table), Params()
-    return (f"DELETE FROM {t} WHERE {_row_guard(p, path, row_id)}", p.values)
+    sql = f"DELETE FROM {t} WHERE {_row_guard(p, path, row_id)}"
+    sql += f" AND last_update_date <= {p(not_after)}"
+    if size is not None:
+        sql += f" AND size_bytes = {p(size, 'bigint')}"
+    return (sql, p.values)
 
 
 def _row_guard(p: Params, path: str, row_id: str | None) -> str:
