@@ -154,6 +154,19 @@ def test_a_lag_grown_past_the_window_leaves_no_twin_of_a_create_sent_again(
         fs.close(wait=False)
 
 
+def test_copies_of_a_create_a_later_write_changed_are_left_to_that_write():
+    """The decision alone: two rows under one id, both rewritten by a later write. Deleting
+    them would delete that write (the guarded delete would not, and the lane would resend
+    until it gave up): ours is superseded, and the later write's drain merges the copies."""
+    drain = _offline_drain()
+    op = Op("put", "memory", "/f.md", b"ours", {"stamp": "2026-01-01T00:00:00Z"}, [1], False)
+    run = _Run(Lane("memory", "/f.md", [op]), None)
+    later = Row("r0", 6, "2026-01-01T00:00:09Z", "2026-01-01T00:00:00Z")
+    assert drain._check(run, [later, later]) == "ok"
+    older = Row("r0", 4, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
+    assert drain._check(run, [older, older]) == "repair"  # our own copies: merged by us
+
+
 def test_another_writers_append_onto_the_copies_of_a_create_sent_again_is_kept(
     srv, api, workspace, tmp_path
 ):
