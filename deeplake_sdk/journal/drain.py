@@ -803,7 +803,6 @@ class Drain:
         op = run.op
         assert op is not None
         log.info("%s: row %s shows twice; creating ours once more", op.path, row_id)
-        # only copies nobody changed since (an append onto them holds another writer's bytes)
         size = len(op.data) if op.kind == "append" else None
         sql, params = sj.delete_twins(op.table, op.path, row_id, not_after=op.stamp, size=size)
         self.api.execute(sql, params, idempotent=True)
@@ -819,16 +818,17 @@ class Drain:
             run.recreating()
             self._insert(op.table, [run])
             return
-        mine = run.inserted is not None and any(r.id == run.inserted for r in rows)
-        copies = [r for r in rows if r.id == run.inserted]
-        if len(copies) > 1 and not any(_as_created(op, r) for r in copies):
+        copies = [r for r in rows if r.id == run.inserted]  # our create's, if it applied
+        mine = bool(copies)
+        grown = len(copies) > 1 and not any(_as_created(op, r) for r in copies)
+        if grown and top.id == run.inserted:
             # others appended onto every copy: each holds our bytes and theirs, and none can
             # be told apart to delete it alone; a duplicate row is kept rather than their bytes
             log.warning("%s: %d copies of row %s, appended to since", op.path, len(copies), top.id)
             run.row = top
             run.advance()
             return
-        if len(copies) > 1:
+        if len(copies) > 1 and not grown:
             assert run.inserted is not None
             run.settled()
             self._untwin(run, run.inserted)
