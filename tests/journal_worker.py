@@ -10,6 +10,9 @@ OP:
   write_many GO PATH TAG N    wait for file GO, write PATH N times ("TAG i"), close
   write_then_sleep N DELAY    print "ready", wait for a line on stdin, write N files /k/<i>.md,
                               print "written", sleep (to be killed)
+  write_delete_then_sleep DELAY
+                              print "ready", wait for a line, write /k/0.md, print "written",
+                              wait for a line, delete it, print "deleted", sleep
   event_then_sleep DELAY      learn a 0.2 s window from one write, print "ready", wait for a
                               line on stdin, log one session event, print its id, sleep
 """
@@ -63,6 +66,16 @@ def main() -> None:
         for i in range(int(n)):
             fs.write_text(f"/k/{i}.md", f"file {i}\n")
         print("written", flush=True)
+        time.sleep(float(delay))  # the test kills this process while it sleeps
+    elif op == "write_delete_then_sleep":
+        (delay,) = args
+        print("ready", flush=True)
+        sys.stdin.readline()
+        fs.write_text("/k/0.md", "file 0\n")
+        print("written", flush=True)
+        sys.stdin.readline()
+        fs.rm("/k/0.md")
+        print("deleted", flush=True)
         time.sleep(float(delay))  # the test kills this process while it sleeps
     elif op == "event_then_sleep":
         (delay,) = args

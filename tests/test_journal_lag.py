@@ -7,13 +7,14 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from consistency import SHORT_WINDOW
 from waiting import poll
 
-from deeplake_sdk import DeeplakeFs, SessionLog
+from deeplake_sdk import DeeplakeApi, DeeplakeFs, SessionLog
 from deeplake_sdk.journal import Consistency
 from deeplake_sdk.journal.drain import Catalog, Drain, Row, _Run
 from deeplake_sdk.journal.lag import ObservedLag
@@ -242,6 +243,28 @@ def test_a_create_resent_into_a_file_its_first_copy_made_waits_for_the_other_cop
     assert not drain._late_copy(run, rows, asked=103.1, answered=103.11)
 
 
+def test_a_write_whose_creates_an_earlier_drain_sent_waits_for_them_then_names_its_own_apart():
+    """The decisions alone: two creates of a write were sent by an earlier drain (ids
+    recorded). The lane sends nothing until both show or the window (5 s here) has passed;
+    then it is checked at once, and a create it sends gets an id of its own."""
+    drain = _offline_drain()
+    meta = {"stamp": "2026-01-01T00:00:00Z", "row_id": "r", "sent_ids": ["r", "r-1"]}
+    op = Op("put", "memory", "/f.md", b"ours", meta, [1], True)
+    run = _Run(Lane("memory", "/f.md", [op]), None)
+    assert run.await_earlier_copies() and run.awaiting == {"r", "r-1"}
+    now = run.acked
+    first = Row("r", 4, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
+    assert drain._awaits(run, [first], asked=now + 1.0)  # "r-1" may still show
+    assert not drain._awaits(run, [first], asked=now + 5.1)  # it never will
+    assert drain._check(run, [first]) == "ok"
+    assert not run.await_earlier_copies()  # looked for once per operation
+    run = _Run(Lane("memory", "/f.md", [op]), None)
+    assert run.await_earlier_copies()
+    second = Row("r-1", 4, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
+    assert not drain._awaits(run, [first, second], asked=run.acked)  # both shown
+    assert drain._new_row(run, frozenset())["id"] == "r-2"
+
+
 def test_an_append_create_resent_into_its_own_first_copy_does_not_append_again():
     """The decision alone: an append's create was sent again and found the path taken by its
     own first copy (same row id). That is the create applied, not another writer's file to
@@ -278,6 +301,20 @@ def test_an_event_inserted_again_after_a_lost_answer_and_a_grown_lag_is_stored_o
         fs.close(wait=False)
 
 
+def _worker(srv, workspace, journal: Path, *args: str) -> subprocess.Popen:
+    """``tests/journal_worker.py`` (plain) on ``journal``, driven through its stdin and stdout."""
+    where = [srv.url, srv.token, srv.org, workspace, str(journal)]
+    proc = subprocess.Popen(
+        [sys.executable, WORKER, *where, "plain", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    return proc
+
+
 def test_a_process_resuming_an_event_a_killed_one_sent_again_leaves_one_copy(
     srv, api, workspace, tmp_path
 ):
@@ -285,15 +322,7 @@ def test_a_process_resuming_an_event_a_killed_one_sent_again_leaves_one_copy(
     (a 1 s lag hid the first copy) and was killed before either showed: the copies it recorded
     in the journal let the next process keep one."""
     journal = tmp_path / "j"
-    where = [srv.url, srv.token, srv.org, workspace, str(journal)]
-    proc = subprocess.Popen(
-        [sys.executable, WORKER, *where, "plain", "event_then_sleep", "60"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
+    proc = _worker(srv, workspace, journal, "event_then_sleep", "60")
     try:
         assert proc.stdout.readline().strip() == "ready"
         srv.set_faults(profile="none", read_lag_ms=1000, p_commit_fail=1.0, max_faults=1)
@@ -311,6 +340,86 @@ def test_a_process_resuming_an_event_a_killed_one_sent_again_leaves_one_copy(
     try:
         assert not fs.journal.wait_for(fs.journal.overlay.seqs(), 60)
         assert _copies_of_event(srv, fs, event_id) == 1
+    finally:
+        srv.set_faults(profile="none")
+        fs.close(wait=False)
+
+
+def _killed_after_its_create_was_sent(srv, workspace, journal: Path, op: str, steps: int) -> None:
+    """Run the worker's ``op`` under a 1 s lag; once the create of its file was answered (the
+    server holds its commit), go through the ``steps`` that follow, then SIGKILL it."""
+    proc = _worker(srv, workspace, journal, op, *(["3", "60"] if steps == 1 else ["60"]))
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        srv.set_faults(profile="none", read_lag_ms=1000)
+        for step in range(steps):
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline().strip() in ("written", "deleted")
+            if step == 0:
+                held = lambda: srv.stats()["db_pool"]["pending_commits"]["pending"] > 0  # noqa: E731
+                poll(held, "the worker's create to be answered")
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, err[-3000:]
+
+
+def _resume(srv, fs: DeeplakeFs, expected: int) -> None:
+    """Take over what the killed process left (``expected`` entries), send it, and wait until
+    the server committed every write it answered."""
+    seqs = fs.journal.adopt_all()
+    assert len(seqs) == expected
+    assert not fs.journal.wait_for(seqs, 60)
+    _wait_for_every_commit(srv)
+
+
+def test_a_process_resuming_writes_a_killed_one_sent_waits_for_them_instead_of_sending_again(
+    srv, api, workspace, tmp_path
+):
+    """The killed process's creates were answered, not yet shown. Created again by the next
+    process they would show twice under one id, and the twins would have to be deleted and
+    the files created once more: gone for other readers meanwhile. The creates it recorded
+    let the next process wait for them: the files, once shown, never vanish."""
+    journal = tmp_path / "j"
+    fs = DeeplakeFs(api, cache=False, journal=journal)  # open (layout known) before the lag
+    count = "SELECT count(DISTINCT path) AS n FROM memory WHERE path LIKE '/k/%'"
+    seen, stop = [], threading.Event()
+
+    def watch() -> None:
+        reader = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
+        while not stop.is_set():
+            seen.append(reader.query(count)[0]["n"])
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=watch)
+    try:
+        _killed_after_its_create_was_sent(srv, workspace, journal, "write_then_sleep", 1)
+        watcher.start()
+        _resume(srv, fs, 3)
+    finally:
+        stop.set()
+        if watcher.is_alive():
+            watcher.join(30)
+        srv.set_faults(profile="none")
+        fs.close(wait=False)
+    rows = api.query("SELECT path FROM memory WHERE path LIKE '/k/%' ORDER BY path")
+    assert [r["path"] for r in rows] == ["/k/0.md", "/k/1.md", "/k/2.md"]
+    shown = seen.index(3)
+    assert seen[shown:] == [3] * (len(seen) - shown), seen
+
+
+def test_a_delete_of_a_file_whose_create_a_killed_process_sent_waits_for_the_create(
+    srv, api, workspace, tmp_path
+):
+    """The killed process wrote a file (its create answered, not yet shown), then deleted it
+    (not sent). Sent at once, the delete finds nothing, and the create shows after it."""
+    journal = tmp_path / "j"
+    fs = DeeplakeFs(api, cache=False, journal=journal)
+    try:
+        _killed_after_its_create_was_sent(srv, workspace, journal, "write_delete_then_sleep", 2)
+        _resume(srv, fs, 2)
+        assert api.query("SELECT path FROM memory WHERE path = '/k/0.md'") == []
     finally:
         srv.set_faults(profile="none")
         fs.close(wait=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deeplake_sdk.journal.overlay import Overlay
-from deeplake_sdk.journal.plan import first_split_group, plan
+from deeplake_sdk.journal.plan import EARLIER_IDS, SENT_IDS, first_split_group, plan
 from deeplake_sdk.journal.store import Entry, NewEntry
 
 
@@ -91,6 +91,28 @@ def test_a_delete_or_a_write_supersedes_what_came_before_in_its_lane():
     b = segment.lanes[("memory", "/b")].ops
     assert [(o.kind, o.seqs) for o in a] == [("delete", [1, 2, 3])]
     assert [(o.kind, o.data, o.seqs) for o in b] == [("put", b"2", [4, 5])]
+
+
+def test_what_superseded_operations_may_still_create_is_carried_to_what_supersedes_them():
+    """A write whose creates were sent (ids recorded) and an append whose create was sent may
+    still show after a later write or delete of their file: its drain must wait for them."""
+    (segment,) = plan(
+        [
+            entry(1, "put", "/a", b"x", row_id="r", sent_ids=["r", "r-1"]),
+            entry(2, "delete", "/a"),
+            entry(3, "append", "/b", b"1", attempts=1, append_id="q", create=True, group=3),
+            entry(4, "put", "/b", b"2", row_id="s"),
+            entry(5, "put", "/c", b"3", row_id="t", sent_ids=["t"]),
+            entry(6, "append", "/c", b"4"),
+        ]
+    )
+    (a,) = segment.lanes[("memory", "/a")].ops
+    (b,) = segment.lanes[("memory", "/b")].ops
+    (c,) = segment.lanes[("memory", "/c")].ops
+    assert (a.kind, a.meta[EARLIER_IDS]) == ("delete", ["r", "r-1"])
+    assert (b.kind, b.meta[EARLIER_IDS]) == ("put", ["q"])
+    assert (c.kind, c.data, c.meta[SENT_IDS]) == ("put", b"34", ["t"])
+    assert EARLIER_IDS not in c.meta
 
 
 def test_renames_and_tree_deletes_are_barriers_between_segments():

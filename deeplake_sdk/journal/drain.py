@@ -23,6 +23,10 @@ resent. A resend never repeats a write whose effect is already there:
   past the window), its lag is learnt and the lane waits until every later copy could have
   shown too (``lag_factor`` times what the first took, after the latest create), to delete
   them; if only the latest copy of a write shows, the earlier ones were lost;
+* the row id of a write's create is recorded in the journal before it is sent: a later drain
+  of the write, or of a write or delete that supersedes it, first waits (at most the window)
+  for those rows to show, instead of creating the file again while read lag hides them (two
+  rows under one id) or deleting it before its create shows;
 * an ``append`` is a compare-and-swap on the row's size; the offset it expects is recorded in
   the journal *before* it is sent, so any later drain can check whether its bytes already sit
   there (:func:`~deeplake_sdk.statements.journal.append_landed`) before sending it again;
@@ -50,7 +54,7 @@ from deeplake_sdk.errors import AmbiguousWriteError, ApiError, DeeplakeError, Qu
 from deeplake_sdk.http_errors import is_missing_schema, is_refusal
 from deeplake_sdk.journal.events import EventCopies
 from deeplake_sdk.journal.lag import ObservedLag
-from deeplake_sdk.journal.plan import Lane, Op, Segment, plan
+from deeplake_sdk.journal.plan import EARLIER_IDS, SENT_IDS, Lane, Op, Segment, plan
 from deeplake_sdk.journal.store import Entry
 from deeplake_sdk.sql import CHUNK
 from deeplake_sdk.statements import journal as sj
@@ -226,6 +230,8 @@ class _Run:
         self.created = 0.0  # answer time of the latest create of this op
         self.seen = 0.0  # when a copy of a create sent more than once first showed
         self.dropping: frozenset[str] = frozenset()  # ids of rows deleted as duplicates
+        self.awaiting: frozenset[str] = frozenset()  # rows an earlier drain may still create
+        self.looked = -1  # the last operation whose earlier copies were looked for
         self.skipped = False  # an insert of this round surely did not apply (the path existed)
         self.error: BaseException | None = None
         self.reported = False  # its outcome was settled (its last operation applied)
@@ -247,6 +253,19 @@ class _Run:
         """An earlier drain sent the current operation: its lag is not this drain's to time."""
         self.acked = time.time()
         self.timed = False
+
+    def await_earlier_copies(self) -> bool:
+        """Whether the current operation waits for rows an earlier drain sent.
+
+        Decided once per operation, before this drain sends it (see :func:`_earlier_copies`).
+        """
+        op = self.op
+        if op is not None and self.looked < self.index:
+            self.looked = self.index
+            self.awaiting = _earlier_copies(op)
+            if self.awaiting:
+                self.assumed_sent()
+        return bool(self.awaiting)
 
     def recreating(self) -> None:
         """The current create is sent again: the earlier one may still show, as a twin."""
@@ -427,6 +446,7 @@ class Drain:
         An append that an earlier drain already sent with a recorded offset is not sent again
         here: the verification checks whether its bytes are there first.
         """
+        runs = [r for r in runs if not r.await_earlier_copies()]
         resumed = [r for r in runs if _resumes(r.op)]
         for run in resumed:
             run.assumed_sent()
@@ -504,6 +524,7 @@ class Drain:
             for run in runs:
                 run.reject(str(exc))
             return
+        self._record_copies([r.op for r in runs], rows)
         sql, params = sj.insert_absent(self._layout(table), rows)
         try:
             result = self.api.execute(sql, params, idempotent=False)
@@ -538,8 +559,9 @@ class Drain:
         op = run.op
         assert op is not None
         row_id = op.meta.get("row_id") or op.meta["append_id"]
-        if op.kind == "put" and run.recreated:  # told apart from the first copy, if it shows
-            row_id = f"{row_id}-{run.repairs}"
+        sent = len(op.meta.get(SENT_IDS, ())) if op.kind == "put" else 0
+        if sent:  # told apart from the earlier copies, should they show
+            row_id = f"{row_id}-{sent}"
         text = _text(op.data)
         if text is None and "content" not in cols:
             raise ValueError(f"{op.path}: binary content needs a table with a content column")
@@ -557,6 +579,21 @@ class Drain:
         for col in sj.MEMORY_ROW_COLUMNS:
             fields.setdefault(col, "")
         return fields
+
+    def _record_copies(self, ops: list[Op], rows: list[dict[str, Any]]) -> None:
+        """Durably record the row ids of the writes' creates about to be sent.
+
+        A create's answer does not tell when it shows: until then another drain (this process
+        after a failure, or the next one after a kill) must neither create the file again
+        under the same id nor conclude while it may still show (see :func:`_earlier_copies`).
+        """
+        meta: dict[int, dict[str, Any]] = {}
+        for op, row in zip(ops, rows, strict=True):
+            if op.kind == "put":
+                op.meta[SENT_IDS] = [*op.meta.get(SENT_IDS, ()), row["id"]]
+                meta.update({seq: {SENT_IDS: op.meta[SENT_IDS]} for seq in op.seqs})
+        if meta:
+            self._attempt([], meta)
 
     def _update(self, run: _Run) -> None:
         op = run.op
@@ -654,6 +691,9 @@ class Drain:
             answered, window = time.time(), self.window()
             for run in pending:
                 rows = found.get((run.lane.table, run.lane.path), [])
+                if run.awaiting and self._awaits(run, rows, asked):
+                    waiting.append(run)
+                    continue
                 verdict = self._check(run, rows)
                 if verdict != "wait" and self._late_copy(run, rows, asked, answered):
                     waiting.append(run)
@@ -679,6 +719,19 @@ class Drain:
             if pending and not repairs:
                 cooperative_sleep(delay)
                 delay = min(delay * 2, self.consistency.max_poll)
+
+    def _awaits(self, run: _Run, rows: list[Row], asked: float) -> bool:
+        """Whether a lane still waits for the rows an earlier drain may have created.
+
+        It waits until every one of them shows, or the window since it began to wait has
+        passed (what did not show by then never will); then its operation is checked (and
+        sent, if it does not show) at once: this drain sent nothing to wait for.
+        """
+        shown = {r.id for r in rows}
+        if not run.awaiting <= shown and asked < run.acked + self.window():
+            return True
+        run.awaiting, run.acked = frozenset(), 0.0
+        return False
 
     def _late_copy(self, run: _Run, rows: list[Row], asked: float, answered: float) -> bool:
         """Whether a file created more than once shows while another copy may still show.
@@ -1141,6 +1194,16 @@ def _resumes(op: Op | None) -> bool:
         and not op.fresh
         and ("expected" in op.meta or bool(op.meta.get("create")))
     )
+
+
+def _earlier_copies(op: Op) -> frozenset[str]:
+    """Rows an earlier drain may have created for ``op`` or for operations it supersedes.
+
+    Recorded before each create was sent (:meth:`Drain._record_copies`); ``plan`` carries the
+    ids of superseded operations (:data:`~deeplake_sdk.journal.plan.EARLIER_IDS`). An append
+    that created its file is checked as a resumed append instead (:func:`_resumes`).
+    """
+    return frozenset(op.meta.get(SENT_IDS, ())) | frozenset(op.meta.get(EARLIER_IDS, ()))
 
 
 def _group_meta(op: Op, row: Row | None) -> dict[int, dict[str, Any]]:

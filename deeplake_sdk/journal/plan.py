@@ -21,12 +21,25 @@ from typing import Any
 
 from deeplake_sdk.journal.store import Entry
 
-__all__ = ["BARRIERS", "Lane", "Op", "Segment", "first_split_group", "plan"]
+__all__ = [
+    "BARRIERS",
+    "EARLIER_IDS",
+    "SENT_IDS",
+    "Lane",
+    "Op",
+    "Segment",
+    "first_split_group",
+    "plan",
+]
 
 #: Operations that span several paths.
 BARRIERS = frozenset({"rename", "rename_tree", "delete_tree"})
 #: Operations on the memory table that address one file.
 FILE_OPS = frozenset({"put", "append", "delete"})
+#: Meta of a write: the row ids of the creates a drain sent for it (recorded before each).
+SENT_IDS = "sent_ids"
+#: Meta of an operation (not journaled): rows the operations it supersedes may have created.
+EARLIER_IDS = "earlier_ids"
 
 
 @dataclass
@@ -103,14 +116,26 @@ class Lane:
     def add(self, op: Op) -> None:
         """Append ``op``, coalescing it with what it supersedes or extends."""
         if op.kind in ("put", "delete") and op.fresh:
-            # a full write or a delete makes every earlier operation of the file irrelevant
+            # a full write or a delete makes every earlier operation of the file irrelevant,
+            # but not the rows they may still create: those are waited for (and replaced)
             superseded = [s for o in self.ops for s in o.seqs]
+            earlier = {i for o in self.ops for i in _created_ids(o)}
+            if earlier:
+                op.meta[EARLIER_IDS] = sorted(earlier.union(op.meta.get(EARLIER_IDS, ())))
             self.ops = [op]
             op.seqs[:0] = superseded
             return
         if self.ops and self.ops[-1].absorb(op):
             return
         self.ops.append(op)
+
+
+def _created_ids(op: Op) -> list[str]:
+    """Row ids a drain may have created for ``op`` (before it was superseded)."""
+    ids = [*op.meta.get(SENT_IDS, ()), *op.meta.get(EARLIER_IDS, ())]
+    if op.kind == "append" and op.meta.get("create") and not op.fresh:
+        ids.append(str(op.meta["append_id"]))
+    return ids
 
 
 @dataclass
