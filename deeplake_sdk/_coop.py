@@ -15,6 +15,11 @@ Nothing here patches anything; the helpers only look at what the user has done:
 * :func:`run_parallel` - map a function over items on greenlets, and when the caller is
   interrupted, kill every child and wait for it before the interruption propagates.
 
+gevent itself is imported only when something needs it (:func:`load_gevent`): a process that
+never runs greenlets (a hook that journals one event and exits) does not pay for it. Until
+``gevent.monkey`` is imported nothing can have been patched, so :func:`original` then returns
+the module's own function, and a thread without gevent imported has no hub.
+
 Why not :class:`gevent.lock.Semaphore` or :class:`gevent.event.Event` across threads: such an
 object belongs to the hub of the first thread that waited on it, and a wake-up crossing threads
 is delivered by a callback on *that* hub. If the owning thread is blocked outside its hub (in
@@ -25,52 +30,113 @@ thread are never woken, although the resource is free.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-
-import gevent
-from gevent.hub import Waiter, getcurrent
-from gevent.monkey import get_original, is_module_patched
-from gevent.pool import Pool
-
-try:  # gevent >= 20: tells whether this thread already has a hub, without creating one
-    from gevent._hub_local import get_hub_if_exists as _get_hub_if_exists
-except ImportError:  # pragma: no cover
-    from gevent.hub import _get_hub as _get_hub_if_exists  # type: ignore[attr-defined,no-redef]
 
 __all__ = [
     "Completion",
     "Failure",
     "allocate_lock",
     "cooperative_sleep",
+    "current_task",
     "holding",
     "hub_if_exists",
+    "in_greenlet",
+    "load_gevent",
+    "original",
     "run_parallel",
     "sockets_patched",
 ]
 
+
+def original(module: str, name: str) -> Any:
+    """``module.name`` as it was before any monkey-patching (``gevent.monkey.get_original``)."""
+    if "gevent.monkey" not in sys.modules:  # nothing can have been patched yet
+        return getattr(importlib.import_module(module), name)
+    from gevent.monkey import get_original
+
+    return get_original(module, name)
+
+
 #: A native (never monkey-patched) lock factory: safe across threads and hubs, never yields.
-allocate_lock = get_original("_thread", "allocate_lock")
+allocate_lock = original("_thread", "allocate_lock")
+
+
+_gevent: list[Any] = []  # the module, once imported whole
+_gevent_lock = allocate_lock()
+
+
+def load_gevent() -> Any:
+    """gevent, with the parts the SDK uses, imported whole before any thread uses it.
+
+    Its first import is not thread-safe (it swaps in the compiled versions of its modules'
+    globals): another thread calling into it meanwhile can fail with ``NameError``. So the
+    SDK imports it here, under a lock, and looks for a hub only once it is whole.
+    """
+    if not _gevent:
+        with _gevent_lock:
+            if not _gevent:
+                import gevent
+                import gevent.event
+                import gevent.hub
+                import gevent.pool
+
+                _gevent.append(gevent)
+    return _gevent[0]
+
+
+def _patched(module: str) -> bool:
+    if "gevent.monkey" not in sys.modules:
+        return False
+    from gevent.monkey import is_module_patched
+
+    return bool(is_module_patched(module))
 
 
 def sockets_patched() -> bool:
     """Tell whether the user monkey-patched ``socket`` (then I/O already yields)."""
-    return bool(is_module_patched("socket"))
+    return _patched("socket")
+
+
+_hub_getters: list[Callable[[], Any]] = []  # gevent's, once gevent is imported
 
 
 def hub_if_exists() -> Any:
     """Return the calling thread's gevent hub, or ``None`` if it has none (never creates one)."""
-    return _get_hub_if_exists()
+    if not _hub_getters:
+        if "gevent" not in sys.modules:  # no hub without gevent
+            return None
+        load_gevent()  # imported by the program, or being imported by another thread
+        try:  # gevent >= 20: tells whether this thread already has a hub, without creating one
+            from gevent._hub_local import get_hub_if_exists
+        except ImportError:  # pragma: no cover
+            from gevent.hub import _get_hub as get_hub_if_exists  # type: ignore[attr-defined,no-redef]
+        _hub_getters.append(get_hub_if_exists)
+    return _hub_getters[0]()
+
+
+def current_task() -> Any:
+    """The running greenlet: every thread has one, with gevent or without (a per-task key)."""
+    from greenlet import getcurrent  # gevent's own, without importing gevent
+
+    return getcurrent()
+
+
+def in_greenlet(hub: Any) -> bool:
+    """Whether the caller runs in a greenlet of ``hub`` (not in the hub itself)."""
+    return current_task() is not hub
 
 
 def cooperative_sleep(seconds: float) -> None:
     """Sleep, letting other greenlets of this thread run if there can be any."""
     if seconds <= 0:
         return
-    if is_module_patched("time") or _get_hub_if_exists() is not None:
-        gevent.sleep(seconds)
+    if _patched("time") or hub_if_exists() is not None:
+        load_gevent().sleep(seconds)
     else:
         time.sleep(seconds)
 
@@ -89,12 +155,12 @@ def holding(lock: Any) -> Iterator[None]:
     Plain threads block natively. Meant for locks that are rarely contended (first uses).
     """
     if not lock.acquire(False):
-        hub = _get_hub_if_exists()
-        if hub is None or getcurrent() is hub:
+        hub = hub_if_exists()
+        if hub is None or not in_greenlet(hub):
             lock.acquire()
         else:
             while not lock.acquire(False):
-                gevent.sleep(_LOCK_POLL_S)
+                cooperative_sleep(_LOCK_POLL_S)
     try:
         yield
     finally:
@@ -163,8 +229,8 @@ class Completion:
         """
         if self._done:
             return True
-        hub = _get_hub_if_exists()
-        if hub is None or getcurrent() is hub:
+        hub = hub_if_exists()
+        if hub is None or not in_greenlet(hub):
             lock = allocate_lock()
             lock.acquire()
             if not self._arm(lock.release):
@@ -174,8 +240,9 @@ class Completion:
             finally:
                 self._disarm()
             return self._done
+        gevent = load_gevent()
         watcher = hub.loop.async_()
-        waiter = Waiter(hub)
+        waiter = gevent.hub.Waiter(hub)
         watcher.start(waiter.switch, None)  # started before anyone can send it
         try:
             if not self._arm(watcher.send):  # thread-safe wake-up of this hub
@@ -245,7 +312,7 @@ def run_parallel(
         for index, item in enumerate(items):
             one(index, item)
     else:
-        pool = Pool(max(1, min(len(items), size)))
+        pool = load_gevent().pool.Pool(max(1, min(len(items), size)))
         children = []
         try:
             for index, item in enumerate(items):

@@ -16,15 +16,13 @@ from _queue import SimpleQueue  # the C queue: blocks natively, whatever is patc
 from collections.abc import Callable
 from typing import Any
 
-from gevent import monkey
-
-from deeplake_sdk._coop import Completion
+from deeplake_sdk._coop import Completion, original
 
 __all__ = ["NativeWorker"]
 
 logger = logging.getLogger(__name__)
 
-_start_new_thread = monkey.get_original("_thread", "start_new_thread")
+_start_new_thread = original("_thread", "start_new_thread")
 
 
 class _Job:

@@ -19,15 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import gevent
-from gevent.hub import Waiter, getcurrent
-
-from deeplake_sdk._coop import allocate_lock
-
-try:
-    from gevent._hub_local import get_hub_if_exists
-except ImportError:  # pragma: no cover - older gevent
-    from gevent.hub import _get_hub as get_hub_if_exists
+from deeplake_sdk._coop import allocate_lock, hub_if_exists, in_greenlet, load_gevent
 
 __all__ = ["Beacon"]
 
@@ -56,8 +48,8 @@ class Beacon:
             timeout: Longest wait in seconds (``None``: no limit).
             native: Block the calling thread even inside a gevent hub (signal handlers, exit).
         """
-        hub = None if native else get_hub_if_exists()
-        if hub is None or getcurrent() is hub:
+        hub = None if native else hub_if_exists()
+        if hub is None or not in_greenlet(hub):
             self._wait_native(generation, timeout)
         else:
             self._wait_hub(hub, generation, timeout)
@@ -73,8 +65,9 @@ class Beacon:
         self._forget(done.release)
 
     def _wait_hub(self, hub: object, generation: int, timeout: float | None) -> None:
+        gevent = load_gevent()
         watcher = hub.loop.async_()  # type: ignore[attr-defined]
-        waiter = Waiter(hub)
+        waiter = gevent.hub.Waiter(hub)
         watcher.start(waiter.switch, None)
         try:
             with self._lock:

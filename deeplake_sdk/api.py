@@ -23,7 +23,7 @@ from urllib.parse import quote
 from deeplake_sdk import statements
 from deeplake_sdk._coop import Failure, run_parallel
 from deeplake_sdk._version import __version__
-from deeplake_sdk.api_types import QueryResult, Timeout
+from deeplake_sdk.api_types import DEFAULT_MAX_CONCURRENCY, QueryResult, Timeout
 from deeplake_sdk.config import Credentials, load_credentials
 from deeplake_sdk.errors import (
     AlreadyExistsError,
@@ -35,7 +35,6 @@ from deeplake_sdk.errors import (
 )
 from deeplake_sdk.http_errors import is_ambiguous, is_missing_schema, origin, service_base
 from deeplake_sdk.layout_memo import LayoutMemo
-from deeplake_sdk.limiter import DEFAULT_MAX_CONCURRENCY
 from deeplake_sdk.retry import RetryCall, RetryEvent, RetryPolicy, retried
 from deeplake_sdk.shared_reads import read_key, shared_reads
 from deeplake_sdk.sql import CHUNK, DDL, READ, check_params, chunks, statement_head, statement_kind

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["QueryResult", "Timeout"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "QueryResult", "Timeout"]
+
+#: The default ceiling of requests in flight per origin: the adaptive limit grows up to it
+#: (:class:`~deeplake_sdk.limiter.GradientLimit`); chosen never to be the bottleneck on ``beta``.
+DEFAULT_MAX_CONCURRENCY = 256
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import json
 import math
 import re
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -289,6 +288,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     try:
         seconds = float(text)
     except ValueError:
+        from email.utils import parsedate_to_datetime  # rare: most say seconds
+
         try:
             when = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):

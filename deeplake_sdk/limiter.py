@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from deeplake_sdk._coop import Completion, allocate_lock, cooperative_sleep
+from deeplake_sdk.api_types import DEFAULT_MAX_CONCURRENCY
 from deeplake_sdk.errors import NetworkError
 
 __all__ = [
@@ -352,7 +353,7 @@ class GradientLimit(LimitPolicy):
         rate_growth: Attempts per second added to the pace by each success.
     """
 
-    max_limit: int = 256
+    max_limit: int = DEFAULT_MAX_CONCURRENCY
     initial_limit: int = 16
     min_limit: int = 4
     tolerance: float = 2.0
@@ -585,10 +586,6 @@ class GradientLimit(LimitPolicy):
         else:
             paced = max(min(s.rate, s.admitted) * self.rate_margin, s.rate * 0.7)
         return max(paced, self.min_limit / s.short_rtt) if s.short_rtt else paced
-
-
-#: The default ceiling of the adaptive limit (see :class:`GradientLimit`).
-DEFAULT_MAX_CONCURRENCY = GradientLimit.max_limit
 
 
 @dataclass(frozen=True)

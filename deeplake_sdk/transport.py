@@ -54,15 +54,21 @@ from _queue import SimpleQueue  # the C queue: blocks natively, whatever is patc
 from typing import Any
 from urllib.parse import urlsplit
 
-import gevent
 import requests
 import urllib3
-from gevent.monkey import get_original
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from deeplake_sdk._coop import Completion, allocate_lock, hub_if_exists, sockets_patched
+from deeplake_sdk._coop import (
+    Completion,
+    allocate_lock,
+    hub_if_exists,
+    in_greenlet,
+    load_gevent,
+    original,
+    sockets_patched,
+)
 from deeplake_sdk.errors import NetworkError, ServerError, ServiceUnavailableError
 from deeplake_sdk.hostshare import share_for
 from deeplake_sdk.http_errors import (
@@ -98,8 +104,8 @@ logger = logging.getLogger(__name__)
 #: Connection-pool and worker-thread count used when concurrency is unbounded.
 UNBOUNDED_POOL = 64
 
-_start_new_thread = get_original("_thread", "start_new_thread")
-_thread_local = get_original("_thread", "_local")
+_start_new_thread = original("_thread", "start_new_thread")
+_thread_local = original("_thread", "_local")
 
 
 # -- connections that an attempt can cancel and a forked child can disown -----------------------
@@ -478,7 +484,7 @@ class Endpoint:
         """The pool to use from here: the shared one, or this hub's if sockets are ``patched``."""
         if not patched:
             return self._shared
-        hub = gevent.get_hub()  # patched socket I/O needs (and would create) it anyway
+        hub = load_gevent().get_hub()  # patched socket I/O needs (and would create) it anyway
         own = getattr(self._per_hub, "connections", None)
         if own is None or own[0] is not hub:
             own = (hub, _Connections(self.base_url, self.pool_size))
@@ -531,7 +537,7 @@ class Endpoint:
         patched = sockets_patched()
         attempt = _Attempt(self, (self._connections(patched), request))
         hub = None if patched else hub_if_exists()
-        inline = hub is None or gevent.getcurrent() is hub
+        inline = hub is None or not in_greenlet(hub)
         attempt.limiter.acquire(acquire_timeout, urgent=urgent)
         if inline:
             attempt.run()  # in this greenlet / thread; an interruption stops it right here

@@ -71,3 +71,34 @@ def test_a_module_gives_its_lazy_names_and_no_others():
 
     assert claude_code.pre_tool_use is claude_code_answer.pre_tool_use
     assert not hasattr(claude_code, "no_such_name")  # a module has no submodules to look for
+
+
+def test_a_plain_program_sends_a_request_without_importing_gevent():
+    """gevent comes with the journal's flusher or the program's own greenlets, not before."""
+    make = (
+        "from deeplake_sdk import DeeplakeApi\n"
+        "api = DeeplakeApi('t', 'o', 'w', 'http://127.0.0.1:9', retries=0)\n"
+        "import contextlib\n"
+        "with contextlib.suppress(Exception):\n"
+        "    api.query('SELECT 1')\n"
+    )
+    imported = imported_after(make)
+    assert "requests" in imported and "gevent" not in imported
+
+
+def test_originals_are_the_unpatched_functions_whenever_gevent_patches():
+    code = (
+        "import _thread, sys, time\n"
+        "from deeplake_sdk import _coop\n"
+        "assert 'gevent' not in sys.modules and _coop.hub_if_exists() is None\n"
+        "assert _coop.original('time', 'sleep') is time.sleep\n"
+        "real_sleep, real_lock = time.sleep, _thread.allocate_lock\n"
+        "from gevent import monkey\n"
+        "monkey.patch_all()\n"
+        "assert time.sleep is not real_sleep and _coop.original('time', 'sleep') is real_sleep\n"
+        "assert _coop.allocate_lock is real_lock and _coop.sockets_patched()\n"
+        "import gevent\n"
+        "gevent.sleep(0)\n"
+        "assert _coop.hub_if_exists() is gevent.get_hub()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -20,9 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
-from gevent import getcurrent
-
-from deeplake_sdk._coop import Failure, run_parallel
+from deeplake_sdk._coop import Failure, current_task, run_parallel
 from deeplake_sdk.cache import CacheKey
 from deeplake_sdk.errors import ClosedError, DeeplakeError, FsError, QueryError
 from deeplake_sdk.fs import paths
@@ -131,7 +129,7 @@ def _operation(method: F) -> F:
 
     @functools.wraps(method)
     def wrapper(self: DeeplakeFs, *args: Any, **kwargs: Any) -> Any:
-        task, began = getcurrent(), self._began
+        task, began = current_task(), self._began
         if task in began:
             return method(self, *args, **kwargs)
         began[task] = time.monotonic()
@@ -545,7 +543,7 @@ class DeeplakeFs:
         """
         if self.max_age is None or self._snapshot_at is None:
             return
-        began = self._began.get(getcurrent(), time.monotonic())
+        began = self._began.get(current_task(), time.monotonic())
         if began - self._snapshot_at <= self.max_age:
             return
         if self.journal.adopt_new():

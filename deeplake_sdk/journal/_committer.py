@@ -29,9 +29,7 @@ from _queue import Empty, SimpleQueue
 from collections.abc import Callable
 from typing import Any
 
-from gevent import monkey
-
-from deeplake_sdk._coop import Completion, allocate_lock
+from deeplake_sdk._coop import Completion, allocate_lock, original
 from deeplake_sdk.journal._model import JournalCounters, JournalError
 from deeplake_sdk.journal._sqlite import is_busy, map_error
 
@@ -39,15 +37,15 @@ __all__ = ["Committer"]
 
 logger = logging.getLogger(__name__)
 
-_start_new_thread = monkey.get_original("_thread", "start_new_thread")
-_RLock = monkey.get_original("_thread", "RLock")
+_start_new_thread = original("_thread", "start_new_thread")
+_RLock = original("_thread", "RLock")
 
 #: Most requests in one batch, and the payload bytes after which a batch takes no more.
 MAX_BATCH = 1000
 MAX_BATCH_BYTES = 32 << 20
 #: Log a warning every this many seconds a batch waits for another process's lock.
 WARN_AFTER_S = 5.0
-_sleep = monkey.get_original("time", "sleep")
+_sleep = original("time", "sleep")
 
 
 def _pause(waited: float) -> None:

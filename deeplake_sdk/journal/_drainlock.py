@@ -18,11 +18,11 @@ import fcntl
 import os
 import weakref
 
-from gevent import monkey
+from deeplake_sdk._coop import original
 
 __all__ = ["DrainLock"]
 
-_RLock = monkey.get_original("_thread", "RLock")
+_RLock = original("_thread", "RLock")
 
 
 class DrainLock:

@@ -19,11 +19,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-import gevent
-import gevent.event
-from gevent import monkey
-
-from deeplake_sdk._coop import Completion, allocate_lock
+from deeplake_sdk._coop import Completion, allocate_lock, load_gevent, original
 from deeplake_sdk.config import says_off
 from deeplake_sdk.journal.inflight import InFlight
 from deeplake_sdk.journal.store import Entry
@@ -35,7 +31,7 @@ __all__ = ["Flusher"]
 
 log = logging.getLogger(__name__)
 
-_start_new_thread = monkey.get_original("_thread", "start_new_thread")
+_start_new_thread = original("_thread", "start_new_thread")
 
 #: Seconds between looks at the journal while another process drains it.
 FOLLOW_POLL = 0.1
@@ -87,6 +83,7 @@ class Flusher:
             if self._started or not (force or sending_enabled()):
                 return
             self._started = True
+        load_gevent()  # here, not in the new thread: the interpreter may be exiting by then
         _start_new_thread(self._main, ())
 
     def wake(self) -> None:
@@ -121,6 +118,7 @@ class Flusher:
 
     # -- the thread ---------------------------------------------------------------------------
     def _main(self) -> None:
+        gevent = load_gevent()  # imported whole by start()
         hub = gevent.get_hub()
         event = gevent.event.Event()
         watcher = hub.loop.async_()
@@ -183,6 +181,7 @@ class Flusher:
         New batches start as entries are journaled and as batches end, until nothing is left
         or a batch could not settle (then the running ones finish, and the cycle ends).
         """
+        gevent = load_gevent()
         journal, event, flight = self._journal, self._event, self._flight
         flight.restart()  # a cycle begins with the oldest pending entry
         failed: list[bool] = []

@@ -32,9 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gevent import monkey
-
-from deeplake_sdk._coop import allocate_lock
+from deeplake_sdk._coop import allocate_lock, original
 from deeplake_sdk.errors import ConfigError
 from deeplake_sdk.http_errors import service_base
 from deeplake_sdk.journal import _sqlite
@@ -313,7 +311,7 @@ class _Backend:
             self.drain.close()
 
 
-_RLock = monkey.get_original("_thread", "RLock")
+_RLock = original("_thread", "RLock")
 _backends: dict[str, _Backend] = {}
 _backends_lock = allocate_lock()
 #: Serialises a store's first use after a fork, so that concurrent callers attach it once.
