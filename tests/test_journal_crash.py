@@ -119,16 +119,20 @@ KILL_RUNS = int(os.environ.get("DEEPLAKE_KILL_RUNS", "3"))
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("lag_ms", [200, 1000])
 @pytest.mark.parametrize("patch", ["plain", "patched"])
 def test_fifty_sessions_killed_at_random_moments_resume_exactly(
-    srv, raw, tmp_path, workspace, patch
+    srv, raw, tmp_path, workspace, patch, lag_ms
 ):
-    """Beta profile + lost commits + read lag: 50 sessions per run, SIGKILLed, then resumed."""
+    """Beta profile + lost commits + read lag: 50 sessions per run, SIGKILLed, then resumed.
+
+    At 1 s of lag the writes a killed process sent are still hidden when the next one resumes
+    them: it must neither create them again nor send again the appends they carried."""
     rng = random.Random(2024)
     for run in range(KILL_RUNS):
         ws = f"{workspace}_{run}"
         journal = str(tmp_path / f"journal-{run}")
-        srv.set_faults(profile="beta", seed=run, p_commit_fail=0.02, read_lag_ms=200)
+        srv.set_faults(profile="beta", seed=run, p_commit_fail=0.02, read_lag_ms=lag_ms)
         proc = spawn(
             SESSIONS,
             srv,

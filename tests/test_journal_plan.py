@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deeplake_sdk.journal.drain import Catalog, Consistency, Drain, _Run
 from deeplake_sdk.journal.overlay import Overlay
 from deeplake_sdk.journal.plan import EARLIER_IDS, SENT_IDS, first_split_group, plan
 from deeplake_sdk.journal.store import Entry, NewEntry
@@ -75,6 +76,35 @@ def test_a_batch_is_cut_before_an_append_group_it_does_not_hold_whole():
         first_split_group([sent(3, "/a", 2, 2), entry(4, "append", "/b", attempts=1, group=4)])
         is None
     )
+
+
+def test_a_write_sent_with_the_appends_it_absorbed_is_never_cut_from_them():
+    """A write and two appends were sent as one statement (their entries stay fresh, marked as
+    a group). A batch holding the write alone would confirm it from the row that already holds
+    the appends, then send the appends again on top of them."""
+    group = {"group": 1, "members": 3}
+    write = entry(1, "put", "/a", b"w", row_id="r", sent_ids=["r"], **group)
+    first, second = (entry(s, "append", "/a", b"x", **group) for s in (3, 5))
+    assert first_split_group([write, entry(2, "put", "/b"), first]) == 0
+    (segment,) = plan([write, entry(2, "put", "/b"), first, entry(4, "event", "/s"), second])
+    (op,) = segment.lanes[("memory", "/a")].ops
+    assert (op.kind, op.data, op.seqs) == ("put", b"wxx", [1, 3, 5])
+
+
+def test_the_drain_records_a_write_with_its_absorbed_appends_as_a_group():
+    recorded = []
+    drain = Drain(
+        None,
+        Catalog(lambda table, kind: frozenset()),
+        Consistency(),
+        attempt=lambda seqs, meta: recorded.append((list(seqs), dict(meta))),
+        lanes=lambda keys: {},
+    )
+    (segment,) = plan([entry(1, "put", "/a", b"w", row_id="r"), entry(2, "append", "/a", b"x")])
+    run = _Run(segment.lanes[("memory", "/a")], {"id": "r", "size": 1, "date": "d"})
+    drain._record([run])  # sent as an UPDATE of the known row
+    group = {"group": 1, "members": 2}
+    assert recorded == [([], {1: group, 2: group})]
 
 
 def test_a_delete_or_a_write_supersedes_what_came_before_in_its_lane():

@@ -483,6 +483,7 @@ class Drain:
         same rows), so rounds without appends cost the journal no transaction.
         """
         meta: dict[int, dict[str, Any]] = {}
+        written: dict[int, dict[str, Any]] = {}
         for run in runs:
             op = run.op
             if op is None or run.error is not None:
@@ -490,8 +491,12 @@ class Drain:
             op.fresh = False
             if op.kind == "append":
                 meta.update(_group_meta(op, run.row))
+            elif op.kind == "put" and not self._creates(run):
+                written.update(_write_meta(op))  # creates record theirs as they are sent
         if meta:
             self._attempt(list(meta), meta)
+        if written:
+            self._attempt([], written)
 
     def _lane_rows(self, runs: list[_Run]) -> dict[tuple[str, str], list[Row]] | None:
         """The rows of the runs' files, or None after giving each run the read's error."""
@@ -591,7 +596,7 @@ class Drain:
         for op, row in zip(ops, rows, strict=True):
             if op.kind == "put":
                 op.meta[SENT_IDS] = [*op.meta.get(SENT_IDS, ()), row["id"]]
-                meta.update({seq: {SENT_IDS: op.meta[SENT_IDS]} for seq in op.seqs})
+                meta.update(_write_meta(op))
         if meta:
             self._attempt([], meta)
 
@@ -1204,6 +1209,22 @@ def _earlier_copies(op: Op) -> frozenset[str]:
     that created its file is checked as a resumed append instead (:func:`_resumes`).
     """
     return frozenset(op.meta.get(SENT_IDS, ())) | frozenset(op.meta.get(EARLIER_IDS, ()))
+
+
+def _write_meta(op: Op) -> dict[int, dict[str, Any]]:
+    """What to record on every entry of a write about to be sent (its entries stay fresh).
+
+    A write that absorbed appends is sent as one statement: it is recorded as a group, so that
+    a later drain takes its entries in one batch and sends them as one write again (cut apart,
+    the write alone would find the appends' bytes already there, and the appends would be sent
+    on top of them). The row ids of its creates go with it (:meth:`Drain._record_copies`).
+    """
+    facts: dict[str, Any] = {}
+    if SENT_IDS in op.meta:
+        facts[SENT_IDS] = op.meta[SENT_IDS]
+    if len(op.seqs) > 1:
+        facts.update(group=op.seqs[0], members=len(op.seqs))
+    return {seq: facts for seq in op.seqs} if facts else {}
 
 
 def _group_meta(op: Op, row: Row | None) -> dict[int, dict[str, Any]]:

@@ -10,7 +10,9 @@ write, consecutive appends one append, anything followed by a delete just the de
 drain already started to send (``attempts > 0``) were recorded as one *group* (the seq of its
 first entry, and the offset the whole group expects, or that it creates the file): they are
 merged again exactly as they were sent, and nothing else joins them, so that whoever resends
-them can tell whether they already applied.
+them can tell whether they already applied. A write sent with the appends it absorbed is
+recorded as a group too (its entries stay fresh): a later batch holds all of it, so that the
+write is coalesced again with at least those appends.
 """
 
 from __future__ import annotations
@@ -186,7 +188,8 @@ def first_split_group(entries: Sequence[Entry]) -> int | None:
     """Where to cut ``entries`` so that no append group an earlier drain sent is split.
 
     A group is known by the seq of its first entry and its number of entries, recorded on each
-    of them when it was first sent. Groups that began before ``entries`` are not counted.
+    of them when it was first sent (an append group, or a write and the appends it absorbed).
+    Groups that began before ``entries`` are not counted.
 
     Returns:
         None if ``entries`` hold every group they start whole; else the length of the longest
@@ -198,7 +201,7 @@ def first_split_group(entries: Sequence[Entry]) -> int | None:
     found: dict[int, list[int]] = {}  # group -> [first index, last index, entries here, size]
     for index, entry in enumerate(entries):
         group, members = entry.meta.get("group"), entry.meta.get("members")
-        if not entry.attempts or group is None or members is None or int(group) < start:
+        if group is None or members is None or int(group) < start:
             continue
         seen = found.setdefault(int(group), [index, index, 0, int(members)])
         seen[1] = index
