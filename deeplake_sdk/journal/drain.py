@@ -474,13 +474,15 @@ class Drain:
         return op.kind in ("put", "append") and run.row is None
 
     def _record(self, runs: list[_Run]) -> None:
-        """Durably record the round's appends as being sent, as one group each.
+        """Durably record the round's append groups and coalesced writes, in one transaction.
 
         Every entry of a (coalesced) append gets the group's first seq and either the offset
         the group expects or that it creates the file: a later drain merges the group again and
-        checks whether its bytes are there before resending. A write or a delete resent as if
-        never sent is still exact (an insert guarded by its path, an update or a delete of the
-        same rows), so rounds without appends cost the journal no transaction.
+        checks whether its bytes are there before resending. A write's entries stay fresh (an
+        update of every row of the path is exact when sent again): only the group of a write
+        that absorbed appends is recorded (:func:`_write_meta`), and its creates record their
+        row ids as they are sent (:meth:`_record_copies`). So rounds of single writes and
+        deletes cost the journal no transaction.
         """
         meta: dict[int, dict[str, Any]] = {}
         written: dict[int, dict[str, Any]] = {}
@@ -493,10 +495,8 @@ class Drain:
                 meta.update(_group_meta(op, run.row))
             elif op.kind == "put" and not self._creates(run):
                 written.update(_write_meta(op))  # creates record theirs as they are sent
-        if meta:
-            self._attempt(list(meta), meta)
-        if written:
-            self._attempt([], written)
+        if meta or written:
+            self._attempt(list(meta), {**written, **meta})
 
     def _lane_rows(self, runs: list[_Run]) -> dict[tuple[str, str], list[Row]] | None:
         """The rows of the runs' files, or None after giving each run the read's error."""
