@@ -83,7 +83,7 @@ class Flusher:
             if self._started or not (force or sending_enabled()):
                 return
             self._started = True
-        load_gevent()  # here, not in the new thread: the interpreter may be exiting by then
+        load_gevent()  # whole, before the thread exists: its first import is not thread-safe
         _start_new_thread(self._main, ())
 
     def wake(self) -> None:
