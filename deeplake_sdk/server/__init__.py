@@ -247,6 +247,7 @@ class LocalServer:
         admin_token: str | None = None,
         tls: tuple[str, str] | None = None,
         ca_file: str | None = None,
+        trace: str | os.PathLike[str] | None = None,
         **fault_overrides: Any,
     ) -> LocalServer:
         """Start a server process and wait until it listens (see :func:`local`)."""
@@ -267,6 +268,8 @@ class LocalServer:
             args += ["--tls-cert", os.fspath(tls[0]), "--tls-key", os.fspath(tls[1])]
         if not durable:
             args.append("--unsafe-fast-storage")
+        if trace is not None:
+            args += ["--trace", os.fspath(trace)]
         if dsn is not None:
             args += ["--dsn", dsn]
         else:
@@ -382,6 +385,7 @@ def local(
     admin_token: str | None = None,
     tls: tuple[str, str] | None = None,
     ca_file: str | None = None,
+    trace: str | os.PathLike[str] | None = None,
     **fault_overrides: Any,
 ) -> Iterator[LocalServer]:
     """Run a local server for the duration of a ``with`` block.
@@ -406,6 +410,7 @@ def local(
         admin_token: token of the admin endpoints (default: ``token``, on loopback).
         tls: ``(certificate file, key file)``: serve https.
         ca_file: CA file that verifies the certificate (used by :meth:`LocalServer.stats`...).
+        trace: append a statement trace to this file (:mod:`deeplake_sdk.server.trace`).
         **fault_overrides: :class:`FaultConfig` fields on top of the profile.
 
     Yields:
@@ -429,6 +434,7 @@ def local(
         admin_token=admin_token,
         tls=tls,
         ca_file=ca_file,
+        trace=trace,
         **fault_overrides,
     )
     try:

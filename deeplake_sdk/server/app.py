@@ -30,6 +30,7 @@ limit -> added latency (and slow queries) -> execution (ALTER window, coalescing
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -46,6 +47,7 @@ from deeplake_sdk.server.faults import FaultConfig, FaultDecision, FaultInjector
 from deeplake_sdk.server.http import CLOSE_KEY, RAW_PATH_KEY, DropConnection
 from deeplake_sdk.server.limits import EncodedRows, Limits
 from deeplake_sdk.server.stats import Stats
+from deeplake_sdk.server.trace import StatementTrace
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +146,10 @@ class App:
         *,
         admin_token: str | None = None,
         limits: Limits | None = None,
+        trace: StatementTrace | None = None,
     ) -> None:
         self.backend = backend
+        self.trace = trace
         self.tokens = dict(tokens)
         self.injector = injector
         self.org_injectors: dict[str, FaultInjector] = {}
@@ -446,15 +450,8 @@ class App:
         ws = args["ws"]
         try:
             if action == "query":
-                result = self.backend.query(
-                    org,
-                    ws,
-                    body["query"],
-                    body.get("params"),
-                    None if timeout_ms is None else int(timeout_ms),
-                    faults=decision,
-                )
-                return 200, result
+                timeout = None if timeout_ms is None else int(timeout_ms)
+                return 200, self._query((org, ws), body, timeout, decision)
             if action == "list":
                 names = self.backend.list_tables(org, ws)
                 return 200, {"tables": [{"table_name": n} for n in names]}
@@ -467,6 +464,31 @@ class App:
         except BackendError as exc:
             headers = [("Retry-After", str(exc.retry_after))] if exc.status == 503 else []
             raise HttpError(exc.status, exc.code, exc.message, headers, **exc.extra) from exc
+
+    def _query(
+        self,
+        where: tuple[str, str],
+        body: dict[str, Any],
+        timeout_ms: int | None,
+        decision: FaultDecision,
+    ) -> dict[str, Any]:
+        """Run a query's statement, with its lines of the statement trace when tracing."""
+        trace = self.trace
+        run = functools.partial(
+            self.backend.query, *where, body["query"], body.get("params"), timeout_ms
+        )
+        if trace is None:
+            return run(faults=decision)
+        trace_id, at = trace.new_id(), time.time()
+        try:
+            result = run(faults=decision, on_commit=functools.partial(trace.commit, trace_id))
+        except BackendError as exc:
+            outcome = f"HTTP {exc.status}"
+            trace.statement(trace_id, at, where, body, outcome=outcome, fault=decision.commit_fail)
+            raise
+        outcome = result.get("row_count")
+        trace.statement(trace_id, at, where, body, outcome=outcome, fault=decision.commit_fail)
+        return result
 
     # ------------------------------------------------------------------------ admin
     def _admin(self, environ: dict[str, Any], method: str, path: str) -> tuple[int, Any]:

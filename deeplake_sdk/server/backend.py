@@ -288,6 +288,7 @@ class Backend:
         timeout_ms: int | None = None,
         *,
         faults: FaultDecision | None = None,
+        on_commit: Callable[[], Any] | None = None,
     ) -> dict[str, Any]:
         """Run ``query`` in the workspace; returns ``{columns, rows, row_count}``.
 
@@ -298,6 +299,7 @@ class Backend:
             params: ``$n`` parameters (JSON scalars).
             timeout_ms: statement timeout (None: the server's default).
             faults: the request's fault decision (read lag, coalescing, ALTER window).
+            on_commit: called once a write whose commit the read lag deferred is committed.
 
         Raises:
             BackendError: SQL error (400, or 500 for the service's "already exists"), timeout
@@ -326,7 +328,14 @@ class Backend:
         tracked = scan.single_update() if faults.track_updates else None
         if scan.kind == sqlscan.WRITE and (faults.read_lag_s > 0 or tracked is not None):
             result = self._run_write(
-                ws, scan, bound, timeout_ms=want, faults=faults, tracked=tracked, arrived=arrived
+                ws,
+                scan,
+                bound,
+                timeout_ms=want,
+                faults=faults,
+                tracked=tracked,
+                arrived=arrived,
+                on_commit=on_commit,
             )
         else:
             result = self._run(ws.key, text, bound, want, encode=True)
@@ -459,6 +468,7 @@ class Backend:
         faults: FaultDecision,
         tracked: str | None,
         arrived: float,
+        on_commit: Callable[[], Any] | None = None,
     ) -> dict[str, Any]:
         """A write in an explicit transaction: coalesced, deferred or committed now."""
         text = scan.text
@@ -492,7 +502,9 @@ class Backend:
                 self.recent_updates.touch(keys, time.monotonic(), keep_s=2 * window)
             if faults.read_lag_s > 0:
                 self._on_inject("read_lag")
-                self.pending.defer(pc, faults.read_lag_s, after=lambda: self._after(pc, text))
+                self.pending.defer(
+                    pc, faults.read_lag_s, after=lambda: self._committed(pc, text, on_commit)
+                )
                 handed_over = True
             else:
                 conn.execute("COMMIT")
@@ -509,6 +521,14 @@ class Backend:
             if not handed_over:
                 self._after(pc, text)
                 self.pool.release(pc, discard=conn.closed or conn.broken)
+
+    def _committed(
+        self, pc: PooledConnection, text: str, on_commit: Callable[[], Any] | None
+    ) -> None:
+        """After a deferred commit: reset the connection, then tell ``on_commit``."""
+        self._after(pc, text)
+        if on_commit is not None:
+            on_commit()
 
     @staticmethod
     def _has_id(conn: psycopg.Connection[Any], ws: Workspace, table: str) -> bool:

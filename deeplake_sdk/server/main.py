@@ -38,6 +38,7 @@ from deeplake_sdk.server.faults import FaultConfig, FaultInjector
 from deeplake_sdk.server.http import Server
 from deeplake_sdk.server.postgres import EmbeddedPostgres
 from deeplake_sdk.server.stats import Stats
+from deeplake_sdk.server.trace import StatementTrace
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend: Backend | None = None
     server: Server | None = None
     supervisor: _Supervisor | None = None
+    trace: StatementTrace | None = None
     try:
         if ns.dsn:
             dsn = ns.dsn
@@ -195,7 +197,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend.migrate_old_layout(migrations, orgs=tokens.values())
         if pg is not None:
             supervisor = _Supervisor(pg, backend)
-        app = App(backend, tokens, FaultInjector(faults), stats, admin_token=admin, limits=limits)
+        trace = StatementTrace(ns.trace) if ns.trace else None
+        app = App(
+            backend,
+            tokens,
+            FaultInjector(faults),
+            stats,
+            admin_token=admin,
+            limits=limits,
+            trace=trace,
+        )
         tls = {"certfile": ns.tls_cert, "keyfile": ns.tls_key} if ns.tls_cert else {}
         server = Server((ns.host, ns.port), app, on_accept=stats.connection, **tls)
         server.start()
@@ -224,5 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.stop(timeout=2)
         if backend is not None:
             backend.close()
+        if trace is not None:
+            trace.close()
         if pg is not None:
             pg.stop()

@@ -146,6 +146,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "on a loopback --host, and no admin endpoints on any other)",
     )
     net.add_argument("--admin-token-file", metavar="PATH", help="read --admin-token from a file")
+    net.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="append a JSON line per statement answered (and per commit deferred by read lag) "
+        "to FILE: what ran, when, with what outcome and fault (debugging; costs I/O)",
+    )
     net.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate chain")
     net.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     net.add_argument(
