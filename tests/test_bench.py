@@ -84,6 +84,7 @@ def test_aggregate_counts_crashes_and_errors():
             error="RateLimitError: busy",
             errors=2,
             op_errors={"grep": 1},
+            step_errors=["grep: ServerError: HTTP 502 (request id r1)"],
             latencies={"grep": [5.0]},
         ),
     ]
@@ -99,6 +100,7 @@ def test_aggregate_counts_crashes_and_errors():
         "p99": 5.0,
     }
     assert out["crashReasons"] == [{"error": "RateLimitError: busy", "sessions": 1}]
+    assert out["visibleErrorReasons"] == [{"error": "grep: ServerError: HTTP 502", "steps": 1}]
 
 
 def test_verify_detects_lost_and_duplicated_writes(api):

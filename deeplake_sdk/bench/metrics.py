@@ -54,6 +54,9 @@ def aggregate(records: list[dict[str, Any]], duration_s: float) -> dict[str, Any
         ),
         "crashedSessions": sum(1 for r in records if r["crashed"]),
         "crashReasons": _top_reasons(r["error"] for r in records if r["crashed"]),
+        "visibleErrorReasons": _top_reasons(
+            (e for r in records for e in r.get("step_errors", ())), counted="steps"
+        ),
         "overall": summary(v for values in by_op.values() for v in values),
         "byOperation": {
             op: {"count": len(values), "errors": op_errors.get(op, 0), **summary(values)}
@@ -62,13 +65,15 @@ def aggregate(records: list[dict[str, Any]], duration_s: float) -> dict[str, Any
     }
 
 
-def _top_reasons(errors: Iterable[str], limit: int = 3) -> list[dict[str, Any]]:
+def _top_reasons(
+    errors: Iterable[str], limit: int = 3, counted: str = "sessions"
+) -> list[dict[str, Any]]:
     counts: dict[str, int] = {}
     for error in errors:
         key = error.split(" (request id")[0][:160]
         counts[key] = counts.get(key, 0) + 1
     ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
-    return [{"error": e, "sessions": n} for e, n in ranked]
+    return [{"error": e, counted: n} for e, n in ranked]
 
 
 def server_capacity_qps(faults: dict[str, Any]) -> float | None:

@@ -31,6 +31,8 @@ from deeplake_sdk.sessions import SessionLog
 
 #: Grep patterns used by the tool step (literal words of the seeded notes, and one regex).
 GREP_PATTERNS = ("deadline", "budget", "Friday|Monday", "owner")
+#: Error texts a session keeps of the steps that failed without ending it.
+STEP_ERRORS_KEPT = 5
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class SessionRecord:
     errors: int = 0
     latencies: dict[str, list[float]] = field(default_factory=dict)
     op_errors: dict[str, int] = field(default_factory=dict)
+    step_errors: list[str] = field(default_factory=list)  # the first few, as "op: error"
     acked_files: dict[str, str] = field(default_factory=dict)
     acked_events: list[str] = field(default_factory=list)
 
@@ -137,8 +140,10 @@ def run_session(
         start = time.perf_counter()
         try:
             return func()
-        except DeeplakeError:
+        except DeeplakeError as exc:
             record.op_errors[op] = record.op_errors.get(op, 0) + 1
+            if len(record.step_errors) < STEP_ERRORS_KEPT:
+                record.step_errors.append(f"{op}: {type(exc).__name__}: {exc}"[:300])
             if fatal:
                 raise
             return None
