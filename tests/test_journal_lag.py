@@ -3,11 +3,13 @@ then on the real server (writes that show at once shorten it, a lagging service 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -136,8 +138,7 @@ def test_a_lag_grown_past_the_window_leaves_no_twin_of_a_create_sent_again(
 
     The create is taken as lost after the window and sent again; the first one shows, alone,
     for the 0.2 s until the second one does: the drain must wait for that twin and merge it,
-    not confirm the file while a second row of it is still to come. An append's copies share
-    one row id, so the one that shows cannot even tell whether others are still to come.
+    not confirm the file while a second row of it is still to come.
     """
     fs = DeeplakeFs(api, cache=False, journal=tmp_path / "j", consistency=SHORT_WINDOW)
     try:
@@ -153,6 +154,61 @@ def test_a_lag_grown_past_the_window_leaves_no_twin_of_a_create_sent_again(
     finally:
         srv.set_faults(profile="none")
         fs.close(wait=False)
+
+
+@contextlib.contextmanager
+def _watching(srv, workspace, like: str) -> Iterator[list[int]]:
+    """Count the distinct paths matching ``like`` every 20 ms, as another reader, meanwhile."""
+    count = f"SELECT count(DISTINCT path) AS n FROM memory WHERE path LIKE '{like}'"
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        reader = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
+        try:
+            while not stop.is_set():
+                seen.append(reader.query(count)[0]["n"])
+                stop.wait(0.02)
+        finally:
+            reader.close()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        watcher.join(30)
+
+
+def _never_vanished(seen: list[int], total: int) -> None:
+    """Once ``total`` paths showed, every later sample shows them all."""
+    shown = seen.index(total)
+    assert seen[shown:] == [total] * (len(seen) - shown), seen
+
+
+def test_an_append_create_sent_again_keeps_the_file_in_sight_of_other_readers(
+    srv, api, workspace, tmp_path
+):
+    """An append's create taken as lost after the 0.2 s window is sent again, and both copies
+    apply (the lag is 1 s). Once the file shows, other readers must keep seeing it while the
+    surplus copy is removed (deleting every copy and creating the file once more hid it for
+    about one lag)."""
+    fs = DeeplakeFs(api, cache=False, journal=tmp_path / "j", consistency=SHORT_WINDOW)
+    try:
+        _write_and_flush(fs, 1, "warm")
+        srv.set_faults(profile="none", read_lag_ms=1000)
+        with _watching(srv, workspace, "/late.md") as seen:
+            fs.append_text("/late.md", "once")
+            fs.flush(timeout=30.0)
+            _wait_for_every_commit(srv)
+            poll(lambda: len(seen) > 2 and seen[-1] == 1, "the watcher to see the file")
+    finally:
+        srv.set_faults(profile="none")
+        fs.close(wait=False)
+    rows = api.query("SELECT summary FROM memory WHERE path = '/late.md'")
+    assert rows == [{"summary": "once"}]
+    _never_vanished(seen, 1)
 
 
 def test_copies_of_a_create_a_later_write_changed_are_left_to_that_write():
@@ -197,9 +253,10 @@ def test_another_writers_append_onto_the_copies_of_a_create_sent_again_is_kept(
         other_api.close()
 
 
-def test_copies_of_a_create_another_writer_appended_to_are_all_kept():
-    """The decision alone: every copy shows the other writer's bytes too, and no statement
-    can delete one of two identical rows: the surplus copy stays, with every byte."""
+def test_copies_of_a_create_under_one_id_another_writer_appended_to_are_all_kept():
+    """The decision alone, on copies earlier versions sent under one row id (no ``sent_ids``
+    recorded): every copy shows the other writer's bytes too, and no statement can delete one
+    of two identical rows: the surplus copy stays, with every byte."""
     drain = _offline_drain()
     meta = {"stamp": "2026-01-01T00:00:00Z", "append_id": "a1", "create": True}
     op = Op("append", "memory", "/late.md", b"once", meta, [1], False)
@@ -208,6 +265,57 @@ def test_copies_of_a_create_another_writer_appended_to_are_all_kept():
     grown = Row("a1", 8, "2026-01-01T00:00:05Z", "2026-01-01T00:00:00Z")
     drain._repair_append(run, [grown, grown])  # sends nothing (the drain has no client)
     assert run.op is None and run.done == [1]
+
+
+_INSERT_ROW = (
+    "INSERT INTO memory (id, path, filename, summary, size_bytes, creation_date, "
+    "last_update_date) VALUES ($1, '/late.md', 'late.md', $2, $3, $4, $5)"
+)
+_STAMP = "2026-01-01T00:00:00.000Z"
+
+
+def _repair_copies(api, tmp_path, copies: list[tuple[str, str, str]]) -> tuple[_Run, list]:
+    """Store ``copies`` (id, text, last change) of an append's create of ``once``, all sent by
+    this lane (the latest last), and let the drain repair the lane on what it reads."""
+    fs = DeeplakeFs(api, cache=False, journal=tmp_path / "j")
+    try:
+        for row_id, text, date in copies:
+            params = [row_id, text, len(text.encode()), _STAMP, date]
+            api.execute(_INSERT_ROW, params, idempotent=True)
+        ids = [c[0] for c in copies]
+        meta = {"stamp": _STAMP, "append_id": ids[0], "create": True, "sent_ids": ids}
+        op = Op("append", "memory", "/late.md", b"once", meta, [1], False)
+        run = _Run(Lane("memory", "/late.md", [op]), None)
+        run.inserted = ids[-1]
+        drain = fs.journal._drain
+        drain._repair_append(run, drain._rows([("memory", "/late.md")])[("memory", "/late.md")])
+    finally:
+        fs.close(wait=False)
+    rows = api.query("SELECT id, summary FROM memory WHERE path = '/late.md' ORDER BY id")
+    return run, [(r["id"], r["summary"]) for r in rows]
+
+
+def test_the_copy_of_a_create_another_writer_appended_to_is_kept_and_the_others_dropped(
+    api, tmp_path
+):
+    """Three copies of an append's create, each with an id of its own; another writer appended
+    to the second while it was the one readers picked. That one holds every byte: it stays,
+    the copies nobody changed go, and the lane is checked again once their deletion shows."""
+    later = "2026-01-01T00:00:05.000Z"
+    copies = [("a1", "once", _STAMP), ("a1-1", "once+two", later), ("a1-2", "once", _STAMP)]
+    run, rows = _repair_copies(api, tmp_path, copies)
+    assert rows == [("a1-1", "once+two")]
+    assert run.dropping == {"a1", "a1-2"} and run.op is not None and run.row.id == "a1-1"
+
+
+def test_bytes_others_appended_to_two_copies_of_a_create_are_folded_into_one(api, tmp_path):
+    """Two copies were appended to: the one readers pick stays, and the other's bytes past
+    the create move onto it before it is deleted."""
+    later = "2026-01-01T00:00:05.000Z"
+    copies = [("a1", "once+two", later), ("a1-1", "once+three", later)]
+    run, rows = _repair_copies(api, tmp_path, copies)
+    assert rows == [("a1", "once+two+three")]
+    assert run.dropping == {"a1-1"}
 
 
 def _offline_drain() -> Drain:
@@ -265,12 +373,37 @@ def test_a_write_whose_creates_an_earlier_drain_sent_waits_for_them_then_names_i
     assert drain._new_row(run, frozenset())["id"] == "r-2"
 
 
-def test_an_append_create_resent_into_its_own_first_copy_does_not_append_again():
-    """The decision alone: an append's create was sent again and found the path taken by its
-    own first copy (same row id). That is the create applied, not another writer's file to
-    append to (which would store the bytes twice)."""
+def test_each_create_of_an_append_is_named_apart_and_recorded_before_it_is_sent():
+    """The decisions alone: a create sent again gets an id of its own, and every id is
+    recorded on each entry of the group (counted as sent) before its statement goes out."""
+    recorded = []
+    drain = Drain(
+        None,
+        Catalog(lambda table, kind: frozenset()),
+        SHORT_WINDOW,
+        attempt=lambda seqs, meta: recorded.append((list(seqs), dict(meta))),
+        lanes=lambda keys: {},
+    )
+    op = Op("append", "memory", "/f.md", b"x", {"stamp": _STAMP, "append_id": "a1"}, [1, 2], True)
+    run = _Run(Lane("memory", "/f.md", [op]), None)
+    for expected in ("a1", "a1-1"):
+        row = drain._new_row(run, frozenset())
+        assert row["id"] == expected
+        drain._record_copies([op], [row])
+    facts = {"create": True, "sent_ids": ["a1", "a1-1"], "group": 1, "members": 2}
+    assert recorded[-1] == ([1, 2], {1: facts, 2: facts})
+
+
+@pytest.mark.parametrize("sent_ids", [None, ["a1", "a1-1"]])
+def test_an_append_create_resent_into_its_own_first_copy_does_not_append_again(sent_ids):
+    """The decision alone: an append's create was sent again (as ``a1-1``; by earlier
+    versions, under the same id) and found the path taken by its own first copy. That is the
+    create applied, not another writer's file to append to (which would store the bytes
+    twice)."""
     drain = _offline_drain()
     meta = {"stamp": "2026-01-01T00:00:00Z", "append_id": "a1", "create": True}
+    if sent_ids:
+        meta["sent_ids"] = sent_ids
     op = Op("append", "memory", "/late.md", b"once", meta, [1], False)
     run = _Run(Lane("memory", "/late.md", [op]), None)
     run.skipped, run.inserted = True, None
@@ -383,30 +516,16 @@ def test_a_process_resuming_writes_a_killed_one_sent_waits_for_them_instead_of_s
     let the next process wait for them: the files, once shown, never vanish."""
     journal = tmp_path / "j"
     fs = DeeplakeFs(api, cache=False, journal=journal)  # open (layout known) before the lag
-    count = "SELECT count(DISTINCT path) AS n FROM memory WHERE path LIKE '/k/%'"
-    seen, stop = [], threading.Event()
-
-    def watch() -> None:
-        reader = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
-        while not stop.is_set():
-            seen.append(reader.query(count)[0]["n"])
-            stop.wait(0.02)
-
-    watcher = threading.Thread(target=watch)
     try:
         _killed_after_its_create_was_sent(srv, workspace, journal, "write_then_sleep", 1)
-        watcher.start()
-        _resume(srv, fs, 3)
+        with _watching(srv, workspace, "/k/%") as seen:
+            _resume(srv, fs, 3)
     finally:
-        stop.set()
-        if watcher.is_alive():
-            watcher.join(30)
         srv.set_faults(profile="none")
         fs.close(wait=False)
     rows = api.query("SELECT path FROM memory WHERE path LIKE '/k/%' ORDER BY path")
     assert [r["path"] for r in rows] == ["/k/0.md", "/k/1.md", "/k/2.md"]
-    shown = seen.index(3)
-    assert seen[shown:] == [3] * (len(seen) - shown), seen
+    _never_vanished(seen, 3)
 
 
 def test_a_delete_of_a_file_whose_create_a_killed_process_sent_waits_for_the_create(

@@ -19,14 +19,15 @@ resent. A resend never repeats a write whose effect is already there:
   every row of the path (idempotent); duplicates left by concurrent creators converge to the
   oldest row (``creation_date``, then ``id``), which receives the newest content;
 * a file created again because its first create did not show within the window gets a row id
-  of its own (an append's copies share one): if the first create shows after all (the lag grew
-  past the window), its lag is learnt and the lane waits until every later copy could have
-  shown too (``lag_factor`` times what the first took, after the latest create), to delete
-  them; if only the latest copy of a write shows, the earlier ones were lost;
-* the row id of a write's create is recorded in the journal before it is sent: a later drain
-  of the write, or of a write or delete that supersedes it, first waits (at most the window)
-  for those rows to show, instead of creating the file again while read lag hides them (two
-  rows under one id) or deleting it before its create shows;
+  of its own: if the first create shows after all (the lag grew past the window), its lag is
+  learnt and the lane waits until every later copy could have shown too (``lag_factor`` times
+  what the first took, after the latest create), to delete the surplus copies (the one readers
+  pick stays, with whatever others appended to any copy); if only the latest copy of a write
+  shows, the earlier ones were lost;
+* the row id of each create is recorded in the journal before it is sent: a later drain of a
+  write, or of a write or delete that supersedes it, first waits (at most the window) for those
+  rows to show, instead of creating the file again while read lag hides them or deleting it
+  before its create shows; a later drain of an append knows every copy it may find as its own;
 * an ``append`` is a compare-and-swap on the row's size; the offset it expects is recorded in
   the journal *before* it is sent, so any later drain can check whether its bytes already sit
   there (:func:`~deeplake_sdk.statements.journal.append_landed`) before sending it again;
@@ -58,6 +59,7 @@ from deeplake_sdk.journal.plan import EARLIER_IDS, SENT_IDS, Lane, Op, Segment, 
 from deeplake_sdk.journal.store import Entry
 from deeplake_sdk.sql import CHUNK
 from deeplake_sdk.statements import journal as sj
+from deeplake_sdk.statements.files import memory_row_bytes
 from deeplake_sdk.statements.layout import MEMORY, SESSIONS, LayoutKind, TableLayout
 
 __all__ = ["Catalog", "Consistency", "Drain", "Outcome", "Row"]
@@ -451,7 +453,8 @@ class Drain:
         for run in resumed:
             run.assumed_sent()
             if run.op.meta.get("create"):
-                run.inserted = run.op.meta.get("append_id")
+                run.op.meta[SENT_IDS] = _sent_ids(run.op)  # a copy sent again is named apart
+                run.inserted = run.op.meta[SENT_IDS][-1]
         runs = [r for r in runs if r not in resumed]
         need_probe = [r for r in runs if r.op.kind == "append" and not r.known]
         if need_probe:
@@ -476,13 +479,13 @@ class Drain:
     def _record(self, runs: list[_Run]) -> None:
         """Durably record the round's append groups and coalesced writes, in one transaction.
 
-        Every entry of a (coalesced) append gets the group's first seq and either the offset
-        the group expects or that it creates the file: a later drain merges the group again and
-        checks whether its bytes are there before resending. A write's entries stay fresh (an
-        update of every row of the path is exact when sent again): only the group of a write
-        that absorbed appends is recorded (:func:`_write_meta`), and its creates record their
-        row ids as they are sent (:meth:`_record_copies`). So rounds of single writes and
-        deletes cost the journal no transaction.
+        Every entry of a (coalesced) append gets the group's first seq and the offset the group
+        expects: a later drain merges the group again and checks whether its bytes are there
+        before resending. A write's entries stay fresh (an update of every row of the path is
+        exact when sent again): only the group of a write that absorbed appends is recorded
+        (:func:`_write_meta`). Creates, of writes and appends, are recorded with their row ids
+        as they are sent (:meth:`_record_copies`). So rounds of single writes and deletes cost
+        the journal no transaction.
         """
         meta: dict[int, dict[str, Any]] = {}
         written: dict[int, dict[str, Any]] = {}
@@ -491,10 +494,12 @@ class Drain:
             if op is None or run.error is not None:
                 continue
             op.fresh = False
+            if self._creates(run):
+                continue  # recorded with its row id as it is sent
             if op.kind == "append":
                 meta.update(_group_meta(op, run.row))
-            elif op.kind == "put" and not self._creates(run):
-                written.update(_write_meta(op))  # creates record theirs as they are sent
+            elif op.kind == "put":
+                written.update(_write_meta(op))
         if meta or written:
             self._attempt(list(meta), {**written, **meta})
 
@@ -564,7 +569,7 @@ class Drain:
         op = run.op
         assert op is not None
         row_id = op.meta.get("row_id") or op.meta["append_id"]
-        sent = len(op.meta.get(SENT_IDS, ())) if op.kind == "put" else 0
+        sent = len(op.meta.get(SENT_IDS, ()))
         if sent:  # told apart from the earlier copies, should they show
             row_id = f"{row_id}-{sent}"
         text = _text(op.data)
@@ -586,19 +591,26 @@ class Drain:
         return fields
 
     def _record_copies(self, ops: list[Op], rows: list[dict[str, Any]]) -> None:
-        """Durably record the row ids of the writes' creates about to be sent.
+        """Durably record the row ids of the creates about to be sent (one transaction).
 
         A create's answer does not tell when it shows: until then another drain (this process
         after a failure, or the next one after a kill) must neither create the file again
-        under the same id nor conclude while it may still show (see :func:`_earlier_copies`).
+        under the same id nor conclude while it may still show (see :func:`_earlier_copies`),
+        and an append's must know each copy it may find as its own (:func:`_sent_ids`). An
+        append's entries are recorded as its group (they are no longer fresh); a write's stay
+        fresh.
         """
         meta: dict[int, dict[str, Any]] = {}
+        appends: list[int] = []
         for op, row in zip(ops, rows, strict=True):
+            op.meta[SENT_IDS] = [*op.meta.get(SENT_IDS, ()), row["id"]]
             if op.kind == "put":
-                op.meta[SENT_IDS] = [*op.meta.get(SENT_IDS, ()), row["id"]]
                 meta.update(_write_meta(op))
+            else:
+                meta.update(_group_meta(op, None))
+                appends += op.seqs
         if meta:
-            self._attempt([], meta)
+            self._attempt(appends, meta)
 
     def _update(self, run: _Run) -> None:
         op = run.op
@@ -742,13 +754,14 @@ class Drain:
         """Whether a file created more than once shows while another copy may still show.
 
         A create is sent again when its first copy did not show within the window; both may
-        apply (a ``put``'s copies get ids of their own, :meth:`_new_row`; an ``append``'s share
-        one). When a copy shows, the lag has grown past the window: it is learnt, and the lane
-        waits until every copy sent could have shown too (``lag_factor`` times what the first
-        took, after the latest create was answered), whatever the rows show meanwhile; only
-        then are the copies merged and the file confirmed, instead of confirming it with a
-        copy still to come. The latest copy of a ``put`` showing alone ends the wait: the
-        earlier ones were lost.
+        apply (each copy has a row id of its own, :meth:`_new_row`). When a copy shows, the
+        lag has grown past the window: it is learnt, and the lane waits until every copy sent
+        could have shown too (``lag_factor`` times what the first took, after the latest
+        create was answered), whatever the rows show meanwhile; only then are the copies
+        merged and the file confirmed, instead of confirming it with a copy still to come.
+        The latest copy of a ``put`` showing alone ends the wait: the earlier ones were lost.
+        An ``append`` always waits: an earlier copy showing late would be the one readers
+        pick, without what others appended to the latest meanwhile.
         """
         op = run.op
         if not (run.recreated and rows and op is not None and op.kind in ("put", "append")):
@@ -771,13 +784,13 @@ class Drain:
             return "wait" if any(r.date <= op.stamp for r in rows) else "ok"
         if any(r.id in run.dropping for r in rows):
             return "wait"  # duplicates deleted, until the deletion shows
-        if run.skipped and _own_copy(op, rows):
-            run.skipped, run.inserted = False, op.meta["append_id"]  # an earlier copy applied
+        own = _own_rows(op, rows)
+        if run.skipped and own:
+            run.skipped, run.inserted = False, _canonical(own).id  # an earlier copy applied
         if run.skipped:
             return "repair"  # the create did not apply: the file existed
         if top is None:
             return "wait"
-        mine = run.inserted is not None and any(r.id == run.inserted for r in rows)
         if op.kind == "put":
             if len(rows) > 1 and top.date > op.stamp and all(r.id == top.id for r in rows):
                 run.row = top
@@ -789,10 +802,10 @@ class Drain:
                 return "ok" if top.date > op.stamp or top.size == len(op.data) else "repair"
             return "wait"
         if run.inserted is not None:
-            if not mine:
+            if not own:
                 return "wait"  # our create may not show yet
-            if sum(r.id == run.inserted for r in rows) > 1 or top.id != run.inserted:
-                return "repair"  # twins of our create, or an older row of another creator
+            if len(own) > 1 or top != own[0]:
+                return "repair"  # copies of our create, or an older row of another creator
             run.row = top
             return "ok"
         expected = op.meta.get("expected")
@@ -876,24 +889,19 @@ class Drain:
             run.recreating()
             self._insert(op.table, [run])
             return
-        copies = [r for r in rows if r.id == run.inserted]  # our create's, if it applied
-        mine = bool(copies)
-        grown = len(copies) > 1 and not any(_as_created(op, r) for r in copies)
-        if grown and top.id == run.inserted:
-            # others appended onto every copy: each holds our bytes and theirs, and none can
-            # be told apart to delete it alone; a duplicate row is kept rather than their bytes
-            log.warning("%s: %d copies of row %s, appended to since", op.path, len(copies), top.id)
-            run.row = top
-            run.advance()
-            return
-        if len(copies) > 1 and not grown:
-            assert run.inserted is not None
+        copies = _own_rows(op, rows) if run.inserted is not None else []
+        distinct: dict[str, Row] = {}
+        for copy in copies:
+            distinct.setdefault(copy.id, copy)
+        if len(distinct) > 1:
             run.settled()
-            self._untwin(run, run.inserted)
+            self._drop_copies(run, list(distinct.values()))
             return
-        if mine and top.id != run.inserted:
-            assert run.inserted is not None
-            self._merge(run, top, run.inserted)
+        if copies and top.id == copies[0].id and len(copies) > 1:
+            self._repair_twins(run, top, copies)
+            return
+        if copies and top.id != copies[0].id:
+            self._merge(run, top, copies[0].id)  # another creator's older row is the file
             run.advance()
             return
         expected = op.meta.get("expected")
@@ -906,11 +914,87 @@ class Drain:
         self._record([run])
         self._cas(run)
 
-    def _merge(self, run: _Run, into: Row, mine: str) -> None:
-        """Move the content of row ``mine`` (a duplicate this drain created) onto ``into``."""
+    def _drop_copies(self, run: _Run, copies: list[Row]) -> None:
+        """Keep one of our create's copies (distinct row ids) and delete the others.
+
+        Kept: the one another writer changed, if only one was (it holds their bytes), else the
+        one readers pick (the first). A copy nobody changed is deleted as it is; one appended
+        to as well first has the bytes past our create moved onto the copy kept. A copy that
+        holds something else (rewritten apart) is left, and the append confirmed: a duplicate
+        row is kept rather than someone's bytes. Otherwise the lane is checked again once the
+        deletions show.
+        """
         op = run.op
         assert op is not None
-        moved = 0
+        changed = [r for r in copies if not _as_created(op, r)]
+        kept = changed[0] if len(changed) == 1 else copies[0]
+        log.info("%s: %d copies of our create; keeping %s", op.path, len(copies), kept.id)
+        dropped, apart = [], []
+        for copy in copies:
+            if copy is kept:
+                continue
+            if _as_created(op, copy):
+                sql, params = sj.delete_row(op.table, copy.id, copy.size)
+                self.api.execute(sql, params, idempotent=True)
+            elif not self._fold(run, kept, copy):
+                apart.append(copy.id)
+                continue
+            dropped.append(copy.id)
+        run.row = kept
+        if apart:
+            log.warning("%s: copies %s of our create were rewritten apart", op.path, apart)
+            run.advance()
+            return
+        run.dropping = frozenset(dropped)
+        run.answered()
+
+    def _fold(self, run: _Run, kept: Row, copy: Row) -> bool:
+        """Fold a copy of our create that others changed into ``kept``; False if it cannot be.
+
+        Its bytes past our create are moved onto ``kept`` (appends), unless ``kept`` holds
+        them all already (both rewritten by one later write).
+        """
+        op = run.op
+        assert op is not None
+        held, _ = self._row_bytes(op.table, kept.id)
+        data, size = self._row_bytes(op.table, copy.id)
+        if size is None:
+            return True  # gone: someone else dropped it
+        if held.startswith(data):
+            sql, params = sj.delete_row(op.table, copy.id, size)
+            self.api.execute(sql, params, idempotent=True)
+            return True
+        if not data.startswith(op.data):
+            return False
+        self._merge(run, kept, copy.id, skip=len(op.data))
+        return True
+
+    def _repair_twins(self, run: _Run, top: Row, copies: list[Row]) -> None:
+        """Copies of our create under one row id (sent by versions that gave them one).
+
+        Only copies nobody appended to can be deleted (:meth:`_untwin`): when every copy was
+        appended to, none can be told apart to delete it alone, and the duplicate rows are
+        kept rather than the others' bytes.
+        """
+        op = run.op
+        assert op is not None
+        if not any(_as_created(op, r) for r in copies):
+            log.warning("%s: %d copies of row %s, appended to since", op.path, len(copies), top.id)
+            run.row = top
+            run.advance()
+            return
+        run.settled()
+        self._untwin(run, top.id)
+
+    def _merge(self, run: _Run, into: Row, mine: str, skip: int = 0) -> None:
+        """Move the content of row ``mine`` (a copy this drain created) onto ``into``.
+
+        ``skip``: bytes at the start of ``mine`` that ``into`` already holds (our create's,
+        when both are copies of it).
+        """
+        op = run.op
+        assert op is not None
+        moved = skip
         for _ in range(MAX_CAS):
             data, size = self._row_bytes(op.table, mine)
             if size is None:
@@ -934,7 +1018,7 @@ class Drain:
         rows = self.api.query(sql, params)
         if not rows:
             return b"", None
-        return _content(rows[0]), int(rows[0]["size_bytes"] or 0)
+        return memory_row_bytes(rows[0]), int(rows[0]["size_bytes"] or 0)
 
     def _rows(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Row]]:
         """Rows of many files, one query per table and chunk of paths, in parallel."""
@@ -1205,10 +1289,11 @@ def _earlier_copies(op: Op) -> frozenset[str]:
     """Rows an earlier drain may have created for ``op`` or for operations it supersedes.
 
     Recorded before each create was sent (:meth:`Drain._record_copies`); ``plan`` carries the
-    ids of superseded operations (:data:`~deeplake_sdk.journal.plan.EARLIER_IDS`). An append
-    that created its file is checked as a resumed append instead (:func:`_resumes`).
+    ids of superseded operations (:data:`~deeplake_sdk.journal.plan.EARLIER_IDS`). An append's
+    own creates are checked as a resumed append instead (:func:`_resumes`, :func:`_own_rows`).
     """
-    return frozenset(op.meta.get(SENT_IDS, ())) | frozenset(op.meta.get(EARLIER_IDS, ()))
+    earlier = frozenset(op.meta.get(EARLIER_IDS, ()))
+    return earlier if op.kind == "append" else earlier | frozenset(op.meta.get(SENT_IDS, ()))
 
 
 def _write_meta(op: Op) -> dict[int, dict[str, Any]]:
@@ -1234,19 +1319,33 @@ def _group_meta(op: Op, row: Row | None) -> dict[int, dict[str, Any]]:
         op.meta.pop("expected", None)
     else:
         facts = {"expected": row.size, "target": row.id, "create": False}
+    if SENT_IDS in op.meta:
+        facts[SENT_IDS] = op.meta[SENT_IDS]
     op.meta.update(facts)
     group = {"group": op.seqs[0], "members": len(op.seqs)}
     return {seq: {**group, **facts} for seq in op.seqs}
 
 
+def _sent_ids(op: Op) -> list[str]:
+    """Row ids of the creates sent for append ``op``, the latest last.
+
+    Recorded before each was sent (:meth:`Drain._record_copies`); a create recorded by a
+    version that did not record them had the append's id.
+    """
+    return list(op.meta.get(SENT_IDS) or [str(op.meta["append_id"])])
+
+
+def _own_rows(op: Op, rows: Sequence[Row]) -> list[Row]:
+    """The copies of append ``op``'s create among ``rows``, the one readers pick first."""
+    if op.kind != "append" or "append_id" not in op.meta:
+        return []
+    ids = set(_sent_ids(op))
+    return sorted((r for r in rows if r.id in ids), key=lambda r: (r.created, r.id))
+
+
 def _as_created(op: Op, row: Row) -> bool:
     """Whether ``row`` is still as the create of append ``op`` made it (nobody appended)."""
     return row.size == len(op.data) and row.date == op.stamp
-
-
-def _own_copy(op: Op, rows: Sequence[Row]) -> bool:
-    """Whether ``rows`` hold a copy of an append's own create (its copies share one id)."""
-    return op.kind == "append" and any(r.id == op.meta.get("append_id") for r in rows)
 
 
 def _settle_finished(outcome: Outcome, runs: list[_Run]) -> None:
@@ -1294,10 +1393,3 @@ def _text(data: bytes) -> str | None:
     except UnicodeDecodeError:
         return None
     return None if "\x00" in text else text
-
-
-def _content(row: Mapping[str, Any]) -> bytes:
-    content = row.get("content")
-    if isinstance(content, str) and content.startswith("\\x"):
-        return bytes.fromhex(content[2:])
-    return str(row.get("summary") or "").encode("utf-8")

@@ -129,30 +129,35 @@ CONTENT_EXACT_SQL = (
 )
 
 
-def memory_read(layout: TableLayout, paths: Sequence[str]) -> Statement:
-    """Content of up to :data:`~deeplake_sdk.sql.CHUNK` files, oldest row first per path.
+def file_bytes_columns(layout: TableLayout) -> str:
+    """The select list of ``summary`` and ``content`` that :func:`memory_row_bytes` reads.
 
-    Each row carries the file in one of two columns, never both (see
-    :func:`memory_row_bytes`): ``content`` when it holds bytes that ``summary`` does not
-    (non-UTF-8, NUL), else ``summary``.
+    Each row carries the file in one of the two, never both: ``content`` when it holds bytes
+    that ``summary`` does not (non-UTF-8, NUL), else ``summary``.
     """
-    t, p = quote_ident(layout.name), Params()
     if layout.has("content") and layout.has("summary"):
         exact = CONTENT_EXACT_SQL
-        body = (
+        return (
             f"CASE WHEN {exact} THEN NULL ELSE summary END AS summary, "
             f"CASE WHEN {exact} THEN content END AS content"
         )
-    elif layout.has("content"):
-        body = "NULL AS summary, content"
-    else:
-        body = "summary, NULL AS content"
+    if layout.has("content"):
+        return "NULL AS summary, content"
+    return "summary, NULL AS content"
+
+
+def memory_read(layout: TableLayout, paths: Sequence[str]) -> Statement:
+    """Content of up to :data:`~deeplake_sdk.sql.CHUNK` files, oldest row first per path.
+
+    Each row carries the file in one of two columns (:func:`file_bytes_columns`).
+    """
+    t, p = quote_ident(layout.name), Params()
     cols = ", ".join(
         [
             "path",
             "id",
             _col(layout, "creation_date"),
-            body,
+            file_bytes_columns(layout),
             "size_bytes",
             _col(layout, "mime_type"),
             _col(layout, "last_update_date"),

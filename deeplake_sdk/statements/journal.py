@@ -24,7 +24,7 @@ from typing import Any
 
 from deeplake_sdk.sql import bytea_param, like_escape, quote_ident
 from deeplake_sdk.statements import MEMORY_COLUMNS
-from deeplake_sdk.statements.files import Params, Statement, _in_list
+from deeplake_sdk.statements.files import Params, Statement, _in_list, file_bytes_columns
 from deeplake_sdk.statements.layout import AGENT, PLUGIN_VERSION, TableLayout
 
 __all__ = [
@@ -358,9 +358,12 @@ def delete_row(table: str, row_id: str, size: int) -> Statement:
 
 
 def row_content(layout: TableLayout, row_id: str) -> Statement:
-    """Content and size of one row by id."""
+    """Content and size of one row by id.
+
+    Its bytes are read with :func:`~deeplake_sdk.statements.files.memory_row_bytes`.
+    """
     t, p = quote_ident(layout.name), Params()
-    body = "content, summary" if layout.binary_ok else "summary"
+    body = file_bytes_columns(layout)
     return (f"SELECT {body}, size_bytes FROM {t} WHERE id = {p(row_id)}", p.values)
 
 
