@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 from deeplake_sdk._coop import Failure, current_task, run_parallel
 from deeplake_sdk.cache import CacheKey
-from deeplake_sdk.errors import ClosedError, DeeplakeError, FsError, QueryError
+from deeplake_sdk.errors import ClosedError, DeeplakeError, FsError, NetworkError, QueryError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.fileobj import open_file, parse_mode
 from deeplake_sdk.fs.index import INDEX_PATH, render_index
@@ -141,6 +141,11 @@ def _operation(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _binary(data: bytes | memoryview | None) -> bool:
+    """Whether ``data`` is binary (not UTF-8 text, or with NUL): a text table cannot store it."""
+    return data is not None and text_copy(bytes(data)) is None
+
+
 class DeeplakeFs:
     r"""A virtual filesystem over the ``memory`` and ``sessions`` tables.
 
@@ -165,9 +170,14 @@ class DeeplakeFs:
     (a write adds its ancestors' rows); ``/index.md``, ``mv``, ``cp`` and ``mkdir`` read all
     of it, also in one statement. Entries an earlier
     process left in the workspace's journal (it was killed, or offline) are sent first, for up
-    to ``recover_timeout`` seconds; reads see any that remain. A failure to prepare the memory
-    table is an error; a failure to prepare the sessions table only logs a warning and leaves
-    session files out.
+    to ``recover_timeout`` seconds; reads see any that remain. When the service cannot be
+    reached (after the client's retries) and no layout is remembered, the filesystem opens
+    anyway: writes of text are journaled (sent once the service answers), binary writes are
+    refused until the memory table's layout is known (a table of the agent-memory plugin
+    cannot store them), and the first read learns the layouts (and raises while the service
+    stays unreachable). A refusal to prepare the memory table (credentials, a bad name) is an
+    error; a failure to prepare the sessions table only logs a warning and leaves session
+    files out.
 
     Args:
         api: The client to use.
@@ -198,15 +208,11 @@ class DeeplakeFs:
             processes that share the tables with others (a server, an agent's tool host).
 
     Raises:
-        DeeplakeError: The memory table could not be prepared.
+        DeeplakeError: The service refused to prepare the memory table.
         ValueError: ``max_age`` is negative.
     """
 
     open = _OpenDescriptor()
-    #: Layout of the memory table (known once the table is prepared).
-    layout: TableLayout
-    #: Layout of the sessions table (None until prepared, or without session files).
-    sessions_layout: TableLayout | None = None
 
     def __init__(
         self,
@@ -255,8 +261,40 @@ class DeeplakeFs:
         # one attempt, no retry: the checks of a write never wait out an outage
         self._quick_api = copy.copy(api)
         self._quick_api.retry_policy = RetryPolicy(retries=0)
+        self._layout: TableLayout | None = None
+        self._sessions_layout: TableLayout | None = None
         self._recover(recover_timeout)
-        self._prepare()
+        try:
+            self._prepare()
+        except DeeplakeError as exc:
+            if not self._unreachable(exc):
+                raise
+            self.writer.binary_ok = None
+            log.warning(
+                "memory table %r not reachable (%s): text writes are journaled and sent once "
+                "the service answers; reads wait for it",
+                self.table,
+                exc,
+            )
+
+    @property
+    def layout(self) -> TableLayout:
+        """Layout of the memory table (learnt on first need if the service was unreachable).
+
+        Raises:
+            DeeplakeError: It is not known and the service cannot tell it.
+        """
+        if self._layout is None:
+            self._prepare()
+        assert self._layout is not None
+        return self._layout
+
+    @property
+    def sessions_layout(self) -> TableLayout | None:
+        """Layout of the sessions table (None without session files, or if unavailable)."""
+        if self._layout is None and self.sessions_enabled:
+            self._prepare()
+        return self._sessions_layout
 
     @_operation
     def open_file(
@@ -316,33 +354,38 @@ class DeeplakeFs:
                 self.journal.last_error or "timeout",
             )
 
-    def _prepare(self) -> None:
+    def _prepare(self, api: DeeplakeApi | None = None) -> None:
         """Learn both tables' layouts: no request when they are remembered, else one probe."""
+        api = api or self.api
         tables = {self.table: MEMORY}
         if self.sessions_table:
             tables[self.sessions_table] = SESSIONS
         try:
-            layouts = self.api.ensure_tables(tables)
-        except DeeplakeError:
-            if len(tables) == 1:
+            layouts = api.ensure_tables(tables)
+        except DeeplakeError as exc:
+            if len(tables) == 1 or self._unreachable(exc):
                 raise
-            layouts = {self.table: self.api.ensure_table(self.table)}  # raises if it fails
+            layouts = {self.table: api.ensure_table(self.table)}  # raises if it fails
             try:
-                layouts.update(self._sessions_only())
+                layouts.update(self._sessions_only(api))
             except DeeplakeError as exc:
                 self._sessions_unavailable(exc)
-        self.layout = layouts[self.table]
-        self.writer.binary_ok = self.layout.binary_ok
+        self._layout = layouts[self.table]
+        self.writer.binary_ok = self._layout.binary_ok
         if self.sessions_table and self.sessions_table in layouts:
-            self.sessions_layout = layouts[self.sessions_table]
+            self._sessions_layout = layouts[self.sessions_table]
 
-    def _sessions_only(self) -> dict[str, TableLayout]:
+    def _unreachable(self, error: BaseException) -> bool:
+        """Whether ``error`` says the service could not answer (not that it refused)."""
+        return isinstance(error, NetworkError) or self.api.retry_policy.should_retry(error)
+
+    def _sessions_only(self, api: DeeplakeApi) -> dict[str, TableLayout]:
         assert self.sessions_table is not None
-        return {self.sessions_table: self.api.ensure_sessions_table(self.sessions_table)}
+        return {self.sessions_table: api.ensure_sessions_table(self.sessions_table)}
 
     def _sessions_unavailable(self, error: BaseException) -> None:
         self.sessions_enabled = False
-        self.sessions_layout = None
+        self._sessions_layout = None
         log.warning(
             "sessions table %r unavailable, session files are skipped: %s",
             self.sessions_table,
@@ -850,13 +893,15 @@ class DeeplakeFs:
 
         Raises:
             FsError: ``EISDIR``, ``ENOTDIR`` (a parent is a file), ``EPERM`` (session file),
-                ``EFBIG`` (over :attr:`Limits.file_bytes <deeplake_sdk.journal.Limits>`) or
-                ``EINVAL`` (binary data for a table without a ``content`` column).
+                ``EFBIG`` (over :attr:`Limits.file_bytes <deeplake_sdk.journal.Limits>`),
+                ``EINVAL`` (binary data for a table without a ``content`` column) or
+                ``EAGAIN`` (binary data while the table's layout is unknown: the service was
+                unreachable when the filesystem opened, and still is).
         """
         self._check_open()
-        p = self._check_writable(path)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        p = self._check_writable(path, data)
         self.writer.put(
             p,
             bytes(data),
@@ -884,14 +929,14 @@ class DeeplakeFs:
         never overwritten (see :mod:`deeplake_sdk.journal.drain`).
 
         Raises:
-            FsError: ``EISDIR``, ``ENOTDIR``, ``EPERM`` (session file), ``EFBIG`` or ``EINVAL``
-                (see :meth:`write_bytes`).
+            FsError: ``EISDIR``, ``ENOTDIR``, ``EPERM`` (session file), ``EFBIG``, ``EINVAL``
+                or ``EAGAIN`` (see :meth:`write_bytes`).
         """
         self._check_open()
-        p = self._check_writable(path)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
         data = bytes(data)
+        p = self._check_writable(path, data)
         meta = self.tree.get(p)
         mime = meta.mime_type if meta else guess_mime(p, text_copy(data) is None)
         self.writer.append(p, data, mime_type=mime)
@@ -902,8 +947,20 @@ class DeeplakeFs:
             raise TypeError(f"text must be str, not {type(text).__name__}")
         self.append_bytes(path, text.encode(encoding))
 
-    def _check_writable(self, path: str) -> str:
+    def _check_writable(self, path: str, data: bytes | memoryview | None = None) -> str:
+        """Check ``path`` before a write of ``data``, against the tables when reachable.
+
+        A write whose table layout is unknown (the service was unreachable when the
+        filesystem opened) asks for it first, once per write while the service fails if the
+        data is binary (the layout decides whether it can be stored), else once.
+        """
         p = paths.normalize(path)
+        if self._layout is None and (not self._load_failed or _binary(data)):
+            try:
+                self._prepare(self._quick_api)
+            except DeeplakeError as exc:
+                self._load_failed = True
+                log.info("table layout still unknown: %s", exc)
         if not self._load_failed:
             try:  # the path and below (a directory?), its ancestors' rows (files?); the
                 # parent's scope, so that the next writes in the directory need nothing

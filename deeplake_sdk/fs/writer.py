@@ -77,7 +77,8 @@ class FileWriter:
         self.invalidate = invalidate
         self.author = author
         self.limits = limits
-        self.binary_ok = True
+        #: Whether the table stores binary files (None: its layout is not known yet).
+        self.binary_ok: bool | None = True
 
     # -- the overlay ----------------------------------------------------------------------------
     def view(self, path: str) -> FileView | None:
@@ -191,6 +192,15 @@ class FileWriter:
                 "split the data or raise the limit if your service accepts more",
             )
         if not self.binary_ok and text_copy(data) is None:
+            if self.binary_ok is None:
+                raise FsError(
+                    errno.EAGAIN,
+                    path,
+                    f"binary data (not UTF-8 text, or with NUL) is refused while the layout of "
+                    f"table {self.table!r} is unknown (the service was unreachable): a table "
+                    "of the agent-memory plugin could not store it. Write text, or retry once "
+                    "the service answers (any read learns the layout)",
+                )
             raise FsError(
                 errno.EINVAL,
                 path,
