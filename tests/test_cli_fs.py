@@ -81,6 +81,35 @@ def test_write_append_cat(notes):
     assert proc.out == ("Hello world\nsecond line\nthird\nfourth, from stdincreated by append\n")
 
 
+def test_a_write_while_the_service_fails_is_journaled_and_stored_by_a_later_command(
+    cli, srv, api, tmp_path
+):
+    """No layout remembered and every request reset: ``--wait 0`` journals and returns 0; a
+    bounded wait returns 2, the change kept; the next command, once the service answers,
+    stores both."""
+    cli.env.update(DEEPLAKE_JOURNAL_DIR=str(tmp_path / "j"), DEEPLAKE_STATE_DIR=str(tmp_path))
+    srv.set_faults(profile="none", p_reset=1.0)
+    try:
+        proc = cli("write", "/notes/off.md", "written offline", "--wait", "0")
+        assert proc.returncode == 0, proc.err
+        proc = cli("write", "/notes/off2.md", "second", "--wait", "0.5")
+        assert proc.returncode == 2 and "kept in the local journal" in proc.err, proc.err
+    finally:
+        srv.set_faults(profile="none")
+    proc = cli("ls", "/notes")
+    assert proc.returncode == 0 and proc.out.split() == ["off.md", "off2.md"], proc.err
+    rows = api.query("SELECT path, summary FROM memory ORDER BY path")
+    assert rows == [
+        {"path": "/notes/off.md", "summary": "written offline\n"},
+        {"path": "/notes/off2.md", "summary": "second\n"},
+    ]
+
+
+def test_wait_must_be_a_number_of_seconds(cli):
+    proc = cli("write", "/notes/x.md", "x", "--wait", "-1")
+    assert proc.returncode == 2 and "must be a finite number >= 0" in proc.err
+
+
 def test_write_binary_from_stdin_dash(cli):
     blob = bytes(range(256)) * 4
     assert cli("write", "/bin/blob", "-", input=blob).returncode == 0

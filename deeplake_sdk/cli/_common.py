@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import textwrap
 from typing import Any
@@ -45,6 +47,22 @@ def add_credential_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--org", help="organisation id")
     group.add_argument("--workspace", help="workspace id (default: 'default')")
     group.add_argument("--url", help="API base URL (default: https://api.deeplake.ai)")
+
+
+def no_exit_drain() -> None:
+    """Do not drain the journal at exit: the command waited (or chose not to) itself."""
+    os.environ["DEEPLAKE_EXIT_FLUSH_TIMEOUT"] = "0"
+
+
+def leave_to_journal() -> None:
+    """Leave journaled writes to a later drain: neither send them nor wait for them."""
+    from deeplake_sdk.journal.flusher import ENV_SEND
+
+    no_exit_drain()
+    os.environ[ENV_SEND] = "0"  # a send cut short by the exit only leaves more to resolve
+    # "not stored yet" warnings are the expected state then: a later drain stores them.
+    for name in ("deeplake_sdk.journal", "deeplake_sdk.fs"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def example_epilog(*examples: str) -> str:
@@ -96,6 +114,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """``argparse`` type: a finite number >= 0 (NaN and infinity are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number >= 0")
     return value
 
 

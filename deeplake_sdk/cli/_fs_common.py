@@ -19,10 +19,18 @@ from deeplake_sdk.cli._common import (
     CliError,
     add_credential_options,
     fail,
+    leave_to_journal,
+    no_exit_drain,
+    non_negative_float,
     sdk_error,
 )
 
 __all__ = ["add_fs_options", "open_fs", "report", "stdout_pipe"]
+
+#: Default longest wait, in seconds, for a command's changes to be stored (``--wait``).
+WAIT = 60.0
+#: Longest wait for the changes an earlier command left in the journal, when opening.
+RECOVER = 30.0
 
 
 def add_fs_options(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +48,19 @@ def add_fs_options(parser: argparse.ArgumentParser) -> None:
         "--no-cache",
         action="store_true",
         help="do not use the persistent content cache (DEEPLAKE_CACHE_DIR)",
+    )
+    group.add_argument(
+        "--wait",
+        type=non_negative_float,
+        default=WAIT,
+        metavar="SECONDS",
+        help=(
+            f"longest wait for the changes to be stored (default {WAIT:g}; changes an "
+            f"earlier command left in the journal: at most {RECOVER:g}); what is not stored "
+            "by then stays in the local journal, is sent by the next command (or "
+            "'deeplake-sdk journal flush'), and the exit code is 2. 0: journal the change "
+            "and return at once (exit code 0)"
+        ),
     )
     add_credential_options(parser)
 
@@ -63,12 +84,18 @@ def open_fs(args: argparse.Namespace) -> Iterator[Any]:
         )
     except DeeplakeError as exc:
         raise _cli_error(exc) from exc
+    if args.wait > 0:
+        no_exit_drain()  # the command's own wait is the longest
+    else:
+        leave_to_journal()
     cache = NullCache() if args.no_cache else ContentCache()
     fs = None
     try:
-        fs = DeeplakeFs(api, cache=cache)
+        fs = DeeplakeFs(
+            api, cache=cache, flush_timeout=args.wait, recover_timeout=min(args.wait, RECOVER)
+        )
         yield fs
-        fs.close()
+        fs.close(wait=args.wait > 0)
     except DeeplakeError as exc:
         raise _cli_error(exc) from exc
     finally:

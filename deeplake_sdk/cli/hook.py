@@ -22,7 +22,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from deeplake_sdk.cli._common import EXIT_OK, CliError, HelpFormatter, example_epilog
+from deeplake_sdk.cli._common import (
+    EXIT_OK,
+    CliError,
+    HelpFormatter,
+    example_epilog,
+    leave_to_journal,
+)
 
 __all__ = ["register"]
 
@@ -94,17 +100,6 @@ def _payload() -> dict[str, Any]:
     return data
 
 
-def _no_exit_wait() -> None:
-    """Leave journaled writes to the background drain: neither send them nor wait for them."""
-    from deeplake_sdk.journal.flusher import ENV_SEND
-
-    os.environ["DEEPLAKE_EXIT_FLUSH_TIMEOUT"] = "0"
-    os.environ[ENV_SEND] = "0"  # a send cut short by the exit only leaves more to resolve
-    # "not stored yet" warnings are the expected state of a hook: the drain stores them.
-    for name in ("deeplake_sdk.journal", "deeplake_sdk.fs"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def _api(**kwargs: Any) -> Any:
     from deeplake_sdk.api import DeeplakeApi
 
@@ -143,7 +138,7 @@ def _journaling(action: Any) -> int:
     The process ends with :func:`os._exit`: what it journaled is durable already, and the
     interpreter's teardown (the journal's exit drain, its flusher thread) is the drain's job.
     """
-    _no_exit_wait()
+    leave_to_journal()
     payload = _payload()
     code = EXIT_OK
     try:
