@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from deeplake_sdk.errors import DeeplakeError
 from deeplake_sdk.journal.core import Recorded, journal_for
 from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
 from deeplake_sdk.journal.store import NewEntry
@@ -201,7 +202,9 @@ class SessionLog:
         path: Path of the session file (default: :func:`session_path` with the org's name,
             else its id, and the workspace id).
         ensure: Ensure the sessions table first (once per process and table) and use its
-            layout; ``False`` assumes the table has the SDK's columns.
+            layout; ``False`` assumes the table has the SDK's columns. When the service cannot
+            be reached (and no layout is remembered), events are journaled anyway and the
+            layout is learnt when :meth:`read` first needs it.
         agent: Value of the ``agent`` column.
         journal: The local journal (see :class:`~deeplake_sdk.DeeplakeFs`):
             each event is durable there when :meth:`log` returns, and stored by the flusher.
@@ -239,11 +242,35 @@ class SessionLog:
         )
         self.events_logged = 0
         self._last_stamp: datetime | None = None
-        self.layout: TableLayout = (
-            api.ensure_sessions_table(self.table)
-            if ensure
-            else TableLayout.full(self.table, SESSIONS)
-        )
+        self._layout = self._first_layout() if ensure else TableLayout.full(self.table, SESSIONS)
+
+    def _first_layout(self) -> TableLayout | None:
+        """The sessions table's layout, or None while the service cannot be reached."""
+        from deeplake_sdk.retry import is_unreachable  # loaded by callers that ensure only
+
+        try:
+            return self.api.ensure_sessions_table(self.table)
+        except DeeplakeError as exc:
+            if not is_unreachable(exc):
+                raise
+            log.warning(
+                "sessions table %r not reachable (%s): events are journaled and sent once the "
+                "service answers",
+                self.table,
+                exc,
+            )
+            return None
+
+    @property
+    def layout(self) -> TableLayout:
+        """Layout of the sessions table (learnt on first need if the service was unreachable).
+
+        Raises:
+            DeeplakeError: It is not known and the service cannot tell it.
+        """
+        if self._layout is None:
+            self._layout = self.api.ensure_sessions_table(self.table)
+        return self._layout
 
     def make_row(
         self, event: Mapping[str, Any], *, description: str | None = None

@@ -1,5 +1,6 @@
-"""A filesystem opened while the service cannot answer (no table layout remembered yet): text
-writes are journaled and stored once it answers; binary writes wait for the layout."""
+"""A filesystem or a session log opened while the service cannot answer (no table layout
+remembered yet): text writes and events are journaled and stored once it answers; binary
+writes wait for the layout."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import errno
 
 import pytest
 
-from deeplake_sdk import DeeplakeApi, DeeplakeFs, FsError
+from deeplake_sdk import DeeplakeApi, DeeplakeFs, FsError, SessionLog
 from deeplake_sdk.errors import AuthError, DeeplakeError
 
 
@@ -43,3 +44,19 @@ def test_a_refusal_to_prepare_the_tables_is_still_an_error(srv, workspace, tmp_p
     with pytest.raises(AuthError):
         DeeplakeFs(api, cache=False, journal=tmp_path / "j")
     api.close()
+
+
+def test_a_session_log_opened_while_the_service_fails_journals_events(srv, workspace, tmp_path):
+    api = DeeplakeApi(srv.token, srv.org, workspace, srv.url, retries=1)
+    srv.set_faults(profile="none", p_500=1.0)
+    try:
+        log = SessionLog(api, "s1", user="ada", journal=tmp_path / "j")
+        event_id = log.log({"type": "prompt", "text": "hello"})
+        with pytest.raises(DeeplakeError):
+            log.read()  # the stored events need the layout: it asks the service, which fails
+        srv.set_faults(profile="none")
+        log.flush(timeout=30.0)
+        assert [e["id"] for e in log.read()] == [event_id]
+    finally:
+        srv.set_faults(profile="none")
+        api.close()

@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 from deeplake_sdk._coop import Failure, current_task, run_parallel
 from deeplake_sdk.cache import CacheKey
-from deeplake_sdk.errors import ClosedError, DeeplakeError, FsError, NetworkError, QueryError
+from deeplake_sdk.errors import ClosedError, DeeplakeError, FsError, QueryError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.fileobj import open_file, parse_mode
 from deeplake_sdk.fs.index import INDEX_PATH, render_index
@@ -41,7 +41,7 @@ from deeplake_sdk.http_errors import is_missing_schema
 from deeplake_sdk.journal.core import journal_for
 from deeplake_sdk.journal.drain import Consistency
 from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
-from deeplake_sdk.retry import RetryPolicy
+from deeplake_sdk.retry import RetryPolicy, is_unreachable
 from deeplake_sdk.sql import chunks
 from deeplake_sdk.statements import files as st
 from deeplake_sdk.statements.layout import MEMORY, SESSIONS, TableLayout, oldest_per_path
@@ -267,7 +267,7 @@ class DeeplakeFs:
         try:
             self._prepare()
         except DeeplakeError as exc:
-            if not self._unreachable(exc):
+            if not is_unreachable(exc):
                 raise
             self.writer.binary_ok = None
             log.warning(
@@ -363,7 +363,7 @@ class DeeplakeFs:
         try:
             layouts = api.ensure_tables(tables)
         except DeeplakeError as exc:
-            if len(tables) == 1 or self._unreachable(exc):
+            if len(tables) == 1 or is_unreachable(exc):
                 raise
             layouts = {self.table: api.ensure_table(self.table)}  # raises if it fails
             try:
@@ -374,10 +374,6 @@ class DeeplakeFs:
         self.writer.binary_ok = self._layout.binary_ok
         if self.sessions_table and self.sessions_table in layouts:
             self._sessions_layout = layouts[self.sessions_table]
-
-    def _unreachable(self, error: BaseException) -> bool:
-        """Whether ``error`` says the service could not answer (not that it refused)."""
-        return isinstance(error, NetworkError) or self.api.retry_policy.should_retry(error)
 
     def _sessions_only(self, api: DeeplakeApi) -> dict[str, TableLayout]:
         assert self.sessions_table is not None
