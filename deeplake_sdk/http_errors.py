@@ -41,6 +41,7 @@ __all__ = [
     "is_ambiguous",
     "is_missing_schema",
     "is_refusal",
+    "is_unreachable",
     "network_error",
     "origin",
     "parse_retry_after",
@@ -246,6 +247,19 @@ def is_ambiguous(error: BaseException | None) -> bool:
 #: 4xx statuses that say nothing about the request itself (account, timeout, conflict, limit).
 _NOT_REFUSALS = frozenset({401, 402, 403, 404, 408, 409, 429})
 _MISSING = re.compile(r"(relation|table|column) .* does not exist", re.IGNORECASE)
+
+
+def is_unreachable(error: BaseException | None) -> bool:
+    """Tell whether ``error`` says the service could not answer, not that it refused.
+
+    No connection or no answer, a 5xx, a 429, or a gateway's 401/403 in place of the
+    service's: the same request may succeed later.
+    """
+    if isinstance(error, NetworkError):
+        return True
+    if isinstance(error, AuthError):
+        return error.gateway
+    return isinstance(error, ApiError) and (error.status >= 500 or error.status == 429)
 
 
 def is_missing_schema(error: BaseException | None) -> bool:

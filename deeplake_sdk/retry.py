@@ -50,7 +50,6 @@ __all__ = [
     "RetryCall",
     "RetryEvent",
     "RetryPolicy",
-    "is_unreachable",
     "retried",
 ]
 
@@ -299,15 +298,6 @@ class RetryCall:
             **_RETRYING_KWARGS,
         )
         return retrying.call(attempt)
-
-
-def is_unreachable(error: BaseException) -> bool:
-    """Whether ``error`` says the service could not answer, not that it refused the request.
-
-    No connection or answer, a 5xx, 429 or a gateway's 401/403 (what the default policy
-    retries, ambiguous failures included): the same request may succeed later.
-    """
-    return isinstance(error, NetworkError) or RetryPolicy().should_retry(error)
 
 
 def _describe(error: BaseException | None) -> str:

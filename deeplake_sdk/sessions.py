@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from deeplake_sdk.errors import DeeplakeError
+from deeplake_sdk.http_errors import is_unreachable
 from deeplake_sdk.journal.core import Recorded, journal_for
 from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
 from deeplake_sdk.journal.store import NewEntry
@@ -246,8 +247,6 @@ class SessionLog:
 
     def _first_layout(self) -> TableLayout | None:
         """The sessions table's layout, or None while the service cannot be reached."""
-        from deeplake_sdk.retry import is_unreachable  # loaded by callers that ensure only
-
         try:
             return self.api.ensure_sessions_table(self.table)
         except DeeplakeError as exc:

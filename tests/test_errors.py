@@ -8,7 +8,8 @@ import pickle
 import pytest
 
 from deeplake_sdk import ClosedError, FsError, RateLimitError, ServerError, ServiceUnavailableError
-from deeplake_sdk.http_errors import error_for_status, is_ambiguous, is_refusal
+from deeplake_sdk.errors import NetworkError
+from deeplake_sdk.http_errors import error_for_status, is_ambiguous, is_refusal, is_unreachable
 
 
 @pytest.mark.parametrize(
@@ -58,3 +59,15 @@ def test_refusals_are_what_a_resend_cannot_fix():
 
 def test_closed_objects_raise_one_error_that_is_a_value_error():
     assert issubclass(ClosedError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("status", "unreachable"), [(500, True), (502, True), (503, True), (429, True), (400, False)]
+)
+def test_an_answer_that_may_succeed_later_says_the_service_is_unreachable(status, unreachable):
+    assert is_unreachable(error_for_status(status, {}, b"{}")) is unreachable
+
+
+def test_no_connection_says_the_service_is_unreachable_and_a_bad_token_does_not():
+    assert is_unreachable(NetworkError("cannot connect"))
+    assert not is_unreachable(error_for_status(401, {}, b'{"error": "invalid token"}'))

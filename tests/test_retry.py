@@ -14,7 +14,7 @@ from deeplake_sdk.errors import (
     ServerError,
 )
 from deeplake_sdk.http_errors import error_for_status, parse_retry_after
-from deeplake_sdk.retry import RetryCall, RetryPolicy, is_unreachable, retried
+from deeplake_sdk.retry import RetryCall, RetryPolicy, retried
 
 
 def test_parse_retry_after_forms():
@@ -198,15 +198,3 @@ def test_base_exceptions_pass_through():
     with pytest.raises(Stop):
         f._op("ok")
     assert f.calls == 1
-
-
-@pytest.mark.parametrize(
-    ("status", "unreachable"), [(500, True), (502, True), (503, True), (429, True), (400, False)]
-)
-def test_an_answer_that_may_succeed_later_says_the_service_is_unreachable(status, unreachable):
-    assert is_unreachable(error_for_status(status, {}, b"{}")) is unreachable
-
-
-def test_no_connection_says_the_service_is_unreachable_and_a_bad_token_does_not():
-    assert is_unreachable(NetworkError("cannot connect"))
-    assert not is_unreachable(error_for_status(401, {}, b'{"error": "invalid token"}'))

@@ -37,11 +37,11 @@ from deeplake_sdk.grep import (
     grep_text,
     literal_prefilter,
 )
-from deeplake_sdk.http_errors import is_missing_schema
+from deeplake_sdk.http_errors import is_missing_schema, is_unreachable
 from deeplake_sdk.journal.core import journal_for
 from deeplake_sdk.journal.drain import Consistency
 from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
-from deeplake_sdk.retry import RetryPolicy, is_unreachable
+from deeplake_sdk.retry import RetryPolicy
 from deeplake_sdk.sql import chunks
 from deeplake_sdk.statements import files as st
 from deeplake_sdk.statements.layout import MEMORY, SESSIONS, TableLayout, oldest_per_path
