@@ -55,7 +55,7 @@ from deeplake_sdk.errors import AmbiguousWriteError, ApiError, DeeplakeError, Qu
 from deeplake_sdk.http_errors import is_missing_schema, is_refusal
 from deeplake_sdk.journal.events import EventCopies
 from deeplake_sdk.journal.lag import ObservedLag
-from deeplake_sdk.journal.plan import EARLIER_IDS, SENT_IDS, Lane, Op, Segment, plan
+from deeplake_sdk.journal.plan import EARLIER_IDS, SENT_IDS, Lane, Op, Segment, plan, sent_ids
 from deeplake_sdk.journal.store import Entry
 from deeplake_sdk.sql import CHUNK
 from deeplake_sdk.statements import journal as sj
@@ -453,7 +453,7 @@ class Drain:
         for run in resumed:
             run.assumed_sent()
             if run.op.meta.get("create"):
-                run.op.meta[SENT_IDS] = _sent_ids(run.op)  # a copy sent again is named apart
+                run.op.meta[SENT_IDS] = sent_ids(run.op)  # a copy sent again is named apart
                 run.inserted = run.op.meta[SENT_IDS][-1]
         runs = [r for r in runs if r not in resumed]
         need_probe = [r for r in runs if r.op.kind == "append" and not r.known]
@@ -596,9 +596,9 @@ class Drain:
         A create's answer does not tell when it shows: until then another drain (this process
         after a failure, or the next one after a kill) must neither create the file again
         under the same id nor conclude while it may still show (see :func:`_earlier_copies`),
-        and an append's must know each copy it may find as its own (:func:`_sent_ids`). An
-        append's entries are recorded as its group (they are no longer fresh); a write's stay
-        fresh.
+        and an append's must know each copy it may find as its own (:func:`.plan.sent_ids`).
+        An append's entries are recorded as its group (they are no longer fresh); a write's
+        stay fresh.
         """
         meta: dict[int, dict[str, Any]] = {}
         appends: list[int] = []
@@ -1326,20 +1326,11 @@ def _group_meta(op: Op, row: Row | None) -> dict[int, dict[str, Any]]:
     return {seq: {**group, **facts} for seq in op.seqs}
 
 
-def _sent_ids(op: Op) -> list[str]:
-    """Row ids of the creates sent for append ``op``, the latest last.
-
-    Recorded before each was sent (:meth:`Drain._record_copies`); a create recorded by a
-    version that did not record them had the append's id.
-    """
-    return list(op.meta.get(SENT_IDS) or [str(op.meta["append_id"])])
-
-
 def _own_rows(op: Op, rows: Sequence[Row]) -> list[Row]:
     """The copies of append ``op``'s create among ``rows``, the one readers pick first."""
     if op.kind != "append" or "append_id" not in op.meta:
         return []
-    ids = set(_sent_ids(op))
+    ids = set(sent_ids(op))
     return sorted((r for r in rows if r.id in ids), key=lambda r: (r.created, r.id))
 
 

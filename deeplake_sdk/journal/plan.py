@@ -32,6 +32,7 @@ __all__ = [
     "Segment",
     "first_split_group",
     "plan",
+    "sent_ids",
 ]
 
 #: Operations that span several paths.
@@ -132,12 +133,21 @@ class Lane:
         self.ops.append(op)
 
 
-def _created_ids(op: Op) -> list[str]:
-    """Row ids a drain may have created for ``op`` (before it was superseded)."""
-    ids = [*op.meta.get(SENT_IDS, ()), *op.meta.get(EARLIER_IDS, ())]
-    if op.kind == "append" and op.meta.get("create") and not op.fresh:
+def sent_ids(op: Op) -> list[str]:
+    """Row ids of the creates a drain sent for ``op``, the latest last.
+
+    Recorded before each was sent; an append's create recorded by a version that did not
+    record them had the append's id.
+    """
+    ids = list(op.meta.get(SENT_IDS, ()))
+    if not ids and op.kind == "append" and op.meta.get("create") and not op.fresh:
         ids.append(str(op.meta["append_id"]))
     return ids
+
+
+def _created_ids(op: Op) -> list[str]:
+    """Row ids a drain may have created for ``op`` (before it was superseded)."""
+    return [*sent_ids(op), *op.meta.get(EARLIER_IDS, ())]
 
 
 @dataclass
