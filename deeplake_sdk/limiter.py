@@ -309,7 +309,10 @@ class GradientLimit(LimitPolicy):
     refusals. So the policy also paces attempts, learning the rate from the refusals:
 
     * it measures the successes per second (``admitted``) over windows of at least
-      ``rate_window`` seconds and ``rate_samples`` answers (from :attr:`Sample.at`);
+      ``rate_window`` seconds and ``rate_samples`` answers (from :attr:`Sample.at`), or
+      ``refused_window`` seconds once the window saw rate refusals: a service that refuses
+      for rate admits exactly its rate, so a short window measures it, and the sooner the
+      pace follows it the fewer attempts are refused;
     * at the first burst of rate refusals (429), and at the end of each window that saw
       some, it sets a pace (``rate``) of ``rate_margin`` times the lower of that measure and the
       current pace, so that the next attempts start below what the service admitted (one
@@ -348,6 +351,7 @@ class GradientLimit(LimitPolicy):
         pause_after: Bursts in a row, each soon after the previous one, before a
             ``Retry-After`` pauses the endpoint.
         rate_window: Shortest window, in seconds, over which the admitted rate is measured.
+        refused_window: Shortest window, in seconds, once it saw rate refusals (429).
         rate_samples: Fewest answers in such a window (a slow service needs longer ones).
         rate_margin: Fraction of the admitted rate the pace is set to on a burst (0: no pacing).
         rate_growth: Attempts per second added to the pace by each success.
@@ -368,6 +372,7 @@ class GradientLimit(LimitPolicy):
     pause_max: float = 30.0
     pause_after: int = 3
     rate_window: float = 0.5
+    refused_window: float = 0.0625
     rate_samples: int = 32
     rate_margin: float = 0.95
     rate_growth: float = 0.02
@@ -383,6 +388,8 @@ class GradientLimit(LimitPolicy):
             raise ValueError("need queue_max, probe, pause_after >= 1 and pause_max >= 0")
         if self.rate_window <= 0 or self.rate_samples < 1 or self.rate_growth < 0:
             raise ValueError("need rate_window > 0, rate_samples >= 1 and rate_growth >= 0")
+        if not 0 < self.refused_window <= self.rate_window:
+            raise ValueError("need 0 < refused_window <= rate_window")
         if not 0 <= self.rate_margin < 1:
             raise ValueError("need 0 <= rate_margin < 1")
 
@@ -485,9 +492,9 @@ class GradientLimit(LimitPolicy):
             return replace(s, window_at=sample.at, window_ok=int(ok), window_over=over)
         rate = s.rate + self.rate_growth * min(1 + s.clean, 4) if s.rate and ok else s.rate
         window_ok, window_over = s.window_ok + ok, s.window_over + over
-        # a window with refusals ends in half the time: the pace is too high, the sooner it is
-        # measured the fewer refusals (each window still cuts it by 30% at most)
-        least = self.rate_window / 2 if window_over else self.rate_window
+        # a window with refusals ends sooner: the pace is too high, the sooner it is measured
+        # the fewer refusals (each window still cuts it by 30% at most)
+        least = self.refused_window if window_over else self.rate_window
         short = sample.at - s.window_at < least
         if short or window_ok + window_over < self.rate_samples:
             return replace(s, rate=rate, window_ok=window_ok, window_over=window_over)
@@ -531,6 +538,8 @@ class GradientLimit(LimitPolicy):
         if bursts >= self.pause_after and lasted and sample.retry_after:
             pause = min(sample.retry_after, self.pause_max)
         estimate = max(1.0, s.estimate * self.backoff)
+        # the first rate refusal sets a pace, unless the window it ended has just set one
+        rate = measured.rate or (self._paced(measured) if sample.rate_limited else 0.0)
         # refused again for the number in flight where it was before (not while still falling
         # from a burst; a rate refusal is the pace's to answer)
         near = (
@@ -541,7 +550,7 @@ class GradientLimit(LimitPolicy):
         return replace(
             measured,
             plateau=min(s.plateau + 1, self.plateau_max) if near else 0,
-            rate=self._paced(measured) if sample.rate_limited and not s.rate else measured.rate,
+            rate=rate,
             limit=max(1, int(estimate)),
             estimate=estimate,
             completed=completed,

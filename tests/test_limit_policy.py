@@ -210,10 +210,11 @@ def test_a_burst_of_429s_sets_a_pace_below_what_the_service_admitted():
     assert state.rate == pytest.approx(state.admitted * 0.95)  # paced at once
     # refusals go on while 400/s are admitted: the window that saw them lowers the pace
     first = state.rate
-    for i in range(180):  # 0.3 s: one window in this regime (0.25 s with refusals)
+    for i in range(45):  # 0.075 s: one window in this regime (1/16 s with refusals)
         at = t + i / 600
         state = policy.update(state, timed(OK if i % 3 else OVERLOAD, at, rate_limited=True))
-    assert 0.7 * first <= state.rate < first and 390 <= state.admitted <= 410
+    # (one answer more or less in 1/16 s is 16/s)
+    assert 0.7 * first <= state.rate < first and 385 <= state.admitted <= 415
 
 
 def test_the_first_rate_refusal_begins_a_window_that_measures_the_rate_alone():
@@ -224,11 +225,21 @@ def test_the_first_rate_refusal_begins_a_window_that_measures_the_rate_alone():
     state = policy.update(state, timed(OVERLOAD, t, rate_limited=True))
     assert state.window_at == t and state.window_ok == 0
     first = state.rate
-    for i in range(160):  # 0.27 s at 600 answers/s, one in three refused: one window
+    # 0.067 s at 600 answers/s, one in three refused: a window with refusals ends after
+    # 1/16 s (and 32 answers), so the pace follows the rate within a few round trips
+    for i in range(40):
         at = t + (i + 1) / 600
         state = policy.update(state, timed(OK if i % 3 else OVERLOAD, at, rate_limited=True))
     assert 390 <= state.admitted <= 410
     assert state.rate == pytest.approx(max(400 * 0.95, first * 0.7), rel=0.02)
+    # the same answers without refusals end no window: it lasts rate_window (0.5 s)
+    state = replace(state, window_ok=0, window_over=0)
+    admitted, start = state.admitted, state.window_at
+    for i in range(40):
+        state = policy.update(state, timed(OK, start + (i + 1) / 600))
+    assert (state.window_at, state.window_ok, state.admitted) == (start, 40, admitted)
+    with pytest.raises(ValueError):
+        GradientLimit(rate_window=0.5, refused_window=0.6)
 
 
 def test_the_limit_grows_no_further_than_a_multiple_of_what_the_service_delivers():
