@@ -33,8 +33,10 @@ print("written", flush=True)
 time.sleep(60)
 """
 
-with connect(server_options={"latency_fixed_ms": 20}) as api:
-    journal = tempfile.mkdtemp(prefix="example-journal")
+with (
+    tempfile.TemporaryDirectory(prefix="example-journal") as journal,
+    connect(server_options={"latency_fixed_ms": 20}) as api,
+):
     api.drop_table(TABLE, missing_ok=True)
     with DeeplakeFs(api, TABLE, sessions_table=None, cache=False, journal=journal) as fs:
         calls = []

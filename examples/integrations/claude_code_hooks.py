@@ -15,7 +15,8 @@ from deeplake_sdk.integrations.claude_code import HookSettings, capture, pre_too
 from deeplake_sdk.server import connect
 
 TABLE, SESSIONS = "example_memory", "example_sessions"
-tmp = Path(tempfile.mkdtemp())
+temporary = tempfile.TemporaryDirectory()  # removed at exit
+tmp = Path(temporary.name)
 settings = HookSettings(
     mount=str(tmp / "memory"),
     hook_dir=tmp / "hook",
@@ -47,4 +48,5 @@ with connect() as api:
 
     other = {"tool_name": "Write", "tool_input": {"file_path": "/tmp/x", "content": ""}}
     print("Write falls through:", pre_tool_use(api, other, settings) is None)
+temporary.cleanup()
 print("done")
