@@ -101,9 +101,15 @@ class RawClient:
 def journal_dir() -> Iterator[str]:
     root = tempfile.mkdtemp(prefix="dljournal")
     state = tempfile.mkdtemp(prefix="dlstate")
-    previous = {k: os.environ.get(k) for k in ("DEEPLAKE_JOURNAL_DIR", "DEEPLAKE_STATE_DIR")}
+    # the processes tests start make their temporary files here, removed at the end: a server
+    # process a test kills leaves its embedded PostgreSQL's socket directory behind
+    children_tmp = tempfile.mkdtemp(prefix="dltmp")
+    os.chmod(children_tmp, 0o755)  # the PostgreSQL user reaches its socket directory inside
+    keys = ("DEEPLAKE_JOURNAL_DIR", "DEEPLAKE_STATE_DIR", "TMPDIR")
+    previous = {k: os.environ.get(k) for k in keys}
     os.environ["DEEPLAKE_JOURNAL_DIR"] = root
     os.environ["DEEPLAKE_STATE_DIR"] = state
+    os.environ["TMPDIR"] = children_tmp  # this process's tempfile directory is already set
     try:
         yield root
     finally:
@@ -115,6 +121,7 @@ def journal_dir() -> Iterator[str]:
                 os.environ[key] = value
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(children_tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
