@@ -11,12 +11,13 @@ request), indexed, synced and dropped here too, and rows inserted exactly once.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -209,6 +210,26 @@ class DeeplakeApi:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def with_retries(self, retries: int | RetryPolicy | None) -> DeeplakeApi:
+        """A client like this one (same credentials, endpoint and settings) retrying otherwise.
+
+        Args:
+            retries: As the constructor's ``retries``.
+        """
+        clone = copy.copy(self)
+        clone.retry_policy = RetryPolicy.coerce(retries)
+        return clone
+
+    def connect_once(self) -> DeeplakeApi:
+        """A client like this one that does not retry a connection that cannot be made.
+
+        A :class:`~deeplake_sdk.errors.ConnectError` is raised at once (other failures are
+        retried as by this client's policy): for callers that have somewhere else to go while
+        the service cannot be reached (see :attr:`RetryPolicy.retry_connect
+        <deeplake_sdk.retry.RetryPolicy>`).
+        """
+        return self.with_retries(replace(self.retry_policy, retry_connect=False))
 
     def close(self) -> None:
         """Stop using this client (the shared connection pool stays open for other clients)."""

@@ -40,6 +40,7 @@ __all__ = [
     "AuthError",
     "ClosedError",
     "ConfigError",
+    "ConnectError",
     "DeeplakeError",
     "FlushError",
     "FsError",
@@ -174,6 +175,20 @@ class NetworkError(DeeplakeError):
     def __init__(self, *args: object, ambiguous: bool = False) -> None:
         super().__init__(*args)
         self.ambiguous = ambiguous
+
+
+class ConnectError(NetworkError, ConnectionError):
+    """No connection to the service could be made: the request was not sent.
+
+    Connection refused, name not resolved, connect timeout, TLS or proxy failure. Also a
+    :class:`ConnectionError`. Where something else takes over while the service cannot
+    be reached, such a failure is not retried (see :attr:`RetryPolicy.retry_connect
+    <deeplake_sdk.retry.RetryPolicy>`): opening a filesystem or a session log, and the
+    journal's drain, whose flusher tries again later.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args, ambiguous=False)
 
 
 class AmbiguousWriteError(NetworkError):

@@ -29,6 +29,7 @@ from deeplake_sdk.errors import (
     ApiError,
     AuthError,
     ConfigError,
+    ConnectError,
     NetworkError,
     QueryError,
     RateLimitError,
@@ -119,9 +120,8 @@ def network_error(exc: BaseException, url: str, timeout: tuple[float, float]) ->
         and not isinstance(reason, urllib3.exceptions.NewConnectionError)
     )
     if connect_timeout:
-        return NetworkError(
-            f"could not connect to {where} within {timeout[0]:g}s; check the URL and the network",
-            ambiguous=False,
+        return ConnectError(
+            f"could not connect to {where} within {timeout[0]:g}s; check the URL and the network"
         )
     if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(
         reason, (urllib3.exceptions.ReadTimeoutError, TimeoutError)
@@ -132,13 +132,12 @@ def network_error(exc: BaseException, url: str, timeout: tuple[float, float]) ->
             ambiguous=True,
         )
     if isinstance(reason, urllib3.exceptions.NewConnectionError):
-        return NetworkError(
+        return ConnectError(
             f"cannot connect to {where}: {_root_cause(reason)}; "
-            "check the URL and that the service is reachable",
-            ambiguous=False,
+            "check the URL and that the service is reachable"
         )
     if isinstance(reason, (urllib3.exceptions.SSLError, urllib3.exceptions.ProxyError)):
-        return NetworkError(f"cannot reach {where}: {_root_cause(reason)}", ambiguous=False)
+        return ConnectError(f"cannot reach {where}: {_root_cause(reason)}")
     return NetworkError(
         f"connection to {where} lost before the answer arrived "
         f"({_root_cause(exc)}); the request may have run",

@@ -41,6 +41,7 @@ from deeplake_sdk.errors import (
     AmbiguousWriteError,
     ApiError,
     AuthError,
+    ConnectError,
     NetworkError,
 )
 from deeplake_sdk.http_errors import is_overload
@@ -100,6 +101,13 @@ class RetryPolicy:
             ``0`` raises it at once, like the service's own 401/403.
         deadline: Total time budget of one call (attempts and sleeps), in seconds; ``None``
             for no budget beyond ``retries``. No sleep is started that would cross it.
+        retry_connect: Whether a request whose connection could not be made
+            (:class:`~deeplake_sdk.errors.ConnectError`: refused, name not resolved, connect
+            timeout) is retried. ``False`` where something else takes over while the service
+            cannot be reached, instead of waiting out an outage whose end nobody knows: the
+            journal's drain (its flusher tries again later), and the probes of the tables when
+            a filesystem or a session log opens (writes are journaled meanwhile; reads ask
+            again, with retries).
     """
 
     retries: int = 3
@@ -110,6 +118,7 @@ class RetryPolicy:
     retry_after_max: float = 30.0
     auth_retries: int = 2
     deadline: float | None = 120.0
+    retry_connect: bool = True
 
     def __post_init__(self) -> None:
         if self.retries < 0 or self.auth_retries < 0:
@@ -141,6 +150,8 @@ class RetryPolicy:
         """
         if isinstance(error, AmbiguousWriteError) or getattr(error, "budget_spent", False):
             return False
+        if isinstance(error, ConnectError):
+            return self.retry_connect
         if isinstance(error, NetworkError):
             return True
         if isinstance(error, AuthError):

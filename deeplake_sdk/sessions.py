@@ -247,8 +247,8 @@ class SessionLog:
 
     def _first_layout(self) -> TableLayout | None:
         """The sessions table's layout, or None while the service cannot be reached."""
-        try:
-            return self.api.ensure_sessions_table(self.table)
+        try:  # a service that cannot be connected to: journal events at once, ask again later
+            return self.api.connect_once().ensure_sessions_table(self.table)
         except DeeplakeError as exc:
             if not is_unreachable(exc):
                 raise
@@ -343,9 +343,9 @@ class SessionLog:
         """
         return self.send_row(self.make_row(event, description=description))
 
-    def flush(self, timeout: float | None = 60.0) -> int:
+    def flush(self, timeout: float | None = 60.0, *, while_reachable: bool = False) -> int:
         """Wait until the events this log journaled are stored (see ``DeeplakeFs.flush``)."""
-        return self.recorded.flush(timeout)
+        return self.recorded.flush(timeout, while_reachable=while_reachable)
 
     def read(self) -> list[Any]:
         """Every event of this session file, in order, each once (whoever logged it).

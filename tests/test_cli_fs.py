@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
 import pytest
+
+from deeplake_sdk.server import local
 
 
 class Cli:
@@ -103,6 +106,32 @@ def test_a_write_while_the_service_fails_is_journaled_and_stored_by_a_later_comm
         {"path": "/notes/off.md", "summary": "written offline\n"},
         {"path": "/notes/off2.md", "summary": "second\n"},
     ]
+
+
+def test_a_write_where_nothing_listens_exits_at_once_and_the_next_command_stores_it(
+    pg_dsn, workspace, tmp_path
+):
+    """An hour of ``--wait`` is not spent on a service that cannot be connected to: exit 2 at
+    the first drain, the change kept; once the service listens, the next command stores it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    env = base_env(tmp_path)
+    env.update(
+        DEEPLAKE_API_URL=f"http://127.0.0.1:{port}",
+        DEEPLAKE_TOKEN="offline-token",
+        DEEPLAKE_ORG_ID="offline-org",
+        DEEPLAKE_WORKSPACE_ID=workspace,
+        DEEPLAKE_JOURNAL_DIR=str(tmp_path / "j"),
+        DEEPLAKE_STATE_DIR=str(tmp_path),
+    )
+    cli = Cli(env)
+    proc = cli("write", "/notes/off.md", "written offline", "--wait", "3600")
+    assert proc.returncode == 2, proc.err
+    assert "cannot connect" in proc.err and "kept in the local journal" in proc.err
+    with local(dsn=pg_dsn, port=port, token="offline-token", org="offline-org"):
+        proc = cli("cat", "/notes/off.md")
+    assert proc.returncode == 0 and proc.out == "written offline\n", proc.err
 
 
 def test_wait_must_be_a_number_of_seconds(cli):

@@ -387,6 +387,30 @@ def test_unreachable_service_falls_through_quickly(hooks, tmp_path):
     assert hooks.answer(payload) is None
 
 
+def test_hooks_where_nothing_listens_retry_no_connection(hooks, tmp_path):
+    """session-start and session-end need the service: they fail at once (no retry logged)
+    instead of holding the agent; capture journals its event (exit 0)."""
+    hooks.env["DEEPLAKE_API_URL"] = "http://127.0.0.1:9"  # discard port: connection refused
+    payload = {"session_id": "s-off", "cwd": str(tmp_path), "prompt": "hi"}
+    for sub, event, code in (
+        ("session-start", "SessionStart", 1),
+        ("capture", "UserPromptSubmit", 0),
+        ("session-end", "SessionEnd", 1),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "deeplake_sdk.cli", "-v", "hook", sub],
+            input=json.dumps({**payload, "hook_event_name": event}).encode(),
+            capture_output=True,
+            env=hooks.env,
+            timeout=120,
+            check=False,
+        )
+        err = proc.stderr.decode()
+        assert proc.returncode == code, err
+        assert "retrying in" not in err
+        assert code == 0 or "cannot connect" in err
+
+
 def test_install_prints_and_merges_the_hooks_section(hooks, tmp_path):
     proc = hooks("install")
     section = json.loads(proc.out)["hooks"]

@@ -59,7 +59,8 @@ def run_job(job: dict[str, Any], emit: Any) -> dict[str, Any]:
         gevent.joinall(greenlets, raise_error=True)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         sampler.kill()
-        left = flush_all(600.0, native=False)  # what sessions left journaled, before checking
+        # what sessions left journaled, before checking
+        left = flush_all(600.0, native=False, while_reachable=False)
         drained = time.perf_counter() - start
         if left:
             emit({"warning": "; ".join(left)})

@@ -56,7 +56,8 @@ def add_fs_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=(
             f"longest wait for the changes to be stored (default {WAIT:g}; changes an "
-            f"earlier command left in the journal: at most {RECOVER:g}); what is not stored "
+            f"earlier command left in the journal: at most {RECOVER:g}; a service that cannot "
+            "be connected to ends it at once); what is not stored "
             "by then stays in the local journal, is sent by the next command (or "
             "'deeplake-sdk journal flush'), and the exit code is 2. 0: journal the change "
             "and return at once (exit code 0)"
@@ -95,7 +96,9 @@ def open_fs(args: argparse.Namespace) -> Iterator[Any]:
             api, cache=cache, flush_timeout=args.wait, recover_timeout=min(args.wait, RECOVER)
         )
         yield fs
-        fs.close(wait=args.wait > 0)
+        if args.wait > 0:  # not past an outage: what is not stored then, the next command sends
+            fs.flush(args.wait, while_reachable=True)
+        fs.close(wait=False)
     except DeeplakeError as exc:
         raise _cli_error(exc) from exc
     finally:

@@ -145,7 +145,9 @@ def _journaling(action: Any) -> int:
         from deeplake_sdk.errors import DeeplakeError
 
         try:
-            action(_api(), payload, _settings())
+            # a service that cannot be connected to fails the hook at once: it must not hold
+            # the agent (what it journaled is sent by the background drain)
+            action(_api().connect_once(), payload, _settings())
         except (DeeplakeError, OSError, ValueError, TypeError) as exc:
             code = _fail(exc)
     except BaseException:

@@ -9,7 +9,6 @@ uses keep their own modules: :mod:`~deeplake_sdk.fs.writer` (journaled changes),
 
 from __future__ import annotations
 
-import copy
 import errno
 import functools
 import logging
@@ -41,7 +40,6 @@ from deeplake_sdk.http_errors import is_missing_schema, is_unreachable
 from deeplake_sdk.journal.core import journal_for
 from deeplake_sdk.journal.drain import Consistency
 from deeplake_sdk.journal.limits import DEFAULT_LIMITS, Limits
-from deeplake_sdk.retry import RetryPolicy
 from deeplake_sdk.sql import chunks
 from deeplake_sdk.statements import files as st
 from deeplake_sdk.statements.layout import MEMORY, SESSIONS, TableLayout, oldest_per_path
@@ -259,13 +257,12 @@ class DeeplakeFs:
         self._partial_loads = 0
         self._load_failed = False
         # one attempt, no retry: the checks of a write never wait out an outage
-        self._quick_api = copy.copy(api)
-        self._quick_api.retry_policy = RetryPolicy(retries=0)
+        self._quick_api = api.with_retries(0)
         self._layout: TableLayout | None = None
         self._sessions_layout: TableLayout | None = None
         self._recover(recover_timeout)
-        try:
-            self._prepare()
+        try:  # a service that cannot be connected to: journal writes at once, ask again later
+            self._prepare(api.connect_once())
         except DeeplakeError as exc:
             if not is_unreachable(exc):
                 raise
@@ -345,7 +342,7 @@ class DeeplakeFs:
         adopted = self.journal.adopt_all()
         if not adopted:
             return
-        left = self.journal.wait_for(adopted, timeout)
+        left = self.journal.wait_for(adopted, timeout, while_reachable=True)
         if left:
             log.warning(
                 "%d journaled write(s) of an earlier process are not stored yet (%s); "
@@ -611,11 +608,16 @@ class DeeplakeFs:
         """Whether the metadata of ``p`` was read in the current snapshot."""
         return self._covered(p) or p in self._exact or p in self._fetched
 
-    def flush(self, timeout: float | None = None) -> int:
+    def flush(self, timeout: float | None = None, *, while_reachable: bool = False) -> int:
         """Wait until every change made through this filesystem is stored.
 
         Args:
             timeout: Longest wait in seconds (default: the filesystem's ``flush_timeout``).
+            while_reachable: Stop waiting as soon as the service cannot be connected to
+                (a :class:`~deeplake_sdk.errors.ConnectError` after the call began), instead
+                of waiting out an outage: the changes stay journaled and are sent once it
+                answers (the ``FlushError`` says so). For programs that end soon after (a
+                command, a hook), whose journal the next one sends.
 
         Returns:
             How many changes were still waiting for the service when it was called (the
@@ -627,7 +629,8 @@ class DeeplakeFs:
                 named), or not stored in time (they stay journaled and are sent later).
         """
         self._check_open()
-        return self.writer.flush(self.flush_timeout if timeout is None else timeout)
+        timeout = self.flush_timeout if timeout is None else timeout
+        return self.writer.flush(timeout, while_reachable=while_reachable)
 
     def close(self, *, wait: bool = True) -> None:
         """Wait for the journaled changes to be stored, and release the filesystem.

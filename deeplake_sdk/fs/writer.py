@@ -177,9 +177,9 @@ class FileWriter:
         self._record([NewEntry(op, self.table, src, b"", {"dst": dst, "stamp": stamp})])
         return stamp
 
-    def flush(self, timeout: float | None) -> int:
+    def flush(self, timeout: float | None, *, while_reachable: bool = False) -> int:
         """Wait until the changes journaled here are stored (see :meth:`Journal.flush`)."""
-        return self.recorded.flush(timeout)
+        return self.recorded.flush(timeout, while_reachable=while_reachable)
 
     # -- helpers --------------------------------------------------------------------------------
     def _check(self, path: str, data: bytes, limit: int, what: str) -> None:

@@ -19,7 +19,6 @@ drain; what is left stays journaled for the next process.
 from __future__ import annotations
 
 import atexit
-import copy
 import logging
 import os
 import signal
@@ -33,7 +32,7 @@ from typing import Any
 
 from deeplake_sdk._coop import allocate_lock, holding
 from deeplake_sdk._wakeup import Beacon
-from deeplake_sdk.errors import DeeplakeError, FlushError
+from deeplake_sdk.errors import ConnectError, DeeplakeError, FlushError
 from deeplake_sdk.http_errors import service_base
 from deeplake_sdk.journal.drain import Catalog, Consistency, Drain, Outcome
 from deeplake_sdk.journal.flusher import Flusher
@@ -99,7 +98,8 @@ class Journal:
 
     def __init__(self, store: JournalStore, api: Any, consistency: Consistency) -> None:
         self.store = store
-        self.api = copy.copy(api)
+        # a connection that cannot be made fails the drain at once: the flusher tries again
+        self.api = api.connect_once()
         self.api._closed = False
         self.api.urgent = True  # every statement carries writes that callers wait for
         self.consistency = consistency
@@ -116,6 +116,8 @@ class Journal:
         self._mine: dict[int, _Mine] = {}
         self._refused: dict[int, RejectedWriteError] = {}
         self.last_error: BaseException | None = None
+        #: When a drain last failed to connect to the service (monotonic; 0: it connected since).
+        self.unreachable_at = 0.0
         #: Seconds from journaling to confirmation of this process's recent entries.
         self.confirm_seconds: deque[float] = deque(maxlen=10_000)
         #: Entries up to this seq were pending or settled when the store was last looked at.
@@ -223,12 +225,27 @@ class Journal:
         return len(self._mine)
 
     def wait_for(
-        self, seqs: Iterable[int], timeout: float | None, *, native: bool = False
+        self,
+        seqs: Iterable[int],
+        timeout: float | None,
+        *,
+        native: bool = False,
+        while_reachable: bool = False,
     ) -> set[int]:
-        """Wait until these entries are confirmed or refused; returns those still pending."""
+        """Wait until these entries are confirmed or refused; returns those still pending.
+
+        Args:
+            seqs: The entries.
+            timeout: Longest wait, in seconds (``None``: no limit).
+            native: Block the thread even inside a gevent hub.
+            while_reachable: Stop as soon as a drain fails to connect to the service after
+                the wait began (a drain is started at once): nothing will be stored before
+                the service can be reached again, and the entries stay journaled.
+        """
         self._check_fork()
         wanted = set(seqs)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
         while True:
             generation = self.beacon.generation
             left = self.overlay.pending_among(wanted)
@@ -236,6 +253,8 @@ class Journal:
                 return set()
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
+                return left
+            if while_reachable and self.unreachable_at >= started:
                 return left
             self.flusher.wake()
             self.beacon.wait(
@@ -248,6 +267,7 @@ class Journal:
         *,
         native: bool = False,
         seqs: Iterable[int] | None = None,
+        while_reachable: bool = False,
     ) -> int:
         """Wait until every entry this process journaled is confirmed (or refused).
 
@@ -256,6 +276,8 @@ class Journal:
             native: Block the thread even inside a gevent hub (exit and signal handlers).
             seqs: Wait for these entries only (one writer's, see :class:`Recorded`), and
                 report only their refusals.
+            while_reachable: Stop waiting once a drain fails to connect to the service (see
+                :meth:`wait_for`); what is not stored then is reported as not stored in time.
 
         Returns:
             How many entries were waited for.
@@ -271,7 +293,7 @@ class Journal:
                 mine = dict(self._mine)
             else:
                 mine = {seq: self._mine[seq] for seq in wanted if seq in self._mine}
-        left = self.wait_for(mine, timeout, native=native)
+        left = self.wait_for(mine, timeout, native=native, while_reachable=while_reachable)
         with self._lock:  # refusals since the last report, including before this call
             if wanted is None:
                 refused, self._refused = self._refused, {}
@@ -399,11 +421,13 @@ class Journal:
     def note_error(self, error: BaseException) -> None:
         """Remember why the last drain stopped (reported by :meth:`flush`)."""
         self.last_error = error
+        self.unreachable_at = time.monotonic() if isinstance(error, ConnectError) else 0.0
         self.beacon.notify()
 
     def note_progress(self) -> None:
         """Forget the last error: a drain sent everything it took."""
         self.last_error = None
+        self.unreachable_at = 0.0
 
     def columns(self, table: str, kind: str) -> frozenset[str]:
         """Columns of ``table`` (``kind``: ``memory`` or ``sessions``), ensuring it exists."""
@@ -443,11 +467,15 @@ class Recorded:
             self._seqs = self.journal.unsettled(self._seqs)
         return seqs
 
-    def flush(self, timeout: float | None, *, native: bool = False) -> int:
+    def flush(
+        self, timeout: float | None, *, native: bool = False, while_reachable: bool = False
+    ) -> int:
         """Wait until the entries recorded here are stored (see :meth:`Journal.flush`)."""
         seqs = self._seqs
         try:
-            return self.journal.flush(timeout, native=native, seqs=seqs)
+            return self.journal.flush(
+                timeout, native=native, seqs=seqs, while_reachable=while_reachable
+            )
         finally:
             self._seqs = self.journal.unsettled(seqs) | (self._seqs - seqs)
 
@@ -521,14 +549,23 @@ def drain(
     return len(target.wait_for(target.overlay.seqs(), timeout))
 
 
-def flush_all(timeout: float, *, native: bool = True) -> list[str]:
-    """Last drain of every journal of the process; returns what stays journaled (messages)."""
+def flush_all(timeout: float, *, native: bool = True, while_reachable: bool = True) -> list[str]:
+    """Last drain of every journal of the process; returns what stays journaled (messages).
+
+    Args:
+        timeout: Longest wait for each journal, in seconds.
+        native: Block the thread even inside a gevent hub (exit and signal handlers).
+        while_reachable: The drain of a journal on disk ends once the service cannot be
+            connected to (what it holds is sent by the next process); a journal in memory
+            always waits ``timeout``.
+    """
     left = []
     for journal in list(_registry.values()):
         if journal._pid != os.getpid() or not journal.pending_mine():
             continue
+        on_disk = journal.store.path is not None
         try:
-            journal.flush(timeout, native=native)
+            journal.flush(timeout, native=native, while_reachable=while_reachable and on_disk)
         except FlushError as exc:
             where = journal.store.path or "memory (lost at exit: a null journal)"
             left.append(f"{exc}; kept in {where}")
