@@ -602,11 +602,11 @@ class RetryBudget:
     """Retries are spent from a token bucket, as in gRPC's retry throttling.
 
     Every attempt refused for load (429/503) takes one token, every success gives ``ratio``
-    back, up to ``max_tokens``; a retry is allowed only while more than half of the tokens are
-    left. A healthy endpoint never runs out; against an overloaded one, retries settle at about
-    ``ratio`` per success instead of multiplying the load. Other failures (5xx, no answer) do
-    not touch the budget: they say nothing about load, and each call's retries and deadline
-    bound them.
+    back, up to ``max_tokens``; a retry of such a refusal is allowed only while more than half
+    of the tokens are left. A healthy endpoint never runs out; against an overloaded one,
+    retries settle at about ``ratio`` per success instead of multiplying the load. Other
+    failures (5xx, no answer) do not touch the budget, and their retries are not refused by it:
+    they say nothing about load, and each call's retries and deadline bound them.
 
     A refusal of the number in flight (503) is requeued at once (see
     :class:`~deeplake_sdk.retry.RetryPolicy`) only while at least ``requeue_share`` of the

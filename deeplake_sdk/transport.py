@@ -74,6 +74,7 @@ from deeplake_sdk.hostshare import share_for
 from deeplake_sdk.http_errors import (
     OVERLOAD_STATUSES,
     error_for_status,
+    is_overload,
     network_error,
     origin,
     parse_retry_after,
@@ -513,9 +514,11 @@ class Endpoint:
             body: JSON-serialisable body, or ``None``.
             timeout: ``(connect, read)`` timeouts in seconds.
             acquire_timeout: Longest wait for a free slot, in seconds (``None``: no limit).
-            retry_of: The failure this request retries, if it is a retry: it is spent from the
-                origin's retry budget, and when that is exhausted ``retry_of`` is raised again,
-                marked ``budget_spent`` (not to be retried), and nothing is sent.
+            retry_of: The failure this request retries, if it is a retry. The retry of a
+                refusal for load (429, 503) is spent from the origin's retry budget: when that
+                is exhausted ``retry_of`` is raised again, marked ``budget_spent`` (not to be
+                retried), and nothing is sent. Other failures say nothing about load: their
+                retries are bounded by the call's policy alone.
             urgent: Wait for a slot ahead of the others (see
                 :meth:`~deeplake_sdk.limiter.Limiter.acquire`).
 
@@ -527,7 +530,7 @@ class Endpoint:
             NetworkError: No usable answer; ``ambiguous`` tells whether it may have executed.
         """
         self._check_process()
-        if retry_of is not None and not self.limiter.allow_retry():
+        if is_overload(retry_of) and not self.limiter.allow_retry():
             retry_of.budget_spent = True  # type: ignore[attr-defined]
             logger.info("%s: retry budget spent, not retrying: %s", self.origin, retry_of)
             raise retry_of

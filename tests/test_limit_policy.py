@@ -502,6 +502,10 @@ def test_retries_stop_when_the_origins_budget_is_spent(srv, workspace):
     assert sent[-1] == 1  # spent: the refusal is raised at once, nothing more is sent
     stats = api.endpoint.limiter.stats()
     assert stats["retries_denied"] > 0 and stats["retry_tokens"] <= 100
+    # a 500 says nothing about load: it is retried, spent budget or not
+    srv.set_faults(profile="none", p_500=1.0, max_faults=1)
+    assert api.query("SELECT 1 AS a") == [{"a": 1}]
+    assert srv.stats()["injected"]["error_500"] == 1
     srv.set_faults(profile="none")
     assert api.query("SELECT 1 AS a") == [{"a": 1}]  # plain requests still go
 
