@@ -70,7 +70,7 @@ from deeplake_sdk._coop import (
     sockets_patched,
 )
 from deeplake_sdk.errors import NetworkError, ServerError, ServiceUnavailableError
-from deeplake_sdk.hostshare import share_for
+from deeplake_sdk.hostshare import HostShare, share_for
 from deeplake_sdk.http_errors import (
     OVERLOAD_STATUSES,
     error_for_status,
@@ -640,6 +640,8 @@ _registry: dict[tuple[str, int | None, bool], Endpoint] = {}
 _origins: dict[str, Limiter] = {}
 _origins_pid = os.getpid()
 _origins_lock = allocate_lock()
+#: The host-share files this process's origin limiters joined (left at exit).
+_shares: list[HostShare] = []
 _registry_lock = allocate_lock()
 _fork_lock = allocate_lock()
 #: Forks this process descends from (since this module was imported).
@@ -669,8 +671,22 @@ def origin_limiter(origin_url: str) -> Limiter:
             )
             _origins[origin_url] = limiter
             if share is not None:
+                _shares.append(share)
                 atexit.register(share.leave)
     return limiter
+
+
+def leave_host_shares() -> None:
+    """Remove this process's entries from the host's shared budgets.
+
+    Done at exit; for a process that ends with :func:`os._exit`, which skips the exit
+    handlers (its entry would stay in the file of an origin no other process uses again; see
+    :mod:`~deeplake_sdk.hostshare`).
+    """
+    with _origins_lock:
+        shares = [s for s in _shares if s.pid == os.getpid()]
+    for share in shares:
+        share.leave()
 
 
 def get_endpoint(

@@ -411,6 +411,16 @@ def test_hooks_where_nothing_listens_retry_no_connection(hooks, tmp_path):
         assert code == 0 or "cannot connect" in err
 
 
+def test_a_hook_leaves_no_entry_in_the_hosts_shared_budget(hooks, tmp_path):
+    """A hook ends with os._exit (no exit handlers): it removes its entry itself, and, the only
+    process of the origin, the file and its directory."""
+    limits = tmp_path / "limits"
+    payload = {"session_id": "s-share", "cwd": str(tmp_path), "hook_event_name": "SessionStart"}
+    proc = hooks("session-start", payload, DEEPLAKE_LIMIT_DIR=str(limits))
+    assert proc.returncode == 0, proc.err
+    assert not limits.exists() or list(limits.iterdir()) == []
+
+
 def test_install_prints_and_merges_the_hooks_section(hooks, tmp_path):
     proc = hooks("install")
     section = json.loads(proc.out)["hooks"]

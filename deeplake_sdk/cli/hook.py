@@ -155,6 +155,9 @@ def _journaling(action: Any) -> int:
         code = EXIT_HOOK_ERROR
     finally:
         spawn_drain()
+        transport = sys.modules.get("deeplake_sdk.transport")
+        if transport is not None:  # os._exit skips the exit handler that does it
+            transport.leave_host_shares()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
