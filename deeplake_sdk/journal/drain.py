@@ -50,13 +50,12 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from deeplake_sdk._coop import Failure, run_parallel
+from deeplake_sdk._coop import Failure, cooperative_sleep, run_parallel
 from deeplake_sdk.errors import AmbiguousWriteError, ApiError, DeeplakeError, QueryError
 from deeplake_sdk.http_errors import is_missing_schema, is_refusal
 from deeplake_sdk.journal.events import EventCopies
 from deeplake_sdk.journal.lag import ObservedLag
 from deeplake_sdk.journal.plan import EARLIER_IDS, SENT_IDS, Lane, Op, Segment, plan, sent_ids
-from deeplake_sdk.journal.polls import Polls
 from deeplake_sdk.journal.store import Entry
 from deeplake_sdk.sql import CHUNK
 from deeplake_sdk.statements import journal as sj
@@ -113,10 +112,6 @@ class Consistency:
             raise ValueError("window >= 0 and 0 < first_poll <= max_poll are required")
         if self.min_window < 0 or self.lag_factor < 1 or self.min_samples < 1:
             raise ValueError("min_window >= 0, lag_factor >= 1 and min_samples >= 1 are required")
-
-    def polls(self) -> Polls:
-        """The sleeps of one wait for changes to show (doubling, ending at the windows' ends)."""
-        return Polls(self.first_poll, self.max_poll)
 
     def effective_window(self, bounds: Collection[float]) -> float:
         """The window to allow, given upper bounds of the lag of the latest changes.
@@ -701,7 +696,7 @@ class Drain:
         A lane whose last operation shows is settled at once (``outcome``), not when the
         round's slowest lane is done.
         """
-        polls = self.consistency.polls()
+        delay = self.consistency.first_poll
         pending = list(runs)
         while pending:
             asked = time.time()
@@ -739,7 +734,8 @@ class Drain:
             pending = [r for r in waiting if r.error is None]
             pending += [r for r, _, op in repairs if r.error is None and r.op is op]
             if pending and not repairs:
-                polls.sleep(r.acked + window for r in pending if r.acked)
+                cooperative_sleep(delay)
+                delay = min(delay * 2, self.consistency.max_poll)
 
     def _awaits(self, run: _Run, rows: list[Row], asked: float) -> bool:
         """Whether a lane still waits for the rows an earlier drain may have created.
@@ -1087,7 +1083,7 @@ class Drain:
 
     def _wait_gone(self, op: Op, acked: float) -> None:
         """Poll until no row older than the operation remains at its source."""
-        polls = self.consistency.polls()
+        delay = self.consistency.first_poll
         sql, params = sj.rows_under(op.table, op.path, tree=op.kind != "rename", not_after=op.stamp)
         for _ in range(MAX_REPAIRS):
             while True:
@@ -1096,7 +1092,8 @@ class Drain:
                     return
                 if asked >= acked + self.window():
                     break
-                polls.sleep([acked + self.window()])
+                cooperative_sleep(delay)
+                delay = min(delay * 2, self.consistency.max_poll)
             for stmt_sql, stmt_params in self._barrier_statements(op, guarded=True):
                 self.api.execute(stmt_sql, stmt_params, idempotent=True)
             acked = time.time()
@@ -1129,7 +1126,7 @@ class Drain:
         live = [_Event(op, marked, now) for op in ops]
         send = [e for e in live if e.op.fresh]
         check = [e for e in live if not e.op.fresh]
-        polls = self.consistency.polls()
+        delay = self.consistency.first_poll
         while send or check:
             if send:
                 sent = self._send_copies(layout, send, outcome)
@@ -1155,8 +1152,8 @@ class Drain:
             if any(isinstance(r, Failure) for r in results):
                 return False
             if check and not send and not fixes:
-                window = self.window()
-                polls.sleep(e.copies.since + window for e in check)
+                cooperative_sleep(delay)
+                delay = min(delay * 2, self.consistency.max_poll)
         return True
 
     def _send_copies(
