@@ -640,8 +640,9 @@ _registry: dict[tuple[str, int | None, bool], Endpoint] = {}
 _origins: dict[str, Limiter] = {}
 _origins_pid = os.getpid()
 _origins_lock = allocate_lock()
-#: The host-share files this process's origin limiters joined (left at exit).
-_shares: list[HostShare] = []
+#: The host-share files this process's origin limiters joined (left at exit, in one place:
+#: :func:`leave_host_shares`).
+_shares: dict[str, HostShare] = {}  # by file
 _registry_lock = allocate_lock()
 _fork_lock = allocate_lock()
 #: Forks this process descends from (since this module was imported).
@@ -671,8 +672,7 @@ def origin_limiter(origin_url: str) -> Limiter:
             )
             _origins[origin_url] = limiter
             if share is not None:
-                _shares.append(share)
-                atexit.register(share.leave)
+                _shares[str(share.path)] = share
     return limiter
 
 
@@ -684,9 +684,12 @@ def leave_host_shares() -> None:
     :mod:`~deeplake_sdk.hostshare`).
     """
     with _origins_lock:
-        shares = [s for s in _shares if s.pid == os.getpid()]
+        shares = [s for s in _shares.values() if s.pid == os.getpid()]
     for share in shares:
         share.leave()
+
+
+atexit.register(leave_host_shares)
 
 
 def get_endpoint(
