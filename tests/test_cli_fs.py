@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import pytest
+from test_offline import unreachable_url
 
 from deeplake_sdk.server import local
 
@@ -113,12 +114,11 @@ def test_a_write_where_nothing_listens_exits_at_once_and_the_next_command_stores
 ):
     """An hour of ``--wait`` is not spent on a service that cannot be connected to: exit 2 at
     the first drain, the change kept; once the service listens, the next command stores it."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens there once closed
+    url = unreachable_url()
+    port = urlsplit(url).port
     env = base_env(tmp_path)
     env.update(
-        DEEPLAKE_API_URL=f"http://127.0.0.1:{port}",
+        DEEPLAKE_API_URL=url,
         DEEPLAKE_TOKEN="offline-token",
         DEEPLAKE_ORG_ID="offline-org",
         DEEPLAKE_WORKSPACE_ID=workspace,
