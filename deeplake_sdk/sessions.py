@@ -18,9 +18,9 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from deeplake_sdk.dates import next_stamp
 from deeplake_sdk.errors import DeeplakeError
 from deeplake_sdk.http_errors import is_unreachable
 from deeplake_sdk.journal.core import Recorded, journal_for
@@ -242,7 +242,6 @@ class SessionLog:
             user, api.credentials.org_label, api.workspace_id, session_id
         )
         self.events_logged = 0
-        self._last_stamp: datetime | None = None
         self._layout = self._first_layout() if ensure else TableLayout.full(self.table, SESSIONS)
 
     def _first_layout(self) -> TableLayout | None:
@@ -290,7 +289,7 @@ class SessionLog:
                 "the event holds a NUL character (\\u0000), which the sessions table's JSONB "
                 "column cannot store; remove it or encode the value (e.g. base64)"
             )
-        message = session_event(event, session_id=self.session_id, timestamp=self._next_stamp())
+        message = session_event(event, session_id=self.session_id, timestamp=next_stamp())
         return session_row(
             message,
             path=self.path,
@@ -359,14 +358,6 @@ class SessionLog:
         lines = [r["message"] for r in rows]
         lines += self.journal.overlay.event_lines(self.table, self.path, stored)
         return [json.loads(line) for line in lines]
-
-    def _next_stamp(self) -> str:
-        """Timestamp strictly after the previous event's (microseconds, UTC, ``Z``)."""
-        now = datetime.now(timezone.utc)
-        if self._last_stamp is not None and now <= self._last_stamp:
-            now = self._last_stamp + timedelta(microseconds=1)
-        self._last_stamp = now
-        return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _has_nul(value: Any) -> bool:

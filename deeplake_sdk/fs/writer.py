@@ -13,9 +13,9 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any
 
+from deeplake_sdk.dates import next_stamp
 from deeplake_sdk.errors import DeeplakeError, FlushError, FsError
 from deeplake_sdk.fs import paths
 from deeplake_sdk.fs.tree import FileMeta, Tree
@@ -24,14 +24,9 @@ from deeplake_sdk.journal.limits import Limits
 from deeplake_sdk.journal.overlay import FileView
 from deeplake_sdk.journal.store import NewEntry
 
-__all__ = ["FileWriter", "new_row_id", "text_copy", "utc_now"]
+__all__ = ["FileWriter", "new_row_id", "text_copy"]
 
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> str:
-    """Current time as ISO-8601 UTC with microseconds (sorts as text)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def text_copy(data: bytes) -> str | None:
@@ -119,7 +114,7 @@ class FileWriter:
     ) -> None:
         """Journal a full write of a file."""
         self._check(path, data, self.limits.file_bytes, "file")
-        stamp = last_update_date or utc_now()
+        stamp = last_update_date or next_stamp()
         row: dict[str, Any] = {
             "author": self.author,
             "mime_type": mime_type,
@@ -148,7 +143,7 @@ class FileWriter:
     def append(self, path: str, data: bytes, *, mime_type: str) -> None:
         """Journal an append (creating the file if it does not exist when it is applied)."""
         self._check(path, data, self.limits.file_bytes, "append")
-        stamp = utc_now()
+        stamp = next_stamp()
         row = {
             "author": self.author,
             "mime_type": mime_type,
@@ -163,16 +158,16 @@ class FileWriter:
 
     def delete(self, path: str) -> None:
         """Journal the removal of a file."""
-        self._record([NewEntry("delete", self.table, path, b"", {"stamp": utc_now()})])
+        self._record([NewEntry("delete", self.table, path, b"", {"stamp": next_stamp()})])
         self.tree.remove(path)
 
     def delete_tree(self, directory: str) -> None:
         """Journal the removal of every file inside ``directory``."""
-        self._record([NewEntry("delete_tree", self.table, directory, b"", {"stamp": utc_now()})])
+        self._record([NewEntry("delete_tree", self.table, directory, b"", {"stamp": next_stamp()})])
 
     def move(self, src: str, dst: str, *, tree: bool) -> str:
         """Journal a rename of a file (or of a directory with ``tree``); returns its date."""
-        stamp = utc_now()
+        stamp = next_stamp()
         op = "rename_tree" if tree else "rename"
         self._record([NewEntry(op, self.table, src, b"", {"dst": dst, "stamp": stamp})])
         return stamp

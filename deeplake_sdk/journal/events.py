@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from deeplake_sdk.dates import utc_stamp
+
 if TYPE_CHECKING:
     from deeplake_sdk.journal.drain import Consistency
 
@@ -100,10 +102,10 @@ class EventCopies:
             mark = self.first
         else:
             stamp = now or datetime.now(timezone.utc)
-            mark = _stamp(stamp)
+            mark = utc_stamp(stamp)
             while mark in self.marks or mark == self.first:
                 stamp += timedelta(microseconds=1)
-                mark = _stamp(stamp)
+                mark = utc_stamp(stamp)
         self.marks.append(mark)
         return mark
 
@@ -182,7 +184,3 @@ class EventCopies:
     def _rank(self, mark: str | None) -> int:
         """Send order of a copy (-1: not one this event's drains sent)."""
         return self.marks.index(mark) if mark in self.marks else -1
-
-
-def _stamp(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
