@@ -10,6 +10,10 @@ OP:
   write_many GO PATH TAG N    wait for file GO, write PATH N times ("TAG i"), close
   write_then_sleep N DELAY    print "ready", wait for a line on stdin, write N files /k/<i>.md,
                               print "written", sleep (to be killed)
+  change_then_sleep KIND DELAY
+                              write /k/0.md and flush it (the journal learns its row), print
+                              "ready", wait for a line, write it again (KIND ``rewrite``) or
+                              delete it (``delete``), print "changed", sleep
   write_delete_then_sleep DELAY
                               print "ready", wait for a line, write /k/0.md, print "written",
                               wait for a line, delete it, print "deleted", sleep
@@ -66,6 +70,18 @@ def main() -> None:
         for i in range(int(n)):
             fs.write_text(f"/k/{i}.md", f"file {i}\n")
         print("written", flush=True)
+        time.sleep(float(delay))  # the test kills this process while it sleeps
+    elif op == "change_then_sleep":
+        kind, delay = args
+        fs.write_text("/k/0.md", "first\n")
+        fs.flush()
+        print("ready", flush=True)
+        sys.stdin.readline()
+        if kind == "rewrite":
+            fs.write_text("/k/0.md", "second\n")
+        else:
+            fs.rm("/k/0.md")
+        print("changed", flush=True)
         time.sleep(float(delay))  # the test kills this process while it sleeps
     elif op == "write_delete_then_sleep":
         (delay,) = args

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from waiting import poll
 
 WRITER = str(Path(__file__).with_name("journal_worker.py"))
 SESSIONS = str(Path(__file__).with_name("sessions_worker.py"))
@@ -90,6 +91,68 @@ def test_a_script_killed_after_five_writes_keeps_all_five(
         assert len(files(raw)) < 5 or delay > 0.05  # the journal, not speed, kept them
     resume(srv, workspace, journal)
     assert files(raw) == expected  # exactly the five, once each
+
+
+#: How long the server holds the killed process's write before running it (seconds).
+STALE_S = 10
+
+
+def killed_after_change(
+    srv, workspace: str, journal: str, args: list[str], said: str, *, held: bool = False, **faults
+) -> None:
+    """Run the writer with ``args`` until it is ready; under ``faults``, let it make its change
+    (it prints ``said``) and SIGKILL it: with ``held``, once the change reached the server.
+    Faults are off again on return."""
+    proc = spawn(WRITER, srv, workspace, journal, "plain", *args)
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline().strip() == "ready"
+    srv.set_faults(**faults)
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().strip() == said
+    if held:
+        poll(lambda: srv.stats()["inflight"] >= 1, "the change to reach the server", timeout=30)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    srv.set_faults(profile="none")  # later requests run at once; a held one keeps its delay
+
+
+@pytest.mark.parametrize("kind", ["rewrite", "delete"])
+def test_a_change_a_killed_process_left_in_flight_never_undoes_a_newer_write(
+    srv, raw, workspace, tmp_path, fs, kind
+):
+    """A request still queued on the service when its process dies runs after newer writes.
+
+    The worker's rewrite (or delete) of a file it knows is one statement, held ``STALE_S`` by
+    the server; the worker is killed, resumed (the change applied again at once) and the file
+    written once more; then the held statement runs: the newer write must stay."""
+    journal = str(tmp_path / "journal")
+    args = ["change_then_sleep", kind, "60"]
+    killed_after_change(
+        srv, workspace, journal, args, "changed", held=True, latency_fixed_ms=STALE_S * 1000
+    )
+    resume(srv, workspace, journal)
+    assert files(raw) == ({} if kind == "delete" else {"/k/0.md": ["second\n"]})
+    fs.write_text("/k/0.md", "third\n")
+    fs.flush()
+    assert srv.stats()["inflight"] >= 1, f"the held change ran within {STALE_S} s: too early"
+    poll(lambda: srv.stats()["inflight"] == 0, "the held change to run", timeout=STALE_S + 60)
+    assert files(raw) == {"/k/0.md": ["third\n"]}
+
+
+def test_a_write_a_killed_process_journaled_is_not_replayed_over_a_newer_one(
+    srv, raw, workspace, tmp_path, fs
+):
+    """Resumed later, a killed process's write is older than one made since: it is done
+    without replacing it (the service was down: only the journal held it)."""
+    journal = str(tmp_path / "journal")
+    args = ["change_then_sleep", "rewrite", "60"]
+    killed_after_change(srv, workspace, journal, args, "changed", p_503=1.0)
+    fs.write_text("/k/0.md", "third\n")
+    fs.flush()
+    resume(srv, workspace, journal)  # {"left": 0}: done, not given up on
+    assert files(raw) == {"/k/0.md": ["third\n"]}
 
 
 def replay(acked: list[dict], maybe: list[dict]) -> tuple[dict[str, set[str]], set[str]]:
@@ -193,16 +256,8 @@ def test_fifty_sessions_killed_at_random_moments_resume_exactly(
 
 def test_journal_flush_command_sends_what_a_killed_process_left(srv, raw, workspace, tmp_path):
     journal = str(tmp_path / "journal")
-    proc = spawn(WRITER, srv, workspace, journal, "plain", "write_then_sleep", "5", "60")
-    assert proc.stdout is not None and proc.stdin is not None
-    assert proc.stdout.readline().strip() == "ready"
-    srv.set_faults(p_503=1.0)  # nothing reaches the tables: only the journal holds the writes
-    proc.stdin.write("go\n")
-    proc.stdin.flush()
-    assert proc.stdout.readline().strip() == "written"
-    proc.kill()
-    proc.communicate(timeout=60)
-    srv.set_faults(profile="none")
+    args = ["write_then_sleep", "5", "60"]  # 503s: only the journal holds the writes
+    killed_after_change(srv, workspace, journal, args, "written", p_503=1.0)
     assert files(raw) == {}
     cli = [sys.executable, "-m", "deeplake_sdk.cli", "journal", "flush", "--root", journal]
     creds = ["--url", srv.url, "--token", srv.token, "--org", srv.org, "--workspace", workspace]

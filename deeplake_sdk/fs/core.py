@@ -888,7 +888,9 @@ class DeeplakeFs:
             project: Value of the ``project`` column (kept when None).
             description: Value of the ``description`` column (kept when None).
             creation_date: ISO-8601 creation date of a new file (default: now).
-            last_update_date: ISO-8601 date of this change (default: now).
+            last_update_date: ISO-8601 date of this change (default: now). A write given its
+                own date replaces the file whatever the file's date; one without replaces
+                only a file not newer than itself (see :doc:`journal`, late copies).
 
         Raises:
             FsError: ``EISDIR``, ``ENOTDIR`` (a parent is a file), ``EPERM`` (session file),

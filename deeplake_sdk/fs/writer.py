@@ -124,7 +124,9 @@ class FileWriter:
             row["project"] = project
         if description is not None:
             row["description"] = description
-        meta = {"row_id": new_row_id(), "stamp": stamp, "row": row}
+        meta: dict[str, Any] = {"row_id": new_row_id(), "stamp": stamp, "row": row}
+        if last_update_date:
+            meta["dated"] = True  # the caller's date: it replaces the file whatever its date
         self._record([NewEntry("put", self.table, path, data, meta)])
         previous = self.tree.get(path)
         self.tree.put(

@@ -31,7 +31,10 @@ resent. A resend never repeats a write whose effect is already there:
 * an ``append`` is a compare-and-swap on the row's size; the offset it expects is recorded in
   the journal *before* it is sent, so any later drain can check whether its bytes already sit
   there (:func:`~deeplake_sdk.statements.journal.append_landed`) before sending it again;
-* deletes and renames resent after the window only touch rows not newer than themselves;
+* writes (but those given a date of their own), deletes and renames only touch rows not newer
+  than themselves (:func:`~deeplake_sdk.statements.journal.not_newer`): a copy the service runs
+  late (sent by a process killed since, or a resend's slow first copy) never undoes a newer
+  change; a write that finds a newer one there is done (the newer one is the file);
 * session events are inserted only when no row has their id, and resent only once the window
   has shown they are absent; a copy sent again is marked, so that surplus copies can be told
   apart and deleted (:mod:`deeplake_sdk.journal.events`).
@@ -302,6 +305,18 @@ class _Run:
         if self.row is None:
             return None
         return {"id": self.row.id, "size": self.row.size, "date": self.row.date}
+
+
+def _superseded(op: Op, rows: Sequence[Row]) -> bool:
+    """Whether a write later than ``op`` holds its file.
+
+    That is one row (or copies of one row, which that write's drain merges) newer than ``op``
+    (:func:`~deeplake_sdk.statements.journal.supersedes`).
+    """
+    top = _canonical(rows)
+    return (
+        top is not None and sj.supersedes(top.date, op.stamp) and all(r.id == top.id for r in rows)
+    )
 
 
 def _canonical(rows: Sequence[Row]) -> Row | None:
@@ -621,7 +636,7 @@ class Drain:
             elif op.kind == "append":
                 self._cas(run)
             else:
-                self._delete(run, guarded=False)
+                self._delete(run)
         except QueryError as exc:
             self._refuse(run, exc)
         except AmbiguousWriteError:
@@ -633,11 +648,12 @@ class Drain:
         op = run.op
         assert op is not None
         cols = self._columns(op.table)
-        sql, params = sj.replace(self._layout(op.table), self._new_row(run, cols))
+        row = self._new_row(run, cols)
+        sql, params = sj.replace(self._layout(op.table), row, guarded=not op.meta.get("dated"))
         result = self.api.execute(sql, params, idempotent=True)
         run.answered()
         if result.row_count == 0:
-            # nothing visible to update (removed, or not yet visible): create it
+            # nothing visible to update (removed, not yet visible, or newer): create it if absent
             run.row, run.known = None, True
             self._insert(op.table, [run])
 
@@ -682,10 +698,10 @@ class Drain:
         )
         return bool(self.api.query(sql, params))
 
-    def _delete(self, run: _Run, *, guarded: bool) -> None:
+    def _delete(self, run: _Run) -> None:
         op = run.op
         assert op is not None
-        sql, params = sj.delete_path(op.table, op.path, not_after=op.stamp if guarded else None)
+        sql, params = sj.delete_path(op.table, op.path, not_after=op.stamp)
         self.api.execute(sql, params, idempotent=True)
         run.answered()
 
@@ -781,25 +797,25 @@ class Drain:
         assert op is not None
         top = _canonical(rows)
         if op.kind == "delete":
-            return "wait" if any(r.date <= op.stamp for r in rows) else "ok"
+            return "ok" if all(sj.supersedes(r.date, op.stamp) for r in rows) else "wait"
         if any(r.id in run.dropping for r in rows):
             return "wait"  # duplicates deleted, until the deletion shows
         own = _own_rows(op, rows)
         if run.skipped and own:
             run.skipped, run.inserted = False, _canonical(own).id  # an earlier copy applied
+        if op.kind == "put" and _superseded(op, rows):
+            run.row = top
+            return "ok"  # a later write holds the file (our guarded update left it alone)
         if run.skipped:
             return "repair"  # the create did not apply: the file existed
         if top is None:
             return "wait"
         if op.kind == "put":
-            if len(rows) > 1 and top.date > op.stamp and all(r.id == top.id for r in rows):
-                run.row = top
-                return "ok"  # copies a later write rewrote: that write's drain merges them
             if len(rows) > 1:
                 return "repair"
             if top.date >= op.stamp:
                 run.row = top
-                return "ok" if top.date > op.stamp or top.size == len(op.data) else "repair"
+                return "ok" if top.size == len(op.data) else "repair"
             return "wait"
         if run.inserted is not None:
             if not own:
@@ -824,7 +840,7 @@ class Drain:
         assert op is not None
         try:
             if op.kind == "delete":
-                self._delete(run, guarded=True)
+                self._delete(run)
             elif op.kind == "put":
                 self._repair_put(run, rows)
             else:
@@ -1053,8 +1069,7 @@ class Drain:
     def _barrier(self, op: Op, outcome: Outcome) -> bool:
         try:
             self._attempt(op.seqs, {})
-            guarded = not op.fresh
-            for sql, params in self._barrier_statements(op, guarded):
+            for sql, params in self._barrier_statements(op):
                 self.api.execute(sql, params, idempotent=True)
             acked = time.time()
             self._wait_gone(op, acked)
@@ -1072,10 +1087,9 @@ class Drain:
                 outcome.lanes[key] = None
         return True
 
-    def _barrier_statements(self, op: Op, guarded: bool) -> list[tuple[str, list[Any]]]:
-        guard = op.stamp if guarded else None
+    def _barrier_statements(self, op: Op) -> list[tuple[str, list[Any]]]:
         if op.kind == "delete_tree":
-            return [sj.delete_tree(op.table, op.path, not_after=guard)]
+            return [sj.delete_tree(op.table, op.path, not_after=op.stamp)]
         dst = str(op.meta["dst"])
         if op.kind == "rename":
             return sj.rename_path(op.table, op.path, dst, posixpath.basename(dst), op.stamp)
@@ -1094,7 +1108,7 @@ class Drain:
                     break
                 cooperative_sleep(delay)
                 delay = min(delay * 2, self.consistency.max_poll)
-            for stmt_sql, stmt_params in self._barrier_statements(op, guarded=True):
+            for stmt_sql, stmt_params in self._barrier_statements(op):
                 self.api.execute(stmt_sql, stmt_params, idempotent=True)
             acked = time.time()
         raise DeeplakeError(f"{op.kind} of {op.path} did not show after {MAX_REPAIRS} resends")

@@ -7,7 +7,9 @@ Every shape is exact under retries, races and read lag when used as the drain us
   the size the append expects, and :func:`append_landed` tells afterwards whether the bytes sit at
   that offset;
 * a replace rewrites every row of its path (duplicates converge), a dedupe keeps one row by id;
-* deletes and renames re-sent later carry a date guard so they never undo a newer write;
+* replaces, deletes and renames carry a date guard (:func:`not_newer`): a copy of one that
+  the service runs late (a request still queued when its process died, a resend whose first
+  copy was only slow) never undoes a newer change;
 * session events are inserted only when no row has their id.
 
 Statements that write or read whole rows take the table's
@@ -20,14 +22,17 @@ exist, unless the row brings its own).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from deeplake_sdk.dates import utc_stamp
 from deeplake_sdk.sql import bytea_param, like_escape, quote_ident
 from deeplake_sdk.statements import MEMORY_COLUMNS
 from deeplake_sdk.statements.files import Params, Statement, _in_list, file_bytes_columns
 from deeplake_sdk.statements.layout import AGENT, PLUGIN_VERSION, TableLayout
 
 __all__ = [
+    "FUTURE_SLACK_S",
     "MEMORY_ROW_COLUMNS",
     "append_cas",
     "append_landed",
@@ -40,6 +45,7 @@ __all__ = [
     "event_copies",
     "insert_absent",
     "insert_events",
+    "not_newer",
     "rename_path",
     "rename_tree",
     "replace",
@@ -47,11 +53,45 @@ __all__ = [
     "row_content",
     "rows_of",
     "rows_under",
+    "supersedes",
 ]
 
 #: Every column a memory row built by the SDK may fill, in insert order.
 MEMORY_ROW_COLUMNS = tuple(c.name for c in MEMORY_COLUMNS if c.type != "FLOAT4[]")
 _CASTS = {"content": "bytea", "size_bytes": "bigint", "message": "jsonb"}
+
+
+#: How far ahead of this host's clock a row's ``last_update_date`` may be and still count as
+#: newer than a change: a row dated further ahead (written by a host whose clock is wrong, given
+#: a date by hand, or dated in a format that sorts higher) does not hold back later changes.
+FUTURE_SLACK_S = 600.0
+
+
+def _horizon(now: datetime | None) -> str:
+    return utc_stamp((now or datetime.now(timezone.utc)) + timedelta(seconds=FUTURE_SLACK_S))
+
+
+def not_newer(p: Params, stamp: str, *, now: datetime | None = None) -> str:
+    """SQL condition: the row was last changed at or before ``stamp`` (the date guard).
+
+    A change guarded so applies only to rows no newer change has touched since: sent again, or
+    run late by the service, it leaves a newer write alone. Rows dated more than
+    :data:`FUTURE_SLACK_S` ahead of ``now`` count as older than any change.
+
+    Args:
+        p: The statement's parameters (the condition adds two).
+        stamp: The change's date (``last_update_date`` text, see :mod:`deeplake_sdk.dates`).
+        now: This host's time (default: now).
+    """
+    return f"(last_update_date <= {p(stamp)} OR last_update_date > {p(_horizon(now))})"
+
+
+def supersedes(date: str, stamp: str, *, now: datetime | None = None) -> bool:
+    """Whether a row dated ``date`` holds a change newer than one dated ``stamp``.
+
+    The Python side of :func:`not_newer`: true exactly when that guard keeps the change off.
+    """
+    return stamp < date <= _horizon(now)
 
 
 def _value(column: str, value: Any) -> Any:
@@ -121,11 +161,12 @@ def rows_of(table: str, paths: Sequence[str]) -> Statement:
     )
 
 
-def replace(layout: TableLayout, row: Mapping[str, Any]) -> Statement:
+def replace(layout: TableLayout, row: Mapping[str, Any], *, guarded: bool = True) -> Statement:
     """Overwrite the content of every row of ``row["path"]`` (idempotent).
 
     ``project`` and ``description`` change only when the row carries them (not None); ``id``
-    and ``creation_date`` are kept.
+    and ``creation_date`` are kept. With ``guarded``, only rows not newer than the row's
+    ``last_update_date`` are overwritten (:func:`not_newer`).
 
     Raises:
         ValueError: The row holds binary data and the table has no ``content`` column.
@@ -139,7 +180,10 @@ def replace(layout: TableLayout, row: Mapping[str, Any]) -> Statement:
     for col in ("project", "description"):
         if layout.has(col) and row.get(col) is not None:
             sets.append(f"{col} = {p(row[col])}")
-    return (f"UPDATE {t} SET {', '.join(sets)} WHERE path = {p(row['path'])}", p.values)
+    where = f"path = {p(row['path'])}"
+    if guarded and layout.has("last_update_date"):
+        where += f" AND {not_newer(p, row['last_update_date'])}"
+    return (f"UPDATE {t} SET {', '.join(sets)} WHERE {where}", p.values)
 
 
 def dedupe(table: str, path: str, keep_id: str) -> Statement:
@@ -158,7 +202,7 @@ def delete_twins(
     """
     t, p = quote_ident(table), Params()
     sql = f"DELETE FROM {t} WHERE {_row_guard(p, path, row_id)}"
-    sql += f" AND last_update_date <= {p(not_after)}"
+    sql += f" AND {not_newer(p, not_after)}"
     if size is not None:
         sql += f" AND size_bytes = {p(size, 'bigint')}"
     return (sql, p.values)
@@ -242,7 +286,7 @@ def delete_path(table: str, path: str, *, not_after: str | None = None) -> State
     t, p = quote_ident(table), Params()
     sql = f"DELETE FROM {t} WHERE path = {p(path)}"
     if not_after is not None:
-        sql += f" AND last_update_date <= {p(not_after)}"
+        sql += f" AND {not_newer(p, not_after)}"
     return sql, p.values
 
 
@@ -252,7 +296,7 @@ def delete_tree(table: str, directory: str, *, not_after: str | None = None) -> 
     prefix = like_escape(directory.rstrip("/") + "/") + "%"
     sql = f"DELETE FROM {t} WHERE path LIKE {p(prefix)} ESCAPE '\\'"
     if not_after is not None:
-        sql += f" AND last_update_date <= {p(not_after)}"
+        sql += f" AND {not_newer(p, not_after)}"
     return sql, p.values
 
 
@@ -260,33 +304,35 @@ def rename_path(table: str, src: str, dst: str, filename: str, date: str) -> lis
     """Move one file, replacing what is at ``dst`` (two statements, in this order).
 
     The first deletes the target only while the source still exists, so re-sending the pair
-    after it applied never deletes the moved file; the second finds nothing to move then.
+    after it applied never deletes the moved file; the second finds nothing to move then. Both
+    leave alone a source newer than ``date`` (:func:`not_newer`): a file written there since.
     """
     t = quote_ident(table)
     p1 = Params()
     drop = (
         f"DELETE FROM {t} WHERE path = {p1(dst)} AND EXISTS "
-        f"(SELECT 1 FROM {t} AS s WHERE s.path = {p1(src)})",
+        f"(SELECT 1 FROM {t} AS s WHERE s.path = {p1(src)} AND {not_newer(p1, date)})",
         p1.values,
     )
     p2 = Params()
     move = (
         f"UPDATE {t} SET path = {p2(dst)}, filename = {p2(filename)}, "
-        f"last_update_date = {p2(date)} WHERE path = {p2(src)}",
+        f"last_update_date = {p2(date)} WHERE path = {p2(src)} AND {not_newer(p2, date)}",
         p2.values,
     )
     return [drop, move]
 
 
 def rename_tree(table: str, src_dir: str, dst_dir: str, date: str) -> Statement:
-    """Move every file inside ``src_dir`` to the same place inside ``dst_dir``."""
+    """Move every file inside ``src_dir`` not newer than ``date`` into ``dst_dir``, in place."""
     t, p = quote_ident(table), Params()
     src_prefix = src_dir.rstrip("/") + "/"
     dst_prefix = dst_dir.rstrip("/") + "/"
     return (
         f"UPDATE {t} SET path = {p(dst_prefix)} || substring(path FROM "
         f"{p(len(src_prefix) + 1, 'int')}), last_update_date = {p(date)} "
-        f"WHERE path LIKE {p(like_escape(src_prefix) + '%')} ESCAPE '\\'",
+        f"WHERE path LIKE {p(like_escape(src_prefix) + '%')} ESCAPE '\\' "
+        f"AND {not_newer(p, date)}",
         p.values,
     )
 
@@ -375,7 +421,6 @@ def rows_under(table: str, path: str, *, tree: bool, not_after: str) -> Statemen
     else:
         where = f"path = {p(path)}"
     return (
-        f"SELECT 1 AS present FROM {t} WHERE {where} "
-        f"AND last_update_date <= {p(not_after)} LIMIT 1",
+        f"SELECT 1 AS present FROM {t} WHERE {where} AND {not_newer(p, not_after)} LIMIT 1",
         p.values,
     )

@@ -1,0 +1,99 @@
+"""A change the service runs late never undoes a newer one: the date guard (real server).
+
+Statements are sent as a late copy would be (a request still queued on the service when its
+process died, or the slow first copy of a resend): after the newer change they must leave.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from deeplake_sdk import DeeplakeFs
+from deeplake_sdk.dates import next_stamp, utc_stamp
+from deeplake_sdk.statements import journal as sj
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def at(seconds: float) -> str:
+    return utc_stamp(NOW + timedelta(seconds=seconds))
+
+
+def test_a_row_newer_than_a_change_supersedes_it_unless_dated_past_the_slack():
+    slack = sj.FUTURE_SLACK_S
+    assert sj.supersedes(at(1), at(0), now=NOW)
+    assert not sj.supersedes(at(0), at(0), now=NOW)  # the change itself, sent again
+    assert not sj.supersedes(at(-1), at(0), now=NOW)
+    assert sj.supersedes(at(slack - 1), at(0), now=NOW)
+    assert not sj.supersedes(at(slack + 1), at(0), now=NOW)  # a clock far ahead: no hold
+    assert not sj.supersedes("Mon Jun 01 2026", at(0), now=NOW)  # another format sorting higher
+    assert not sj.supersedes("", at(0), now=NOW)  # the tables' default
+
+
+def _row(path: str, text: str, date: str) -> dict:
+    return {
+        "path": path,
+        "filename": path.rsplit("/", 1)[-1],
+        "content": text.encode(),
+        "summary": text,
+        "mime_type": "text/markdown",
+        "size_bytes": len(text.encode()),
+        "last_update_date": date,
+    }
+
+
+def test_a_late_rewrite_leaves_the_newer_write(raw, api):
+    with DeeplakeFs(api, cache=False) as fs:
+        fs.write_text("/a.md", "older\n")
+        older = fs.stat("/a.md").last_update_date
+        fs.write_text("/a.md", "newer\n")
+    sql, params = sj.replace(api.ensure_table(), _row("/a.md", "older\n", older))
+    assert api.execute(sql, params).row_count == 0
+    assert raw.rows("SELECT summary FROM memory") == [["newer\n"]]
+    # the same change, not late: it applies (a resend of the latest write is exact)
+    sql, params = sj.replace(api.ensure_table(), _row("/a.md", "again\n", next_stamp()))
+    assert api.execute(sql, params).row_count == 1
+
+
+def test_late_deletes_and_renames_leave_a_file_written_since(raw, api):
+    with DeeplakeFs(api, cache=False) as fs:
+        fs.write_text("/dir/d.md", "first\n")
+        fs.write_text("/b.md", "target\n")
+        before = next_stamp()  # the date of deletes and renames made now, run late
+        fs.write_text("/dir/d.md", "written since\n")
+    table = api.ensure_table().name
+    for sql, params in [
+        sj.delete_path(table, "/dir/d.md", not_after=before),
+        *sj.rename_path(table, "/dir/d.md", "/b.md", "b.md", before),
+        sj.rename_tree(table, "/dir", "/moved", before),
+        sj.delete_tree(table, "/dir", not_after=before),
+    ]:
+        assert api.execute(sql, params).row_count == 0
+    assert raw.rows("SELECT path, summary FROM memory ORDER BY path") == [
+        ["/b.md", "target\n"],
+        ["/dir/d.md", "written since\n"],
+    ]
+
+
+def test_a_file_dated_far_ahead_is_still_rewritten_and_removed(raw, api):
+    ahead = utc_stamp(datetime.now(timezone.utc) + timedelta(days=365))
+    with DeeplakeFs(api, cache=False) as fs:
+        fs.write_text("/f.md", "dated next year\n", last_update_date=ahead)
+        fs.write_text("/f.md", "now\n")
+        fs.flush()
+        assert raw.rows("SELECT summary FROM memory") == [["now\n"]]
+        fs.write_text("/g.md", "dated next year\n", last_update_date=ahead)
+        fs.flush()
+        fs.rm("/g.md")
+    assert raw.rows("SELECT path FROM memory") == [["/f.md"]]
+
+
+def test_a_write_given_an_older_date_replaces_the_file(raw, api):
+    """A caller's own date (an import keeping the original dates) is not a late change."""
+    with DeeplakeFs(api, cache=False) as fs:
+        fs.write_text("/i.md", "today\n")
+        fs.flush()
+        fs.write_text("/i.md", "imported\n", last_update_date="2020-01-01T00:00:00.000000Z")
+    assert raw.rows("SELECT summary, last_update_date FROM memory") == [
+        ["imported\n", "2020-01-01T00:00:00.000000Z"]
+    ]
