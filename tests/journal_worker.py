@@ -12,8 +12,9 @@ OP:
                               print "written", sleep (to be killed)
   change_then_sleep KIND DELAY
                               write /k/0.md and flush it (the journal learns its row), print
-                              "ready", wait for a line, write it again (KIND ``rewrite``) or
-                              delete it (``delete``), print "changed", sleep
+                              "ready", wait for a line, write it again (KIND ``rewrite``),
+                              append to it (``append``) or delete it (``delete``), print
+                              "changed", sleep
   write_delete_then_sleep DELAY
                               print "ready", wait for a line, write /k/0.md, print "written",
                               wait for a line, delete it, print "deleted", sleep
@@ -79,6 +80,8 @@ def main() -> None:
         sys.stdin.readline()
         if kind == "rewrite":
             fs.write_text("/k/0.md", "second\n")
+        elif kind == "append":
+            fs.append_text("/k/0.md", "more\n")
         else:
             fs.rm("/k/0.md")
         print("changed", flush=True)

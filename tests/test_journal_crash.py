@@ -118,22 +118,31 @@ def killed_after_change(
     srv.set_faults(profile="none")  # later requests run at once; a held one keeps its delay
 
 
-@pytest.mark.parametrize("kind", ["rewrite", "delete"])
+#: What the file holds once the killed process's change is resumed, by kind of change.
+RESUMED = {
+    "rewrite": {"/k/0.md": ["second\n"]},
+    "append": {"/k/0.md": ["first\nmore\n"]},
+    "delete": {},
+}
+
+
+@pytest.mark.parametrize("kind", list(RESUMED))
 def test_a_change_a_killed_process_left_in_flight_never_undoes_a_newer_write(
     srv, raw, workspace, tmp_path, fs, kind
 ):
     """A request still queued on the service when its process dies runs after newer writes.
 
-    The worker's rewrite (or delete) of a file it knows is one statement, held ``STALE_S`` by
-    the server; the worker is killed, resumed (the change applied again at once) and the file
-    written once more; then the held statement runs: the newer write must stay."""
+    The worker's rewrite, append or delete of a file it knows is one statement, held
+    ``STALE_S`` by the server; the worker is killed, resumed (the change applied again at once)
+    and the file written once more (to the size it had before the append); then the held
+    statement runs: the newer write must stay."""
     journal = str(tmp_path / "journal")
     args = ["change_then_sleep", kind, "60"]
     killed_after_change(
         srv, workspace, journal, args, "changed", held=True, latency_fixed_ms=STALE_S * 1000
     )
     resume(srv, workspace, journal)
-    assert files(raw) == ({} if kind == "delete" else {"/k/0.md": ["second\n"]})
+    assert files(raw) == RESUMED[kind]
     fs.write_text("/k/0.md", "third\n")
     fs.flush()
     assert srv.stats()["inflight"] >= 1, f"the held change ran within {STALE_S} s: too early"

@@ -55,6 +55,26 @@ def test_a_late_rewrite_leaves_the_newer_write(raw, api):
     assert api.execute(sql, params).row_count == 1
 
 
+def test_a_late_append_leaves_a_file_rewritten_to_the_size_it_expects(raw, api):
+    with DeeplakeFs(api, cache=False) as fs:
+        fs.write_text("/a.md", "older\n")
+        fs.flush()
+        (before,) = api.query("SELECT id, last_update_date FROM memory")
+        fs.write_text("/a.md", "newer\n")  # the same size
+    late = sj.append_cas(
+        api.ensure_table(),
+        "/a.md",
+        before["id"],
+        b"late\n",
+        text="late\n",
+        expected_size=6,
+        expected_date=before["last_update_date"],
+        date=next_stamp(),
+    )
+    assert api.execute(*late).row_count == 0
+    assert raw.rows("SELECT summary FROM memory") == [["newer\n"]]
+
+
 def test_late_deletes_and_renames_leave_a_file_written_since(raw, api):
     with DeeplakeFs(api, cache=False) as fs:
         fs.write_text("/dir/d.md", "first\n")

@@ -28,9 +28,10 @@ resent. A resend never repeats a write whose effect is already there:
   write, or of a write or delete that supersedes it, first waits (at most the window) for those
   rows to show, instead of creating the file again while read lag hides them or deleting it
   before its create shows; a later drain of an append knows every copy it may find as its own;
-* an ``append`` is a compare-and-swap on the row's size; the offset it expects is recorded in
-  the journal *before* it is sent, so any later drain can check whether its bytes already sit
-  there (:func:`~deeplake_sdk.statements.journal.append_landed`) before sending it again;
+* an ``append`` is a compare-and-swap on the row's size and date; the offset it expects is
+  recorded in the journal *before* it is sent, so any later drain can check whether its bytes
+  already sit there (:func:`~deeplake_sdk.statements.journal.append_landed`) before sending it
+  again;
 * writes (but those given a date of their own), deletes and renames only touch rows not newer
   than themselves (:func:`~deeplake_sdk.statements.journal.not_newer`): a copy the service runs
   late (sent by a process killed since, or a resend's slow first copy) never undoes a newer
@@ -673,6 +674,7 @@ class Drain:
                 op.data,
                 text=text,
                 expected_size=row.size,
+                expected_date=row.date,
                 date=op.stamp,
             )
             result = self.api.execute(sql, params, idempotent=True)
@@ -680,7 +682,9 @@ class Drain:
             if result.row_count != 0:  # applied (or unknown: the verification reads)
                 return
             found = _canonical(self._rows([(op.table, op.path)]).get((op.table, op.path), []))
-            if found is None or (found.id == row.id and found.size == row.size):
+            if found is None or (
+                found.id == row.id and found.size == row.size and found.date <= row.date
+            ):
                 return  # not visible yet, or gone: the verification waits and decides
             if self._landed(op, found.id, row.size):
                 return

@@ -4,8 +4,8 @@ Every shape is exact under retries, races and read lag when used as the drain us
 
 * new files go in one multi-row ``INSERT .. WHERE NOT EXISTS`` per chunk (the path guard);
 * an append is a compare-and-swap: it applies only to the row it names while that row still has
-  the size the append expects, and :func:`append_landed` tells afterwards whether the bytes sit at
-  that offset;
+  the size and date the append expects, and :func:`append_landed` tells afterwards whether the
+  bytes sit at that offset;
 * a replace rewrites every row of its path (duplicates converge), a dedupe keeps one row by id;
 * replaces, deletes and renames carry a date guard (:func:`not_newer`): a copy of one that
   the service runs late (a request still queued when its process died, a resend whose first
@@ -223,9 +223,10 @@ def append_cas(
     *,
     text: str | None,
     expected_size: int,
+    expected_date: str | None = None,
     date: str,
 ) -> Statement:
-    """Append ``data`` to one row if it still has ``expected_size`` bytes.
+    """Append ``data`` to one row if it is still as the append expects it.
 
     Args:
         layout: The memory table's layout (without ``content`` only text can be appended).
@@ -234,6 +235,9 @@ def append_cas(
         data: Appended bytes.
         text: ``data`` as text, or None when it is not valid UTF-8 text.
         expected_size: Size the row must have.
+        expected_date: ``last_update_date`` the row must have (None: any). Every change dates
+            the row anew, so a late copy of the append (run after the file was rewritten to
+            the same size) finds another date and changes nothing.
         date: New ``last_update_date`` (unique per append: it identifies it).
 
     Raises:
@@ -254,11 +258,10 @@ def append_cas(
         sets.append(f"summary = summary || {p(text, 'text')}")
     sets.append(f"size_bytes = size_bytes + {p(len(data), 'bigint')}")
     sets.append(f"last_update_date = {p(date)}")
-    return (
-        f"UPDATE {t} SET {', '.join(sets)} WHERE {_row_guard(p, path, row_id)} "
-        f"AND size_bytes = {p(expected_size, 'bigint')}",
-        p.values,
-    )
+    where = f"{_row_guard(p, path, row_id)} AND size_bytes = {p(expected_size, 'bigint')}"
+    if expected_date is not None and layout.has("last_update_date"):
+        where += f" AND COALESCE(last_update_date, '') = {p(expected_date)}"
+    return (f"UPDATE {t} SET {', '.join(sets)} WHERE {where}", p.values)
 
 
 def append_landed(
