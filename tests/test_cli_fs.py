@@ -129,6 +129,7 @@ def test_a_write_where_nothing_listens_exits_at_once_and_the_next_command_stores
     proc = cli("write", "/notes/off.md", "written offline", "--wait", "3600")
     assert proc.returncode == 2, proc.err
     assert "cannot connect" in proc.err and "kept in the local journal" in proc.err
+    assert "stay in journal" not in proc.err  # said once, by the command: not again at exit
     with local(dsn=pg_dsn, port=port, token="offline-token", org="offline-org"):
         proc = cli("cat", "/notes/off.md")
     assert proc.returncode == 0 and proc.out == "written offline\n", proc.err

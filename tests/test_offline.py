@@ -35,6 +35,17 @@ from deeplake_sdk import DeeplakeApi, DeeplakeFs
 fs = DeeplakeFs(DeeplakeApi("t", "org", "ws", sys.argv[1]), cache=False, journal=sys.argv[2])
 fs.write_text("/exit.md", "kept")
 """
+#: The same, told by its own flush that the write is not stored (and going on).
+EXITING_TOLD = (
+    EXITING
+    + """
+from deeplake_sdk import FlushError
+try:
+    fs.flush(while_reachable=True)
+except FlushError as exc:
+    print("told:", exc)
+"""
+)
 
 
 def unreachable_url() -> str:
@@ -89,9 +100,13 @@ def test_an_open_and_its_writes_retry_no_connection(tmp_path, caplog):
         api.close()
 
 
-def test_an_open_does_not_wait_for_an_earlier_process_s_writes_while_nothing_listens(tmp_path):
+def test_an_open_does_not_wait_for_an_earlier_process_s_writes_while_nothing_listens(
+    tmp_path, caplog
+):
     """Without a timeout, the wait for the earlier process's write would last as long as the
-    outage: it ends at the first drain that cannot connect, the write kept."""
+    outage: it ends at the first drain that cannot connect, the write kept. One warning says
+    so, with the table it could not reach."""
+    caplog.set_level(logging.WARNING, logger="deeplake_sdk")
     url = unreachable_url()
     subprocess.run([sys.executable, "-c", EARLIER, url, str(tmp_path)], check=True, timeout=120)
     api = DeeplakeApi("t", "org", "ws", url)
@@ -108,6 +123,9 @@ def test_an_open_does_not_wait_for_an_earlier_process_s_writes_while_nothing_lis
     fs = opened[0]
     try:
         assert [e.path for e in list_entries(fs.journal.store.path)] == ["/earlier.md"]
+        (warning,) = [r.getMessage() for r in caplog.records if r.name == "deeplake_sdk.fs.core"]
+        assert "not reachable (cannot connect" in warning
+        assert "1 write(s) of an earlier process not stored yet" in warning
     finally:
         fs.journal.flusher.stop(10)
         api.close()
@@ -126,5 +144,21 @@ def test_the_exit_drain_of_a_journal_on_disk_ends_when_nothing_listens(tmp_path)
     )
     assert proc.returncode == 0, proc.stderr.decode()
     assert "cannot connect" in proc.stderr.decode()
+    assert "stay in journal" in proc.stderr.decode()
+    (journal,) = tmp_path.glob("*.sqlite")
+    assert [e.path for e in list_entries(journal)] == ["/exit.md"]
+
+
+def test_the_exit_drain_does_not_warn_again_of_writes_a_flush_reported(tmp_path):
+    """A program whose flush raised FlushError was told: its exit does not repeat it."""
+    proc = subprocess.run(
+        [sys.executable, "-c", EXITING_TOLD, unreachable_url(), str(tmp_path)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().startswith("told:") and "cannot connect" in proc.stdout.decode()
+    assert "stay in journal" not in proc.stderr.decode()
     (journal,) = tmp_path.glob("*.sqlite")
     assert [e.path for e in list_entries(journal)] == ["/exit.md"]

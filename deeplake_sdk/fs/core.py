@@ -260,18 +260,36 @@ class DeeplakeFs:
         self._quick_api = api.with_retries(0)
         self._layout: TableLayout | None = None
         self._sessions_layout: TableLayout | None = None
-        self._recover(recover_timeout)
-        try:  # a service that cannot be connected to: journal writes at once, ask again later
+        self._start(api, earlier=self._recover(recover_timeout))
+
+    def _start(self, api: DeeplakeApi, *, earlier: int) -> None:
+        """Learn the tables' layouts in one attempt; warn of what is not reachable or stored.
+
+        A service that cannot be connected to is not waited for: writes are journaled at once
+        and the layouts asked for again later. ``earlier``: entries of earlier processes not
+        stored yet (named in the same warning when the service is not reachable).
+        """
+        try:
             self._prepare(api.connect_once())
         except DeeplakeError as exc:
             if not is_unreachable(exc):
                 raise
             self.writer.binary_ok = None
+            also = f"; {earlier} write(s) of an earlier process not stored yet" if earlier else ""
             log.warning(
                 "memory table %r not reachable (%s): text writes are journaled and sent once "
-                "the service answers; reads wait for it",
+                "the service answers; reads wait for it, but those of journaled writes%s",
                 self.table,
                 exc,
+                also,
+            )
+            return
+        if earlier:
+            log.warning(
+                "%d journaled write(s) of an earlier process are not stored yet (%s); "
+                "reads see them, and they are sent in the background",
+                earlier,
+                self.journal.last_error or "timeout",
             )
 
     @property
@@ -337,19 +355,16 @@ class DeeplakeFs:
             newline=newline,
         )
 
-    def _recover(self, timeout: float | None) -> None:
-        """Wait (bounded) for entries of other processes to be stored before loading."""
+    def _recover(self, timeout: float | None) -> int:
+        """Wait (bounded) for entries of other processes to be stored before loading.
+
+        Returns:
+            How many are not stored yet (reads see them; they are sent in the background).
+        """
         adopted = self.journal.adopt_all()
         if not adopted:
-            return
-        left = self.journal.wait_for(adopted, timeout, while_reachable=True)
-        if left:
-            log.warning(
-                "%d journaled write(s) of an earlier process are not stored yet (%s); "
-                "reads see them, and they are sent in the background",
-                len(left),
-                self.journal.last_error or "timeout",
-            )
+            return 0
+        return len(self.journal.wait_for(adopted, timeout, while_reachable=True))
 
     def _prepare(self, api: DeeplakeApi | None = None) -> None:
         """Learn both tables' layouts: no request when they are remembered, else one probe."""

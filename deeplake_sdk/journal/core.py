@@ -115,6 +115,7 @@ class Journal:
         self._lock = allocate_lock()
         self._mine: dict[int, _Mine] = {}
         self._refused: dict[int, RejectedWriteError] = {}
+        self._told: set[int] = set()  # entries a FlushError told the program were not stored
         self.last_error: BaseException | None = None
         #: When a drain last failed to connect to the service (monotonic; 0: it connected since).
         self.unreachable_at = 0.0
@@ -186,7 +187,7 @@ class Journal:
         """
         if self._pid != os.getpid():
             self._lock = allocate_lock()
-            self._mine, self._refused = {}, {}
+            self._mine, self._refused, self._told = {}, {}, set()
             self.overlay.after_fork()
             self._start_runtime()
 
@@ -219,6 +220,15 @@ class Journal:
         read lag observed calls for (:meth:`Consistency.effective_window`).
         """
         return self._drain.window()
+
+    def reported(self) -> bool:
+        """Whether the program was told of every entry of this process still pending.
+
+        That is, a :class:`FlushError` named them; the exit drain then does not warn of them
+        again.
+        """
+        with self._lock:
+            return self._mine.keys() <= self._told
 
     def pending_mine(self) -> int:
         """Entries of this process not yet confirmed or refused."""
@@ -304,6 +314,8 @@ class Journal:
             why = self.last_error or DeeplakeError("not confirmed by the service in time")
             for seq in sorted(left):
                 errors.setdefault(mine[seq].path, why)
+            with self._lock:
+                self._told |= left
         if errors:
             raise FlushError(errors.keys(), errors, journaled=len(left))
         return len(mine)
@@ -558,18 +570,23 @@ def flush_all(timeout: float, *, native: bool = True, while_reachable: bool = Tr
         while_reachable: The drain of a journal on disk ends once the service cannot be
             connected to (what it holds is sent by the next process); a journal in memory
             always waits ``timeout``.
+
+    What stays is logged as a warning, or at INFO level for a journal on disk whose pending
+    entries the program was already told of (a :class:`FlushError` raised by a flush).
     """
     left = []
     for journal in list(_registry.values()):
         if journal._pid != os.getpid() or not journal.pending_mine():
             continue
         on_disk = journal.store.path is not None
+        told = on_disk and journal.reported()
         try:
             journal.flush(timeout, native=native, while_reachable=while_reachable and on_disk)
         except FlushError as exc:
             where = journal.store.path or "memory (lost at exit: a null journal)"
             left.append(f"{exc}; kept in {where}")
-            log.warning("%s; they stay in journal %s", exc, where)
+            report = log.info if told else log.warning  # the program was told: no repeat
+            report("%s; they stay in journal %s", exc, where)
     return left
 
 
