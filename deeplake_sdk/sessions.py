@@ -276,7 +276,8 @@ class SessionLog:
         """The row :meth:`log` would store for ``event`` (nothing is sent).
 
         The event gets the envelope (:func:`session_event`) with a timestamp strictly after
-        the previous event's of this log, which gives the file its order.
+        every date this process gave before (:func:`~deeplake_sdk.dates.next_stamp`), so
+        after the previous event's of this log, which gives the file its order.
 
         Raises:
             TypeError: The event is not a mapping.
