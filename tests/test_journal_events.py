@@ -98,22 +98,24 @@ def test_a_short_lag_holds_for_its_multiple_not_the_whole_window():
     )
 
 
-def test_both_copies_shown_keep_the_latest_and_wait_for_the_delete_to_show():
+def test_both_copies_shown_keep_the_first_and_wait_for_the_delete_to_show():
+    """The first copy is dated as the event already: kept, nothing is dated back, and the
+    delete names the later copy (a late run of it never removes the one kept)."""
     copies = _sent_twice()
     second = copies.marks[1]
     step = copies.step([FIRST, second], asked=11.1, answered=11.2, window=0.5, policy=POLICY)
     assert step.action == "drop"
-    assert copies.keep == second
+    assert (copies.keep, copies.drop, copies.first_dropped) == (FIRST, [second], False)
     copies.dropped(11.3)
     both = [FIRST, second]
     assert copies.step(both, asked=11.5, answered=11.6, window=0.5, policy=POLICY).action == "wait"
     # the delete did not show within the window: delete again
     assert copies.step(both, asked=11.8, answered=11.9, window=0.5, policy=POLICY).action == "drop"
-    step = copies.step([second], asked=12.0, answered=12.1, window=0.5, policy=POLICY)
-    assert step.action == "restore"
+    # the latest copy showed and is gone: no later one can show, no hold
+    assert copies.step([FIRST], asked=12.0, answered=12.1, window=0.5, policy=POLICY).action == "ok"
 
 
-def test_a_later_copy_shown_during_the_hold_replaces_the_earlier():
+def test_a_later_copy_shown_during_the_hold_is_deleted_and_the_first_kept():
     copies = _sent_twice()
     second = copies.marks[1]
     assert (
@@ -121,17 +123,45 @@ def test_a_later_copy_shown_during_the_hold_replaces_the_earlier():
     )
     step = copies.step([FIRST, second], asked=11.6, answered=11.7, window=0.5, policy=POLICY)
     assert step.action == "drop"
-    assert copies.keep == second
+    assert (copies.keep, copies.drop) == (FIRST, [second])
+
+
+def test_without_the_first_copy_the_latest_is_kept_and_the_delete_never_names_the_first():
+    copies = _sent_twice()
+    copies.new_copy(datetime(2026, 1, 1, 0, 0, 12, tzinfo=timezone.utc))
+    copies.sent(12.0)
+    second, third = copies.marks[1:]
+    step = copies.step([second, third], asked=12.1, answered=12.2, window=0.5, policy=POLICY)
+    assert step.action == "drop"
+    assert (copies.keep, copies.drop, copies.first_dropped) == (third, [second], False)
+    copies.dropped(12.3)
+    step = copies.step([third], asked=12.9, answered=13.0, window=0.5, policy=POLICY)
+    assert step.action == "restore" and copies.keep == third
 
 
 def test_copies_that_cannot_be_told_apart_are_all_deleted_and_the_event_sent_once_more():
     copies = _sent_twice()
     step = copies.step([FIRST, FIRST], asked=11.1, answered=11.2, window=0.5, policy=POLICY)
     assert step.action == "drop"
-    assert copies.keep is None
+    assert (copies.keep, copies.drop, copies.first_dropped) == (None, [FIRST], True)
     copies.dropped(11.3)
     assert copies.step([], asked=11.5, answered=11.6, window=0.5, policy=POLICY).action == "wait"
     assert copies.step([], asked=11.8, answered=11.9, window=0.5, policy=POLICY).action == "send"
+    third = copies.new_copy(datetime(2026, 1, 1, 0, 0, 12, tzinfo=timezone.utc))
+    copies.sent(12.0)
+    # a late run of the delete that named the event's date would remove a copy dated back to
+    # it: the copy kept keeps its own mark
+    assert copies.step([third], asked=12.1, answered=12.2, window=0.5, policy=POLICY).action == "ok"
+
+
+def test_a_process_resuming_an_event_whose_first_date_was_deleted_dates_nothing_back():
+    meta = {**META, "copies": [FIRST, "2026-01-01T00:00:03.000000Z"], "first_dropped": True}
+    copies = EventCopies.of(meta, marked=True, sent_before=20.0)
+    latest = copies.marks[-1]
+    assert copies.step([latest], asked=20.1, answered=20.2, window=0.5, policy=POLICY) == (
+        "ok",
+        None,
+    )
 
 
 def test_a_table_without_last_update_date_takes_any_row_as_the_event():

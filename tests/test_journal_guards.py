@@ -117,3 +117,17 @@ def test_a_write_given_an_older_date_replaces_the_file(raw, api):
     assert raw.rows("SELECT summary, last_update_date FROM memory") == [
         ["imported\n", "2020-01-01T00:00:00.000000Z"]
     ]
+
+
+def test_a_late_delete_of_event_copies_removes_only_the_copies_it_names(raw, api):
+    """The copy kept may be dated back as the event: a delete naming the copy kept (all but
+    it) would remove it when run late; one naming the surplus copies never does."""
+    table = api.ensure_sessions_table().name
+    first, later = "2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:03.000000Z"
+    insert = f'INSERT INTO "{table}" (id, path, message, last_update_date) VALUES ($1, $2, $3, $4)'
+    for mark in (first, later):  # two copies of one event, as a grown read lag leaves them
+        raw.rows(insert, "e1", "/s.jsonl", "{}", mark)
+    drop = sj.delete_event_copies(table, "e1", [later])
+    for _ in range(2):  # applied, then run again late
+        api.execute(*drop)
+        assert raw.rows(f'SELECT last_update_date FROM "{table}"') == [[first]]

@@ -1248,13 +1248,18 @@ class Drain:
     def _fix_copies(self, table: str, event: _Event, action: str) -> None:
         """Delete an event's surplus copies (``drop``), or date the copy kept as the event.
 
-        A ``drop`` deletes every copy when they cannot be told apart; a ``restore`` sets the
-        kept copy's ``last_update_date`` back to the event's own.
+        A ``drop`` deletes the copies it names by their marks (every copy when they cannot be
+        told apart); one that names the event's own date is first recorded in the journal, so
+        that no later drain dates a copy back to it. A ``restore`` sets the kept copy's
+        ``last_update_date`` back to the event's own.
         """
         copies = event.copies
         if action == "drop":
             log.info("event %s shows more than once: keeping copy %r", event.id, copies.keep)
-            sql, params = sj.delete_event_copies(table, event.id, copies.keep)
+            if copies.first_dropped and not event.op.meta.get("first_dropped"):
+                event.op.meta["first_dropped"] = True
+                self._attempt([], {seq: {"first_dropped": True} for seq in event.op.seqs})
+            sql, params = sj.delete_event_copies(table, event.id, copies.drop)
         else:
             assert copies.keep is not None
             sql, params = sj.restore_event_date(table, event.id, copies.keep, copies.first)

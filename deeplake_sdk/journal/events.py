@@ -8,14 +8,19 @@ under one id. So every copy after the first carries a mark of its own in ``last_
 decides from the copies a read shows:
 
 * none shows: wait out the window since the latest write was answered, then send another copy;
+* several show: the first copy is kept when it shows (it is dated as the event already), else
+  the latest; the others are deleted by their marks (a delete names the copies it removes, so a
+  copy of it that the service runs late never removes the one kept);
 * the latest copy shows: the earlier ones that do not show were lost (the service shows writes
-  in the order it answered them); any that show are deleted;
+  in the order it answered them);
 * only an earlier copy shows: the lag grew. It is learnt, and the later copies are waited for
   (``lag_factor`` times what the earlier copy took, at most :attr:`Consistency.window`), so
   that one that shows late is deleted as well;
 * the one copy left is a marked one: its ``last_update_date`` is set back to the event's date
   (the plugin's rows have both dates equal to the event's timestamp), and the event is done
-  once that shows.
+  once that shows; unless a delete ever named the event's own date (copies under that date
+  that could not be told apart): a late copy of that delete would remove the row dated back,
+  so the copy keeps its mark.
 
 A table without ``last_update_date`` cannot tell copies apart: an event there is done once any
 copy shows (and a lag grown past the window may leave two rows, which readers show once).
@@ -36,8 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["EventCopies", "Step"]
 
 #: What to do next with an event: ``ok`` (stored once), ``wait`` (read again), ``send`` (a new
-#: copy), ``drop`` (delete every copy but :attr:`EventCopies.keep`; all of them when it is None),
-#: ``restore`` (set the one copy left, :attr:`EventCopies.keep`, back to the event's date).
+#: copy), ``drop`` (delete the copies marked :attr:`EventCopies.drop`: every one but
+#: :attr:`EventCopies.keep`), ``restore`` (set the one copy left, :attr:`EventCopies.keep`, back
+#: to the event's date).
 Action = Literal["ok", "wait", "send", "drop", "restore"]
 
 
@@ -64,6 +70,10 @@ class EventCopies:
         deleted: Wall time of the latest delete of surplus copies, 0 when none is pending.
         keep: The copy to keep, for a ``drop`` (None: delete every copy), and the copy whose
             date a ``restore`` sets back to the event's.
+        drop: The marks of the copies a ``drop`` deletes.
+        first_dropped: A ``drop`` named the event's own date (recorded in the journal as
+            ``first_dropped``): no copy is dated back to it any more.
+        latest_seen: The latest copy sent has shown (no later copy can show).
         restoring: A ``restore`` was sent.
         repairs: Copies sent again and deletes sent, in this process.
     """
@@ -76,6 +86,9 @@ class EventCopies:
     seen: float = 0.0
     deleted: float = 0.0
     keep: str | None = None
+    drop: list[str] = field(default_factory=list)
+    first_dropped: bool = False
+    latest_seen: bool = False
     restoring: bool = False
     repairs: int = 0
 
@@ -90,7 +103,7 @@ class EventCopies:
                 earlier copies are waited for.
         """
         first = str(meta["row"].get("last_update_date") or "")
-        copies = cls(first, marked)
+        copies = cls(first, marked, first_dropped=bool(meta.get("first_dropped")))
         if sent_before is not None:
             copies.marks = [str(m) for m in meta.get("copies") or [first]]
             copies.since = sent_before
@@ -107,6 +120,7 @@ class EventCopies:
                 stamp += timedelta(microseconds=1)
                 mark = utc_stamp(stamp)
         self.marks.append(mark)
+        self.latest_seen = False
         return mark
 
     def sent(self, when: float) -> None:
@@ -148,21 +162,25 @@ class EventCopies:
             if shown[0] == self.first:
                 return Step("ok")
             return Step("wait" if asked < self.since + window else "restore")
-        keep = max(shown, key=self._rank)
+        if self.marks and self.marks[-1] in shown:
+            self.latest_seen = True
+        keep = self.first if self.first in shown else max(shown, key=self._rank)
         if len(shown) > 1:
             if self.deleted and asked < self.deleted + window:
                 return Step("wait")  # the delete may not show yet
             self.keep = None if shown.count(keep) > 1 else keep
+            self.drop = sorted({str(m) for m in shown if m != self.keep})
+            self.first_dropped |= self.first in self.drop
             return Step("drop")
         self.deleted = 0.0
-        if self._rank(keep) == len(self.marks) - 1:
+        if self._rank(keep) == len(self.marks) - 1 or self.latest_seen:
             return self._settle(keep)
         held = self._hold(keep, asked, answered, policy, window)
         return held if held.action == "wait" else self._settle(keep, held.lag)
 
     def _settle(self, keep: str | None, lag: float | None = None) -> Step:
         """The one copy left is kept: done, once it bears the event's own date again."""
-        if keep == self.first:
+        if keep == self.first or self.first_dropped:
             return Step("ok", lag)
         self.keep = keep
         return Step("restore", lag)

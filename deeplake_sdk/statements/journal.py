@@ -378,13 +378,17 @@ def event_copies(table: str, ids: Sequence[str], *, marked: bool) -> Statement:
     )
 
 
-def delete_event_copies(table: str, row_id: str, keep: str | None) -> Statement:
-    """Delete the rows of one event id but the one marked ``keep`` (every row when None)."""
+def delete_event_copies(table: str, row_id: str, marks: Sequence[str]) -> Statement:
+    """Delete the rows of one event id marked with one of ``marks`` (their ``last_update_date``).
+
+    Naming the copies removed, rather than the one kept, a copy of this delete that the service
+    runs late never removes a row dated since (the copy kept, dated back as the event).
+    """
     t, p = quote_ident(table), Params()
-    sql = f"DELETE FROM {t} WHERE id = {p(row_id)}"
-    if keep is not None:
-        sql += f" AND last_update_date IS DISTINCT FROM {p(keep)}"
-    return (sql, p.values)
+    return (
+        f"DELETE FROM {t} WHERE id = {p(row_id)} AND last_update_date IN ({_in_list(p, marks)})",
+        p.values,
+    )
 
 
 def restore_event_date(table: str, row_id: str, mark: str, date: str) -> Statement:
