@@ -131,3 +131,17 @@ def test_a_late_delete_of_event_copies_removes_only_the_copies_it_names(raw, api
     for _ in range(2):  # applied, then run again late
         api.execute(*drop)
         assert raw.rows(f'SELECT last_update_date FROM "{table}"') == [[first]]
+
+
+def test_a_late_dedupe_leaves_a_file_created_at_the_path_since(raw, api):
+    table = api.ensure_table().name
+    insert = f'INSERT INTO "{table}" (id, path, summary, size_bytes) VALUES ($1, $2, $3, $4)'
+    for row_id in ("kept", "twin"):  # two creators of one path
+        raw.rows(insert, row_id, "/d.md", "x", 1)
+    dedupe = sj.dedupe(table, "/d.md", ["twin"])
+    api.execute(*dedupe)
+    assert raw.rows(f'SELECT id FROM "{table}"') == [["kept"]]
+    raw.rows(f'DELETE FROM "{table}"')  # the file removed, then created again
+    raw.rows(insert, "again", "/d.md", "y", 1)
+    api.execute(*dedupe)  # the first dedupe, run late
+    assert raw.rows(f'SELECT id, summary FROM "{table}"') == [["again", "y"]]

@@ -869,9 +869,10 @@ class Drain:
         if len(rows) > 1:
             run.settled()
             log.info("%s has %d rows: keeping the oldest", op.path, len(rows))
-            sql, params = sj.dedupe(op.table, op.path, top.id)
-            self.api.execute(sql, params, idempotent=True)
             run.dropping = frozenset(r.id for r in rows if r.id != top.id)
+            if run.dropping:
+                sql, params = sj.dedupe(op.table, op.path, sorted(run.dropping))
+                self.api.execute(sql, params, idempotent=True)
             twins = sum(r.id == top.id for r in rows) > 1
             if twins and (top.id == op.meta.get("row_id") or top.date <= op.stamp):
                 self._untwin(run, top.id)  # ours, or older than ours: our content wins anyway

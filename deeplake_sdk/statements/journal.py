@@ -6,7 +6,8 @@ Every shape is exact under retries, races and read lag when used as the drain us
 * an append is a compare-and-swap: it applies only to the row it names while that row still has
   the size and date the append expects, and :func:`append_landed` tells afterwards whether the
   bytes sit at that offset;
-* a replace rewrites every row of its path (duplicates converge), a dedupe keeps one row by id;
+* a replace rewrites every row of its path (duplicates converge), a dedupe deletes the other
+  rows by their ids;
 * replaces, deletes and renames carry a date guard (:func:`not_newer`): a copy of one that
   the service runs late (a request still queued when its process died, a resend whose first
   copy was only slow) never undoes a newer change;
@@ -186,10 +187,14 @@ def replace(layout: TableLayout, row: Mapping[str, Any], *, guarded: bool = True
     return (f"UPDATE {t} SET {', '.join(sets)} WHERE {where}", p.values)
 
 
-def dedupe(table: str, path: str, keep_id: str) -> Statement:
-    """Delete every row of ``path`` but the one with id ``keep_id``."""
+def dedupe(table: str, path: str, ids: Sequence[str]) -> Statement:
+    """Delete the rows of ``path`` with one of these ids (the duplicates of the row kept).
+
+    Naming the rows deleted, rather than the one kept, a copy of this statement that the
+    service runs late never removes a file created at that path since (its row has a new id).
+    """
     t, p = quote_ident(table), Params()
-    return (f"DELETE FROM {t} WHERE path = {p(path)} AND id <> {p(keep_id)}", p.values)
+    return (f"DELETE FROM {t} WHERE path = {p(path)} AND id IN ({_in_list(p, ids)})", p.values)
 
 
 def delete_twins(
