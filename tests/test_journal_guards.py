@@ -145,3 +145,17 @@ def test_a_late_dedupe_leaves_a_file_created_at_the_path_since(raw, api):
     raw.rows(insert, "again", "/d.md", "y", 1)
     api.execute(*dedupe)  # the first dedupe, run late
     assert raw.rows(f'SELECT id, summary FROM "{table}"') == [["again", "y"]]
+
+
+def test_rows_without_a_date_are_older_than_any_change(raw, api):
+    """Another client's table may hold NULL dates: such a row is rewritten, not left."""
+    raw.rows(
+        'CREATE TABLE "loose" (id TEXT, path TEXT, filename TEXT, summary TEXT, '
+        "mime_type TEXT, size_bytes BIGINT, last_update_date TEXT) USING deeplake"
+    )
+    raw.rows("INSERT INTO \"loose\" (id, path, summary, size_bytes) VALUES ('r', '/n.md', 'a', 1)")
+    layout = api.ensure_table("loose")
+    row = _row("/n.md", "rewritten\n", next_stamp())
+    del row["content"]
+    assert api.execute(*sj.replace(layout, row)).row_count == 1
+    assert raw.rows('SELECT summary FROM "loose"') == [["rewritten\n"]]

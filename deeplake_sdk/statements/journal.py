@@ -77,14 +77,17 @@ def not_newer(p: Params, stamp: str, *, now: datetime | None = None) -> str:
 
     A change guarded so applies only to rows no newer change has touched since: sent again, or
     run late by the service, it leaves a newer write alone. Rows dated more than
-    :data:`FUTURE_SLACK_S` ahead of ``now`` count as older than any change.
+    :data:`FUTURE_SLACK_S` ahead of ``now`` count as older than any change, and so do rows
+    without a date (NULL, as another client's table may hold).
 
     Args:
         p: The statement's parameters (the condition adds two).
         stamp: The change's date (``last_update_date`` text, see :mod:`deeplake_sdk.dates`).
         now: This host's time (default: now).
     """
-    return f"(last_update_date <= {p(stamp)} OR last_update_date > {p(_horizon(now))})"
+    return (
+        f"(COALESCE(last_update_date, '') <= {p(stamp)} OR last_update_date > {p(_horizon(now))})"
+    )
 
 
 def supersedes(date: str, stamp: str, *, now: datetime | None = None) -> bool:
