@@ -46,6 +46,11 @@ def test_a_fixed_window_ignores_what_was_seen():
     assert policy.effective_window([0.0] * 100) == 3.0
 
 
+def test_a_wait_polls_from_the_first_interval_doubling_up_to_the_longest():
+    polls = Consistency(first_poll=0.05, max_poll=0.4).polls()
+    assert [next(polls) for _ in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.4, 0.4]
+
+
 def test_one_slow_change_among_the_latest_keeps_the_window_long():
     lag, policy = ObservedLag(keep=8), Consistency(window=2.0, min_samples=4)
     for _ in range(8):

@@ -50,7 +50,7 @@ import contextlib
 import logging
 import posixpath
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +131,16 @@ class Consistency:
         if not self.adaptive or len(bounds) < self.min_samples:
             return self.window
         return min(self.window, max(self.min_window, self.lag_factor * max(bounds)))
+
+    def polls(self) -> Iterator[float]:
+        """The sleeps of one wait for changes to show.
+
+        :attr:`first_poll`, doubling up to :attr:`max_poll`, then :attr:`max_poll` for ever.
+        """
+        delay = self.first_poll
+        while True:
+            yield delay
+            delay = min(delay * 2, self.max_poll)
 
 
 class Catalog:
@@ -716,7 +726,7 @@ class Drain:
         A lane whose last operation shows is settled at once (``outcome``), not when the
         round's slowest lane is done.
         """
-        delay = self.consistency.first_poll
+        polls = self.consistency.polls()
         pending = list(runs)
         while pending:
             asked = time.time()
@@ -754,8 +764,7 @@ class Drain:
             pending = [r for r in waiting if r.error is None]
             pending += [r for r, _, op in repairs if r.error is None and r.op is op]
             if pending and not repairs:
-                cooperative_sleep(delay)
-                delay = min(delay * 2, self.consistency.max_poll)
+                cooperative_sleep(next(polls))
 
     def _awaits(self, run: _Run, rows: list[Row], asked: float) -> bool:
         """Whether a lane still waits for the rows an earlier drain may have created.
@@ -1102,7 +1111,7 @@ class Drain:
 
     def _wait_gone(self, op: Op, acked: float) -> None:
         """Poll until no row older than the operation remains at its source."""
-        delay = self.consistency.first_poll
+        polls = self.consistency.polls()
         sql, params = sj.rows_under(op.table, op.path, tree=op.kind != "rename", not_after=op.stamp)
         for _ in range(MAX_REPAIRS):
             while True:
@@ -1111,8 +1120,7 @@ class Drain:
                     return
                 if asked >= acked + self.window():
                     break
-                cooperative_sleep(delay)
-                delay = min(delay * 2, self.consistency.max_poll)
+                cooperative_sleep(next(polls))
             for stmt_sql, stmt_params in self._barrier_statements(op):
                 self.api.execute(stmt_sql, stmt_params, idempotent=True)
             acked = time.time()
@@ -1145,7 +1153,7 @@ class Drain:
         live = [_Event(op, marked, now) for op in ops]
         send = [e for e in live if e.op.fresh]
         check = [e for e in live if not e.op.fresh]
-        delay = self.consistency.first_poll
+        polls = self.consistency.polls()
         while send or check:
             if send:
                 sent = self._send_copies(layout, send, outcome)
@@ -1171,8 +1179,7 @@ class Drain:
             if any(isinstance(r, Failure) for r in results):
                 return False
             if check and not send and not fixes:
-                cooperative_sleep(delay)
-                delay = min(delay * 2, self.consistency.max_poll)
+                cooperative_sleep(next(polls))
         return True
 
     def _send_copies(
