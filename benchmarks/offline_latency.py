@@ -1,10 +1,11 @@
 """How long the SDK's entry points take where the service cannot be connected to.
 
-Run: .venv/bin/python benchmarks/offline_latency.py [--runs 3]
+Run: .venv/bin/python benchmarks/offline_latency.py [--runs 3] [--blackhole]
 
 Every case runs in a new process (interpreter start and imports included) against a port of
-127.0.0.1 that nothing listens on (connections are refused), with a journal on disk in a
-temporary directory:
+127.0.0.1 that nothing listens on (connections are refused), or with ``--blackhole`` one whose
+connections hang (:class:`~deeplake_sdk.server.blackhole.Blackhole`: packets dropped, as
+behind a firewall or a network that is down), with a journal on disk in a temporary directory:
 
 * ``open``: ``DeeplakeFs(api)`` (the tables' layouts are probed);
 * ``first event``: ``SessionLog(api, ...)`` and one ``log()``;
@@ -12,7 +13,8 @@ temporary directory:
   and died (the open first waits, at most ``recover_timeout``, for such writes to be stored);
 * ``exit with a write``: a script that writes one file and ends (the exit drain runs);
 * ``deeplake-sdk write``: the command with its default ``--wait`` (exit code 2 expected);
-* ``hook session-start`` / ``capture`` / ``session-end``: the Claude Code hooks.
+* ``hook session-start`` / ``capture`` / ``session-end`` / ``pre-tool-use`` (a ``Read``
+  under the memory mount): the Claude Code hooks.
 
 Prints the median wall time of each case over ``--runs``. Run it with ``PYTHONPATH`` set to
 another checkout to compare two versions of the SDK.
@@ -21,6 +23,7 @@ another checkout to compare two versions of the SDK.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -29,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from deeplake_sdk.server.blackhole import Blackhole
 
 
 def child(body: str) -> str:
@@ -78,12 +83,14 @@ def run(args: list[str], env: dict[str, str], stdin: bytes = b"") -> tuple[float
     return time.perf_counter() - started, proc.stdout.decode()
 
 
-def one_round(env: dict[str, str]) -> dict[str, float]:
+def one_round(env: dict[str, str], blackhole: bool = False) -> dict[str, float]:
     """Every case once, each with a journal of its own; returns seconds per case."""
     py = [sys.executable, "-c"]
     cli = [sys.executable, "-m", "deeplake_sdk.cli"]
     out: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="dloffline") as tmp:
+    holes: list[Blackhole] = []
+    with tempfile.TemporaryDirectory(prefix="dloffline") as tmp, contextlib.ExitStack() as stack:
+        stack.callback(lambda: [hole.close() for hole in holes])
 
         def fresh(name: str) -> tuple[str, str, dict[str, str]]:
             journal = os.path.join(tmp, name)
@@ -92,6 +99,10 @@ def one_round(env: dict[str, str]) -> dict[str, float]:
             case_env["DEEPLAKE_HOOK_DIR"] = os.path.join(tmp, name + "-hook")
             case_env["DEEPLAKE_MEMORY_MOUNT"] = os.path.join(tmp, name + "-mount")
             case_env["DEEPLAKE_CACHE_DIR"] = os.path.join(tmp, name + "-cache")
+            if blackhole:
+                hole = Blackhole()
+                holes.append(hole)
+                return hole.url, journal, case_env
             return unreachable_url(), journal, case_env
 
         url, journal, case_env = fresh("open")
@@ -117,16 +128,26 @@ def one_round(env: dict[str, str]) -> dict[str, float]:
         ):
             stdin = json.dumps({**payload, "hook_event_name": event}).encode()
             out[f"hook {sub}"] = run([*cli, "hook", sub], case_env, stdin)[0]
+        read = {"file_path": os.path.join(case_env["DEEPLAKE_MEMORY_MOUNT"], "notes", "a.md")}
+        stdin = json.dumps(
+            {**payload, "hook_event_name": "PreToolUse", "tool_name": "Read", "tool_input": read}
+        ).encode()
+        out["hook pre-tool-use"] = run([*cli, "hook", "pre-tool-use"], case_env, stdin)[0]
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--blackhole",
+        action="store_true",
+        help="connections hang (packets dropped) instead of being refused",
+    )
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPLAKE_")}
     env.update(DEEPLAKE_HOOK_DRAIN="0", DEEPLAKE_CREDENTIALS="/nonexistent/credentials.json")
-    rounds = [one_round(env) for _ in range(args.runs)]
+    rounds = [one_round(env, args.blackhole) for _ in range(args.runs)]
     print(f"{'case':34} {'median s':>9}   (runs: {args.runs})")
     for case in rounds[0]:
         print(f"{case:34} {statistics.median(r[case] for r in rounds):9.2f}")

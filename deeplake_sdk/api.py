@@ -24,12 +24,13 @@ from urllib.parse import quote
 from deeplake_sdk import statements
 from deeplake_sdk._coop import Failure, run_parallel
 from deeplake_sdk._version import __version__
-from deeplake_sdk.api_types import DEFAULT_MAX_CONCURRENCY, QueryResult, Timeout
+from deeplake_sdk.api_types import DEFAULT_MAX_CONCURRENCY, QUICK_CONNECT_S, QueryResult, Timeout
 from deeplake_sdk.config import Credentials, load_credentials
 from deeplake_sdk.errors import (
     AlreadyExistsError,
     AmbiguousWriteError,
     ClosedError,
+    ConnectError,
     NetworkError,
     QueryError,
     ServerError,
@@ -222,14 +223,19 @@ class DeeplakeApi:
         return clone
 
     def connect_once(self) -> DeeplakeApi:
-        """A client like this one that does not retry a connection that cannot be made.
+        """A client like this one that does not retry, nor wait long for, a connection.
 
         A :class:`~deeplake_sdk.errors.ConnectError` is raised at once (other failures are
         retried as by this client's policy): for callers that have somewhere else to go while
         the service cannot be reached (see :attr:`RetryPolicy.retry_connect
-        <deeplake_sdk.retry.RetryPolicy>`).
+        <deeplake_sdk.retry.RetryPolicy>`). Its connect timeout is at most
+        :data:`QUICK_CONNECT_S`, and for :attr:`RetryPolicy.connect_cooldown
+        <deeplake_sdk.retry.RetryPolicy>` seconds after a connection to the origin hung, its
+        requests are not sent.
         """
-        return self.with_retries(replace(self.retry_policy, retry_connect=False))
+        clone = self.with_retries(replace(self.retry_policy, retry_connect=False))
+        clone.timeout = replace(self.timeout, connect=min(self.timeout.connect, QUICK_CONNECT_S))
+        return clone
 
     def close(self) -> None:
         """Stop using this client (the shared connection pool stays open for other clients)."""
@@ -273,7 +279,15 @@ class DeeplakeApi:
         timeout: Timeout | None = None,
     ) -> Any:
         timeout = timeout or self.timeout
-        return self.endpoint.request(
+        endpoint = self.endpoint
+        hung_for = endpoint.connect_hung_for()
+        if self.retry_policy.skips_connect(hung_for):
+            raise ConnectError(
+                f"not sent: a connection to {endpoint.origin} hung until its timeout "
+                f"{hung_for:.1f}s ago; the service is taken as unreachable for now",
+                timed_out=True,
+            )
+        return endpoint.request(
             method,
             path,
             headers=self._headers,

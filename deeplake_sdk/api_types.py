@@ -5,11 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_CONCURRENCY", "QueryResult", "Timeout"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "QUICK_CONNECT_S", "QueryResult", "Timeout"]
 
 #: The default ceiling of requests in flight per origin: the adaptive limit grows up to it
 #: (:class:`~deeplake_sdk.limiter.GradientLimit`); chosen never to be the bottleneck on ``beta``.
 DEFAULT_MAX_CONCURRENCY = 256
+
+
+#: The longest connect timeout of a client that has somewhere else to go while the service
+#: cannot be reached (:meth:`DeeplakeApi.connect_once <deeplake_sdk.DeeplakeApi.connect_once>`:
+#: the journal's drain, the tables' probes, the hooks). A connect answers within a round trip;
+#: 3 s leaves room for one lost SYN, sent again after 1 s.
+QUICK_CONNECT_S = 3.0
 
 
 @dataclass(frozen=True)

@@ -185,10 +185,17 @@ class ConnectError(NetworkError, ConnectionError):
     be reached, such a failure is not retried (see :attr:`RetryPolicy.retry_connect
     <deeplake_sdk.retry.RetryPolicy>`): opening a filesystem or a session log, and the
     journal's drain, whose flusher tries again later.
+
+    Attributes:
+        timed_out: ``True`` when the connection hung until the connect timeout (packets
+            dropped: a firewall, a network down) rather than being refused at once. Callers
+            that do not retry connections then skip the origin for a while (see
+            :attr:`RetryPolicy.connect_cooldown <deeplake_sdk.retry.RetryPolicy>`).
     """
 
-    def __init__(self, *args: object) -> None:
+    def __init__(self, *args: object, timed_out: bool = False) -> None:
         super().__init__(*args, ambiguous=False)
+        self.timed_out = timed_out
 
 
 class AmbiguousWriteError(NetworkError):

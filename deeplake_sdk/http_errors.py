@@ -121,7 +121,8 @@ def network_error(exc: BaseException, url: str, timeout: tuple[float, float]) ->
     )
     if connect_timeout:
         return ConnectError(
-            f"could not connect to {where} within {timeout[0]:g}s; check the URL and the network"
+            f"could not connect to {where} within {timeout[0]:g}s; check the URL and the network",
+            timed_out=True,
         )
     if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(
         reason, (urllib3.exceptions.ReadTimeoutError, TimeoutError)

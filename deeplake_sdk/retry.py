@@ -108,6 +108,13 @@ class RetryPolicy:
             journal's drain (its flusher tries again later), and the probes of the tables when
             a filesystem or a session log opens (writes are journaled meanwhile; reads ask
             again, with retries).
+        connect_cooldown: With ``retry_connect=False``: for this many seconds after a
+            connection to the origin hung until its connect timeout (in this process), a
+            request is not sent at all: it fails at once with a
+            :class:`~deeplake_sdk.errors.ConnectError`, as the attempt would after its
+            timeout. A refused connection fails at once anyway and sets no cooldown; any
+            answer of the origin ends it. So a program whose network drops packets pays one
+            connect timeout, not one per step (its open, its writes' checks, its exit drain).
     """
 
     retries: int = 3
@@ -119,10 +126,13 @@ class RetryPolicy:
     auth_retries: int = 2
     deadline: float | None = 120.0
     retry_connect: bool = True
+    connect_cooldown: float = 5.0
 
     def __post_init__(self) -> None:
         if self.retries < 0 or self.auth_retries < 0:
             raise ValueError("retries and auth_retries must be >= 0")
+        if self.connect_cooldown < 0:
+            raise ValueError("connect_cooldown must be >= 0")
         if self.backoff_base < 0 or self.backoff_max < 0 or self.jitter < 0:
             raise ValueError("backoff_base, backoff_max and jitter must be >= 0")
         if not 0 <= self.transient_factor <= 1:
@@ -159,6 +169,15 @@ class RetryPolicy:
         if isinstance(error, ApiError):
             return error.status in RETRY_STATUSES and not isinstance(error, AlreadyExistsError)
         return False
+
+    def skips_connect(self, hung_for: float | None) -> bool:
+        """Whether a request is not sent, its origin's last connection having hung.
+
+        Args:
+            hung_for: Seconds since a connection to the origin last hung until its connect
+                timeout, or ``None`` (none did since the origin last answered).
+        """
+        return not self.retry_connect and hung_for is not None and hung_for < self.connect_cooldown
 
     def backoff(self, retry_index: int, rng: Callable[[], float] = random.random) -> float:
         """Backoff before retry number ``retry_index`` (0-based), jitter included, capped."""

@@ -460,6 +460,15 @@ class Endpoint:
         """The requests session of the shared pool (used when sockets are not patched)."""
         return self._shared.session
 
+    def connect_hung_for(self) -> float | None:
+        """Seconds since a connection to this origin last hung until its connect timeout.
+
+        ``None`` when none did since the origin last answered (in this process, whatever the
+        endpoint): see :attr:`RetryPolicy.connect_cooldown <deeplake_sdk.retry.RetryPolicy>`.
+        """
+        at = _connect_hung.get(self.origin)
+        return None if at is None else time.monotonic() - at
+
     @property
     def requests_sent(self) -> int:
         """HTTP attempts sent by this process through this endpoint (exact across threads)."""
@@ -547,7 +556,10 @@ class Endpoint:
         else:
             self._run_on_worker(attempt)
         if attempt.error is not None:
+            if getattr(attempt.error, "timed_out", False):
+                _connect_hung[self.origin] = time.monotonic()
             raise attempt.error
+        _connect_hung.pop(self.origin, None)
         status, answer_headers, content = attempt.result
         logger.debug(
             "%s %s -> %s in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000
@@ -643,6 +655,9 @@ _origins_lock = allocate_lock()
 #: The host-share files this process's origin limiters joined (left at exit, in one place:
 #: :func:`leave_host_shares`).
 _shares: dict[str, HostShare] = {}  # by file
+#: When a connection to an origin last hung until its connect timeout (monotonic seconds),
+#: until the origin answers again.
+_connect_hung: dict[str, float] = {}
 _registry_lock = allocate_lock()
 _fork_lock = allocate_lock()
 #: Forks this process descends from (since this module was imported).

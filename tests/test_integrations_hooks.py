@@ -15,6 +15,8 @@ import pytest
 from integrations_support import run_example, service_env
 from plugin_tables import create_plugin_tables, insert_plugin_session_row, plugin_event
 
+from deeplake_sdk.api_types import QUICK_CONNECT_S
+from deeplake_sdk.server.blackhole import Blackhole
 from deeplake_sdk.sessions import session_path
 from deeplake_sdk.statements.files import compact_json
 
@@ -385,6 +387,24 @@ def test_unreachable_service_falls_through_quickly(hooks, tmp_path):
     hooks.env["DEEPLAKE_API_URL"] = "http://127.0.0.1:9"  # discard port: connection refused
     payload = {"tool_name": "Read", "tool_input": {"file_path": f"{hooks.mount}/a.md"}}
     assert hooks.answer(payload) is None
+
+
+def test_a_service_whose_connections_hang_falls_through_within_the_hooks_budget(hooks):
+    """pre-tool-use gives its query 5 s: its connect timeout is within that (3 s), not the
+    10 s of a client that waits for connections."""
+    with Blackhole() as hole:
+        hooks.env["DEEPLAKE_API_URL"] = hole.url
+        payload = {"tool_name": "Read", "tool_input": {"file_path": f"{hooks.mount}/a.md"}}
+        proc = subprocess.run(
+            [sys.executable, "-m", "deeplake_sdk.cli", "-vv", "hook", "pre-tool-use"],
+            input=json.dumps(payload).encode(),
+            capture_output=True,
+            env=hooks.env,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 0 and proc.stdout == b"", proc.stderr.decode()
+    assert f"within {QUICK_CONNECT_S:g}s" in proc.stderr.decode()
 
 
 def test_hooks_where_nothing_listens_retry_no_connection(hooks, tmp_path):

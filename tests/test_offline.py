@@ -1,6 +1,7 @@
-"""Where the service cannot be connected to (nothing listens at its address): opening a
-filesystem or a session log, the wait for an earlier process's writes and the exit drain make
-one attempt instead of waiting out the outage; what was journaled stays journaled.
+"""Where the service cannot be connected to (nothing listens at its address, or connections
+hang): opening a filesystem or a session log, the wait for an earlier process's writes and the
+exit drain make one attempt instead of waiting out the outage; what was journaled stays
+journaled.
 
 (A command's and the hooks' side: ``test_cli_fs.py`` and ``test_integrations_hooks.py``.)
 """
@@ -13,12 +14,24 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
-from deeplake_sdk import ConnectError, DeeplakeApi, DeeplakeFs, FlushError, NetworkError, SessionLog
+from deeplake_sdk import (
+    ConnectError,
+    DeeplakeApi,
+    DeeplakeFs,
+    FlushError,
+    NetworkError,
+    SessionLog,
+    Timeout,
+    transport,
+)
+from deeplake_sdk.api_types import QUICK_CONNECT_S
 from deeplake_sdk.journal.store import list_entries
 from deeplake_sdk.retry import RetryPolicy
+from deeplake_sdk.server.blackhole import Blackhole
 
 #: An earlier process: journals a write where nothing listens, then dies without a drain.
 EARLIER = """
@@ -45,6 +58,20 @@ try:
 except FlushError as exc:
     print("told:", exc)
 """
+)
+
+
+#: The same where connections hang; at exit (after the SDK's exit drain: handlers run last
+#: registered first), the connection attempts the whole program made.
+EXITING_HUNG = (
+    """
+import atexit
+from deeplake_sdk import transport
+atexit.register(
+    lambda: print("attempts:", sum(e.requests_sent for e in transport._registry.values()))
+)
+"""
+    + EXITING
 )
 
 
@@ -160,5 +187,82 @@ def test_the_exit_drain_does_not_warn_again_of_writes_a_flush_reported(tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode().startswith("told:") and "cannot connect" in proc.stdout.decode()
     assert "stay in journal" not in proc.stderr.decode()
+    (journal,) = tmp_path.glob("*.sqlite")
+    assert [e.path for e in list_entries(journal)] == ["/exit.md"]
+
+
+def test_a_policy_that_does_not_retry_connections_skips_an_origin_whose_connect_hung():
+    waits, once = RetryPolicy(), RetryPolicy(retry_connect=False)
+    assert not waits.skips_connect(0.0)
+    assert not once.skips_connect(None)  # nothing hung since the origin last answered
+    assert once.skips_connect(0.0) and once.skips_connect(once.connect_cooldown - 0.1)
+    assert not once.skips_connect(once.connect_cooldown)
+    assert not RetryPolicy(retry_connect=False, connect_cooldown=0).skips_connect(0.0)
+    with pytest.raises(ValueError):
+        RetryPolicy(connect_cooldown=-1)
+
+
+def test_a_client_that_does_not_retry_connections_does_not_wait_long_for_one():
+    api = DeeplakeApi("t", "org", "ws", unreachable_url(), timeout=30)
+    once = api.connect_once()
+    assert api.timeout.connect > QUICK_CONNECT_S
+    assert once.timeout == Timeout(statement=30, connect=QUICK_CONNECT_S)
+    short = DeeplakeApi("t", "org", "ws", unreachable_url(), timeout=Timeout(connect=1.0))
+    assert short.connect_once().timeout.connect == 1.0
+
+
+def test_a_connection_that_hung_is_not_tried_again_by_clients_that_do_not_wait_for_one():
+    with Blackhole() as hole:
+        api = DeeplakeApi("t", "org", "ws", hole.url, timeout=Timeout(connect=0.3), retries=0)
+        once = api.connect_once()
+        with pytest.raises(ConnectError) as hung:
+            once.list_tables()
+        assert hung.value.timed_out and "within 0.3s" in str(hung.value)
+        sent = once.endpoint.requests_sent
+        with pytest.raises(ConnectError) as skipped:
+            once.list_tables()
+        assert skipped.value.timed_out and str(skipped.value).startswith("not sent")
+        assert once.endpoint.requests_sent == sent
+        with pytest.raises(ConnectError):  # a client that waits for connections still tries
+            api.list_tables()
+        assert api.endpoint.requests_sent == sent + 1
+
+
+def test_a_refused_connection_sets_no_cooldown():
+    once = DeeplakeApi("t", "org", "ws", unreachable_url()).connect_once()
+    for _ in range(2):
+        with pytest.raises(ConnectError) as refused:
+            once.list_tables()
+        assert not refused.value.timed_out
+    assert once.endpoint.requests_sent == 2
+    assert once.endpoint.connect_hung_for() is None
+
+
+def test_an_answer_of_the_origin_ends_the_cooldown(srv, workspace):
+    api = DeeplakeApi(srv.token, srv.org, workspace, srv.url)
+    once = api.connect_once()
+    transport._connect_hung[api.endpoint.origin] = time.monotonic()  # as after a hung connect
+    with pytest.raises(ConnectError):
+        once.list_tables()
+    api.list_tables()  # a client that waits for connections is answered
+    assert api.endpoint.connect_hung_for() is None
+    assert isinstance(once.list_tables(), list)
+    api.close()
+
+
+def test_a_program_whose_connections_hang_tries_to_connect_once(tmp_path):
+    """Its open, its write's check and its exit drain: one connect timeout in all (the open
+    probes both tables at once), not one per step; the write stays journaled."""
+    with Blackhole() as hole:
+        proc = subprocess.run(
+            [sys.executable, "-c", EXITING_HUNG, hole.url, str(tmp_path)],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr.decode()
+    (attempts,) = [line for line in proc.stdout.decode().splitlines() if "attempts" in line]
+    assert 1 <= int(attempts.split()[-1]) <= 2, proc.stderr.decode()
+    assert "stay in journal" in proc.stderr.decode()
     (journal,) = tmp_path.glob("*.sqlite")
     assert [e.path for e in list_entries(journal)] == ["/exit.md"]

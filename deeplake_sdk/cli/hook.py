@@ -200,7 +200,7 @@ def cmd_pre_tool_use(args: argparse.Namespace) -> int:
     from deeplake_sdk.integrations.claude_code_answer import pre_tool_use
 
     try:
-        api = _api(timeout=settings.timeout, retries=0)
+        api = _api(timeout=settings.timeout, retries=0).connect_once()  # within its budget
     except Exception as exc:
         log.debug("pre-tool-use falls through: %s", exc)
         return EXIT_OK
