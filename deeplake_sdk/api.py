@@ -283,8 +283,9 @@ class DeeplakeApi:
         hung_for = endpoint.connect_hung_for()
         if self.retry_policy.skips_connect(hung_for):
             raise ConnectError(
-                f"not sent: a connection to {endpoint.origin} hung until its timeout "
-                f"{hung_for:.1f}s ago; the service is taken as unreachable for now",
+                f"not sent: connecting to {endpoint.origin} timed out {hung_for:.1f}s ago; "
+                "check the URL and the network (not tried again for "
+                f"{self.retry_policy.connect_cooldown:g}s)",
                 timed_out=True,
             )
         return endpoint.request(

@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 from test_offline import unreachable_url
 
+from deeplake_sdk.api_types import QUICK_CONNECT_S
 from deeplake_sdk.server import local
+from deeplake_sdk.server.blackhole import Blackhole
 
 
 class Cli:
@@ -133,6 +135,38 @@ def test_a_write_where_nothing_listens_exits_at_once_and_the_next_command_stores
     with local(dsn=pg_dsn, port=port, token="offline-token", org="offline-org"):
         proc = cli("cat", "/notes/off.md")
     assert proc.returncode == 0 and proc.out == "written offline\n", proc.err
+
+
+def offline_cli(url: str, tmp_path) -> Cli:
+    env = base_env(tmp_path)
+    env.update(
+        DEEPLAKE_API_URL=url,
+        DEEPLAKE_TOKEN="offline-token",
+        DEEPLAKE_ORG_ID="offline-org",
+        DEEPLAKE_WORKSPACE_ID="ws",
+        DEEPLAKE_JOURNAL_DIR=str(tmp_path / "j"),
+        DEEPLAKE_STATE_DIR=str(tmp_path),
+    )
+    return Cli(env)
+
+
+def test_commands_where_nothing_listens_fail_at_once_without_retrying(tmp_path):
+    """Like curl or psql: one connection attempt, status 2, the error on one line."""
+    cli = offline_cli(unreachable_url(), tmp_path)
+    for args in (("ls", "/"), ("cat", "/a.md"), ("query", "SELECT 1")):
+        proc = cli("-v", *args)
+        assert proc.returncode == 2, proc.err
+        assert "retrying in" not in proc.err
+        assert proc.err.splitlines()[-1].startswith("deeplake-sdk: error: cannot connect")
+
+
+def test_a_read_where_connections_hang_waits_for_one_connection_only(tmp_path):
+    """The open's probes hang for the quick connect timeout; the read is then not sent."""
+    with Blackhole() as hole:
+        proc = offline_cli(hole.url, tmp_path)("-v", "ls", "/")
+    assert proc.returncode == 2, proc.err
+    assert f"within {QUICK_CONNECT_S:g}s" in proc.err and "retrying in" not in proc.err
+    assert proc.err.splitlines()[-1].startswith("deeplake-sdk: error: not sent: connecting to")
 
 
 def test_wait_must_be_a_number_of_seconds(cli):

@@ -82,7 +82,7 @@ def open_fs(args: argparse.Namespace) -> Iterator[Any]:
             args.url,
             table=args.table,
             sessions_table=args.sessions_table,
-        )
+        ).connect_once()  # a command fails at once where the service cannot be connected to
     except DeeplakeError as exc:
         raise _cli_error(exc) from exc
     if args.wait > 0:

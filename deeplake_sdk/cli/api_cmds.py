@@ -95,7 +95,8 @@ def _client(args: argparse.Namespace) -> Any:
     from deeplake_sdk.errors import ConfigError
 
     try:
-        return DeeplakeApi(args.token, args.org, args.workspace, args.url)
+        # a command fails at once where the service cannot be connected to
+        return DeeplakeApi(args.token, args.org, args.workspace, args.url).connect_once()
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
 
