@@ -276,11 +276,13 @@ class DeeplakeFs:
                 raise
             self.writer.binary_ok = None
             also = f"; {earlier} write(s) of an earlier process not stored yet" if earlier else ""
+            reads = "wait for it" if self.api.retry_policy.retry_connect else "fail until then"
             log.warning(
                 "memory table %r not reachable (%s): text writes are journaled and sent once "
-                "the service answers; reads wait for it, but those of journaled writes%s",
+                "the service answers; reads of other files than those %s%s",
                 self.table,
                 exc,
+                reads,
                 also,
             )
             return
