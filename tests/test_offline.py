@@ -228,6 +228,26 @@ def test_a_connection_that_hung_is_not_tried_again_by_clients_that_do_not_wait_f
         assert api.endpoint.requests_sent == sent + 1
 
 
+def test_requests_not_sent_do_not_extend_the_cooldown():
+    """Once the cooldown since the last connection that hung has passed, one is tried again."""
+    policy = RetryPolicy(retries=0, connect_cooldown=0.5)
+    with Blackhole() as hole:
+        api = DeeplakeApi("t", "org", "ws", hole.url, timeout=Timeout(connect=0.3), retries=policy)
+        once = api.connect_once()
+        with pytest.raises(ConnectError):
+            once.list_tables()
+        sent = once.endpoint.requests_sent
+        for _ in range(200):  # 10 s: twenty times the cooldown
+            with pytest.raises(ConnectError) as failed:
+                once.list_tables()
+            if not str(failed.value).startswith("not sent"):
+                break
+            assert once.endpoint.requests_sent == sent
+            time.sleep(0.05)
+        assert "within 0.3s" in str(failed.value)  # tried again once the cooldown passed
+        assert once.endpoint.requests_sent == sent + 1
+
+
 def test_a_refused_connection_sets_no_cooldown():
     once = DeeplakeApi("t", "org", "ws", unreachable_url()).connect_once()
     for _ in range(2):
