@@ -237,6 +237,8 @@ class GradientState(LimitState):
             service's capacity, confirmed): each doubles the successes a probe needs.
         cut_at: When the limit last shrank for delay (``Sample.at``; 0: never): attempts sent
             before then do not shrink it again.
+        grow_from: The estimate when the round trip of growth in progress began.
+        grow_at: When that round trip began (``Sample.at``; 0: none yet).
     """
 
     estimate: float = 0.0
@@ -261,6 +263,8 @@ class GradientState(LimitState):
     clean: int = 0
     plateau: int = 0
     cut_at: float = 0.0
+    grow_from: float = 0.0
+    grow_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -281,7 +285,11 @@ class GradientLimit(LimitPolicy):
       with attempts waiting: it grows only while it bounds the demand, as TCP validates its
       window) and below ``delivery_gain`` times what the service delivers in flight (its
       rate of successes x the round-trip time, as BBR bounds its window): it grows by a
-      bounded queue allowance (``sqrt(limit)``, at most ``queue_max``) per sample, smoothed;
+      bounded queue allowance (``sqrt(limit)``, at most ``queue_max``) per sample, smoothed,
+      and by at most one such allowance per round trip (the first refusal takes a round trip
+      to come back: a limit that grew with every answer meanwhile, as TCP's slow start, had
+      overshot the service's capacity by the growth of a whole round trip, 16 slots at 200
+      sessions on ``beta``, and that many attempts were refused at once);
       once it nears the limit at which the service last refused requests (``hint``), it only
       probes, one more slot per ``probe x limit`` successes, so that refusals stay rare
       (twice as many successes per slot for each burst of 503s in a row that begins near the
@@ -417,6 +425,7 @@ class GradientLimit(LimitPolicy):
             long = s.long_rtt + (short - s.long_rtt) * alpha
         gradient = min(1.0, self.tolerance * long / short)
         estimate, cut_at = s.estimate, s.cut_at
+        grow_from, grow_at = s.grow_from, s.grow_at
         if gradient < 1.0:
             if not (sample.at and cut_at) or sample.at - rtt >= cut_at:  # sent after the cut
                 estimate += (estimate * gradient - estimate) * self.smoothing
@@ -428,6 +437,9 @@ class GradientLimit(LimitPolicy):
             else:
                 queue = min(self.queue_max, math.sqrt(estimate))
                 estimate += queue * self.smoothing
+                if not sample.at or sample.at - grow_at >= short:  # a new round trip
+                    grow_from, grow_at = s.estimate, sample.at
+                estimate = min(estimate, grow_from + queue)
                 if s.hint:
                     estimate = min(estimate, max(s.hint * self.near_hint, s.estimate))
         estimate = min(estimate, float(self.max_limit))
@@ -442,6 +454,8 @@ class GradientLimit(LimitPolicy):
             pause=0.0,
             plateau=0 if estimate > s.hint / self.near_hint + 2 else s.plateau,
             cut_at=cut_at,
+            grow_from=grow_from,
+            grow_at=grow_at,
         )
 
     def _past_delivery(self, s: GradientState, sample: Sample, estimate: float) -> bool:

@@ -77,6 +77,18 @@ def test_gradient_grows_only_as_far_as_the_demand_fills_it():
     assert policy.limits([waiting] * 50)[-1] == 20
 
 
+def test_gradient_grows_by_one_queue_allowance_per_round_trip():
+    """The first refusal takes a round trip to come back: a limit grown by every answer
+    meanwhile would overshoot the service's capacity by a round trip's growth."""
+    policy = GradientLimit(initial_limit=16, delivery_gain=0)
+    rtt = 0.03
+    within = [Sample(OK, rtt, 100, at=1.0 + i * 0.001) for i in range(30)]  # one round trip
+    assert policy.limits(within)[-1] == 16 + 4  # one allowance: sqrt(16)
+    apart = [Sample(OK, rtt, 100, at=1.0 + i * rtt) for i in range(30)]  # 30 round trips
+    assert policy.limits(apart)[-1] > 30  # an allowance (smoothed) each
+    assert policy.limits([ok()] * 30)[-1] > 30  # no time known: each answer its own
+
+
 def test_gradient_shrinks_when_the_delay_passes_the_tolerance_and_keeps_a_floor():
     policy = GradientLimit(initial_limit=32, min_limit=4, tolerance=2.0)
     flat = [ok(0.03)] * 20
