@@ -279,7 +279,7 @@ class DeeplakeFs:
             reads = "wait for it" if self.api.retry_policy.retry_connect else "fail until then"
             log.warning(
                 "memory table %r not reachable (%s): text writes are journaled and sent once "
-                "the service answers; reads of other files than those %s%s",
+                "the service answers; reads of files other than those %s%s",
                 self.table,
                 exc,
                 reads,
