@@ -432,16 +432,7 @@ class GradientLimit(LimitPolicy):
                 estimate = max(estimate, float(min(self.min_limit, s.limit)))
                 cut_at = sample.at
         elif self._in_use(sample, estimate) and not self._past_delivery(s, sample, estimate):
-            if s.hint and estimate >= s.hint * self.near_hint:
-                estimate += 1.0 / (self.probe * 2**s.plateau * estimate)
-            else:
-                queue = min(self.queue_max, math.sqrt(estimate))
-                estimate += queue * self.smoothing
-                if not sample.at or sample.at - grow_at >= short:  # a new round trip
-                    grow_from, grow_at = s.estimate, sample.at
-                estimate = min(estimate, grow_from + queue)
-                if s.hint:
-                    estimate = min(estimate, max(s.hint * self.near_hint, s.estimate))
+            estimate, grow_from, grow_at = self._grown(s, sample, short)
         estimate = min(estimate, float(self.max_limit))
         return replace(
             self._measured(s, sample),
@@ -457,6 +448,28 @@ class GradientLimit(LimitPolicy):
             grow_from=grow_from,
             grow_at=grow_at,
         )
+
+    def _grown(self, s: GradientState, sample: Sample, short: float) -> tuple[float, float, float]:
+        """The estimate after a success that may grow it, with the round trip of growth.
+
+        Near the last ``hint`` it probes (a fraction of a slot per success); elsewhere it grows
+        by the queue allowance, smoothed, and by one allowance at most within a round trip
+        (``short``, from ``grow_at``; a sample without a time begins a round trip of its own),
+        never past ``near_hint`` of the hint in one step.
+
+        Returns:
+            ``(estimate, grow_from, grow_at)``.
+        """
+        estimate, grow_from, grow_at = s.estimate, s.grow_from, s.grow_at
+        if s.hint and estimate >= s.hint * self.near_hint:
+            return estimate + 1.0 / (self.probe * 2**s.plateau * estimate), grow_from, grow_at
+        queue = min(self.queue_max, math.sqrt(estimate))
+        if not sample.at or sample.at - grow_at >= short:
+            grow_from, grow_at = estimate, sample.at
+        estimate = min(estimate + queue * self.smoothing, grow_from + queue)
+        if s.hint:
+            estimate = min(estimate, max(s.hint * self.near_hint, s.estimate))
+        return estimate, grow_from, grow_at
 
     def _past_delivery(self, s: GradientState, sample: Sample, estimate: float) -> bool:
         """Whether the limit is already ``delivery_gain`` times what the service delivers.
