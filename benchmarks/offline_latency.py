@@ -88,9 +88,7 @@ def one_round(env: dict[str, str], blackhole: bool = False) -> dict[str, float]:
     py = [sys.executable, "-c"]
     cli = [sys.executable, "-m", "deeplake_sdk.cli"]
     out: dict[str, float] = {}
-    holes: list[Blackhole] = []
     with tempfile.TemporaryDirectory(prefix="dloffline") as tmp, contextlib.ExitStack() as stack:
-        stack.callback(lambda: [hole.close() for hole in holes])
 
         def fresh(name: str) -> tuple[str, str, dict[str, str]]:
             journal = os.path.join(tmp, name)
@@ -99,10 +97,11 @@ def one_round(env: dict[str, str], blackhole: bool = False) -> dict[str, float]:
             case_env["DEEPLAKE_HOOK_DIR"] = os.path.join(tmp, name + "-hook")
             case_env["DEEPLAKE_MEMORY_MOUNT"] = os.path.join(tmp, name + "-mount")
             case_env["DEEPLAKE_CACHE_DIR"] = os.path.join(tmp, name + "-cache")
+            # the host's shared budget, in the temporary directory: the cases that end with
+            # os._exit leave their entry there
+            case_env["DEEPLAKE_LIMIT_DIR"] = os.path.join(tmp, "limits")
             if blackhole:
-                hole = Blackhole()
-                holes.append(hole)
-                return hole.url, journal, case_env
+                return stack.enter_context(Blackhole()).url, journal, case_env
             return unreachable_url(), journal, case_env
 
         url, journal, case_env = fresh("open")

@@ -257,7 +257,7 @@ class DeeplakeFs:
         self._partial_loads = 0
         self._load_failed = False
         # one attempt, no retry: the checks of a write never wait out an outage
-        self._quick_api = api.with_retries(0).connect_once()
+        self._quick_api = api.with_retries(replace(api.retry_policy, retries=0)).connect_once()
         self._layout: TableLayout | None = None
         self._sessions_layout: TableLayout | None = None
         self._start(api, earlier=self._recover(recover_timeout))
